@@ -1,0 +1,29 @@
+//! Storage: sea-orm entities and the queries Ferry runs. This is the only
+//! crate that builds queries; every function over tenant-owned rows takes
+//! the `TenantId` first, so a handler cannot forget to scope a lookup.
+
+mod db;
+pub mod entities;
+mod error;
+
+pub mod audit;
+pub mod emails;
+pub mod invites;
+pub mod login_attempts;
+pub mod sessions;
+pub mod tenants;
+pub mod users;
+
+pub use db::{Backend, Db};
+pub use error::StoreError;
+
+/// The hex SHA-256 of a secret token: what is stored instead of the token.
+pub fn token_hash(token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// A fresh 256-bit random token, hex encoded, for links and sessions.
+pub fn new_token() -> String {
+    hex::encode(rand::random::<[u8; 32]>())
+}

@@ -1,0 +1,152 @@
+//! Tenants, for operators. Operators see names, statuses and counts, never a
+//! tenant's data.
+
+use crate::entities::{membership, tenant, user};
+use crate::{Db, StoreError};
+use chrono::{DateTime, Utc};
+use ferry_core::{TenantId, TenantName, TenantStatus};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, TransactionTrait,
+};
+use std::collections::HashMap;
+
+/// A tenant as the rest of Ferry sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tenant {
+    /// Its id.
+    pub id: TenantId,
+    /// The firm's name.
+    pub name: String,
+    /// Active or suspended.
+    pub status: TenantStatus,
+    /// When an operator created it.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A row of the operator console.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantSummary {
+    /// The tenant.
+    pub tenant: Tenant,
+    /// How many people belong to it (any status).
+    pub users: u64,
+}
+
+impl TryFrom<tenant::Model> for Tenant {
+    type Error = StoreError;
+    fn try_from(m: tenant::Model) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: m.id.parse().map_err(|_| StoreError::Corrupt("tenants.id"))?,
+            name: m.name,
+            status: TenantStatus::parse(&m.status).ok_or(StoreError::Corrupt("tenants.status"))?,
+            created_at: m.created_at,
+        })
+    }
+}
+
+/// Creates an active tenant.
+pub async fn create(db: &Db, name: &TenantName, now: DateTime<Utc>) -> Result<Tenant, StoreError> {
+    let model = tenant::ActiveModel {
+        id: Set(TenantId::generate().to_string()),
+        name: Set(name.as_str().to_owned()),
+        status: Set(TenantStatus::Active.as_str().to_owned()),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&db.conn)
+    .await?;
+    model.try_into()
+}
+
+/// One tenant by id.
+pub async fn get(db: &Db, id: &TenantId) -> Result<Tenant, StoreError> {
+    tenant::Entity::find_by_id(id.to_string())
+        .one(&db.conn)
+        .await?
+        .ok_or(StoreError::NotFound)?
+        .try_into()
+}
+
+/// Every tenant with its member count, newest first.
+pub async fn list_with_counts(db: &Db) -> Result<Vec<TenantSummary>, StoreError> {
+    let tenants = tenant::Entity::find()
+        .order_by_desc(tenant::Column::CreatedAt)
+        .all(&db.conn)
+        .await?;
+    let counts: Vec<(String, i64)> = membership::Entity::find()
+        .select_only()
+        .column(membership::Column::TenantId)
+        .column_as(Expr::col(membership::Column::UserId).count(), "users")
+        .group_by(membership::Column::TenantId)
+        .into_tuple()
+        .all(&db.conn)
+        .await?;
+    let counts: HashMap<String, i64> = counts.into_iter().collect();
+    tenants
+        .into_iter()
+        .map(|m| {
+            let users = u64::try_from(counts.get(&m.id).copied().unwrap_or(0)).unwrap_or(0);
+            Ok(TenantSummary {
+                tenant: m.try_into()?,
+                users,
+            })
+        })
+        .collect()
+}
+
+/// Suspends or reactivates a tenant. Suspending also ends its users' sessions.
+pub async fn set_status(
+    db: &Db,
+    id: &TenantId,
+    status: TenantStatus,
+    now: DateTime<Utc>,
+) -> Result<Tenant, StoreError> {
+    let txn = db.conn.begin().await?;
+    let found = tenant::Entity::find_by_id(id.to_string())
+        .one(&txn)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    let mut active: tenant::ActiveModel = found.into();
+    active.status = Set(status.as_str().to_owned());
+    active.updated_at = Set(now);
+    let updated = active.update(&txn).await?;
+    if status == TenantStatus::Suspended {
+        crate::entities::session::Entity::delete_many()
+            .filter(crate::entities::session::Column::TenantId.eq(id.to_string()))
+            .exec(&txn)
+            .await?;
+    }
+    txn.commit().await?;
+    updated.try_into()
+}
+
+/// Deletes a tenant, its memberships, sessions, invites and mail, and the
+/// accounts of people who belonged to no other tenant. Audit events stay.
+pub async fn delete(db: &Db, id: &TenantId) -> Result<(), StoreError> {
+    let txn = db.conn.begin().await?;
+    tenant::Entity::find_by_id(id.to_string())
+        .one(&txn)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    let member_ids: Vec<String> = membership::Entity::find()
+        .select_only()
+        .column(membership::Column::UserId)
+        .filter(membership::Column::TenantId.eq(id.to_string()))
+        .into_tuple()
+        .all(&txn)
+        .await?;
+    tenant::Entity::delete_by_id(id.to_string()).exec(&txn).await?;
+    for user_id in member_ids {
+        let elsewhere = membership::Entity::find()
+            .filter(membership::Column::UserId.eq(user_id.clone()))
+            .count(&txn)
+            .await?;
+        if elsewhere == 0 {
+            user::Entity::delete_by_id(user_id).exec(&txn).await?;
+        }
+    }
+    txn.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,17 @@
+//! Ferry's schema. Migrations describe tables with sea-query's builder so the
+//! same code runs on SQLite and PostgreSQL; they never import entities, so an
+//! old migration keeps meaning what it meant when it shipped.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261129_000001_foundation;
+
+/// Every migration, oldest first.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261129_000001_foundation::Migration)]
+    }
+}
