@@ -18,6 +18,9 @@ pub const STATUS_OUTBOX: &str = "outbox";
 /// Given up after the last attempt.
 pub const STATUS_FAILED: &str = "failed";
 
+/// What replaces the body of a delivered email.
+pub const BODY_PURGED: &str = "(delivered; body purged from the outbox)";
+
 /// A stored email.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Email {
@@ -118,10 +121,12 @@ pub async fn claim(
     Ok(result.rows_affected == 1)
 }
 
-/// Records a successful delivery.
+/// Records a successful delivery and purges the body: it may hold a one-time
+/// link whose token is otherwise stored only hashed.
 pub async fn mark_sent(db: &Db, id: &EmailId, now: DateTime<Utc>) -> Result<(), StoreError> {
     email::Entity::update_many()
         .col_expr(email::Column::Status, Expr::value(STATUS_SENT))
+        .col_expr(email::Column::BodyText, Expr::value(BODY_PURGED))
         .col_expr(email::Column::SentAt, Expr::value(now))
         .col_expr(email::Column::Attempts, Expr::col(email::Column::Attempts).add(1))
         .filter(email::Column::Id.eq(id.to_string()))

@@ -1,1 +1,127 @@
-//! placeholder
+//! Ferry's web layer: server-rendered pages (askama), authentication,
+//! sessions, CSRF, extractors and the one mapping from errors to HTTP.
+//! `Application::build` binds the listener and returns the server, so tests
+//! run exactly what `ferry serve` runs.
+
+mod assets;
+mod error;
+mod pages;
+mod password;
+mod session;
+mod templates;
+
+use actix_web::dev::Server;
+use actix_web::{App, HttpServer, middleware, web};
+use ferry_core::Clock;
+use ferry_engine::Mailer;
+use ferry_engine::housekeeping::SessionPolicy;
+use ferry_store::Db;
+use std::net::TcpListener;
+use std::sync::Arc;
+
+pub use error::AppError;
+pub use password::{hash_password, verify_password};
+pub use session::{CurrentUser, Principal};
+
+/// Settings the web layer needs, already validated.
+#[derive(Debug, Clone)]
+pub struct WebConfig {
+    /// Where users reach Ferry; links in emails start with it.
+    pub public_url: url::Url,
+    /// Idle and absolute session timeouts.
+    pub session: SessionPolicy,
+    /// How long invite and reset links work.
+    pub link_ttl: chrono::Duration,
+}
+
+impl WebConfig {
+    /// Cookies get `Secure` and the `__Host-` prefix when Ferry is served over TLS.
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url.scheme() == "https"
+    }
+
+    /// Whether the public URL points at this machine, so the local outbox
+    /// page may be shown (never on a deployment reachable from elsewhere).
+    pub fn is_local(&self) -> bool {
+        match self.public_url.host() {
+            Some(url::Host::Domain(d)) => d == "localhost",
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            None => false,
+        }
+    }
+}
+
+/// Everything a request handler may use. Shared, cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The database.
+    pub db: Db,
+    /// The time source.
+    pub clock: Arc<dyn Clock>,
+    /// Outgoing mail.
+    pub mailer: Mailer,
+    /// Validated settings.
+    pub config: WebConfig,
+    /// The Redis queue backend, when configured (checked by /readyz).
+    pub redis: Option<redis::Client>,
+}
+
+/// The HTTP server, bound and ready to run.
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Binds `listener` (port 0 picks a free port) and builds the server.
+    pub fn build(listener: TcpListener, state: AppState, workers: usize) -> std::io::Result<Self> {
+        let port = listener.local_addr()?.port();
+        let data = web::Data::new(state);
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .app_data(web::FormConfig::default().limit(64 * 1024).error_handler(error::form_error))
+                .app_data(web::PayloadConfig::default().limit(64 * 1024))
+                .configure(pages::routes)
+                .default_service(web::to(pages::not_found))
+                .wrap(middleware::from_fn(session::session_layer))
+                .wrap(middleware::from_fn(error::request_id_layer))
+                .wrap(security_headers())
+        })
+        .workers(workers.max(1))
+        .shutdown_timeout(20)
+        .listen(listener)?
+        .run();
+        Ok(Self { port, server })
+    }
+
+    /// The port the listener got.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A handle to stop the server gracefully.
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until stopped (signal or handle).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+fn security_headers() -> middleware::DefaultHeaders {
+    middleware::DefaultHeaders::new()
+        .add((
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; \
+             object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+        ))
+        .add(("X-Content-Type-Options", "nosniff"))
+        .add(("X-Frame-Options", "DENY"))
+        // One-time links carry their token in the path: never leak it onward.
+        .add(("Referrer-Policy", "no-referrer"))
+        .add(("Cross-Origin-Opener-Policy", "same-origin"))
+}

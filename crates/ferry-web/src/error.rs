@@ -1,0 +1,196 @@
+//! The one mapping from errors to HTTP. Validation errors never get here:
+//! handlers re-render their form with 422. What does get here becomes the
+//! 404, 403 or 409 page, or an opaque 500 that shows the request id, which
+//! is in the log next to the cause chain.
+
+use crate::templates::{ErrorPage, Layout, render_bare};
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::{StatusCode, header};
+use actix_web::middleware::Next;
+use actix_web::{HttpRequest, HttpResponse, ResponseError};
+use ferry_store::StoreError;
+use std::fmt;
+use tracing::Instrument;
+
+tokio::task_local! {
+    static REQUEST_ID: String;
+}
+
+/// The current request's id (or a fresh one outside a request).
+pub fn current_request_id() -> String {
+    REQUEST_ID
+        .try_with(Clone::clone)
+        .unwrap_or_else(|_| new_request_id())
+}
+
+fn new_request_id() -> String {
+    format!("req_{:016x}", rand::random::<u64>())
+}
+
+/// Gives every request an id (in the log, in `X-Request-Id`, on a 500 page)
+/// and logs its outcome.
+pub async fn request_id_layer(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let id = new_request_id();
+    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.path());
+    let started = std::time::Instant::now();
+    let mut res = REQUEST_ID
+        .scope(id.clone(), next.call(req).instrument(span.clone()))
+        .await?;
+    let status = res.status().as_u16();
+    span.in_scope(|| {
+        tracing::info!(status, elapsed_ms = started.elapsed().as_millis() as u64, "request done");
+    });
+    if let Ok(value) = header::HeaderValue::from_str(&id) {
+        res.headers_mut().insert(header::HeaderName::from_static("x-request-id"), value);
+    }
+    Ok(res)
+}
+
+/// An error a handler could not deal with itself.
+#[derive(Debug)]
+pub enum AppError {
+    /// No such thing for this user (also: it belongs to another tenant).
+    NotFound,
+    /// Logged in, but not allowed.
+    Forbidden,
+    /// Not logged in: go to the login page and come back to `next`.
+    LoginRequired {
+        /// Where to return after login.
+        next: String,
+    },
+    /// The change breaks a rule; the message says which.
+    Conflict(String),
+    /// Anything unexpected.
+    Internal(anyhow::Error),
+}
+
+impl fmt::Display for AppError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotFound => f.write_str("not found"),
+            Self::Forbidden => f.write_str("forbidden"),
+            Self::LoginRequired { .. } => f.write_str("login required"),
+            Self::Conflict(m) => f.write_str(m),
+            Self::Internal(e) => write!(f, "internal error: {e:#}"),
+        }
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => Self::NotFound,
+            StoreError::Conflict(m) => Self::Conflict(m),
+            other => Self::Internal(anyhow::Error::new(other)),
+        }
+    }
+}
+
+impl From<anyhow::Error> for AppError {
+    fn from(e: anyhow::Error) -> Self {
+        Self::Internal(e)
+    }
+}
+
+impl From<askama::Error> for AppError {
+    fn from(e: askama::Error) -> Self {
+        Self::Internal(anyhow::Error::new(e))
+    }
+}
+
+impl ResponseError for AppError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::LoginRequired { .. } => StatusCode::SEE_OTHER,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            Self::LoginRequired { next } => {
+                let target = format!("/login?next={}", urlencode(next));
+                HttpResponse::SeeOther()
+                    .insert_header((header::LOCATION, target))
+                    .finish()
+            }
+            Self::NotFound => error_page(
+                StatusCode::NOT_FOUND,
+                "Page not found",
+                "There is nothing here, or you do not have access to it.",
+                None,
+            ),
+            Self::Forbidden => error_page(
+                StatusCode::FORBIDDEN,
+                "Not allowed",
+                "Your role does not allow this. Ask an admin of your firm if you need it.",
+                None,
+            ),
+            Self::Conflict(message) => error_page(StatusCode::CONFLICT, "That cannot be done", message, None),
+            Self::Internal(error) => {
+                let request_id = current_request_id();
+                tracing::error!(request_id = %request_id, error = %format!("{error:#}"), "request failed");
+                error_page(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something went wrong",
+                    "Ferry could not complete this request. It has been logged; \
+                     quote the reference below if you contact support.",
+                    Some(request_id),
+                )
+            }
+        }
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// Renders an error page with no internal detail.
+pub fn error_page(status: StatusCode, title: &str, message: &str, request_id: Option<String>) -> HttpResponse {
+    let page = ErrorPage {
+        layout: Layout::bare(title),
+        status: status.as_u16(),
+        message: message.to_owned(),
+        request_id,
+    };
+    render_bare(status, &page)
+}
+
+/// The 403 for a state-changing request without a valid anti-forgery token.
+pub fn csrf_rejected() -> HttpResponse {
+    error_page(
+        StatusCode::FORBIDDEN,
+        "Form expired",
+        "This form was not submitted from a current Ferry page (its security token is missing or wrong). \
+         Go back, reload the page and try again.",
+        None,
+    )
+}
+
+/// Turns an unreadable or oversized form body into a clear 400 or 413.
+pub fn form_error(err: actix_web::error::UrlencodedError, _req: &HttpRequest) -> actix_web::Error {
+    use actix_web::error::UrlencodedError as E;
+    let response = match &err {
+        E::Overflow { .. } | E::UnknownLength => error_page(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "Form too large",
+            "The form sent more data than Ferry accepts (64 KiB).",
+            None,
+        ),
+        _ => error_page(
+            StatusCode::BAD_REQUEST,
+            "Form not understood",
+            "The form data could not be read. Reload the page and try again.",
+            None,
+        ),
+    };
+    actix_web::error::InternalError::from_response(err, response).into()
+}

@@ -1,0 +1,99 @@
+//! The local mail outbox: with no SMTP configured, emails stay here and this
+//! page shows them. It exists only on a local install (public URL on this
+//! machine) and answers only requests from this machine, because the mail
+//! holds one-time links.
+
+use super::parse_id;
+use crate::error::AppError;
+use crate::session::request_auth;
+use crate::templates::{Layout, render};
+use crate::AppState;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use ferry_core::EmailId;
+use ferry_store::emails;
+
+fn allowed(state: &AppState, req: &HttpRequest) -> bool {
+    let from_here = request_auth(req)
+        .client_ip
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback());
+    !state.mailer.smtp_configured() && state.config.is_local() && from_here
+}
+
+struct OutboxRow {
+    id: String,
+    when: String,
+    to: String,
+    subject: String,
+    status: String,
+}
+
+#[derive(Template)]
+#[template(path = "outbox.html")]
+struct OutboxPage {
+    layout: Layout,
+    rows: Vec<OutboxRow>,
+}
+
+/// GET /outbox
+pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, AppError> {
+    if !allowed(&state, &req) {
+        return Err(AppError::NotFound);
+    }
+    let rows = emails::recent(&state.db, 100)
+        .await?
+        .into_iter()
+        .map(|e| OutboxRow {
+            id: e.id.to_string(),
+            when: e.created_at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+            to: e.to,
+            subject: e.subject,
+            status: e.status,
+        })
+        .collect();
+    render(&req, StatusCode::OK, &OutboxPage {
+        layout: Layout::new(&req, "Mail outbox", "/outbox"),
+        rows,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "outbox_email.html")]
+struct EmailPage {
+    layout: Layout,
+    when: String,
+    to: String,
+    subject: String,
+    lines: Vec<BodyLine>,
+}
+
+/// A line of a plain-text email; links are made clickable.
+struct BodyLine {
+    text: String,
+    is_link: bool,
+}
+
+/// GET /outbox/{id}
+pub async fn detail(state: web::Data<AppState>, req: HttpRequest, id: web::Path<String>) -> Result<HttpResponse, AppError> {
+    if !allowed(&state, &req) {
+        return Err(AppError::NotFound);
+    }
+    let id: EmailId = parse_id(&id)?;
+    let email = emails::get(&state.db, &id).await?;
+    render(&req, StatusCode::OK, &EmailPage {
+        layout: Layout::new(&req, email.subject.clone(), "/outbox"),
+        when: email.created_at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        to: email.to,
+        subject: email.subject,
+        lines: email
+            .body
+            .lines()
+            .map(|l| BodyLine {
+                is_link: l.starts_with("http://") || l.starts_with("https://"),
+                text: l.to_owned(),
+            })
+            .collect(),
+    })
+}

@@ -1,0 +1,344 @@
+//! Sessions and anti-forgery tokens.
+//!
+//! One middleware resolves the session cookie into a [`CurrentUser`] (once
+//! per request, enforcing the idle and absolute timeouts and the user's and
+//! tenant's status), and refuses any state-changing request whose
+//! anti-forgery token does not match: the session's token once logged in, a
+//! double-submit cookie before. Extractors then give handlers the principal
+//! they need, or answer 303-to-login or 403.
+
+use crate::AppState;
+use crate::error::{AppError, csrf_rejected};
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::cookie::{Cookie, SameSite, time};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::{Method, header};
+use actix_web::middleware::Next;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+use ferry_core::{Role, TenantId, TenantStatus, UserId, UserStatus};
+use ferry_store::{sessions, token_hash, users};
+use std::future::{Ready, ready};
+use subtle::ConstantTimeEq;
+
+/// Who a logged-in user is acting as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// A platform operator: manages tenants, sees no tenant data.
+    Operator,
+    /// A member of one tenant.
+    Member {
+        /// The tenant, derived from the session, never from the request.
+        tenant_id: TenantId,
+        /// Its name, for the header.
+        tenant_name: String,
+        /// Their role there.
+        role: Role,
+    },
+}
+
+/// The logged-in user of a request.
+#[derive(Debug, Clone)]
+pub struct CurrentUser {
+    /// Their id.
+    pub user_id: UserId,
+    /// Their login address.
+    pub email: String,
+    /// Their display name.
+    pub name: String,
+    /// Operator or tenant member.
+    pub principal: Principal,
+    /// The session's anti-forgery token.
+    pub csrf_token: String,
+    /// The session's key, to end it at logout.
+    pub session_hash: String,
+}
+
+impl CurrentUser {
+    /// The tenant and role of a member; `Forbidden` for an operator.
+    pub fn member(&self) -> Result<(&TenantId, Role), AppError> {
+        match &self.principal {
+            Principal::Member { tenant_id, role, .. } => Ok((tenant_id, *role)),
+            Principal::Operator => Err(AppError::Forbidden),
+        }
+    }
+
+    /// Who to name in the audit log.
+    pub fn audit_label(&self) -> &str {
+        &self.email
+    }
+}
+
+/// What the middleware learned about a request, for extractors and layouts.
+#[derive(Debug, Clone)]
+pub struct RequestAuth {
+    /// The logged-in user, if any.
+    pub user: Option<CurrentUser>,
+    /// The token forms must carry.
+    pub csrf_token: String,
+    /// The client address (the TCP peer; Ferry does not trust forwarding
+    /// headers it cannot verify).
+    pub client_ip: String,
+}
+
+/// Name of the session cookie (`__Host-` prefixed under TLS).
+pub fn session_cookie_name(secure: bool) -> &'static str {
+    if secure { "__Host-ferry_session" } else { "ferry_session" }
+}
+
+fn csrf_cookie_name(secure: bool) -> &'static str {
+    if secure { "__Host-ferry_csrf" } else { "ferry_csrf" }
+}
+
+/// A cookie with Ferry's attributes: HttpOnly, SameSite=Lax, Path=/, and
+/// Secure under TLS.
+pub fn cookie(name: &'static str, value: String, secure: bool) -> Cookie<'static> {
+    Cookie::build(name, value)
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(secure)
+        .finish()
+}
+
+/// A cookie that deletes `name` in the browser.
+pub fn removal(name: &'static str, secure: bool) -> Cookie<'static> {
+    let mut c = cookie(name, String::new(), secure);
+    c.set_max_age(time::Duration::ZERO);
+    c.set_expires(time::OffsetDateTime::UNIX_EPOCH);
+    c
+}
+
+fn is_token_shape(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+fn tokens_match(submitted: Option<&str>, expected: &str) -> bool {
+    submitted.is_some_and(|s| bool::from(s.as_bytes().ct_eq(expected.as_bytes())))
+}
+
+/// Finds the live session for a cookie value, ending it if it timed out or
+/// its user or tenant lost access.
+async fn resolve(state: &AppState, token: &str) -> anyhow::Result<Option<CurrentUser>> {
+    if !is_token_shape(token) {
+        return Ok(None);
+    }
+    let hash = token_hash(token);
+    let Some(session) = sessions::find(&state.db, &hash).await? else {
+        return Ok(None);
+    };
+    let now = state.clock.now();
+    let policy = state.config.session;
+    if now - session.last_seen_at > policy.idle || now - session.created_at > policy.absolute {
+        sessions::delete(&state.db, &hash).await?;
+        return Ok(None);
+    }
+    let user = users::get(&state.db, &session.user_id).await?;
+    let principal = if user.is_operator {
+        Principal::Operator
+    } else {
+        match users::membership_of(&state.db, &user.id).await? {
+            Some(m)
+                if Some(&m.tenant.id) == session.tenant_id.as_ref()
+                    && m.status == UserStatus::Active
+                    && m.tenant.status == TenantStatus::Active =>
+            {
+                Principal::Member {
+                    tenant_id: m.tenant.id,
+                    tenant_name: m.tenant.name,
+                    role: m.role,
+                }
+            }
+            _ => {
+                sessions::delete(&state.db, &hash).await?;
+                return Ok(None);
+            }
+        }
+    };
+    if user.status != UserStatus::Active {
+        sessions::delete(&state.db, &hash).await?;
+        return Ok(None);
+    }
+    // Writing on every request would serialise SQLite; a minute of slack
+    // in the idle timeout is harmless.
+    if now - session.last_seen_at > chrono::Duration::seconds(60) {
+        sessions::touch(&state.db, &hash, now).await?;
+    }
+    Ok(Some(CurrentUser {
+        user_id: user.id,
+        email: user.email,
+        name: user.name,
+        principal,
+        csrf_token: session.csrf_token,
+        session_hash: hash,
+    }))
+}
+
+fn is_state_changing(method: &Method) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// Resolves the session and enforces anti-forgery tokens.
+pub async fn session_layer(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+        return Err(actix_web::error::ErrorInternalServerError("application state missing"));
+    };
+    let secure = state.config.secure_cookies();
+    let client_ip = req
+        .peer_addr()
+        .map_or_else(|| "-".to_owned(), |a| a.ip().to_string());
+
+    let session_cookie = req.cookie(session_cookie_name(secure));
+    let user = match &session_cookie {
+        Some(c) => resolve(&state, c.value())
+            .await
+            .map_err(|e| AppError::Internal(e.context("resolving the session")))?,
+        None => None,
+    };
+    let clear_session_cookie = session_cookie.is_some() && user.is_none();
+
+    let mut new_csrf_cookie = None;
+    let csrf_token = match &user {
+        Some(u) => u.csrf_token.clone(),
+        None => match req.cookie(csrf_cookie_name(secure)) {
+            Some(c) if is_token_shape(c.value()) => c.value().to_owned(),
+            _ => {
+                let t = ferry_store::new_token();
+                new_csrf_cookie = Some(t.clone());
+                t
+            }
+        },
+    };
+
+    if is_state_changing(req.method()) && !req.path().starts_with("/static/") {
+        let header_token = req
+            .headers()
+            .get("x-csrf-token")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let submitted = match header_token {
+            Some(t) => Some(t),
+            None => {
+                let body = req.extract::<web::Bytes>().await?;
+                let token = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body)
+                    .ok()
+                    .and_then(|pairs| pairs.into_iter().find(|(k, _)| k == "csrf_token"))
+                    .map(|(_, v)| v);
+                req.set_payload(Payload::from(body));
+                token
+            }
+        };
+        // Before login the token is only valid if the browser already had
+        // the cookie: a freshly minted one proves nothing.
+        let valid = new_csrf_cookie.is_none() && tokens_match(submitted.as_deref(), &csrf_token);
+        if !valid {
+            tracing::warn!(path = %req.path(), "state-changing request without a valid anti-forgery token");
+            return Ok(req.into_response(csrf_rejected()).map_into_right_body());
+        }
+    }
+
+    req.extensions_mut().insert(RequestAuth {
+        user,
+        csrf_token,
+        client_ip,
+    });
+    let mut res = next.call(req).await?;
+    if let Some(token) = new_csrf_cookie {
+        res.response_mut()
+            .add_cookie(&cookie(csrf_cookie_name(secure), token, secure))?;
+    }
+    // A handler that logged someone in or out set the cookie itself.
+    let handler_set_session = res
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .any(|v| v.to_str().is_ok_and(|s| s.starts_with(session_cookie_name(secure))));
+    if clear_session_cookie && !handler_set_session {
+        res.response_mut()
+            .add_cookie(&removal(session_cookie_name(secure), secure))?;
+    }
+    Ok(res.map_into_left_body())
+}
+
+/// What the middleware stored for this request.
+pub fn request_auth(req: &HttpRequest) -> RequestAuth {
+    req.extensions()
+        .get::<RequestAuth>()
+        .cloned()
+        .unwrap_or_else(|| RequestAuth {
+            user: None,
+            csrf_token: String::new(),
+            client_ip: "-".into(),
+        })
+}
+
+fn login_required(req: &HttpRequest) -> AppError {
+    let next = match req.uri().path_and_query() {
+        Some(pq) if req.method() == Method::GET => pq.as_str().to_owned(),
+        _ => "/".to_owned(),
+    };
+    AppError::LoginRequired { next }
+}
+
+impl FromRequest for CurrentUser {
+    type Error = AppError;
+    type Future = Ready<Result<Self, AppError>>;
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(request_auth(req).user.ok_or_else(|| login_required(req)))
+    }
+}
+
+/// A platform operator; 403 for anyone else.
+pub struct Operator(pub CurrentUser);
+
+impl FromRequest for Operator {
+    type Error = AppError;
+    type Future = Ready<Result<Self, AppError>>;
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(match request_auth(req).user {
+            Some(u) if u.principal == Principal::Operator => Ok(Self(u)),
+            Some(_) => Err(AppError::Forbidden),
+            None => Err(login_required(req)),
+        })
+    }
+}
+
+/// A member of a tenant (admin or staff); 403 for an operator.
+pub struct Member {
+    /// The user.
+    pub user: CurrentUser,
+    /// Their tenant.
+    pub tenant_id: TenantId,
+    /// Their role.
+    pub role: Role,
+}
+
+impl FromRequest for Member {
+    type Error = AppError;
+    type Future = Ready<Result<Self, AppError>>;
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(match request_auth(req).user {
+            Some(user) => match user.principal.clone() {
+                Principal::Member { tenant_id, role, .. } => Ok(Self { user, tenant_id, role }),
+                Principal::Operator => Err(AppError::Forbidden),
+            },
+            None => Err(login_required(req)),
+        })
+    }
+}
+
+/// A tenant admin; 403 for staff and operators.
+pub struct Admin(pub Member);
+
+impl FromRequest for Admin {
+    type Error = AppError;
+    type Future = Ready<Result<Self, AppError>>;
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        ready(match Member::from_request(req, payload).into_inner() {
+            Ok(m) if m.role == Role::Admin => Ok(Self(m)),
+            Ok(_) => Err(AppError::Forbidden),
+            Err(e) => Err(e),
+        })
+    }
+}
