@@ -69,6 +69,16 @@ pub async fn get(db: &Db, id: &TenantId) -> Result<Tenant, StoreError> {
         .try_into()
 }
 
+/// The tenant with exactly this name, if any (the demo finds its tenant so).
+pub async fn find_by_name(db: &Db, name: &str) -> Result<Option<Tenant>, StoreError> {
+    tenant::Entity::find()
+        .filter(tenant::Column::Name.eq(name))
+        .one(&db.conn)
+        .await?
+        .map(Tenant::try_from)
+        .transpose()
+}
+
 /// Every tenant with its member count, newest first.
 pub async fn list_with_counts(db: &Db) -> Result<Vec<TenantSummary>, StoreError> {
     let tenants = tenant::Entity::find()

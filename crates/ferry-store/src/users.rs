@@ -309,3 +309,29 @@ pub async fn set_member_status(
     txn.commit().await?;
     Ok(updated)
 }
+
+/// Adds a person straight into a tenant with a password (the demo and the
+/// command line; people in the UI join through invites).
+pub async fn create_member(
+    db: &Db,
+    tenant: &TenantId,
+    email: &EmailAddress,
+    name: &str,
+    password_hash: String,
+    role: Role,
+    now: DateTime<Utc>,
+) -> Result<User, StoreError> {
+    let txn = db.conn.begin().await?;
+    let user = insert_user(&txn, email.as_str(), name, Some(password_hash), false, now).await?;
+    membership::ActiveModel {
+        tenant_id: Set(tenant.to_string()),
+        user_id: Set(user.id.to_string()),
+        role: Set(role.as_str().to_owned()),
+        status: Set(UserStatus::Active.as_str().to_owned()),
+        created_at: Set(now),
+    }
+    .insert(&txn)
+    .await?;
+    txn.commit().await?;
+    Ok(user)
+}

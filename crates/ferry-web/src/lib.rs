@@ -19,6 +19,7 @@ use ferry_store::Db;
 use std::net::TcpListener;
 use std::sync::Arc;
 
+pub use actix_web::dev::ServerHandle;
 pub use error::AppError;
 pub use password::{hash_password, verify_password};
 pub use session::{CurrentUser, Principal};
@@ -102,7 +103,7 @@ impl Application {
     }
 
     /// A handle to stop the server gracefully.
-    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+    pub fn handle(&self) -> ServerHandle {
         self.server.handle()
     }
 
@@ -124,4 +125,10 @@ fn security_headers() -> middleware::DefaultHeaders {
         // One-time links carry their token in the path: never leak it onward.
         .add(("Referrer-Policy", "no-referrer"))
         .add(("Cross-Origin-Opener-Policy", "same-origin"))
+}
+
+/// A Redis client for `url`, for the readiness check (the queue itself
+/// arrives with the workflow engine).
+pub fn redis_client(url: &str) -> anyhow::Result<redis::Client> {
+    Ok(redis::Client::open(url)?)
 }

@@ -1,1 +1,175 @@
-//! p
+//! The composition root: reads settings, opens the database, wires the web
+//! layer and the background loops. `main` and the tests both call
+//! [`build`], so tests run exactly what production runs.
+
+pub mod config;
+pub mod demo;
+
+use anyhow::Context;
+use ferry_core::Clock;
+use ferry_engine::housekeeping::{self, SessionPolicy};
+use ferry_engine::{MailDelivery, Mailer, SmtpSettings};
+use ferry_store::Db;
+use ferry_web::{AppState, Application, WebConfig};
+use secrecy::ExposeSecret;
+use std::net::TcpListener;
+use std::sync::Arc;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use config::Settings;
+
+/// Which parts a process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roles {
+    /// Serve HTTP.
+    pub web: bool,
+    /// Run background work (mail delivery, housekeeping).
+    pub worker: bool,
+}
+
+/// How long one-time links (invites, password resets) work.
+pub const LINK_TTL_HOURS: i64 = 72;
+
+/// Opens the database named by the settings and applies migrations.
+pub async fn open_database(settings: &Settings) -> anyhow::Result<Db> {
+    if settings.is_sqlite() {
+        create_private_dir(&settings.data_dir)
+            .with_context(|| format!("creating the data directory {}", settings.data_dir.display()))?;
+    }
+    let pool_size = if settings.is_sqlite() { 8 } else { 10 };
+    let db = Db::connect(settings.database_url.expose_secret(), pool_size)
+        .await
+        .context("connecting to the database (FERRY_DATABASE_URL)")?;
+    db.migrate().await.context("applying database migrations")?;
+    Ok(db)
+}
+
+fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+/// A running Ferry process: the HTTP server and/or the background loops.
+pub struct Ferry {
+    app: Option<Application>,
+    db: Db,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// Builds the process: opens and migrates the database, binds the listener
+/// (port 0 picks a free one) and starts the background loops.
+pub async fn build(settings: &Settings, clock: Arc<dyn Clock>, roles: Roles) -> anyhow::Result<Ferry> {
+    let db = open_database(settings).await?;
+    let mailer = Mailer::new(db.clone(), clock.clone(), settings.smtp_url.is_some());
+    let (stop, stop_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+
+    if roles.worker {
+        if let Some(url) = &settings.smtp_url {
+            let delivery = MailDelivery::new(
+                db.clone(),
+                clock.clone(),
+                &SmtpSettings {
+                    url: url.clone(),
+                    from: settings.mail_from.clone(),
+                },
+            )?;
+            tasks.push(tokio::spawn(delivery.run(mailer.wake_signal(), stop_rx.clone())));
+        }
+        tasks.push(tokio::spawn(housekeeping::run(
+            db.clone(),
+            clock.clone(),
+            SessionPolicy::default(),
+            stop_rx.clone(),
+        )));
+    }
+
+    let app = if roles.web {
+        let redis = settings
+            .redis_url
+            .as_ref()
+            .map(|u| ferry_web::redis_client(u.expose_secret()))
+            .transpose()
+            .context("FERRY_REDIS_URL")?;
+        let state = AppState {
+            db: db.clone(),
+            clock,
+            mailer,
+            config: WebConfig {
+                public_url: settings.public_url.clone(),
+                session: SessionPolicy::default(),
+                link_ttl: chrono::Duration::hours(LINK_TTL_HOURS),
+            },
+            redis,
+        };
+        let listener = TcpListener::bind(settings.bind)
+            .with_context(|| format!("binding {} (FERRY_BIND)", settings.bind))?;
+        Some(Application::build(listener, state, settings.web_workers)?)
+    } else {
+        None
+    };
+    Ok(Ferry { app, db, stop, tasks })
+}
+
+impl Ferry {
+    /// The HTTP port, when serving.
+    pub fn port(&self) -> Option<u16> {
+        self.app.as_ref().map(Application::port)
+    }
+
+    /// The database pool.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Runs until SIGINT/SIGTERM (or until the server is stopped through
+    /// `server_handle`), then lets in-flight requests and background work
+    /// finish.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        match self.app {
+            // actix-web handles the signals and drains requests itself.
+            Some(app) => app.run_until_stopped().await?,
+            None => wait_for_signal().await,
+        }
+        tracing::info!("shutting down: finishing background work");
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(20), task).await;
+        }
+        Ok(())
+    }
+
+    /// A handle that stops the HTTP server gracefully (tests, embedding).
+    pub fn server_handle(&self) -> Option<ferry_web::ServerHandle> {
+        self.app.as_ref().map(Application::handle)
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

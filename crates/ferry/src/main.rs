@@ -1,1 +1,203 @@
-fn main() {}
+//! `ferry`: the command line. Each subcommand wires the library and runs.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use ferry::{Roles, Settings};
+use ferry_core::{Clock, EmailAddress, InviteKind, Password, SystemClock};
+use ferry_store::{audit, invites, new_token, token_hash, users};
+use std::io::{BufRead, IsTerminal};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// Ferry: a compliance-first integration platform.
+#[derive(Debug, Parser)]
+#[command(name = "ferry", version, about)]
+struct Cli {
+    /// A TOML configuration file (default: ./ferry.toml when it exists).
+    /// Environment variables FERRY_* override it.
+    #[arg(long, global = true, env = "FERRY_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Migrate, then serve the web UI with a worker in the same process.
+    Serve {
+        /// Serve HTTP only; run `ferry worker` processes for background work.
+        #[arg(long)]
+        web_only: bool,
+    },
+    /// Run background work only (mail delivery, housekeeping).
+    Worker,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Create or refresh the demo tenant and logins, print them, then serve.
+    Demo,
+    /// Platform administration.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Create a platform operator. With --password-stdin the password is
+    /// read from standard input; otherwise a one-time invite link is printed.
+    CreateOperator {
+        /// The operator's login email.
+        #[arg(long)]
+        email: String,
+        /// The operator's display name.
+        #[arg(long, default_value = "Platform operator")]
+        name: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,sea_orm=warn,actix_server=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(settings.log_json);
+    match run(cli.command, settings).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    match command {
+        Command::Serve { web_only } => serve(&settings, clock, Roles { web: true, worker: !web_only }, None).await,
+        Command::Worker => {
+            let ferry = ferry::build(&settings, clock, Roles { web: false, worker: true }).await?;
+            tracing::info!("worker started");
+            ferry.run_until_stopped().await
+        }
+        Command::Migrate => {
+            ferry::open_database(&settings).await?;
+            println!("database is up to date");
+            Ok(())
+        }
+        Command::Demo => {
+            let db = ferry::open_database(&settings).await?;
+            let logins = ferry::demo::seed(&db, clock.as_ref()).await?;
+            serve(&settings, clock, Roles { web: true, worker: true }, Some(logins)).await
+        }
+        Command::Admin(AdminCommand::CreateOperator { email, name, password_stdin }) => {
+            create_operator(&settings, clock.as_ref(), &email, &name, password_stdin).await
+        }
+    }
+}
+
+async fn serve(settings: &Settings, clock: Arc<dyn Clock>, roles: Roles, logins: Option<Vec<ferry::demo::DemoLogin>>) -> anyhow::Result<()> {
+    let ferry = ferry::build(settings, clock, roles).await?;
+    let url = settings.public_url.as_str().trim_end_matches('/').to_owned();
+    tracing::info!(url = %url, web = roles.web, worker = roles.worker, "Ferry is serving");
+    if let Some(logins) = logins {
+        println!("\nFerry demo is running at {url}\n");
+        for l in &logins {
+            println!("  {:<18} {:<30} password: {}", l.role, l.email, l.password);
+        }
+        if settings.smtp_url.is_none() {
+            println!("\n  Mail (invites, password resets) is kept in the outbox: {url}/outbox");
+        }
+        println!("\nPress Ctrl-C to stop.\n");
+    }
+    ferry.run_until_stopped().await
+}
+
+async fn create_operator(settings: &Settings, clock: &dyn Clock, email: &str, name: &str, password_stdin: bool) -> anyhow::Result<()> {
+    let email = EmailAddress::parse("email", email).map_err(|e| anyhow::anyhow!("--email: {}", e.message))?;
+    let name = ferry_core::PersonName::parse("name", name).map_err(|e| anyhow::anyhow!("--name: {}", e.message))?;
+    let db = ferry::open_database(settings).await?;
+    if users::find_by_email(&db, &email).await?.is_some() {
+        anyhow::bail!("an account with the email {email} already exists");
+    }
+    let now = clock.now();
+    if password_stdin {
+        if std::io::stdin().is_terminal() {
+            eprint!("Password for {email}: ");
+        }
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).context("reading the password from standard input")?;
+        let line = line.trim_end_matches(['\n', '\r']);
+        let password = Password::parse_new("password", line, line).map_err(|e| anyhow::anyhow!("password: {}", e.message))?;
+        let hash = ferry_web::hash_password(password.expose().to_owned()).await?;
+        let user = users::create_operator(&db, &email, name.as_str(), Some(hash), now).await?;
+        record(&db, "operator.created", user.id.as_str(), &email, now).await?;
+        println!("created platform operator {email}; sign in at {}login", settings.public_url);
+    } else {
+        let token = new_token();
+        let invite = invites::create(
+            &db,
+            invites::NewInvite {
+                kind: InviteKind::Invite,
+                email: &email,
+                name: name.as_str(),
+                tenant_id: None,
+                role: None,
+                user_id: None,
+                invited_by: None,
+                expires_at: now + chrono_hours(ferry::LINK_TTL_HOURS),
+            },
+            &token_hash(&token),
+            now,
+        )
+        .await?;
+        record(&db, "operator.invited", invite.id.as_str(), &email, now).await?;
+        println!(
+            "one-time invite link for {email} (works once, for {} hours):\n{}invite/{token}",
+            ferry::LINK_TTL_HOURS,
+            settings.public_url
+        );
+    }
+    Ok(())
+}
+
+fn chrono_hours(h: i64) -> chrono::Duration {
+    chrono::Duration::hours(h)
+}
+
+async fn record(db: &ferry_store::Db, action: &str, target: &str, email: &EmailAddress, now: chrono::DateTime<chrono::Utc>) -> anyhow::Result<()> {
+    audit::record(
+        db,
+        audit::NewAuditEvent {
+            tenant_id: None,
+            actor_user_id: None,
+            actor_label: "command line",
+            action,
+            target_kind: "user",
+            target_id: target,
+            details: serde_json::json!({ "email": email.as_str() }),
+            client_ip: "-",
+        },
+        now,
+    )
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,370 @@
+//! Configuration: embedded defaults, then an optional TOML file, then
+//! `FERRY_*` environment variables. Validated once at start; a bad setting
+//! stops the process with one line naming it and what is wrong.
+
+use anyhow::{Context, anyhow, bail};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use secrecy::{ExposeSecret, SecretBox, SecretString};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Settings as read, before validation. Every field is text so that the
+/// messages about bad values are Ferry's own.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+struct RawSettings {
+    bind: String,
+    database_url: Option<String>,
+    redis_url: Option<String>,
+    smtp_url: Option<String>,
+    mail_from: String,
+    master_key: Option<String>,
+    master_key_file: Option<String>,
+    public_url: Option<String>,
+    data_dir: String,
+    log_format: String,
+    web_workers: Option<String>,
+}
+
+impl Default for RawSettings {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:8080".into(),
+            database_url: None,
+            redis_url: None,
+            smtp_url: None,
+            mail_from: "Ferry <ferry@localhost>".into(),
+            master_key: None,
+            master_key_file: None,
+            public_url: None,
+            data_dir: "./data".into(),
+            log_format: "text".into(),
+            web_workers: None,
+        }
+    }
+}
+
+/// Validated settings.
+#[derive(Debug)]
+pub struct Settings {
+    /// Address to listen on (`FERRY_BIND`, default `127.0.0.1:8080`).
+    pub bind: SocketAddr,
+    /// `sqlite://…` or `postgres://…` (`FERRY_DATABASE_URL`, default a SQLite
+    /// file in the data directory).
+    pub database_url: SecretString,
+    /// Redis for the shared queue (`FERRY_REDIS_URL`; none: embedded queue).
+    pub redis_url: Option<SecretString>,
+    /// SMTP server (`FERRY_SMTP_URL`; none: mail stays in the outbox).
+    pub smtp_url: Option<SecretString>,
+    /// From header of Ferry's email (`FERRY_MAIL_FROM`).
+    pub mail_from: ferry_engine::mail::Mailbox,
+    /// The 256-bit master key that wraps tenants' data keys
+    /// (`FERRY_MASTER_KEY` base64, or `FERRY_MASTER_KEY_FILE`; default a file
+    /// generated in the data directory with mode 0600).
+    pub master_key: SecretBox<[u8; 32]>,
+    /// Where users reach Ferry (`FERRY_PUBLIC_URL`, default `http://` + bind).
+    pub public_url: url::Url,
+    /// Directory for the SQLite file and the generated key (`FERRY_DATA_DIR`).
+    pub data_dir: PathBuf,
+    /// `text` or `json` logs (`FERRY_LOG_FORMAT`).
+    pub log_json: bool,
+    /// HTTP worker threads (`FERRY_WEB_WORKERS`, default: one per core).
+    pub web_workers: usize,
+}
+
+/// A configuration error: which setting, and what is wrong with it.
+#[derive(Debug)]
+pub struct ConfigError {
+    setting: &'static str,
+    message: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "configuration error: {}: {}", self.setting, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn bad(setting: &'static str, message: impl Into<String>) -> anyhow::Error {
+    anyhow!(ConfigError { setting, message: message.into() })
+}
+
+impl Settings {
+    /// Loads the layers: defaults, `file` (or `./ferry.toml` if present),
+    /// then the environment.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
+        let mut figment = Figment::from(Serialized::defaults(RawSettings::default()));
+        match file {
+            Some(path) => {
+                if !path.exists() {
+                    bail!(bad("--config", format!("{} does not exist", path.display())));
+                }
+                figment = figment.merge(Toml::file(path));
+            }
+            None => figment = figment.merge(Toml::file("ferry.toml")),
+        }
+        figment = figment.merge(Env::prefixed("FERRY_").ignore(&["config"]));
+        let raw: RawSettings = figment
+            .extract()
+            .map_err(|e| bad("settings", e.to_string().replace('\n', " ")))?;
+        Self::validate(raw)
+    }
+
+    fn validate(raw: RawSettings) -> anyhow::Result<Self> {
+        let bind: SocketAddr = raw
+            .bind
+            .trim()
+            .parse()
+            .map_err(|_| bad("FERRY_BIND", format!("'{}' is not an address like 127.0.0.1:8080", raw.bind)))?;
+
+        let data_dir = PathBuf::from(raw.data_dir.trim());
+        if raw.data_dir.trim().is_empty() {
+            bail!(bad("FERRY_DATA_DIR", "must not be empty"));
+        }
+
+        let database_url = match raw.database_url.filter(|s| !s.trim().is_empty()) {
+            Some(url) => {
+                let url = url.trim().to_owned();
+                if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                    bail!(bad("FERRY_DATABASE_URL", "must start with sqlite: or postgres://"));
+                }
+                url
+            }
+            None => format!("sqlite://{}", data_dir.join("ferry.db").display()),
+        };
+
+        let redis_url = match raw.redis_url.filter(|s| !s.trim().is_empty()) {
+            Some(url) => {
+                let parsed = url::Url::parse(url.trim())
+                    .map_err(|e| bad("FERRY_REDIS_URL", format!("not a URL ({e})")))?;
+                if !matches!(parsed.scheme(), "redis" | "rediss") {
+                    bail!(bad("FERRY_REDIS_URL", "must start with redis:// or rediss://"));
+                }
+                Some(SecretString::from(url.trim().to_owned()))
+            }
+            None => None,
+        };
+
+        let smtp_url = match raw.smtp_url.filter(|s| !s.trim().is_empty()) {
+            Some(url) => {
+                let parsed = url::Url::parse(url.trim())
+                    .map_err(|e| bad("FERRY_SMTP_URL", format!("not a URL ({e})")))?;
+                if !matches!(parsed.scheme(), "smtp" | "smtps") {
+                    bail!(bad("FERRY_SMTP_URL", "must start with smtp:// or smtps://"));
+                }
+                if parsed.host_str().is_none_or(str::is_empty) {
+                    bail!(bad("FERRY_SMTP_URL", "names no host"));
+                }
+                Some(SecretString::from(url.trim().to_owned()))
+            }
+            None => None,
+        };
+
+        let mail_from = raw
+            .mail_from
+            .parse()
+            .map_err(|_| bad("FERRY_MAIL_FROM", format!("'{}' is not an address like Ferry <ferry@example.com>", raw.mail_from)))?;
+
+        let public_url = match raw.public_url.filter(|s| !s.trim().is_empty()) {
+            Some(u) => {
+                let parsed = url::Url::parse(u.trim())
+                    .map_err(|e| bad("FERRY_PUBLIC_URL", format!("not a URL ({e})")))?;
+                if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+                    bail!(bad("FERRY_PUBLIC_URL", "must be an http:// or https:// URL"));
+                }
+                parsed
+            }
+            None => {
+                let host = if bind.ip().is_unspecified() { "localhost".to_owned() } else { bind.ip().to_string() };
+                let host = if bind.is_ipv6() && host != "localhost" { format!("[{host}]") } else { host };
+                url::Url::parse(&format!("http://{host}:{}", bind.port()))
+                    .map_err(|e| bad("FERRY_BIND", format!("cannot derive a public URL ({e})")))?
+            }
+        };
+
+        let log_json = match raw.log_format.trim() {
+            "text" => false,
+            "json" => true,
+            other => bail!(bad("FERRY_LOG_FORMAT", format!("'{other}' is neither text nor json"))),
+        };
+
+        let web_workers = match raw.web_workers.filter(|s| !s.trim().is_empty()) {
+            Some(n) => n
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=256).contains(n))
+                .ok_or_else(|| bad("FERRY_WEB_WORKERS", format!("'{n}' is not a number from 1 to 256")))?,
+            None => std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
+        };
+
+        let master_key = load_master_key(raw.master_key, raw.master_key_file, &data_dir)?;
+
+        Ok(Self {
+            bind,
+            database_url: SecretString::from(database_url),
+            redis_url,
+            smtp_url,
+            mail_from,
+            master_key,
+            public_url,
+            data_dir,
+            log_json,
+            web_workers,
+        })
+    }
+
+    /// Whether the database is the embedded SQLite file.
+    pub fn is_sqlite(&self) -> bool {
+        self.database_url.expose_secret().starts_with("sqlite:")
+    }
+}
+
+fn decode_key(setting: &'static str, text: &str) -> anyhow::Result<SecretBox<[u8; 32]>> {
+    let bytes = B64
+        .decode(text.trim())
+        .map_err(|_| bad(setting, "is not base64"))?;
+    let key: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| bad(setting, "must decode to exactly 32 bytes (a 256-bit key)"))?;
+    Ok(SecretBox::new(Box::new(key)))
+}
+
+fn load_master_key(
+    inline: Option<String>,
+    file: Option<String>,
+    data_dir: &Path,
+) -> anyhow::Result<SecretBox<[u8; 32]>> {
+    if let Some(text) = inline.filter(|s| !s.trim().is_empty()) {
+        return decode_key("FERRY_MASTER_KEY", &text);
+    }
+    let (path, explicit) = match file.filter(|s| !s.trim().is_empty()) {
+        Some(p) => (PathBuf::from(p.trim()), true),
+        None => (data_dir.join("master.key"), false),
+    };
+    if !path.exists() {
+        if explicit {
+            bail!(bad("FERRY_MASTER_KEY_FILE", format!("{} does not exist", path.display())));
+        }
+        generate_key_file(&path).with_context(|| format!("generating the master key at {}", path.display()))?;
+        tracing::info!(path = %path.display(), "generated a new master key");
+    }
+    check_private(&path)?;
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| bad("FERRY_MASTER_KEY_FILE", format!("cannot read {}: {e}", path.display())))?;
+    decode_key("FERRY_MASTER_KEY_FILE", &text)
+}
+
+fn generate_key_file(path: &Path) -> anyhow::Result<()> {
+    use std::io::Write;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut f = options.open(path)?;
+    f.write_all(B64.encode(rand::random::<[u8; 32]>()).as_bytes())?;
+    f.write_all(b"\n")?;
+    Ok(())
+}
+
+#[cfg(unix)]
+fn check_private(path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        bail!(bad(
+            "FERRY_MASTER_KEY_FILE",
+            format!("{} is readable by other users (mode {mode:o}); run chmod 600 on it", path.display())
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_private(_: &Path) -> anyhow::Result<()> {
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(dir: &Path) -> RawSettings {
+        RawSettings {
+            data_dir: dir.display().to_string(),
+            ..RawSettings::default()
+        }
+    }
+
+    fn message(r: anyhow::Result<Settings>) -> String {
+        match r {
+            Ok(_) => String::from("accepted"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn defaults_are_valid_and_generate_a_private_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Settings::validate(raw(dir.path())).unwrap();
+        assert_eq!(s.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.public_url.as_str(), "http://127.0.0.1:8080/");
+        assert!(s.is_sqlite());
+        assert!(s.redis_url.is_none() && s.smtp_url.is_none());
+        let key_path = dir.path().join("master.key");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&key_path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+        }
+        // A second start reads the same key.
+        let again = Settings::validate(raw(dir.path())).unwrap();
+        assert_eq!(again.master_key.expose_secret(), s.master_key.expose_secret());
+    }
+
+    #[test]
+    fn bad_settings_name_the_variable() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases: Vec<(RawSettings, &str)> = vec![
+            (RawSettings { bind: "nonsense".into(), ..raw(dir.path()) }, "FERRY_BIND"),
+            (RawSettings { database_url: Some("mysql://x".into()), ..raw(dir.path()) }, "FERRY_DATABASE_URL"),
+            (RawSettings { redis_url: Some("http://x".into()), ..raw(dir.path()) }, "FERRY_REDIS_URL"),
+            (RawSettings { smtp_url: Some("not a url".into()), ..raw(dir.path()) }, "FERRY_SMTP_URL"),
+            (RawSettings { public_url: Some("ftp://x".into()), ..raw(dir.path()) }, "FERRY_PUBLIC_URL"),
+            (RawSettings { master_key: Some("c2hvcnQ=".into()), ..raw(dir.path()) }, "FERRY_MASTER_KEY"),
+            (RawSettings { master_key_file: Some("/nonexistent/key".into()), ..raw(dir.path()) }, "FERRY_MASTER_KEY_FILE"),
+            (RawSettings { log_format: "xml".into(), ..raw(dir.path()) }, "FERRY_LOG_FORMAT"),
+            (RawSettings { web_workers: Some("0".into()), ..raw(dir.path()) }, "FERRY_WEB_WORKERS"),
+            (RawSettings { mail_from: "nobody".into(), ..raw(dir.path()) }, "FERRY_MAIL_FROM"),
+        ];
+        for (r, setting) in cases {
+            let m = message(Settings::validate(r));
+            assert!(m.starts_with(&format!("configuration error: {setting}:")), "{setting}: {m}");
+            assert!(!m.contains('\n'));
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_world_readable_key_file_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k");
+        std::fs::write(&path, B64.encode([7u8; 32])).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let r = RawSettings { master_key_file: Some(path.display().to_string()), ..raw(dir.path()) };
+        assert!(message(Settings::validate(r)).contains("chmod 600"));
+    }
+}
