@@ -1,1 +1,396 @@
-//! placeholder
+//! The end-to-end harness. `spawn_app()` starts the real application (the
+//! same `ferry::build` as `ferry serve`) on port 0 with its own database — a
+//! fresh SQLite file, or a fresh PostgreSQL database when
+//! `FERRY_TEST_DB=postgres` — its own SMTP server that captures mail, and a
+//! clock the test can move.
+
+pub mod smtp;
+
+use anyhow::Context;
+use ferry_core::{Clock, EmailAddress, ManualClock, Role, TenantId, TenantName, UserId};
+use ferry_store::{Db, tenants, users};
+use sea_orm::{ConnectionTrait, Database};
+use std::sync::{Arc, Mutex, OnceLock};
+
+pub use smtp::{CapturedMail, SmtpSink};
+
+/// Which database the suite runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbKind {
+    /// A fresh SQLite file per test (the default).
+    Sqlite,
+    /// A fresh PostgreSQL database per test.
+    Postgres,
+}
+
+/// `FERRY_TEST_DB=postgres` switches the whole suite to PostgreSQL.
+pub fn db_kind() -> DbKind {
+    match std::env::var("FERRY_TEST_DB").as_deref() {
+        Ok("postgres") => DbKind::Postgres,
+        _ => DbKind::Sqlite,
+    }
+}
+
+/// The PostgreSQL server tests create databases on.
+pub fn postgres_base_url() -> String {
+    std::env::var("FERRY_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+/// The Redis server for tests that need one.
+pub fn redis_url() -> String {
+    std::env::var("FERRY_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// Every log line the app wrote during the test run (the subscriber is
+/// process-wide), so tests can look for request ids or leaked secrets.
+pub fn captured_logs() -> String {
+    LOGS.get()
+        .map(|buf| String::from_utf8_lossy(&buf.lock().unwrap_or_else(std::sync::PoisonError::into_inner)).into_owned())
+        .unwrap_or_default()
+}
+
+static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+
+#[derive(Clone)]
+struct LogWriter(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn init_logs() {
+    LOGS.get_or_init(|| {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let writer = LogWriter(buf.clone());
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("info,sqlx=warn,sea_orm=warn,actix_server=warn")
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .try_init();
+        buf
+    });
+}
+
+/// How to start the app.
+#[derive(Debug, Clone)]
+pub struct TestOptions {
+    /// Run a capturing SMTP server and point Ferry at it (otherwise mail
+    /// stays in the outbox).
+    pub smtp: bool,
+    /// `FERRY_REDIS_URL`, if any.
+    pub redis_url: Option<String>,
+    /// `FERRY_PUBLIC_URL`, if not the default.
+    pub public_url: Option<String>,
+}
+
+impl Default for TestOptions {
+    fn default() -> Self {
+        Self {
+            smtp: true,
+            redis_url: None,
+            public_url: None,
+        }
+    }
+}
+
+/// A running Ferry for one test.
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`
+    pub address: String,
+    /// The app's database.
+    pub db: Db,
+    /// A second, raw connection for tests that tamper with rows.
+    pub raw: sea_orm::DatabaseConnection,
+    /// The app's clock; `advance` moves it.
+    pub clock: ManualClock,
+    /// The capturing SMTP server, when enabled.
+    pub smtp: Option<SmtpSink>,
+    /// The data directory (SQLite file, master key).
+    pub data_dir: tempfile::TempDir,
+    handle: ferry_web::ServerHandle,
+}
+
+/// Starts the app with default options (SMTP capture on).
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(TestOptions::default()).await
+}
+
+/// Starts the app.
+pub async fn spawn_app_with(options: TestOptions) -> TestApp {
+    match try_spawn(options).await {
+        Ok(app) => app,
+        Err(e) => panic!("could not start the app: {e:#}"),
+    }
+}
+
+async fn try_spawn(options: TestOptions) -> anyhow::Result<TestApp> {
+    init_logs();
+    let data_dir = tempfile::tempdir()?;
+    let database_url = match db_kind() {
+        DbKind::Sqlite => format!("sqlite://{}", data_dir.path().join("ferry.db").display()),
+        DbKind::Postgres => {
+            let name = format!("ferry_test_{:016x}", rand::random::<u64>());
+            let admin = Database::connect(format!("{}/postgres", postgres_base_url()))
+                .await
+                .context("connecting to PostgreSQL (FERRY_TEST_POSTGRES_URL)")?;
+            admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await?;
+            admin.close().await?;
+            format!("{}/{name}", postgres_base_url())
+        }
+    };
+    let smtp = if options.smtp { Some(SmtpSink::start().await?) } else { None };
+    let smtp_url = smtp.as_ref().map(|s| format!("smtp://127.0.0.1:{}", s.port()));
+    let data_dir_text = data_dir.path().display().to_string();
+    let mut pairs: Vec<(&str, &str)> = vec![
+        ("bind", "127.0.0.1:0"),
+        ("database_url", &database_url),
+        ("data_dir", &data_dir_text),
+        ("web_workers", "2"),
+    ];
+    if let Some(url) = &smtp_url {
+        pairs.push(("smtp_url", url));
+    }
+    if let Some(url) = &options.redis_url {
+        pairs.push(("redis_url", url));
+    }
+    // The public URL needs the port, which is known only after binding:
+    // bind first on a probe to learn a free port.
+    let probe = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let port = probe.local_addr()?.port();
+    drop(probe);
+    let bind = format!("127.0.0.1:{port}");
+    let public = options.public_url.clone().unwrap_or_else(|| format!("http://127.0.0.1:{port}"));
+    pairs[0] = ("bind", &bind);
+    pairs.push(("public_url", &public));
+
+    let settings = ferry::Settings::from_pairs(pairs)?;
+    let clock = ManualClock::new();
+    let app = ferry::build(&settings, Arc::new(clock.clone()), ferry::Roles { web: true, worker: true }).await?;
+    let handle = app.server_handle().context("no server")?;
+    let db = app.db().clone();
+    tokio::spawn(async move {
+        if let Err(e) = app.run_until_stopped().await {
+            eprintln!("app stopped with error: {e:#}");
+        }
+    });
+    let raw = Database::connect(database_url.clone()).await?;
+    Ok(TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        db,
+        raw,
+        clock,
+        smtp,
+        data_dir,
+        handle,
+    })
+}
+
+impl TestApp {
+    /// A browser-like client with its own cookie jar that does not follow
+    /// redirects (tests assert them).
+    pub fn client(&self) -> TestClient {
+        TestClient::new(&self.address)
+    }
+
+    /// Stops the server gracefully.
+    pub async fn stop(&self) {
+        self.handle.stop(true).await;
+    }
+
+    /// Creates a platform operator with a known password, straight in storage.
+    pub async fn create_operator(&self, email: &str) -> Account {
+        let password = "operator password 123".to_owned();
+        let email_addr = parse_email(email);
+        let hash = ferry_web::hash_password(password.clone()).await.expect("hash");
+        let user = users::create_operator(&self.db, &email_addr, "Olive Operator", Some(hash), self.clock.now())
+            .await
+            .expect("create operator");
+        Account { user_id: user.id, email: email.to_owned(), password, tenant: None }
+    }
+
+    /// Creates a tenant with one admin, straight in storage.
+    pub async fn create_tenant(&self, name: &str) -> (TenantId, Account) {
+        let tenant = tenants::create(&self.db, &TenantName::parse("name", name).expect("name"), self.clock.now())
+            .await
+            .expect("create tenant");
+        let slug: String = name.chars().filter(char::is_ascii_alphanumeric).collect::<String>().to_lowercase();
+        let admin = self.add_member(&tenant.id, &format!("admin@{slug}.test"), "Ada Admin", Role::Admin).await;
+        (tenant.id, admin)
+    }
+
+    /// Adds a member with a known password to a tenant.
+    pub async fn add_member(&self, tenant: &TenantId, email: &str, name: &str, role: Role) -> Account {
+        let password = format!("{} password 123", role.as_str());
+        let hash = ferry_web::hash_password(password.clone()).await.expect("hash");
+        let user = users::create_member(&self.db, tenant, &parse_email(email), name, hash, role, self.clock.now())
+            .await
+            .expect("create member");
+        Account { user_id: user.id, email: email.to_owned(), password, tenant: Some(tenant.clone()) }
+    }
+
+    /// A client logged in as `account` (asserts the login worked).
+    pub async fn login(&self, account: &Account) -> TestClient {
+        let client = self.client();
+        let res = client.login(&account.email, &account.password).await;
+        assert_eq!(res.status, 303, "login of {} failed: {}", account.email, res.body);
+        client
+    }
+
+    /// Waits up to 10 s for a captured email to `to` whose subject contains
+    /// `subject`.
+    pub async fn wait_for_mail(&self, to: &str, subject: &str) -> CapturedMail {
+        let sink = self.smtp.as_ref().expect("this app has no SMTP sink");
+        for _ in 0..100 {
+            if let Some(mail) = sink.messages().into_iter().rev().find(|m| m.to.iter().any(|t| t == to) && m.subject.contains(subject)) {
+                return mail;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("no mail to {to} about {subject:?}; got: {:?}", sink.messages().iter().map(|m| (&m.to, &m.subject)).collect::<Vec<_>>());
+    }
+
+    /// Runs a SQL statement on the raw connection (tests that tamper).
+    pub async fn execute(&self, sql: &str) {
+        self.raw.execute_unprepared(sql).await.expect("raw SQL");
+    }
+
+    /// Counts rows matching a SQL `SELECT COUNT(*) …`.
+    pub async fn count(&self, sql: &str) -> i64 {
+        let row = self
+            .raw
+            .query_one_raw(sea_orm::Statement::from_string(self.raw.get_database_backend(), sql))
+            .await
+            .expect("count query")
+            .expect("a row");
+        row.try_get_by_index::<i64>(0).expect("a count")
+    }
+}
+
+fn parse_email(email: &str) -> EmailAddress {
+    EmailAddress::parse("email", email).expect("valid test email")
+}
+
+/// A person who can log in, with their password.
+#[derive(Debug, Clone)]
+pub struct Account {
+    /// Their id.
+    pub user_id: UserId,
+    /// Login email.
+    pub email: String,
+    /// Password.
+    pub password: String,
+    /// Their tenant, if a member.
+    pub tenant: Option<TenantId>,
+}
+
+/// A response, read.
+#[derive(Debug, Clone)]
+pub struct Page {
+    /// HTTP status.
+    pub status: u16,
+    /// Body text.
+    pub body: String,
+    /// `Location`, for redirects.
+    pub location: Option<String>,
+    /// Every `Set-Cookie` header.
+    pub set_cookies: Vec<String>,
+    /// Every header, lower-cased names.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Page {
+    /// The first header named `name`.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// The value of the first `csrf_token` hidden input.
+    pub fn csrf(&self) -> Option<String> {
+        extract_attr_after(&self.body, "name=\"csrf_token\" value=\"")
+    }
+}
+
+fn extract_attr_after(body: &str, marker: &str) -> Option<String> {
+    let start = body.find(marker)? + marker.len();
+    let end = body.get(start..)?.find('"')? + start;
+    body.get(start..end).map(str::to_owned)
+}
+
+/// An HTTP client with its own cookie jar.
+pub struct TestClient {
+    base: String,
+    /// The underlying client.
+    pub http: reqwest::Client,
+    jar: Arc<reqwest::cookie::Jar>,
+}
+
+impl TestClient {
+    fn new(base: &str) -> Self {
+        let jar = Arc::new(reqwest::cookie::Jar::default());
+        let http = reqwest::Client::builder()
+            .cookie_provider(jar.clone())
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("http client");
+        Self { base: base.to_owned(), http, jar }
+    }
+
+    /// Sets a cookie by hand (forged-cookie tests).
+    pub fn set_cookie(&self, cookie: &str) {
+        let url: url::Url = self.base.parse().expect("base url");
+        self.jar.add_cookie_str(cookie, &url);
+    }
+
+    /// The cookie header this client would send.
+    pub fn cookies(&self) -> String {
+        use reqwest::cookie::CookieStore;
+        let url: url::Url = self.base.parse().expect("base url");
+        self.jar.cookies(&url).and_then(|v| v.to_str().ok().map(str::to_owned)).unwrap_or_default()
+    }
+
+    async fn read(res: reqwest::Response) -> Page {
+        let status = res.status().as_u16();
+        let headers: Vec<(String, String)> = res
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_lowercase(), v.to_str().unwrap_or("").to_owned()))
+            .collect();
+        let location = headers.iter().find(|(k, _)| k == "location").map(|(_, v)| v.clone());
+        let set_cookies = headers.iter().filter(|(k, _)| k == "set-cookie").map(|(_, v)| v.clone()).collect();
+        let body = res.text().await.unwrap_or_default();
+        Page { status, body, location, set_cookies, headers }
+    }
+
+    /// GET `path`.
+    pub async fn get(&self, path: &str) -> Page {
+        let res = self.http.get(format!("{}{path}", self.base)).send().await.expect("GET");
+        Self::read(res).await
+    }
+
+    /// POST a form to `path` exactly as given (no token added).
+    pub async fn post_raw(&self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let res = self.http.post(format!("{}{path}", self.base)).form(fields).send().await.expect("POST");
+        Self::read(res).await
+    }
+
+    /// GET `page` for its anti-forgery token, then POST `fields` plus the
+    /// token to `action`, as a browser submitting the page's form would.
+    pub async fn submit(&self, page: &str, action: &str, fields: &[(&str, &str)]) -> Page {
+        let form_page = self.get(page).await;
+        let token = form_page.csrf().unwrap_or_else(|| panic!("no csrf token on {page} ({}): {}", form_page.status, form_page.body));
+        let mut all: Vec<(&str, &str)> = fields.to_vec();
+        all.push(("csrf_token", &token));
+        self.post_raw(action, &all).await
+    }
+
+    /// Logs in through the login form.
+    pub async fn login(&self, email: &str, password: &str) -> Page {
+        self.submit("/login", "/login", &[("email", email), ("password", password)]).await
+    }
+}

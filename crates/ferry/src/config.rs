@@ -115,6 +115,21 @@ impl Settings {
         Self::validate(raw)
     }
 
+    /// Defaults overlaid with `pairs`, named as the environment variables are
+    /// but without the `FERRY_` prefix (`("bind", "127.0.0.1:0")`), then
+    /// validated exactly as at start-up. For tests and embedding.
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> anyhow::Result<Self> {
+        let map: std::collections::BTreeMap<String, String> = pairs
+            .into_iter()
+            .map(|(k, v)| (k.to_lowercase(), v.to_owned()))
+            .collect();
+        let raw: RawSettings = Figment::from(Serialized::defaults(RawSettings::default()))
+            .merge(Serialized::defaults(map))
+            .extract()
+            .map_err(|e| bad("settings", e.to_string().replace('\n', " ")))?;
+        Self::validate(raw)
+    }
+
     fn validate(raw: RawSettings) -> anyhow::Result<Self> {
         let bind: SocketAddr = raw
             .bind

@@ -1,0 +1,4 @@
+//! End-to-end tests: the real app over real HTTP, on SQLite by default and
+//! on PostgreSQL with `FERRY_TEST_DB=postgres`.
+
+mod auth;
