@@ -394,3 +394,20 @@ impl TestClient {
         self.submit("/login", "/login", &[("email", email), ("password", password)]).await
     }
 }
+
+/// How askama escapes `raw` in HTML.
+pub fn escaped(raw: &str) -> String {
+    raw.replace('&', "&#38;")
+        .replace('<', "&#60;")
+        .replace('>', "&#62;")
+        .replace('"', "&#34;")
+        .replace('\'', "&#39;")
+}
+
+/// Asserts `raw` appears on the page only escaped.
+pub fn assert_escaped(page: &Page, raw: &str) {
+    assert!(page.body.contains(&escaped(raw)), "escaped {raw:?} not on the page: {}", page.body);
+    if raw.contains(['<', '>', '"', '\'']) {
+        assert!(!page.body.contains(raw), "unescaped {raw:?} on the page");
+    }
+}

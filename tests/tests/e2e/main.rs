@@ -2,3 +2,4 @@
 //! on PostgreSQL with `FERRY_TEST_DB=postgres`.
 
 mod auth;
+mod invites;
