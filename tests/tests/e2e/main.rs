@@ -3,3 +3,6 @@
 
 mod auth;
 mod invites;
+mod operator;
+mod pages;
+mod users;
