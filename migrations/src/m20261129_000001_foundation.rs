@@ -257,7 +257,11 @@ impl MigrationTrait for Migration {
                     )
                     .col(text(LoginAttempts::Email))
                     .col(text(LoginAttempts::ClientIp))
-                    .col(ColumnDef::new(LoginAttempts::Succeeded).boolean().not_null())
+                    .col(
+                        ColumnDef::new(LoginAttempts::Succeeded)
+                            .boolean()
+                            .not_null(),
+                    )
                     .col(time(LoginAttempts::CreatedAt))
                     .to_owned(),
             )
@@ -358,7 +362,11 @@ impl MigrationTrait for Migration {
                     )
                     .col(id(AuditEvents::Id).unique_key())
                     .col(ColumnDef::new(AuditEvents::TenantId).string_len(40).null())
-                    .col(ColumnDef::new(AuditEvents::ActorUserId).string_len(40).null())
+                    .col(
+                        ColumnDef::new(AuditEvents::ActorUserId)
+                            .string_len(40)
+                            .null(),
+                    )
                     .col(text(AuditEvents::ActorLabel))
                     .col(text(AuditEvents::Action))
                     .col(text(AuditEvents::TargetKind))

@@ -33,7 +33,8 @@ pub fn db_kind() -> DbKind {
 
 /// The PostgreSQL server tests create databases on.
 pub fn postgres_base_url() -> String {
-    std::env::var("FERRY_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+    std::env::var("FERRY_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
 }
 
 /// The Redis server for tests that need one.
@@ -45,7 +46,13 @@ pub fn redis_url() -> String {
 /// process-wide), so tests can look for request ids or leaked secrets.
 pub fn captured_logs() -> String {
     LOGS.get()
-        .map(|buf| String::from_utf8_lossy(&buf.lock().unwrap_or_else(std::sync::PoisonError::into_inner)).into_owned())
+        .map(|buf| {
+            String::from_utf8_lossy(
+                &buf.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            )
+            .into_owned()
+        })
         .unwrap_or_default()
 }
 
@@ -56,7 +63,10 @@ struct LogWriter(Arc<Mutex<Vec<u8>>>);
 
 impl std::io::Write for LogWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend_from_slice(buf);
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend_from_slice(buf);
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -139,13 +149,21 @@ async fn try_spawn(options: TestOptions) -> anyhow::Result<TestApp> {
             let admin = Database::connect(format!("{}/postgres", postgres_base_url()))
                 .await
                 .context("connecting to PostgreSQL (FERRY_TEST_POSTGRES_URL)")?;
-            admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await?;
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                .await?;
             admin.close().await?;
             format!("{}/{name}", postgres_base_url())
         }
     };
-    let smtp = if options.smtp { Some(SmtpSink::start().await?) } else { None };
-    let smtp_url = smtp.as_ref().map(|s| format!("smtp://127.0.0.1:{}", s.port()));
+    let smtp = if options.smtp {
+        Some(SmtpSink::start().await?)
+    } else {
+        None
+    };
+    let smtp_url = smtp
+        .as_ref()
+        .map(|s| format!("smtp://127.0.0.1:{}", s.port()));
     let data_dir_text = data_dir.path().display().to_string();
     let mut pairs: Vec<(&str, &str)> = vec![
         ("bind", "127.0.0.1:0"),
@@ -165,13 +183,24 @@ async fn try_spawn(options: TestOptions) -> anyhow::Result<TestApp> {
     let port = probe.local_addr()?.port();
     drop(probe);
     let bind = format!("127.0.0.1:{port}");
-    let public = options.public_url.clone().unwrap_or_else(|| format!("http://127.0.0.1:{port}"));
+    let public = options
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://127.0.0.1:{port}"));
     pairs[0] = ("bind", &bind);
     pairs.push(("public_url", &public));
 
     let settings = ferry::Settings::from_pairs(pairs)?;
     let clock = ManualClock::new();
-    let app = ferry::build(&settings, Arc::new(clock.clone()), ferry::Roles { web: true, worker: true }).await?;
+    let app = ferry::build(
+        &settings,
+        Arc::new(clock.clone()),
+        ferry::Roles {
+            web: true,
+            worker: true,
+        },
+    )
+    .await?;
     let handle = app.server_handle().context("no server")?;
     let db = app.db().clone();
     tokio::spawn(async move {
@@ -207,38 +236,91 @@ impl TestApp {
     pub async fn create_operator(&self, email: &str) -> Account {
         let password = "operator password 123".to_owned();
         let email_addr = parse_email(email);
-        let hash = ferry_web::hash_password(password.clone()).await.expect("hash");
-        let user = users::create_operator(&self.db, &email_addr, "Olive Operator", Some(hash), self.clock.now())
+        let hash = ferry_web::hash_password(password.clone())
             .await
-            .expect("create operator");
-        Account { user_id: user.id, email: email.to_owned(), password, tenant: None }
+            .expect("hash");
+        let user = users::create_operator(
+            &self.db,
+            &email_addr,
+            "Olive Operator",
+            Some(hash),
+            self.clock.now(),
+        )
+        .await
+        .expect("create operator");
+        Account {
+            user_id: user.id,
+            email: email.to_owned(),
+            password,
+            tenant: None,
+        }
     }
 
     /// Creates a tenant with one admin, straight in storage.
     pub async fn create_tenant(&self, name: &str) -> (TenantId, Account) {
-        let tenant = tenants::create(&self.db, &TenantName::parse("name", name).expect("name"), self.clock.now())
-            .await
-            .expect("create tenant");
-        let slug: String = name.chars().filter(char::is_ascii_alphanumeric).collect::<String>().to_lowercase();
-        let admin = self.add_member(&tenant.id, &format!("admin@{slug}.test"), "Ada Admin", Role::Admin).await;
+        let tenant = tenants::create(
+            &self.db,
+            &TenantName::parse("name", name).expect("name"),
+            self.clock.now(),
+        )
+        .await
+        .expect("create tenant");
+        let slug: String = name
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .collect::<String>()
+            .to_lowercase();
+        let admin = self
+            .add_member(
+                &tenant.id,
+                &format!("admin@{slug}.test"),
+                "Ada Admin",
+                Role::Admin,
+            )
+            .await;
         (tenant.id, admin)
     }
 
     /// Adds a member with a known password to a tenant.
-    pub async fn add_member(&self, tenant: &TenantId, email: &str, name: &str, role: Role) -> Account {
+    pub async fn add_member(
+        &self,
+        tenant: &TenantId,
+        email: &str,
+        name: &str,
+        role: Role,
+    ) -> Account {
         let password = format!("{} password 123", role.as_str());
-        let hash = ferry_web::hash_password(password.clone()).await.expect("hash");
-        let user = users::create_member(&self.db, tenant, &parse_email(email), name, hash, role, self.clock.now())
+        let hash = ferry_web::hash_password(password.clone())
             .await
-            .expect("create member");
-        Account { user_id: user.id, email: email.to_owned(), password, tenant: Some(tenant.clone()) }
+            .expect("hash");
+        let user = users::create_member(
+            &self.db,
+            tenant,
+            &parse_email(email),
+            name,
+            hash,
+            role,
+            self.clock.now(),
+        )
+        .await
+        .expect("create member");
+        Account {
+            user_id: user.id,
+            email: email.to_owned(),
+            password,
+            tenant: Some(tenant.clone()),
+        }
     }
 
     /// A client logged in as `account` (asserts the login worked).
     pub async fn login(&self, account: &Account) -> TestClient {
         let client = self.client();
         let res = client.login(&account.email, &account.password).await;
-        assert_eq!(res.status, 303, "login of {} failed: {}", account.email, res.body);
+        assert_eq!(
+            res.status, 303,
+            "login of {} failed: {}",
+            account.email, res.body
+        );
         client
     }
 
@@ -247,12 +329,23 @@ impl TestApp {
     pub async fn wait_for_mail(&self, to: &str, subject: &str) -> CapturedMail {
         let sink = self.smtp.as_ref().expect("this app has no SMTP sink");
         for _ in 0..100 {
-            if let Some(mail) = sink.messages().into_iter().rev().find(|m| m.to.iter().any(|t| t == to) && m.subject.contains(subject)) {
+            if let Some(mail) = sink
+                .messages()
+                .into_iter()
+                .rev()
+                .find(|m| m.to.iter().any(|t| t == to) && m.subject.contains(subject))
+            {
                 return mail;
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
-        panic!("no mail to {to} about {subject:?}; got: {:?}", sink.messages().iter().map(|m| (&m.to, &m.subject)).collect::<Vec<_>>());
+        panic!(
+            "no mail to {to} about {subject:?}; got: {:?}",
+            sink.messages()
+                .iter()
+                .map(|m| (&m.to, &m.subject))
+                .collect::<Vec<_>>()
+        );
     }
 
     /// Runs a SQL statement on the raw connection (tests that tamper).
@@ -264,7 +357,10 @@ impl TestApp {
     pub async fn count(&self, sql: &str) -> i64 {
         let row = self
             .raw
-            .query_one_raw(sea_orm::Statement::from_string(self.raw.get_database_backend(), sql))
+            .query_one_raw(sea_orm::Statement::from_string(
+                self.raw.get_database_backend(),
+                sql,
+            ))
             .await
             .expect("count query")
             .expect("a row");
@@ -307,7 +403,10 @@ pub struct Page {
 impl Page {
     /// The first header named `name`.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The value of the first `csrf_token` hidden input.
@@ -338,7 +437,11 @@ impl TestClient {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("http client");
-        Self { base: base.to_owned(), http, jar }
+        Self {
+            base: base.to_owned(),
+            http,
+            jar,
+        }
     }
 
     /// Sets a cookie by hand (forged-cookie tests).
@@ -351,7 +454,10 @@ impl TestClient {
     pub fn cookies(&self) -> String {
         use reqwest::cookie::CookieStore;
         let url: url::Url = self.base.parse().expect("base url");
-        self.jar.cookies(&url).and_then(|v| v.to_str().ok().map(str::to_owned)).unwrap_or_default()
+        self.jar
+            .cookies(&url)
+            .and_then(|v| v.to_str().ok().map(str::to_owned))
+            .unwrap_or_default()
     }
 
     async fn read(res: reqwest::Response) -> Page {
@@ -359,23 +465,52 @@ impl TestClient {
         let headers: Vec<(String, String)> = res
             .headers()
             .iter()
-            .map(|(k, v)| (k.as_str().to_lowercase(), v.to_str().unwrap_or("").to_owned()))
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_lowercase(),
+                    v.to_str().unwrap_or("").to_owned(),
+                )
+            })
             .collect();
-        let location = headers.iter().find(|(k, _)| k == "location").map(|(_, v)| v.clone());
-        let set_cookies = headers.iter().filter(|(k, _)| k == "set-cookie").map(|(_, v)| v.clone()).collect();
+        let location = headers
+            .iter()
+            .find(|(k, _)| k == "location")
+            .map(|(_, v)| v.clone());
+        let set_cookies = headers
+            .iter()
+            .filter(|(k, _)| k == "set-cookie")
+            .map(|(_, v)| v.clone())
+            .collect();
         let body = res.text().await.unwrap_or_default();
-        Page { status, body, location, set_cookies, headers }
+        Page {
+            status,
+            body,
+            location,
+            set_cookies,
+            headers,
+        }
     }
 
     /// GET `path`.
     pub async fn get(&self, path: &str) -> Page {
-        let res = self.http.get(format!("{}{path}", self.base)).send().await.expect("GET");
+        let res = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("GET");
         Self::read(res).await
     }
 
     /// POST a form to `path` exactly as given (no token added).
     pub async fn post_raw(&self, path: &str, fields: &[(&str, &str)]) -> Page {
-        let res = self.http.post(format!("{}{path}", self.base)).form(fields).send().await.expect("POST");
+        let res = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .form(fields)
+            .send()
+            .await
+            .expect("POST");
         Self::read(res).await
     }
 
@@ -383,7 +518,12 @@ impl TestClient {
     /// token to `action`, as a browser submitting the page's form would.
     pub async fn submit(&self, page: &str, action: &str, fields: &[(&str, &str)]) -> Page {
         let form_page = self.get(page).await;
-        let token = form_page.csrf().unwrap_or_else(|| panic!("no csrf token on {page} ({}): {}", form_page.status, form_page.body));
+        let token = form_page.csrf().unwrap_or_else(|| {
+            panic!(
+                "no csrf token on {page} ({}): {}",
+                form_page.status, form_page.body
+            )
+        });
         let mut all: Vec<(&str, &str)> = fields.to_vec();
         all.push(("csrf_token", &token));
         self.post_raw(action, &all).await
@@ -391,7 +531,12 @@ impl TestClient {
 
     /// Logs in through the login form.
     pub async fn login(&self, email: &str, password: &str) -> Page {
-        self.submit("/login", "/login", &[("email", email), ("password", password)]).await
+        self.submit(
+            "/login",
+            "/login",
+            &[("email", email), ("password", password)],
+        )
+        .await
     }
 }
 
@@ -406,7 +551,11 @@ pub fn escaped(raw: &str) -> String {
 
 /// Asserts `raw` appears on the page only escaped.
 pub fn assert_escaped(page: &Page, raw: &str) {
-    assert!(page.body.contains(&escaped(raw)), "escaped {raw:?} not on the page: {}", page.body);
+    assert!(
+        page.body.contains(&escaped(raw)),
+        "escaped {raw:?} not on the page: {}",
+        page.body
+    );
     if raw.contains(['<', '>', '"', '\'']) {
         assert!(!page.body.contains(raw), "unescaped {raw:?} on the page");
     }

@@ -63,11 +63,17 @@ impl SmtpSink {
 
     /// Everything received so far.
     pub fn messages(&self) -> Vec<CapturedMail> {
-        self.messages.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.messages
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 
-async fn serve(socket: tokio::net::TcpStream, store: Arc<Mutex<Vec<CapturedMail>>>) -> std::io::Result<()> {
+async fn serve(
+    socket: tokio::net::TcpStream,
+    store: Arc<Mutex<Vec<CapturedMail>>>,
+) -> std::io::Result<()> {
     let (read, mut write) = socket.into_split();
     let mut lines = BufReader::new(read);
     write.write_all(b"220 sink.test ESMTP ready\r\n").await?;
@@ -80,7 +86,9 @@ async fn serve(socket: tokio::net::TcpStream, store: Arc<Mutex<Vec<CapturedMail>
         }
         let upper = line.to_ascii_uppercase();
         if upper.starts_with("EHLO") {
-            write.write_all(b"250-sink.test\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n").await?;
+            write
+                .write_all(b"250-sink.test\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n")
+                .await?;
         } else if upper.starts_with("HELO") {
             write.write_all(b"250 sink.test\r\n").await?;
         } else if upper.starts_with("MAIL FROM:") {
@@ -101,16 +109,23 @@ async fn serve(socket: tokio::net::TcpStream, store: Arc<Mutex<Vec<CapturedMail>
                 if line == ".\r\n" || line == ".\n" {
                     break;
                 }
-                raw.push_str(line.strip_prefix('.').filter(|_| line.starts_with("..")).unwrap_or(&line));
+                raw.push_str(
+                    line.strip_prefix('.')
+                        .filter(|_| line.starts_with(".."))
+                        .unwrap_or(&line),
+                );
             }
             let (subject, body) = parse(&raw);
-            store.lock().unwrap_or_else(PoisonError::into_inner).push(CapturedMail {
-                from: from.clone(),
-                to: to.clone(),
-                subject,
-                body,
-                raw,
-            });
+            store
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(CapturedMail {
+                    from: from.clone(),
+                    to: to.clone(),
+                    subject,
+                    body,
+                    raw,
+                });
             write.write_all(b"250 OK queued\r\n").await?;
         } else if upper.starts_with("QUIT") {
             write.write_all(b"221 bye\r\n").await?;
@@ -138,10 +153,15 @@ fn parse(raw: &str) -> (String, String) {
             .unwrap_or_default()
     };
     let subject = header("subject");
-    let body = match header("content-transfer-encoding").to_ascii_lowercase().as_str() {
-        "quoted-printable" => quoted_printable::decode(body.as_bytes(), quoted_printable::ParseMode::Robust)
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_else(|_| body.to_owned()),
+    let body = match header("content-transfer-encoding")
+        .to_ascii_lowercase()
+        .as_str()
+    {
+        "quoted-printable" => {
+            quoted_printable::decode(body.as_bytes(), quoted_printable::ParseMode::Robust)
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_else(|_| body.to_owned())
+        }
         "base64" => base64::engine::general_purpose::STANDARD
             .decode(body.split_whitespace().collect::<String>())
             .map(|b| String::from_utf8_lossy(&b).into_owned())

@@ -299,7 +299,10 @@ mod tests {
             "Alice <alice@example.com>",
             "x@example.com' OR '1'='1",
         ] {
-            assert!(EmailAddress::parse("email", bad).is_err(), "accepted {bad:?}");
+            assert!(
+                EmailAddress::parse("email", bad).is_err(),
+                "accepted {bad:?}"
+            );
         }
         let long = format!("{}@example.com", "a".repeat(250));
         assert!(EmailAddress::parse("email", &long).is_err());

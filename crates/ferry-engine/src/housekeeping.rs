@@ -25,7 +25,11 @@ impl Default for SessionPolicy {
 }
 
 /// One sweep; returns (sessions removed, login attempts removed).
-pub async fn sweep(db: &Db, clock: &dyn Clock, policy: SessionPolicy) -> anyhow::Result<(u64, u64)> {
+pub async fn sweep(
+    db: &Db,
+    clock: &dyn Clock,
+    policy: SessionPolicy,
+) -> anyhow::Result<(u64, u64)> {
     let now = clock.now();
     let sessions = sessions::delete_expired(db, now, policy.idle, policy.absolute).await?;
     let attempts = login_attempts::prune(db, now - Duration::days(30)).await?;
@@ -36,7 +40,9 @@ pub async fn sweep(db: &Db, clock: &dyn Clock, policy: SessionPolicy) -> anyhow:
 pub async fn run(db: Db, clock: Arc<dyn Clock>, policy: SessionPolicy, mut stop: CancelSignal) {
     loop {
         match sweep(&db, clock.as_ref(), policy).await {
-            Ok((s, a)) if s + a > 0 => tracing::info!(sessions = s, login_attempts = a, "housekeeping swept"),
+            Ok((s, a)) if s + a > 0 => {
+                tracing::info!(sessions = s, login_attempts = a, "housekeeping swept")
+            }
             Ok(_) => {}
             Err(error) => tracing::error!(error = %format!("{error:#}"), "housekeeping failed"),
         }

@@ -144,8 +144,13 @@ impl MailDelivery {
                         .get(attempt)
                         .map(|secs| self.clock.now() + Duration::seconds(*secs));
                     tracing::warn!(email_id = %email.id, attempt = attempt + 1, final_attempt = retry_at.is_none(), error = %format!("{error:#}"), "email delivery failed");
-                    emails::mark_attempt_failed(&self.db, &email.id, &format!("{error:#}"), retry_at)
-                        .await?;
+                    emails::mark_attempt_failed(
+                        &self.db,
+                        &email.id,
+                        &format!("{error:#}"),
+                        retry_at,
+                    )
+                    .await?;
                 }
             }
         }

@@ -5,7 +5,9 @@ use crate::entities::audit_event;
 use crate::{Db, StoreError};
 use chrono::{DateTime, Utc};
 use ferry_core::{AuditEventId, TenantId, UserId};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, NotSet, QueryFilter, QueryOrder, QuerySelect, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, NotSet, QueryFilter, QueryOrder, QuerySelect, Set,
+};
 
 /// What happened, by whom, to what.
 #[derive(Debug, Clone)]
@@ -71,7 +73,11 @@ impl From<audit_event::Model> for AuditEvent {
 }
 
 /// Appends an event.
-pub async fn record(db: &Db, event: NewAuditEvent<'_>, now: DateTime<Utc>) -> Result<(), StoreError> {
+pub async fn record(
+    db: &Db,
+    event: NewAuditEvent<'_>,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
     audit_event::ActiveModel {
         seq: NotSet,
         id: Set(AuditEventId::generate().to_string()),
@@ -91,7 +97,11 @@ pub async fn record(db: &Db, event: NewAuditEvent<'_>, now: DateTime<Utc>) -> Re
 }
 
 /// The tenant's newest events.
-pub async fn for_tenant(db: &Db, tenant: &TenantId, limit: u64) -> Result<Vec<AuditEvent>, StoreError> {
+pub async fn for_tenant(
+    db: &Db,
+    tenant: &TenantId,
+    limit: u64,
+) -> Result<Vec<AuditEvent>, StoreError> {
     Ok(audit_event::Entity::find()
         .filter(audit_event::Column::TenantId.eq(tenant.to_string()))
         .order_by_desc(audit_event::Column::Seq)

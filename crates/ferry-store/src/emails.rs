@@ -7,7 +7,9 @@ use crate::{Db, StoreError};
 use chrono::{DateTime, Utc};
 use ferry_core::{EmailId, TenantId};
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+};
 
 /// Waiting for SMTP delivery.
 pub const STATUS_QUEUED: &str = "queued";
@@ -49,7 +51,10 @@ impl TryFrom<email::Model> for Email {
             id: m.id.parse().map_err(|_| StoreError::Corrupt("emails.id"))?,
             tenant_id: m
                 .tenant_id
-                .map(|t| t.parse().map_err(|_| StoreError::Corrupt("emails.tenant_id")))
+                .map(|t| {
+                    t.parse()
+                        .map_err(|_| StoreError::Corrupt("emails.tenant_id"))
+                })
                 .transpose()?,
             to: m.to_address,
             subject: m.subject,
@@ -128,7 +133,10 @@ pub async fn mark_sent(db: &Db, id: &EmailId, now: DateTime<Utc>) -> Result<(), 
         .col_expr(email::Column::Status, Expr::value(STATUS_SENT))
         .col_expr(email::Column::BodyText, Expr::value(BODY_PURGED))
         .col_expr(email::Column::SentAt, Expr::value(now))
-        .col_expr(email::Column::Attempts, Expr::col(email::Column::Attempts).add(1))
+        .col_expr(
+            email::Column::Attempts,
+            Expr::col(email::Column::Attempts).add(1),
+        )
         .filter(email::Column::Id.eq(id.to_string()))
         .exec(&db.conn)
         .await?;
@@ -143,8 +151,14 @@ pub async fn mark_attempt_failed(
     retry_at: Option<DateTime<Utc>>,
 ) -> Result<(), StoreError> {
     let mut update = email::Entity::update_many()
-        .col_expr(email::Column::LastError, Expr::value(error.chars().take(500).collect::<String>()))
-        .col_expr(email::Column::Attempts, Expr::col(email::Column::Attempts).add(1));
+        .col_expr(
+            email::Column::LastError,
+            Expr::value(error.chars().take(500).collect::<String>()),
+        )
+        .col_expr(
+            email::Column::Attempts,
+            Expr::col(email::Column::Attempts).add(1),
+        );
     update = match retry_at {
         Some(at) => update.col_expr(email::Column::NextAttemptAt, Expr::value(at)),
         None => update.col_expr(email::Column::Status, Expr::value(STATUS_FAILED)),

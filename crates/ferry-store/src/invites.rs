@@ -48,13 +48,25 @@ impl TryFrom<invite::Model> for Invite {
             kind: InviteKind::parse(&m.kind).ok_or(StoreError::Corrupt("invites.kind"))?,
             email: m.email,
             name: m.name,
-            tenant_id: m.tenant_id.map(|t| t.parse()).transpose().map_err(corrupt("invites.tenant_id"))?,
+            tenant_id: m
+                .tenant_id
+                .map(|t| t.parse())
+                .transpose()
+                .map_err(corrupt("invites.tenant_id"))?,
             role: m
                 .role
                 .map(|r| Role::parse(&r).ok_or(StoreError::Corrupt("invites.role")))
                 .transpose()?,
-            user_id: m.user_id.map(|u| u.parse()).transpose().map_err(corrupt("invites.user_id"))?,
-            invited_by: m.invited_by.map(|u| u.parse()).transpose().map_err(corrupt("invites.invited_by"))?,
+            user_id: m
+                .user_id
+                .map(|u| u.parse())
+                .transpose()
+                .map_err(corrupt("invites.user_id"))?,
+            invited_by: m
+                .invited_by
+                .map(|u| u.parse())
+                .transpose()
+                .map_err(corrupt("invites.invited_by"))?,
             expires_at: m.expires_at,
             used_at: m.used_at,
             created_at: m.created_at,
@@ -123,7 +135,11 @@ pub async fn create(
 }
 
 /// Looks a link up by the hash of its token.
-pub async fn lookup(db: &Db, token_hash: &str, now: DateTime<Utc>) -> Result<LinkState, StoreError> {
+pub async fn lookup(
+    db: &Db,
+    token_hash: &str,
+    now: DateTime<Utc>,
+) -> Result<LinkState, StoreError> {
     let Some(found) = invite::Entity::find()
         .filter(invite::Column::TokenHash.eq(token_hash))
         .one(&db.conn)
@@ -178,7 +194,9 @@ pub async fn redeem(
         .ok_or(StoreError::NotFound)?;
     let invite = Invite::try_from(found)?;
     if invite.used_at.is_some() || invite.expires_at <= now {
-        return Err(StoreError::Conflict("This link has expired or was already used.".into()));
+        return Err(StoreError::Conflict(
+            "This link has expired or was already used.".into(),
+        ));
     }
     let claimed = invite::Entity::update_many()
         .col_expr(invite::Column::UsedAt, Expr::value(now))
@@ -187,7 +205,9 @@ pub async fn redeem(
         .exec(&txn)
         .await?;
     if claimed.rows_affected != 1 {
-        return Err(StoreError::Conflict("This link has expired or was already used.".into()));
+        return Err(StoreError::Conflict(
+            "This link has expired or was already used.".into(),
+        ));
     }
     let user = match invite.kind {
         InviteKind::Invite => {
@@ -214,7 +234,9 @@ pub async fn redeem(
             user
         }
         InviteKind::PasswordReset => {
-            let user_id = invite.user_id.ok_or(StoreError::Corrupt("invites.user_id"))?;
+            let user_id = invite
+                .user_id
+                .ok_or(StoreError::Corrupt("invites.user_id"))?;
             let found = user::Entity::find_by_id(user_id.to_string())
                 .one(&txn)
                 .await?

@@ -30,10 +30,16 @@ impl TryFrom<session::Model> for Session {
     fn try_from(m: session::Model) -> Result<Self, StoreError> {
         Ok(Self {
             token_hash: m.token_hash,
-            user_id: m.user_id.parse().map_err(|_| StoreError::Corrupt("sessions.user_id"))?,
+            user_id: m
+                .user_id
+                .parse()
+                .map_err(|_| StoreError::Corrupt("sessions.user_id"))?,
             tenant_id: m
                 .tenant_id
-                .map(|t| t.parse().map_err(|_| StoreError::Corrupt("sessions.tenant_id")))
+                .map(|t| {
+                    t.parse()
+                        .map_err(|_| StoreError::Corrupt("sessions.tenant_id"))
+                })
                 .transpose()?,
             csrf_token: m.csrf_token,
             created_at: m.created_at,

@@ -38,7 +38,10 @@ impl TryFrom<tenant::Model> for Tenant {
     type Error = StoreError;
     fn try_from(m: tenant::Model) -> Result<Self, StoreError> {
         Ok(Self {
-            id: m.id.parse().map_err(|_| StoreError::Corrupt("tenants.id"))?,
+            id: m
+                .id
+                .parse()
+                .map_err(|_| StoreError::Corrupt("tenants.id"))?,
             name: m.name,
             status: TenantStatus::parse(&m.status).ok_or(StoreError::Corrupt("tenants.status"))?,
             created_at: m.created_at,
@@ -147,7 +150,9 @@ pub async fn delete(db: &Db, id: &TenantId) -> Result<(), StoreError> {
         .into_tuple()
         .all(&txn)
         .await?;
-    tenant::Entity::delete_by_id(id.to_string()).exec(&txn).await?;
+    tenant::Entity::delete_by_id(id.to_string())
+        .exec(&txn)
+        .await?;
     for user_id in member_ids {
         let elsewhere = membership::Entity::find()
             .filter(membership::Column::UserId.eq(user_id.clone()))

@@ -110,7 +110,13 @@ pub async fn membership_of(db: &Db, id: &UserId) -> Result<Option<Membership>, S
     else {
         return Ok(None);
     };
-    let tenant = crate::tenants::get(db, &m.tenant_id.parse().map_err(|_| StoreError::Corrupt("memberships.tenant_id"))?).await?;
+    let tenant = crate::tenants::get(
+        db,
+        &m.tenant_id
+            .parse()
+            .map_err(|_| StoreError::Corrupt("memberships.tenant_id"))?,
+    )
+    .await?;
     Ok(Some(Membership {
         tenant,
         role: Role::parse(&m.role).ok_or(StoreError::Corrupt("memberships.role"))?,
@@ -183,7 +189,10 @@ pub async fn set_password(db: &Db, id: &UserId, password_hash: String) -> Result
 /// Notes a successful login.
 pub async fn record_login(db: &Db, id: &UserId, now: DateTime<Utc>) -> Result<(), StoreError> {
     user::Entity::update_many()
-        .col_expr(user::Column::LastLoginAt, sea_orm::sea_query::Expr::value(now))
+        .col_expr(
+            user::Column::LastLoginAt,
+            sea_orm::sea_query::Expr::value(now),
+        )
         .filter(user::Column::Id.eq(id.to_string()))
         .exec(&db.conn)
         .await?;
@@ -224,7 +233,11 @@ async fn member_in<C: ConnectionTrait>(
 /// Serialises changes to one tenant's memberships, so two admins demoting
 /// each other at once cannot leave the tenant with none. SQLite serialises
 /// writers already; PostgreSQL needs the row lock.
-async fn lock_tenant(db: &Db, txn: &DatabaseTransaction, tenant: &TenantId) -> Result<(), StoreError> {
+async fn lock_tenant(
+    db: &Db,
+    txn: &DatabaseTransaction,
+    tenant: &TenantId,
+) -> Result<(), StoreError> {
     if db.backend() == Backend::Postgres {
         txn.execute_raw(Statement::from_sql_and_values(
             sea_orm::DbBackend::Postgres,
@@ -253,7 +266,12 @@ async fn other_active_admins(
 const LAST_ADMIN: &str = "At least one active admin must remain in the firm.";
 
 /// Changes a member's role; refuses to demote the last active admin.
-pub async fn set_role(db: &Db, tenant: &TenantId, id: &UserId, role: Role) -> Result<Member, StoreError> {
+pub async fn set_role(
+    db: &Db,
+    tenant: &TenantId,
+    id: &UserId,
+    role: Role,
+) -> Result<Member, StoreError> {
     let txn = db.conn.begin().await?;
     lock_tenant(db, &txn, tenant).await?;
     let current = member_in(&txn, tenant, id).await?;
@@ -265,7 +283,10 @@ pub async fn set_role(db: &Db, tenant: &TenantId, id: &UserId, role: Role) -> Re
         return Err(StoreError::Conflict(LAST_ADMIN.into()));
     }
     membership::Entity::update_many()
-        .col_expr(membership::Column::Role, sea_orm::sea_query::Expr::value(role.as_str()))
+        .col_expr(
+            membership::Column::Role,
+            sea_orm::sea_query::Expr::value(role.as_str()),
+        )
         .filter(membership::Column::TenantId.eq(tenant.to_string()))
         .filter(membership::Column::UserId.eq(id.to_string()))
         .exec(&txn)
@@ -293,7 +314,10 @@ pub async fn set_member_status(
         return Err(StoreError::Conflict(LAST_ADMIN.into()));
     }
     membership::Entity::update_many()
-        .col_expr(membership::Column::Status, sea_orm::sea_query::Expr::value(status.as_str()))
+        .col_expr(
+            membership::Column::Status,
+            sea_orm::sea_query::Expr::value(status.as_str()),
+        )
         .filter(membership::Column::TenantId.eq(tenant.to_string()))
         .filter(membership::Column::UserId.eq(id.to_string()))
         .exec(&txn)

@@ -27,7 +27,9 @@ static MANIFEST: LazyLock<Manifest> = LazyLock::new(|| {
     let mut urls = HashMap::new();
     let mut by_hashed = HashMap::new();
     for name in Files::iter() {
-        let Some(file) = Files::get(&name) else { continue };
+        let Some(file) = Files::get(&name) else {
+            continue;
+        };
         let digest = hex::encode(Sha256::digest(&file.data));
         let short = digest.get(..12).unwrap_or(&digest);
         let hashed = match name.rsplit_once('.') {
@@ -48,7 +50,10 @@ static MANIFEST: LazyLock<Manifest> = LazyLock::new(|| {
 
 /// The URL of an embedded file, e.g. `url("app.css")` -> `/static/app.3f2a….css`.
 pub fn url(name: &str) -> &'static str {
-    MANIFEST.urls.get(name).map_or("/static/missing", String::as_str)
+    MANIFEST
+        .urls
+        .get(name)
+        .map_or("/static/missing", String::as_str)
 }
 
 /// Serves a hashed asset.

@@ -42,10 +42,15 @@ pub async fn request_id_layer(
         .await?;
     let status = res.status().as_u16();
     span.in_scope(|| {
-        tracing::info!(status, elapsed_ms = started.elapsed().as_millis() as u64, "request done");
+        tracing::info!(
+            status,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "request done"
+        );
     });
     if let Ok(value) = header::HeaderValue::from_str(&id) {
-        res.headers_mut().insert(header::HeaderName::from_static("x-request-id"), value);
+        res.headers_mut()
+            .insert(header::HeaderName::from_static("x-request-id"), value);
     }
     Ok(res)
 }
@@ -133,7 +138,9 @@ impl ResponseError for AppError {
                 "Your role does not allow this. Ask an admin of your firm if you need it.",
                 None,
             ),
-            Self::Conflict(message) => error_page(StatusCode::CONFLICT, "That cannot be done", message, None),
+            Self::Conflict(message) => {
+                error_page(StatusCode::CONFLICT, "That cannot be done", message, None)
+            }
             Self::Internal(error) => {
                 let request_id = current_request_id();
                 tracing::error!(request_id = %request_id, error = %format!("{error:#}"), "request failed");
@@ -154,7 +161,12 @@ fn urlencode(s: &str) -> String {
 }
 
 /// Renders an error page with no internal detail.
-pub fn error_page(status: StatusCode, title: &str, message: &str, request_id: Option<String>) -> HttpResponse {
+pub fn error_page(
+    status: StatusCode,
+    title: &str,
+    message: &str,
+    request_id: Option<String>,
+) -> HttpResponse {
     let page = ErrorPage {
         layout: Layout::bare(title),
         status: status.as_u16(),

@@ -82,7 +82,11 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
-                .app_data(web::FormConfig::default().limit(64 * 1024).error_handler(error::form_error))
+                .app_data(
+                    web::FormConfig::default()
+                        .limit(64 * 1024)
+                        .error_handler(error::form_error),
+                )
                 .app_data(web::PayloadConfig::default().limit(64 * 1024))
                 .configure(pages::routes)
                 .default_service(web::to(pages::not_found))

@@ -61,7 +61,10 @@ mod tests {
     #[tokio::test]
     async fn hashes_with_asvs_parameters_and_verifies() {
         let hash = hash_password("correct horse battery".into()).await.unwrap();
-        assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
+        assert!(
+            hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{hash}"
+        );
         assert!(verify_password("correct horse battery".into(), Some(hash.clone())).await);
         assert!(!verify_password("wrong horse battery".into(), Some(hash)).await);
         assert!(!verify_password("anything".into(), None).await);

@@ -57,7 +57,9 @@ impl CurrentUser {
     /// The tenant and role of a member; `Forbidden` for an operator.
     pub fn member(&self) -> Result<(&TenantId, Role), AppError> {
         match &self.principal {
-            Principal::Member { tenant_id, role, .. } => Ok((tenant_id, *role)),
+            Principal::Member {
+                tenant_id, role, ..
+            } => Ok((tenant_id, *role)),
             Principal::Operator => Err(AppError::Forbidden),
         }
     }
@@ -82,11 +84,19 @@ pub struct RequestAuth {
 
 /// Name of the session cookie (`__Host-` prefixed under TLS).
 pub fn session_cookie_name(secure: bool) -> &'static str {
-    if secure { "__Host-ferry_session" } else { "ferry_session" }
+    if secure {
+        "__Host-ferry_session"
+    } else {
+        "ferry_session"
+    }
 }
 
 fn csrf_cookie_name(secure: bool) -> &'static str {
-    if secure { "__Host-ferry_csrf" } else { "ferry_csrf" }
+    if secure {
+        "__Host-ferry_csrf"
+    } else {
+        "ferry_csrf"
+    }
 }
 
 /// A cookie with Ferry's attributes: HttpOnly, SameSite=Lax, Path=/, and
@@ -183,7 +193,9 @@ pub async fn session_layer(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
-        return Err(actix_web::error::ErrorInternalServerError("application state missing"));
+        return Err(actix_web::error::ErrorInternalServerError(
+            "application state missing",
+        ));
     };
     let secure = state.config.secure_cookies();
     let client_ip = req
@@ -250,10 +262,10 @@ pub async fn session_layer(
             .add_cookie(&cookie(csrf_cookie_name(secure), token, secure))?;
     }
     // A handler that logged someone in or out set the cookie itself.
-    let handler_set_session = res
-        .headers()
-        .get_all(header::SET_COOKIE)
-        .any(|v| v.to_str().is_ok_and(|s| s.starts_with(session_cookie_name(secure))));
+    let handler_set_session = res.headers().get_all(header::SET_COOKIE).any(|v| {
+        v.to_str()
+            .is_ok_and(|s| s.starts_with(session_cookie_name(secure)))
+    });
     if clear_session_cookie && !handler_set_session {
         res.response_mut()
             .add_cookie(&removal(session_cookie_name(secure), secure))?;
@@ -320,7 +332,13 @@ impl FromRequest for Member {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         ready(match request_auth(req).user {
             Some(user) => match user.principal.clone() {
-                Principal::Member { tenant_id, role, .. } => Ok(Self { user, tenant_id, role }),
+                Principal::Member {
+                    tenant_id, role, ..
+                } => Ok(Self {
+                    user,
+                    tenant_id,
+                    role,
+                }),
                 Principal::Operator => Err(AppError::Forbidden),
             },
             None => Err(login_required(req)),

@@ -63,18 +63,25 @@ pub struct Layout {
 impl Layout {
     /// The layout for `req`, with `active` the current section's path.
     pub fn new(req: &HttpRequest, title: impl Into<String>, active: &str) -> Self {
-        let RequestAuth { user, csrf_token, .. } = request_auth(req);
+        let RequestAuth {
+            user, csrf_token, ..
+        } = request_auth(req);
         let mut nav: Vec<(&'static str, &'static str)> = Vec::new();
         let nav_user = user.map(|u| match &u.principal {
             Principal::Operator => {
-                nav.extend([("/operator/tenants", "Tenants"), ("/operator/audit", "Audit log")]);
+                nav.extend([
+                    ("/operator/tenants", "Tenants"),
+                    ("/operator/audit", "Audit log"),
+                ]);
                 NavUser {
                     name: u.name.clone(),
                     context: "Ferry platform".into(),
                     role: "Operator",
                 }
             }
-            Principal::Member { tenant_name, role, .. } => {
+            Principal::Member {
+                tenant_name, role, ..
+            } => {
                 nav.extend([("/home", "Overview"), ("/users", "Team")]);
                 if *role == Role::Admin {
                     nav.push(("/audit", "Audit log"));
@@ -166,7 +173,10 @@ impl FieldErrors {
 
     /// The message for `field`, if any.
     pub fn get(&self, field: &str) -> Option<&str> {
-        self.0.iter().find(|e| e.field == field).map(|e| e.message.as_str())
+        self.0
+            .iter()
+            .find(|e| e.field == field)
+            .map(|e| e.message.as_str())
     }
 
     /// Whether the form was valid.
@@ -181,7 +191,11 @@ impl FieldErrors {
 }
 
 /// Renders a page for `req` with `status`, consuming any flash message.
-pub fn render<T: Template>(req: &HttpRequest, status: StatusCode, page: &T) -> Result<HttpResponse, crate::AppError> {
+pub fn render<T: Template>(
+    req: &HttpRequest,
+    status: StatusCode,
+    page: &T,
+) -> Result<HttpResponse, crate::AppError> {
     let body = page.render()?;
     let mut res = HttpResponse::build(status);
     res.insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))

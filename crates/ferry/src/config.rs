@@ -91,7 +91,10 @@ impl std::fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 fn bad(setting: &'static str, message: impl Into<String>) -> anyhow::Error {
-    anyhow!(ConfigError { setting, message: message.into() })
+    anyhow!(ConfigError {
+        setting,
+        message: message.into()
+    })
 }
 
 impl Settings {
@@ -102,7 +105,10 @@ impl Settings {
         match file {
             Some(path) => {
                 if !path.exists() {
-                    bail!(bad("--config", format!("{} does not exist", path.display())));
+                    bail!(bad(
+                        "--config",
+                        format!("{} does not exist", path.display())
+                    ));
                 }
                 figment = figment.merge(Toml::file(path));
             }
@@ -118,7 +124,9 @@ impl Settings {
     /// Defaults overlaid with `pairs`, named as the environment variables are
     /// but without the `FERRY_` prefix (`("bind", "127.0.0.1:0")`), then
     /// validated exactly as at start-up. For tests and embedding.
-    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> anyhow::Result<Self> {
+    pub fn from_pairs<'a>(
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> anyhow::Result<Self> {
         let map: std::collections::BTreeMap<String, String> = pairs
             .into_iter()
             .map(|(k, v)| (k.to_lowercase(), v.to_owned()))
@@ -131,11 +139,12 @@ impl Settings {
     }
 
     fn validate(raw: RawSettings) -> anyhow::Result<Self> {
-        let bind: SocketAddr = raw
-            .bind
-            .trim()
-            .parse()
-            .map_err(|_| bad("FERRY_BIND", format!("'{}' is not an address like 127.0.0.1:8080", raw.bind)))?;
+        let bind: SocketAddr = raw.bind.trim().parse().map_err(|_| {
+            bad(
+                "FERRY_BIND",
+                format!("'{}' is not an address like 127.0.0.1:8080", raw.bind),
+            )
+        })?;
 
         let data_dir = PathBuf::from(raw.data_dir.trim());
         if raw.data_dir.trim().is_empty() {
@@ -145,8 +154,14 @@ impl Settings {
         let database_url = match raw.database_url.filter(|s| !s.trim().is_empty()) {
             Some(url) => {
                 let url = url.trim().to_owned();
-                if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-                    bail!(bad("FERRY_DATABASE_URL", "must start with sqlite: or postgres://"));
+                if !(url.starts_with("sqlite:")
+                    || url.starts_with("postgres://")
+                    || url.starts_with("postgresql://"))
+                {
+                    bail!(bad(
+                        "FERRY_DATABASE_URL",
+                        "must start with sqlite: or postgres://"
+                    ));
                 }
                 url
             }
@@ -158,7 +173,10 @@ impl Settings {
                 let parsed = url::Url::parse(url.trim())
                     .map_err(|e| bad("FERRY_REDIS_URL", format!("not a URL ({e})")))?;
                 if !matches!(parsed.scheme(), "redis" | "rediss") {
-                    bail!(bad("FERRY_REDIS_URL", "must start with redis:// or rediss://"));
+                    bail!(bad(
+                        "FERRY_REDIS_URL",
+                        "must start with redis:// or rediss://"
+                    ));
                 }
                 Some(SecretString::from(url.trim().to_owned()))
             }
@@ -180,23 +198,39 @@ impl Settings {
             None => None,
         };
 
-        let mail_from = raw
-            .mail_from
-            .parse()
-            .map_err(|_| bad("FERRY_MAIL_FROM", format!("'{}' is not an address like Ferry <ferry@example.com>", raw.mail_from)))?;
+        let mail_from = raw.mail_from.parse().map_err(|_| {
+            bad(
+                "FERRY_MAIL_FROM",
+                format!(
+                    "'{}' is not an address like Ferry <ferry@example.com>",
+                    raw.mail_from
+                ),
+            )
+        })?;
 
         let public_url = match raw.public_url.filter(|s| !s.trim().is_empty()) {
             Some(u) => {
                 let parsed = url::Url::parse(u.trim())
                     .map_err(|e| bad("FERRY_PUBLIC_URL", format!("not a URL ({e})")))?;
                 if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-                    bail!(bad("FERRY_PUBLIC_URL", "must be an http:// or https:// URL"));
+                    bail!(bad(
+                        "FERRY_PUBLIC_URL",
+                        "must be an http:// or https:// URL"
+                    ));
                 }
                 parsed
             }
             None => {
-                let host = if bind.ip().is_unspecified() { "localhost".to_owned() } else { bind.ip().to_string() };
-                let host = if bind.is_ipv6() && host != "localhost" { format!("[{host}]") } else { host };
+                let host = if bind.ip().is_unspecified() {
+                    "localhost".to_owned()
+                } else {
+                    bind.ip().to_string()
+                };
+                let host = if bind.is_ipv6() && host != "localhost" {
+                    format!("[{host}]")
+                } else {
+                    host
+                };
                 url::Url::parse(&format!("http://{host}:{}", bind.port()))
                     .map_err(|e| bad("FERRY_BIND", format!("cannot derive a public URL ({e})")))?
             }
@@ -205,7 +239,10 @@ impl Settings {
         let log_json = match raw.log_format.trim() {
             "text" => false,
             "json" => true,
-            other => bail!(bad("FERRY_LOG_FORMAT", format!("'{other}' is neither text nor json"))),
+            other => bail!(bad(
+                "FERRY_LOG_FORMAT",
+                format!("'{other}' is neither text nor json")
+            )),
         };
 
         let web_workers = match raw.web_workers.filter(|s| !s.trim().is_empty()) {
@@ -214,7 +251,12 @@ impl Settings {
                 .parse::<usize>()
                 .ok()
                 .filter(|n| (1..=256).contains(n))
-                .ok_or_else(|| bad("FERRY_WEB_WORKERS", format!("'{n}' is not a number from 1 to 256")))?,
+                .ok_or_else(|| {
+                    bad(
+                        "FERRY_WEB_WORKERS",
+                        format!("'{n}' is not a number from 1 to 256"),
+                    )
+                })?,
             None => std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
         };
 
@@ -264,14 +306,22 @@ fn load_master_key(
     };
     if !path.exists() {
         if explicit {
-            bail!(bad("FERRY_MASTER_KEY_FILE", format!("{} does not exist", path.display())));
+            bail!(bad(
+                "FERRY_MASTER_KEY_FILE",
+                format!("{} does not exist", path.display())
+            ));
         }
-        generate_key_file(&path).with_context(|| format!("generating the master key at {}", path.display()))?;
+        generate_key_file(&path)
+            .with_context(|| format!("generating the master key at {}", path.display()))?;
         tracing::info!(path = %path.display(), "generated a new master key");
     }
     check_private(&path)?;
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| bad("FERRY_MASTER_KEY_FILE", format!("cannot read {}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        bad(
+            "FERRY_MASTER_KEY_FILE",
+            format!("cannot read {}: {e}", path.display()),
+        )
+    })?;
     decode_key("FERRY_MASTER_KEY_FILE", &text)
 }
 
@@ -300,7 +350,10 @@ fn check_private(path: &Path) -> anyhow::Result<()> {
     if mode & 0o077 != 0 {
         bail!(bad(
             "FERRY_MASTER_KEY_FILE",
-            format!("{} is readable by other users (mode {mode:o}); run chmod 600 on it", path.display())
+            format!(
+                "{} is readable by other users (mode {mode:o}); run chmod 600 on it",
+                path.display()
+            )
         ));
     }
     Ok(())
@@ -346,27 +399,93 @@ mod tests {
         }
         // A second start reads the same key.
         let again = Settings::validate(raw(dir.path())).unwrap();
-        assert_eq!(again.master_key.expose_secret(), s.master_key.expose_secret());
+        assert_eq!(
+            again.master_key.expose_secret(),
+            s.master_key.expose_secret()
+        );
     }
 
     #[test]
     fn bad_settings_name_the_variable() {
         let dir = tempfile::tempdir().unwrap();
         let cases: Vec<(RawSettings, &str)> = vec![
-            (RawSettings { bind: "nonsense".into(), ..raw(dir.path()) }, "FERRY_BIND"),
-            (RawSettings { database_url: Some("mysql://x".into()), ..raw(dir.path()) }, "FERRY_DATABASE_URL"),
-            (RawSettings { redis_url: Some("http://x".into()), ..raw(dir.path()) }, "FERRY_REDIS_URL"),
-            (RawSettings { smtp_url: Some("not a url".into()), ..raw(dir.path()) }, "FERRY_SMTP_URL"),
-            (RawSettings { public_url: Some("ftp://x".into()), ..raw(dir.path()) }, "FERRY_PUBLIC_URL"),
-            (RawSettings { master_key: Some("c2hvcnQ=".into()), ..raw(dir.path()) }, "FERRY_MASTER_KEY"),
-            (RawSettings { master_key_file: Some("/nonexistent/key".into()), ..raw(dir.path()) }, "FERRY_MASTER_KEY_FILE"),
-            (RawSettings { log_format: "xml".into(), ..raw(dir.path()) }, "FERRY_LOG_FORMAT"),
-            (RawSettings { web_workers: Some("0".into()), ..raw(dir.path()) }, "FERRY_WEB_WORKERS"),
-            (RawSettings { mail_from: "nobody".into(), ..raw(dir.path()) }, "FERRY_MAIL_FROM"),
+            (
+                RawSettings {
+                    bind: "nonsense".into(),
+                    ..raw(dir.path())
+                },
+                "FERRY_BIND",
+            ),
+            (
+                RawSettings {
+                    database_url: Some("mysql://x".into()),
+                    ..raw(dir.path())
+                },
+                "FERRY_DATABASE_URL",
+            ),
+            (
+                RawSettings {
+                    redis_url: Some("http://x".into()),
+                    ..raw(dir.path())
+                },
+                "FERRY_REDIS_URL",
+            ),
+            (
+                RawSettings {
+                    smtp_url: Some("not a url".into()),
+                    ..raw(dir.path())
+                },
+                "FERRY_SMTP_URL",
+            ),
+            (
+                RawSettings {
+                    public_url: Some("ftp://x".into()),
+                    ..raw(dir.path())
+                },
+                "FERRY_PUBLIC_URL",
+            ),
+            (
+                RawSettings {
+                    master_key: Some("c2hvcnQ=".into()),
+                    ..raw(dir.path())
+                },
+                "FERRY_MASTER_KEY",
+            ),
+            (
+                RawSettings {
+                    master_key_file: Some("/nonexistent/key".into()),
+                    ..raw(dir.path())
+                },
+                "FERRY_MASTER_KEY_FILE",
+            ),
+            (
+                RawSettings {
+                    log_format: "xml".into(),
+                    ..raw(dir.path())
+                },
+                "FERRY_LOG_FORMAT",
+            ),
+            (
+                RawSettings {
+                    web_workers: Some("0".into()),
+                    ..raw(dir.path())
+                },
+                "FERRY_WEB_WORKERS",
+            ),
+            (
+                RawSettings {
+                    mail_from: "nobody".into(),
+                    ..raw(dir.path())
+                },
+                "FERRY_MAIL_FROM",
+            ),
         ];
         for (r, setting) in cases {
             let m = message(Settings::validate(r));
-            assert!(m.starts_with(&format!("configuration error: {setting}:")), "{setting}: {m}");
+            assert!(
+                m.starts_with(&format!("configuration error: {setting}:")),
+                "{setting}: {m}"
+            );
             assert!(!m.contains('\n'));
         }
     }
@@ -379,7 +498,10 @@ mod tests {
         let path = dir.path().join("k");
         std::fs::write(&path, B64.encode([7u8; 32])).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let r = RawSettings { master_key_file: Some(path.display().to_string()), ..raw(dir.path()) };
+        let r = RawSettings {
+            master_key_file: Some(path.display().to_string()),
+            ..raw(dir.path())
+        };
         assert!(message(Settings::validate(r)).contains("chmod 600"));
     }
 }

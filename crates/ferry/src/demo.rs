@@ -34,9 +34,24 @@ pub async fn seed(db: &Db, clock: &dyn Clock) -> anyhow::Result<Vec<DemoLogin>> 
         None => tenants::create(db, &TenantName::parse("name", DEMO_TENANT)?, now).await?,
     };
     let people = [
-        ("Platform operator", "operator@ferry.test", "Olive Operator", None),
-        ("Tenant admin", "admin@demo-accounting.test", "Ada Admin", Some(Role::Admin)),
-        ("Staff", "staff@demo-accounting.test", "Sam Staff", Some(Role::Staff)),
+        (
+            "Platform operator",
+            "operator@ferry.test",
+            "Olive Operator",
+            None,
+        ),
+        (
+            "Tenant admin",
+            "admin@demo-accounting.test",
+            "Ada Admin",
+            Some(Role::Admin),
+        ),
+        (
+            "Staff",
+            "staff@demo-accounting.test",
+            "Sam Staff",
+            Some(Role::Staff),
+        ),
     ];
     let mut logins = Vec::new();
     for (label, email, name, role) in people {
@@ -48,7 +63,9 @@ pub async fn seed(db: &Db, clock: &dyn Clock) -> anyhow::Result<Vec<DemoLogin>> 
             None => {
                 match role {
                     None => users::create_operator(db, &email, name, Some(hash), now).await?,
-                    Some(role) => users::create_member(db, &tenant.id, &email, name, hash, role, now).await?,
+                    Some(role) => {
+                        users::create_member(db, &tenant.id, &email, name, hash, role, now).await?
+                    }
                 };
             }
         }

@@ -34,8 +34,12 @@ pub const LINK_TTL_HOURS: i64 = 72;
 /// Opens the database named by the settings and applies migrations.
 pub async fn open_database(settings: &Settings) -> anyhow::Result<Db> {
     if settings.is_sqlite() {
-        create_private_dir(&settings.data_dir)
-            .with_context(|| format!("creating the data directory {}", settings.data_dir.display()))?;
+        create_private_dir(&settings.data_dir).with_context(|| {
+            format!(
+                "creating the data directory {}",
+                settings.data_dir.display()
+            )
+        })?;
     }
     let pool_size = if settings.is_sqlite() { 8 } else { 10 };
     let db = Db::connect(settings.database_url.expose_secret(), pool_size)
@@ -65,7 +69,11 @@ pub struct Ferry {
 
 /// Builds the process: opens and migrates the database, binds the listener
 /// (port 0 picks a free one) and starts the background loops.
-pub async fn build(settings: &Settings, clock: Arc<dyn Clock>, roles: Roles) -> anyhow::Result<Ferry> {
+pub async fn build(
+    settings: &Settings,
+    clock: Arc<dyn Clock>,
+    roles: Roles,
+) -> anyhow::Result<Ferry> {
     let db = open_database(settings).await?;
     let mailer = Mailer::new(db.clone(), clock.clone(), settings.smtp_url.is_some());
     let (stop, stop_rx) = watch::channel(false);
@@ -81,7 +89,9 @@ pub async fn build(settings: &Settings, clock: Arc<dyn Clock>, roles: Roles) -> 
                     from: settings.mail_from.clone(),
                 },
             )?;
-            tasks.push(tokio::spawn(delivery.run(mailer.wake_signal(), stop_rx.clone())));
+            tasks.push(tokio::spawn(
+                delivery.run(mailer.wake_signal(), stop_rx.clone()),
+            ));
         }
         tasks.push(tokio::spawn(housekeeping::run(
             db.clone(),
@@ -115,7 +125,12 @@ pub async fn build(settings: &Settings, clock: Arc<dyn Clock>, roles: Roles) -> 
     } else {
         None
     };
-    Ok(Ferry { app, db, stop, tasks })
+    Ok(Ferry {
+        app,
+        db,
+        stop,
+        tasks,
+    })
 }
 
 impl Ferry {

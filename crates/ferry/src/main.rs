@@ -59,9 +59,12 @@ enum AdminCommand {
 }
 
 fn init_logging(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,sea_orm=warn,actix_server=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,sqlx=warn,sea_orm=warn,actix_server=warn")
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {
@@ -92,9 +95,28 @@ async fn main() -> ExitCode {
 async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     match command {
-        Command::Serve { web_only } => serve(&settings, clock, Roles { web: true, worker: !web_only }, None).await,
+        Command::Serve { web_only } => {
+            serve(
+                &settings,
+                clock,
+                Roles {
+                    web: true,
+                    worker: !web_only,
+                },
+                None,
+            )
+            .await
+        }
         Command::Worker => {
-            let ferry = ferry::build(&settings, clock, Roles { web: false, worker: true }).await?;
+            let ferry = ferry::build(
+                &settings,
+                clock,
+                Roles {
+                    web: false,
+                    worker: true,
+                },
+            )
+            .await?;
             tracing::info!("worker started");
             ferry.run_until_stopped().await
         }
@@ -106,17 +128,37 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Demo => {
             let db = ferry::open_database(&settings).await?;
             let logins = ferry::demo::seed(&db, clock.as_ref()).await?;
-            serve(&settings, clock, Roles { web: true, worker: true }, Some(logins)).await
+            serve(
+                &settings,
+                clock,
+                Roles {
+                    web: true,
+                    worker: true,
+                },
+                Some(logins),
+            )
+            .await
         }
-        Command::Admin(AdminCommand::CreateOperator { email, name, password_stdin }) => {
-            create_operator(&settings, clock.as_ref(), &email, &name, password_stdin).await
-        }
+        Command::Admin(AdminCommand::CreateOperator {
+            email,
+            name,
+            password_stdin,
+        }) => create_operator(&settings, clock.as_ref(), &email, &name, password_stdin).await,
     }
 }
 
-async fn serve(settings: &Settings, clock: Arc<dyn Clock>, roles: Roles, logins: Option<Vec<ferry::demo::DemoLogin>>) -> anyhow::Result<()> {
+async fn serve(
+    settings: &Settings,
+    clock: Arc<dyn Clock>,
+    roles: Roles,
+    logins: Option<Vec<ferry::demo::DemoLogin>>,
+) -> anyhow::Result<()> {
     let ferry = ferry::build(settings, clock, roles).await?;
-    let url = settings.public_url.as_str().trim_end_matches('/').to_owned();
+    let url = settings
+        .public_url
+        .as_str()
+        .trim_end_matches('/')
+        .to_owned();
     tracing::info!(url = %url, web = roles.web, worker = roles.worker, "Ferry is serving");
     if let Some(logins) = logins {
         println!("\nFerry demo is running at {url}\n");
@@ -131,9 +173,17 @@ async fn serve(settings: &Settings, clock: Arc<dyn Clock>, roles: Roles, logins:
     ferry.run_until_stopped().await
 }
 
-async fn create_operator(settings: &Settings, clock: &dyn Clock, email: &str, name: &str, password_stdin: bool) -> anyhow::Result<()> {
-    let email = EmailAddress::parse("email", email).map_err(|e| anyhow::anyhow!("--email: {}", e.message))?;
-    let name = ferry_core::PersonName::parse("name", name).map_err(|e| anyhow::anyhow!("--name: {}", e.message))?;
+async fn create_operator(
+    settings: &Settings,
+    clock: &dyn Clock,
+    email: &str,
+    name: &str,
+    password_stdin: bool,
+) -> anyhow::Result<()> {
+    let email = EmailAddress::parse("email", email)
+        .map_err(|e| anyhow::anyhow!("--email: {}", e.message))?;
+    let name = ferry_core::PersonName::parse("name", name)
+        .map_err(|e| anyhow::anyhow!("--name: {}", e.message))?;
     let db = ferry::open_database(settings).await?;
     if users::find_by_email(&db, &email).await?.is_some() {
         anyhow::bail!("an account with the email {email} already exists");
@@ -144,13 +194,20 @@ async fn create_operator(settings: &Settings, clock: &dyn Clock, email: &str, na
             eprint!("Password for {email}: ");
         }
         let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line).context("reading the password from standard input")?;
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("reading the password from standard input")?;
         let line = line.trim_end_matches(['\n', '\r']);
-        let password = Password::parse_new("password", line, line).map_err(|e| anyhow::anyhow!("password: {}", e.message))?;
+        let password = Password::parse_new("password", line, line)
+            .map_err(|e| anyhow::anyhow!("password: {}", e.message))?;
         let hash = ferry_web::hash_password(password.expose().to_owned()).await?;
         let user = users::create_operator(&db, &email, name.as_str(), Some(hash), now).await?;
         record(&db, "operator.created", user.id.as_str(), &email, now).await?;
-        println!("created platform operator {email}; sign in at {}login", settings.public_url);
+        println!(
+            "created platform operator {email}; sign in at {}login",
+            settings.public_url
+        );
     } else {
         let token = new_token();
         let invite = invites::create(
@@ -183,7 +240,13 @@ fn chrono_hours(h: i64) -> chrono::Duration {
     chrono::Duration::hours(h)
 }
 
-async fn record(db: &ferry_store::Db, action: &str, target: &str, email: &EmailAddress, now: chrono::DateTime<chrono::Utc>) -> anyhow::Result<()> {
+async fn record(
+    db: &ferry_store::Db,
+    action: &str,
+    target: &str,
+    email: &EmailAddress,
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<()> {
     audit::record(
         db,
         audit::NewAuditEvent {

@@ -7,15 +7,31 @@ use ferry_tests::{TestOptions, captured_logs, redis_url, spawn_app, spawn_app_wi
 async fn state_changing_requests_need_the_right_anti_forgery_token() {
     let app = spawn_app().await;
     let (tenant, admin) = app.create_tenant("Acme").await;
-    let staff = app.add_member(&tenant, "staff@acme.test", "Sam", Role::Staff).await;
+    let staff = app
+        .add_member(&tenant, "staff@acme.test", "Sam", Role::Staff)
+        .await;
 
     // Before login: the login form without a token, or with a made-up one.
     let anon = app.client();
-    let res = anon.post_raw("/login", &[("email", &admin.email), ("password", &admin.password)]).await;
+    let res = anon
+        .post_raw(
+            "/login",
+            &[("email", &admin.email), ("password", &admin.password)],
+        )
+        .await;
     assert_eq!(res.status, 403);
     assert!(res.body.contains("security token"));
     anon.get("/login").await;
-    let res = anon.post_raw("/login", &[("email", &admin.email), ("password", &admin.password), ("csrf_token", &"0".repeat(64))]).await;
+    let res = anon
+        .post_raw(
+            "/login",
+            &[
+                ("email", &admin.email),
+                ("password", &admin.password),
+                ("csrf_token", &"0".repeat(64)),
+            ],
+        )
+        .await;
     assert_eq!(res.status, 403);
     assert_eq!(app.count("SELECT COUNT(*) FROM sessions").await, 0);
 
@@ -27,10 +43,17 @@ async fn state_changing_requests_need_the_right_anti_forgery_token() {
     assert_eq!(client.post_raw("/users/invite", &invite).await.status, 403);
     let mut with_wrong = invite.to_vec();
     with_wrong.push(("csrf_token", &other_token));
-    assert_eq!(client.post_raw("/users/invite", &with_wrong).await.status, 403);
+    assert_eq!(
+        client.post_raw("/users/invite", &with_wrong).await.status,
+        403
+    );
     assert_eq!(client.post_raw("/logout", &[]).await.status, 403);
     assert_eq!(app.count("SELECT COUNT(*) FROM invites").await, 0);
-    assert_eq!(app.count("SELECT COUNT(*) FROM sessions").await, 2, "logout without a token did nothing");
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM sessions").await,
+        2,
+        "logout without a token did nothing"
+    );
     // The header form works for scripts.
     let token = client.get("/home").await.csrf().expect("token");
     let res = client
@@ -50,7 +73,10 @@ async fn unknown_pages_are_a_plain_404() {
     let res = app.client().get("/no/such/page").await;
     assert_eq!(res.status, 404);
     assert!(res.body.contains("Page not found"));
-    assert!(res.header("x-request-id").is_some_and(|id| id.starts_with("req_")));
+    assert!(
+        res.header("x-request-id")
+            .is_some_and(|id| id.starts_with("req_"))
+    );
 }
 
 #[tokio::test]
@@ -59,16 +85,28 @@ async fn an_unexpected_error_is_an_opaque_500_with_a_logged_request_id() {
     let op = app.create_operator("op@ferry.test").await;
     let (tenant, _) = app.create_tenant("Acme").await;
     // A row changed behind Ferry's back cannot be read as a tenant.
-    app.execute(&format!("UPDATE tenants SET status = 'bogus' WHERE id = '{tenant}'")).await;
+    app.execute(&format!(
+        "UPDATE tenants SET status = 'bogus' WHERE id = '{tenant}'"
+    ))
+    .await;
     let client = app.login(&op).await;
     let res = client.get(&format!("/operator/tenants/{tenant}")).await;
     assert_eq!(res.status, 500);
     let id = res.header("x-request-id").expect("request id").to_owned();
     assert!(res.body.contains(&id), "the page shows the request id");
-    assert!(!res.body.contains("bogus") && !res.body.contains("tenants.status"), "no internal detail");
+    assert!(
+        !res.body.contains("bogus") && !res.body.contains("tenants.status"),
+        "no internal detail"
+    );
     let logs = captured_logs();
-    let line = logs.lines().find(|l| l.contains(&id) && l.contains("request failed")).expect("the failure is logged with its id");
-    assert!(line.contains("corrupt stored value in tenants.status"), "{line}");
+    let line = logs
+        .lines()
+        .find(|l| l.contains(&id) && l.contains("request failed"))
+        .expect("the failure is logged with its id");
+    assert!(
+        line.contains("corrupt stored value in tenants.status"),
+        "{line}"
+    );
 }
 
 #[tokio::test]
@@ -77,12 +115,24 @@ async fn assets_are_served_under_content_hashed_names() {
     let client = app.client();
     let page = client.get("/login").await;
     let start = page.body.find("/static/app.").expect("stylesheet link");
-    let href: String = page.body[start..].chars().take_while(|c| *c != '"').collect();
-    assert!(href.ends_with(".css") && href.len() > "/static/app..css".len() + 8, "{href}");
+    let href: String = page.body[start..]
+        .chars()
+        .take_while(|c| *c != '"')
+        .collect();
+    assert!(
+        href.ends_with(".css") && href.len() > "/static/app..css".len() + 8,
+        "{href}"
+    );
     let css = client.get(&href).await;
     assert_eq!(css.status, 200);
-    assert_eq!(css.header("cache-control"), Some("public, max-age=31536000, immutable"));
-    assert!(css.header("content-type").is_some_and(|t| t.starts_with("text/css")));
+    assert_eq!(
+        css.header("cache-control"),
+        Some("public, max-age=31536000, immutable")
+    );
+    assert!(
+        css.header("content-type")
+            .is_some_and(|t| t.starts_with("text/css"))
+    );
     assert!(css.body.contains(":focus-visible"), "visible focus styles");
     assert_eq!(client.get("/static/app.css").await.status, 404);
     assert_eq!(client.get("/static/app.000000000000.css").await.status, 404);
@@ -92,7 +142,10 @@ async fn assets_are_served_under_content_hashed_names() {
 async fn pages_carry_security_headers_and_are_not_cached() {
     let app = spawn_app().await;
     let page = app.client().get("/login").await;
-    assert!(page.header("content-security-policy").is_some_and(|c| c.contains("frame-ancestors 'none'")));
+    assert!(
+        page.header("content-security-policy")
+            .is_some_and(|c| c.contains("frame-ancestors 'none'"))
+    );
     assert_eq!(page.header("x-content-type-options"), Some("nosniff"));
     assert_eq!(page.header("referrer-policy"), Some("no-referrer"));
     assert_eq!(page.header("cache-control"), Some("no-store"));
@@ -113,7 +166,11 @@ async fn health_and_readiness() {
 
 #[tokio::test]
 async fn readiness_checks_redis_when_it_is_the_queue() {
-    let app = spawn_app_with(TestOptions { redis_url: Some(redis_url()), ..TestOptions::default() }).await;
+    let app = spawn_app_with(TestOptions {
+        redis_url: Some(redis_url()),
+        ..TestOptions::default()
+    })
+    .await;
     let ready = app.client().get("/readyz").await;
     assert_eq!(ready.status, 200, "{}", ready.body);
     assert!(ready.body.contains("ok (redis)"));
@@ -122,7 +179,11 @@ async fn readiness_checks_redis_when_it_is_the_queue() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
     let port = closed.local_addr().expect("addr").port();
     drop(closed);
-    let app = spawn_app_with(TestOptions { redis_url: Some(format!("redis://127.0.0.1:{port}")), ..TestOptions::default() }).await;
+    let app = spawn_app_with(TestOptions {
+        redis_url: Some(format!("redis://127.0.0.1:{port}")),
+        ..TestOptions::default()
+    })
+    .await;
     let ready = app.client().get("/readyz").await;
     assert_eq!(ready.status, 503);
     let body: serde_json::Value = serde_json::from_str(&ready.body).expect("json");
@@ -132,33 +193,75 @@ async fn readiness_checks_redis_when_it_is_the_queue() {
 
 #[tokio::test]
 async fn without_smtp_mail_lands_in_the_local_outbox() {
-    let app = spawn_app_with(TestOptions { smtp: false, ..TestOptions::default() }).await;
+    let app = spawn_app_with(TestOptions {
+        smtp: false,
+        ..TestOptions::default()
+    })
+    .await;
     let (_, admin) = app.create_tenant("Acme").await;
     let client = app.login(&admin).await;
-    client.submit("/users", "/users/invite", &[("name", "Sam"), ("email", "sam@acme.test"), ("role", "staff")]).await;
+    client
+        .submit(
+            "/users",
+            "/users/invite",
+            &[
+                ("name", "Sam"),
+                ("email", "sam@acme.test"),
+                ("role", "staff"),
+            ],
+        )
+        .await;
     let outbox = app.client().get("/outbox").await;
     assert_eq!(outbox.status, 200);
-    assert!(outbox.body.contains("sam@acme.test") && outbox.body.contains("You are invited to Ferry"));
+    assert!(
+        outbox.body.contains("sam@acme.test") && outbox.body.contains("You are invited to Ferry")
+    );
     let start = outbox.body.find("href=\"/outbox/eml_").expect("email link") + "href=\"".len();
-    let href: String = outbox.body[start..].chars().take_while(|c| *c != '"').collect();
+    let href: String = outbox.body[start..]
+        .chars()
+        .take_while(|c| *c != '"')
+        .collect();
     let email = app.client().get(&href).await;
-    assert!(email.body.contains("<a href=\"http://127.0.0.1:"), "links are clickable");
+    assert!(
+        email.body.contains("<a href=\"http://127.0.0.1:"),
+        "links are clickable"
+    );
     assert!(email.body.contains("/invite/"));
-    assert_eq!(app.count("SELECT COUNT(*) FROM emails WHERE status = 'outbox'").await, 1);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM emails WHERE status = 'outbox'")
+            .await,
+        1
+    );
 }
 
 #[tokio::test]
 async fn the_outbox_is_hidden_when_smtp_is_configured_or_the_install_is_public() {
     let app = spawn_app().await;
     assert_eq!(app.client().get("/outbox").await.status, 404);
-    let app = spawn_app_with(TestOptions { smtp: false, public_url: Some("https://ferry.example.com".into()), ..TestOptions::default() }).await;
+    let app = spawn_app_with(TestOptions {
+        smtp: false,
+        public_url: Some("https://ferry.example.com".into()),
+        ..TestOptions::default()
+    })
+    .await;
     assert_eq!(app.client().get("/outbox").await.status, 404);
 }
 
 #[tokio::test]
 async fn under_https_cookies_are_secure_and_host_prefixed() {
-    let app = spawn_app_with(TestOptions { public_url: Some("https://ferry.example.com".into()), ..TestOptions::default() }).await;
+    let app = spawn_app_with(TestOptions {
+        public_url: Some("https://ferry.example.com".into()),
+        ..TestOptions::default()
+    })
+    .await;
     let page = app.client().get("/login").await;
-    let cookie = page.set_cookies.iter().find(|c| c.starts_with("__Host-ferry_csrf=")).expect("csrf cookie");
-    assert!(cookie.contains("Secure") && cookie.contains("Path=/") && !cookie.contains("Domain"), "{cookie}");
+    let cookie = page
+        .set_cookies
+        .iter()
+        .find(|c| c.starts_with("__Host-ferry_csrf="))
+        .expect("csrf cookie");
+    assert!(
+        cookie.contains("Secure") && cookie.contains("Path=/") && !cookie.contains("Domain"),
+        "{cookie}"
+    );
 }

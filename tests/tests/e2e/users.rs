@@ -7,52 +7,132 @@ use ferry_tests::{assert_escaped, spawn_app};
 async fn staff_see_the_team_read_only_and_cannot_use_admin_routes() {
     let app = spawn_app().await;
     let (tenant, admin) = app.create_tenant("Acme").await;
-    let staff = app.add_member(&tenant, "staff@acme.test", "Sam Staff", Role::Staff).await;
+    let staff = app
+        .add_member(&tenant, "staff@acme.test", "Sam Staff", Role::Staff)
+        .await;
     let client = app.login(&staff).await;
     let team = client.get("/users").await;
     assert_eq!(team.status, 200);
     assert!(team.body.contains("Ada Admin") && team.body.contains("Sam Staff"));
-    assert!(!team.body.contains("action=\"/users/invite\""), "no invite form for staff");
-    assert!(!team.body.contains("href=\"/users/usr_"), "no links to admin pages");
+    assert!(
+        !team.body.contains("action=\"/users/invite\""),
+        "no invite form for staff"
+    );
+    assert!(
+        !team.body.contains("href=\"/users/usr_"),
+        "no links to admin pages"
+    );
     let home = client.get("/home").await;
     assert!(home.body.contains("read-only access"));
     assert!(!home.body.contains("href=\"/audit\""));
 
     let forbidden = [
-        client.submit("/users", "/users/invite", &[("name", "X"), ("email", "x@acme.test"), ("role", "admin")]).await,
-        client.submit("/users", &format!("/users/{}/role", admin.user_id), &[("role", "staff")]).await,
-        client.submit("/users", &format!("/users/{}/deactivate", admin.user_id), &[]).await,
-        client.submit("/users", &format!("/users/{}/role", staff.user_id), &[("role", "admin")]).await,
+        client
+            .submit(
+                "/users",
+                "/users/invite",
+                &[("name", "X"), ("email", "x@acme.test"), ("role", "admin")],
+            )
+            .await,
+        client
+            .submit(
+                "/users",
+                &format!("/users/{}/role", admin.user_id),
+                &[("role", "staff")],
+            )
+            .await,
+        client
+            .submit(
+                "/users",
+                &format!("/users/{}/deactivate", admin.user_id),
+                &[],
+            )
+            .await,
+        client
+            .submit(
+                "/users",
+                &format!("/users/{}/role", staff.user_id),
+                &[("role", "admin")],
+            )
+            .await,
     ];
     for res in forbidden {
         assert_eq!(res.status, 403, "{}", res.body);
         assert!(res.body.contains("Your role does not allow this."));
     }
-    assert_eq!(client.get(&format!("/users/{}", admin.user_id)).await.status, 403);
+    assert_eq!(
+        client
+            .get(&format!("/users/{}", admin.user_id))
+            .await
+            .status,
+        403
+    );
     assert_eq!(client.get("/audit").await.status, 403);
     assert_eq!(app.count("SELECT COUNT(*) FROM invites").await, 0);
-    assert_eq!(app.count("SELECT COUNT(*) FROM memberships WHERE role = 'admin'").await, 1);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM memberships WHERE role = 'admin'")
+            .await,
+        1
+    );
 }
 
 #[tokio::test]
 async fn an_admin_changes_roles_and_every_change_is_audited() {
     let app = spawn_app().await;
     let (tenant, admin) = app.create_tenant("Acme").await;
-    let staff = app.add_member(&tenant, "staff@acme.test", "Sam Staff", Role::Staff).await;
+    let staff = app
+        .add_member(&tenant, "staff@acme.test", "Sam Staff", Role::Staff)
+        .await;
     let client = app.login(&admin).await;
     let page = format!("/users/{}", staff.user_id);
-    let res = client.submit(&page, &format!("/users/{}/role", staff.user_id), &[("role", "admin")]).await;
+    let res = client
+        .submit(
+            &page,
+            &format!("/users/{}/role", staff.user_id),
+            &[("role", "admin")],
+        )
+        .await;
     assert_eq!(res.status, 303);
-    assert!(client.get(&page).await.body.contains("Sam Staff is now admin."));
-    let res = client.submit(&page, &format!("/users/{}/role", staff.user_id), &[("role", "superuser")]).await;
+    assert!(
+        client
+            .get(&page)
+            .await
+            .body
+            .contains("Sam Staff is now admin.")
+    );
+    let res = client
+        .submit(
+            &page,
+            &format!("/users/{}/role", staff.user_id),
+            &[("role", "superuser")],
+        )
+        .await;
     assert_eq!(res.status, 303);
-    assert!(client.get(&page).await.body.contains("Choose Admin or Staff."));
-    client.submit(&page, &format!("/users/{}/deactivate", staff.user_id), &[]).await;
-    client.submit(&page, &format!("/users/{}/reactivate", staff.user_id), &[]).await;
+    assert!(
+        client
+            .get(&page)
+            .await
+            .body
+            .contains("Choose Admin or Staff.")
+    );
+    client
+        .submit(&page, &format!("/users/{}/deactivate", staff.user_id), &[])
+        .await;
+    client
+        .submit(&page, &format!("/users/{}/reactivate", staff.user_id), &[])
+        .await;
     let audit = client.get("/audit").await;
     assert_eq!(audit.status, 200);
-    for action in ["user.role_changed", "user.deactivated", "user.reactivated", "user.logged_in"] {
-        assert!(audit.body.contains(action), "{action} missing from the audit page");
+    for action in [
+        "user.role_changed",
+        "user.deactivated",
+        "user.reactivated",
+        "user.logged_in",
+    ] {
+        assert!(
+            audit.body.contains(action),
+            "{action} missing from the audit page"
+        );
     }
     assert_eq!(
         app.count(&format!("SELECT COUNT(*) FROM audit_events WHERE tenant_id = '{tenant}' AND action = 'user.role_changed'")).await,
@@ -66,18 +146,40 @@ async fn the_last_active_admin_cannot_be_demoted_or_deactivated() {
     let (tenant, admin) = app.create_tenant("Acme").await;
     let client = app.login(&admin).await;
     let page = format!("/users/{}", admin.user_id);
-    let res = client.submit(&page, &format!("/users/{}/role", admin.user_id), &[("role", "staff")]).await;
+    let res = client
+        .submit(
+            &page,
+            &format!("/users/{}/role", admin.user_id),
+            &[("role", "staff")],
+        )
+        .await;
     assert_eq!(res.status, 409);
     assert!(res.body.contains("At least one active admin must remain"));
-    let res = client.submit(&page, &format!("/users/{}/deactivate", admin.user_id), &[]).await;
+    let res = client
+        .submit(&page, &format!("/users/{}/deactivate", admin.user_id), &[])
+        .await;
     assert_eq!(res.status, 409);
     // With a second admin, the first may step down.
-    let second = app.add_member(&tenant, "second@acme.test", "Second Admin", Role::Admin).await;
-    let res = client.submit(&page, &format!("/users/{}/role", admin.user_id), &[("role", "staff")]).await;
+    let second = app
+        .add_member(&tenant, "second@acme.test", "Second Admin", Role::Admin)
+        .await;
+    let res = client
+        .submit(
+            &page,
+            &format!("/users/{}/role", admin.user_id),
+            &[("role", "staff")],
+        )
+        .await;
     assert_eq!(res.status, 303);
     // Now the second is the last admin; a deactivated admin does not count.
     let second_client = app.login(&second).await;
-    let res = second_client.submit("/users", &format!("/users/{}/deactivate", second.user_id), &[]).await;
+    let res = second_client
+        .submit(
+            "/users",
+            &format!("/users/{}/deactivate", second.user_id),
+            &[],
+        )
+        .await;
     assert_eq!(res.status, 409);
 }
 
@@ -85,20 +187,44 @@ async fn the_last_active_admin_cannot_be_demoted_or_deactivated() {
 async fn tenant_b_gets_404_for_tenant_a_people() {
     let app = spawn_app().await;
     let (tenant_a, admin_a) = app.create_tenant("Alpha").await;
-    let staff_a = app.add_member(&tenant_a, "staff@alpha.test", "Alice", Role::Staff).await;
+    let staff_a = app
+        .add_member(&tenant_a, "staff@alpha.test", "Alice", Role::Staff)
+        .await;
     let (_, admin_b) = app.create_tenant("Bravo").await;
     let b = app.login(&admin_b).await;
     for id in [&admin_a.user_id, &staff_a.user_id] {
         assert_eq!(b.get(&format!("/users/{id}")).await.status, 404);
-        assert_eq!(b.submit("/users", &format!("/users/{id}/role"), &[("role", "admin")]).await.status, 404);
-        assert_eq!(b.submit("/users", &format!("/users/{id}/deactivate"), &[]).await.status, 404);
-        assert_eq!(b.submit("/users", &format!("/users/{id}/reactivate"), &[]).await.status, 404);
+        assert_eq!(
+            b.submit("/users", &format!("/users/{id}/role"), &[("role", "admin")])
+                .await
+                .status,
+            404
+        );
+        assert_eq!(
+            b.submit("/users", &format!("/users/{id}/deactivate"), &[])
+                .await
+                .status,
+            404
+        );
+        assert_eq!(
+            b.submit("/users", &format!("/users/{id}/reactivate"), &[])
+                .await
+                .status,
+            404
+        );
     }
     let team = b.get("/users").await;
     assert!(!team.body.contains("alpha.test"));
-    assert_eq!(app.count("SELECT COUNT(*) FROM memberships WHERE role = 'staff' AND status = 'active'").await, 1);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM memberships WHERE role = 'staff' AND status = 'active'")
+            .await,
+        1
+    );
     let audit = b.get("/audit").await;
-    assert!(!audit.body.contains("alpha.test"), "tenant B's audit log shows only B");
+    assert!(
+        !audit.body.contains("alpha.test"),
+        "tenant B's audit log shows only B"
+    );
 }
 
 #[tokio::test]
@@ -106,27 +232,67 @@ async fn invite_input_is_validated_and_markup_is_escaped_everywhere() {
     let app = spawn_app().await;
     let (_, admin) = app.create_tenant("Acme").await;
     let client = app.login(&admin).await;
-    let res = client.submit("/users", "/users/invite", &[("name", ""), ("email", "nope"), ("role", "owner")]).await;
+    let res = client
+        .submit(
+            "/users",
+            "/users/invite",
+            &[("name", ""), ("email", "nope"), ("role", "owner")],
+        )
+        .await;
     assert_eq!(res.status, 422);
     assert!(res.body.contains("Enter a name.") && res.body.contains("Choose Admin or Staff."));
-    let res = client.submit("/users", "/users/invite", &[("name", &"n".repeat(10_240)), ("email", "ok@acme.test"), ("role", "staff")]).await;
+    let res = client
+        .submit(
+            "/users",
+            "/users/invite",
+            &[
+                ("name", &"n".repeat(10_240)),
+                ("email", "ok@acme.test"),
+                ("role", "staff"),
+            ],
+        )
+        .await;
     assert_eq!(res.status, 422);
     assert!(res.body.contains("Use at most 100 characters."));
     // An existing account cannot be invited again.
-    let res = client.submit("/users", "/users/invite", &[("name", "Dup"), ("email", &admin.email), ("role", "staff")]).await;
+    let res = client
+        .submit(
+            "/users",
+            "/users/invite",
+            &[("name", "Dup"), ("email", &admin.email), ("role", "staff")],
+        )
+        .await;
     assert_eq!(res.status, 422);
     assert!(res.body.contains("already has a Ferry account"));
 
     let nasty = "<script>alert('x')</script> \"O'Brien\"";
     let sql = "Robert'); DROP TABLE users;--";
     for name in [nasty, sql] {
-        let res = client.submit("/users", "/users/invite", &[("name", name), ("email", &format!("p{}@acme.test", name.len())), ("role", "staff")]).await;
+        let res = client
+            .submit(
+                "/users",
+                "/users/invite",
+                &[
+                    ("name", name),
+                    ("email", &format!("p{}@acme.test", name.len())),
+                    ("role", "staff"),
+                ],
+            )
+            .await;
         assert_eq!(res.status, 303, "{}", res.body);
     }
     let team = client.get("/users").await;
     assert_escaped(&team, nasty);
     assert_escaped(&team, sql);
-    assert!(app.count("SELECT COUNT(*) FROM users").await >= 1, "the users table survived");
-    let mail = app.wait_for_mail(&format!("p{}@acme.test", sql.len()), "invited").await;
-    assert!(mail.body.contains(sql), "mail is plain text: the name is shown as typed");
+    assert!(
+        app.count("SELECT COUNT(*) FROM users").await >= 1,
+        "the users table survived"
+    );
+    let mail = app
+        .wait_for_mail(&format!("p{}@acme.test", sql.len()), "invited")
+        .await;
+    assert!(
+        mail.body.contains(sql),
+        "mail is plain text: the name is shown as typed"
+    );
 }

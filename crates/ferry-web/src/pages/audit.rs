@@ -1,9 +1,9 @@
 //! The audit log pages: a tenant's (admins) and the platform's (operators).
 
+use crate::AppState;
 use crate::error::AppError;
 use crate::session::{Admin, Operator};
 use crate::templates::{Layout, render};
-use crate::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
@@ -47,7 +47,11 @@ impl From<AuditEvent> for AuditRow {
             description: describe(&e.action).to_owned(),
             action: e.action,
             target: format!("{} {}", e.target_kind, e.target_id),
-            details: if e.details == "{}" { String::new() } else { e.details },
+            details: if e.details == "{}" {
+                String::new()
+            } else {
+                e.details
+            },
             client_ip: e.client_ip,
         }
     }
@@ -62,21 +66,37 @@ struct AuditPage {
 }
 
 /// GET /audit: the tenant's audit log (admins).
-pub async fn tenant(state: web::Data<AppState>, req: HttpRequest, admin: Admin) -> Result<HttpResponse, AppError> {
+pub async fn tenant(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    admin: Admin,
+) -> Result<HttpResponse, AppError> {
     let rows = audit_log::for_tenant(&state.db, &admin.0.tenant_id, 200).await?;
-    render(&req, StatusCode::OK, &AuditPage {
-        layout: Layout::new(&req, "Audit log", "/audit"),
-        heading: "Audit log",
-        rows: rows.into_iter().map(AuditRow::from).collect(),
-    })
+    render(
+        &req,
+        StatusCode::OK,
+        &AuditPage {
+            layout: Layout::new(&req, "Audit log", "/audit"),
+            heading: "Audit log",
+            rows: rows.into_iter().map(AuditRow::from).collect(),
+        },
+    )
 }
 
 /// GET /operator/audit: platform-level events (operators).
-pub async fn platform(state: web::Data<AppState>, req: HttpRequest, _op: Operator) -> Result<HttpResponse, AppError> {
+pub async fn platform(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    _op: Operator,
+) -> Result<HttpResponse, AppError> {
     let rows = audit_log::platform(&state.db, 200).await?;
-    render(&req, StatusCode::OK, &AuditPage {
-        layout: Layout::new(&req, "Platform audit log", "/operator/audit"),
-        heading: "Platform audit log",
-        rows: rows.into_iter().map(AuditRow::from).collect(),
-    })
+    render(
+        &req,
+        StatusCode::OK,
+        &AuditPage {
+            layout: Layout::new(&req, "Platform audit log", "/operator/audit"),
+            heading: "Platform audit log",
+            rows: rows.into_iter().map(AuditRow::from).collect(),
+        },
+    )
 }

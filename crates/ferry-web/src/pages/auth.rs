@@ -12,7 +12,10 @@ use askama::Template;
 use chrono::Duration;
 use ferry_core::{EmailAddress, FieldError, InviteKind, Password, TenantStatus, UserStatus};
 use ferry_store::invites::LinkState;
-use ferry_store::{StoreError, audit as audit_log, invites, login_attempts, new_token, sessions, tenants, token_hash, users};
+use ferry_store::{
+    StoreError, audit as audit_log, invites, login_attempts, new_token, sessions, tenants,
+    token_hash, users,
+};
 
 /// Failures counted for throttling, and how long they count.
 const MAX_FAILURES: u64 = 5;
@@ -69,11 +72,21 @@ fn login_page_with(
 }
 
 /// GET /login
-pub async fn login_page(req: HttpRequest, query: web::Query<NextQuery>) -> Result<HttpResponse, AppError> {
+pub async fn login_page(
+    req: HttpRequest,
+    query: web::Query<NextQuery>,
+) -> Result<HttpResponse, AppError> {
     if let Some(user) = request_auth(&req).user {
         return Ok(crate::templates::redirect(home_for(&user)));
     }
-    login_page_with(&req, StatusCode::OK, "", &query.next, None, FieldErrors::new())
+    login_page_with(
+        &req,
+        StatusCode::OK,
+        "",
+        &query.next,
+        None,
+        FieldErrors::new(),
+    )
 }
 
 /// POST /login
@@ -88,7 +101,8 @@ pub async fn login(
     let window = Duration::minutes(WINDOW_MINUTES);
     let key: String = form.email.trim().to_lowercase().chars().take(254).collect();
 
-    let failures = login_attempts::recent_failures(&state.db, &key, &auth.client_ip, now - window).await?;
+    let failures =
+        login_attempts::recent_failures(&state.db, &key, &auth.client_ip, now - window).await?;
     if failures.for_email >= MAX_FAILURES || failures.for_client >= MAX_FAILURES {
         let minutes = failures
             .oldest
@@ -115,11 +129,22 @@ pub async fn login(
         errors.push(FieldError::new("password", "Enter your password."));
     }
     let Some(email) = email.filter(|_| errors.is_empty()) else {
-        return login_page_with(&req, StatusCode::UNPROCESSABLE_ENTITY, &form.email, &form.next, None, errors);
+        return login_page_with(
+            &req,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &form.email,
+            &form.next,
+            None,
+            errors,
+        );
     };
 
     let user = users::find_by_email(&state.db, &email).await?;
-    let verified = verify_password(form.password, user.as_ref().and_then(|u| u.password_hash.clone())).await;
+    let verified = verify_password(
+        form.password,
+        user.as_ref().and_then(|u| u.password_hash.clone()),
+    )
+    .await;
     let Some(user) = user.filter(|_| verified) else {
         login_attempts::record(&state.db, &key, &auth.client_ip, false, now).await?;
         return login_page_with(
@@ -134,7 +159,14 @@ pub async fn login(
 
     // The password proved who this is, so a specific reason may be given.
     let refuse = |message: String| {
-        login_page_with(&req, StatusCode::FORBIDDEN, &form.email, &form.next, Some(message), FieldErrors::new())
+        login_page_with(
+            &req,
+            StatusCode::FORBIDDEN,
+            &form.email,
+            &form.next,
+            Some(message),
+            FieldErrors::new(),
+        )
     };
     if user.status != UserStatus::Active {
         return refuse("Your access to Ferry has been deactivated.".into());
@@ -144,7 +176,9 @@ pub async fn login(
     } else {
         match users::membership_of(&state.db, &user.id).await? {
             Some(m) if m.tenant.status == TenantStatus::Suspended => {
-                return refuse("Your firm's access to Ferry is suspended. Contact your Ferry operator.".into());
+                return refuse(
+                    "Your firm's access to Ferry is suspended. Contact your Ferry operator.".into(),
+                );
             }
             Some(m) if m.status != UserStatus::Active => {
                 return refuse(format!(
@@ -190,7 +224,11 @@ pub async fn login(
     )
     .await?;
 
-    let landing = if user.is_operator { "/operator/tenants" } else { "/home" };
+    let landing = if user.is_operator {
+        "/operator/tenants"
+    } else {
+        "/home"
+    };
     let target = safe_next(&form.next).unwrap_or(landing);
     let secure = state.config.secure_cookies();
     Ok(HttpResponse::SeeOther()
@@ -200,13 +238,27 @@ pub async fn login(
 }
 
 /// POST /logout: ends the session on the server.
-pub async fn logout(state: web::Data<AppState>, req: HttpRequest, user: CurrentUser) -> Result<HttpResponse, AppError> {
+pub async fn logout(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    user: CurrentUser,
+) -> Result<HttpResponse, AppError> {
     sessions::delete(&state.db, &user.session_hash).await?;
     let tenant = match &user.principal {
         Principal::Member { tenant_id, .. } => Some(tenant_id.clone()),
         Principal::Operator => None,
     };
-    super::audit(&state, &req, tenant.as_ref(), Some(&user), "user.logged_out", "user", user.user_id.as_str(), serde_json::json!({})).await?;
+    super::audit(
+        &state,
+        &req,
+        tenant.as_ref(),
+        Some(&user),
+        "user.logged_out",
+        "user",
+        user.user_id.as_str(),
+        serde_json::json!({}),
+    )
+    .await?;
     let secure = state.config.secure_cookies();
     let mut res = redirect_with_flash("/login", "success", "You have signed out.");
     res.add_cookie(&removal(session_cookie_name(secure), secure))
@@ -231,35 +283,50 @@ pub struct ForgotForm {
 
 /// GET /password/forgot
 pub async fn forgot_page(req: HttpRequest) -> Result<HttpResponse, AppError> {
-    render(&req, StatusCode::OK, &ForgotPage {
-        layout: Layout::new(&req, "Reset your password", "/login"),
-        email: String::new(),
-        errors: FieldErrors::new(),
-    })
+    render(
+        &req,
+        StatusCode::OK,
+        &ForgotPage {
+            layout: Layout::new(&req, "Reset your password", "/login"),
+            email: String::new(),
+            errors: FieldErrors::new(),
+        },
+    )
 }
 
 /// POST /password/forgot: emails a reset link if the account exists, and
 /// says the same thing either way.
-pub async fn forgot(state: web::Data<AppState>, req: HttpRequest, form: web::Form<ForgotForm>) -> Result<HttpResponse, AppError> {
+pub async fn forgot(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<ForgotForm>,
+) -> Result<HttpResponse, AppError> {
     let mut errors = FieldErrors::new();
     let Some(email) = errors.check(EmailAddress::parse("email", &form.email)) else {
-        return render(&req, StatusCode::UNPROCESSABLE_ENTITY, &ForgotPage {
-            layout: Layout::new(&req, "Reset your password", "/login"),
-            email: form.email.chars().take(254).collect(),
-            errors,
-        });
+        return render(
+            &req,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &ForgotPage {
+                layout: Layout::new(&req, "Reset your password", "/login"),
+                email: form.email.chars().take(254).collect(),
+                errors,
+            },
+        );
     };
     if let Some(user) = users::find_by_email(&state.db, &email).await?
         && user.status == UserStatus::Active
     {
-        send_link(&state, LinkRequest {
-            kind: InviteKind::PasswordReset,
-            email: &email,
-            name: &user.name,
-            tenant: None,
-            user_id: Some(&user.id),
-            invited_by: None,
-        })
+        send_link(
+            &state,
+            LinkRequest {
+                kind: InviteKind::PasswordReset,
+                email: &email,
+                name: &user.name,
+                tenant: None,
+                user_id: Some(&user.id),
+                invited_by: None,
+            },
+        )
         .await?;
         tracing::info!(user_id = %user.id, "password reset link sent");
     }
@@ -291,23 +358,48 @@ pub struct SetPasswordForm {
 }
 
 fn link_kind(req: &HttpRequest) -> InviteKind {
-    if req.path().starts_with("/invite/") { InviteKind::Invite } else { InviteKind::PasswordReset }
+    if req.path().starts_with("/invite/") {
+        InviteKind::Invite
+    } else {
+        InviteKind::PasswordReset
+    }
 }
 
-async fn valid_link(state: &AppState, req: &HttpRequest, token: &str) -> Result<Result<invites::Invite, HttpResponse>, AppError> {
-    let gone = |message: &str| Ok(Err(error_page(StatusCode::GONE, "Link no longer valid", message, None)));
+async fn valid_link(
+    state: &AppState,
+    req: &HttpRequest,
+    token: &str,
+) -> Result<Result<invites::Invite, HttpResponse>, AppError> {
+    let gone = |message: &str| {
+        Ok(Err(error_page(
+            StatusCode::GONE,
+            "Link no longer valid",
+            message,
+            None,
+        )))
+    };
     if token.len() != 64 {
         return Err(AppError::NotFound);
     }
     match invites::lookup(&state.db, &token_hash(token), state.clock.now()).await? {
         LinkState::Valid(invite) if invite.kind == link_kind(req) => Ok(Ok(invite)),
         LinkState::Valid(_) | LinkState::Unknown => Err(AppError::NotFound),
-        LinkState::Expired => gone("This link has expired. Ask whoever sent it for a new one, or use “Forgot your password?” on the sign-in page."),
-        LinkState::Used => gone("This link was already used. Sign in with your password, or use “Forgot your password?” on the sign-in page."),
+        LinkState::Expired => gone(
+            "This link has expired. Ask whoever sent it for a new one, or use “Forgot your password?” on the sign-in page.",
+        ),
+        LinkState::Used => gone(
+            "This link was already used. Sign in with your password, or use “Forgot your password?” on the sign-in page.",
+        ),
     }
 }
 
-async fn set_password_page(state: &AppState, req: &HttpRequest, invite: &invites::Invite, status: StatusCode, errors: FieldErrors) -> Result<HttpResponse, AppError> {
+async fn set_password_page(
+    state: &AppState,
+    req: &HttpRequest,
+    invite: &invites::Invite,
+    status: StatusCode,
+    errors: FieldErrors,
+) -> Result<HttpResponse, AppError> {
     let (heading, intro) = match (invite.kind, &invite.tenant_id) {
         (InviteKind::Invite, Some(tenant_id)) => {
             let tenant = tenants::get(&state.db, tenant_id).await?;
@@ -323,20 +415,30 @@ async fn set_password_page(state: &AppState, req: &HttpRequest, invite: &invites
         ),
         (InviteKind::PasswordReset, _) => ("Choose a new password".to_owned(), "Signing in again will be needed everywhere.".to_owned()),
     };
-    render(req, status, &SetPasswordPage {
-        layout: Layout::new(req, heading.clone(), "/login"),
-        heading,
-        intro,
-        email: invite.email.clone(),
-        action: req.path().to_owned(),
-        errors,
-    })
+    render(
+        req,
+        status,
+        &SetPasswordPage {
+            layout: Layout::new(req, heading.clone(), "/login"),
+            heading,
+            intro,
+            email: invite.email.clone(),
+            action: req.path().to_owned(),
+            errors,
+        },
+    )
 }
 
 /// GET /invite/{token} and /password/reset/{token}
-pub async fn link_page(state: web::Data<AppState>, req: HttpRequest, token: web::Path<String>) -> Result<HttpResponse, AppError> {
+pub async fn link_page(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    token: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
     match valid_link(&state, &req, &token).await? {
-        Ok(invite) => set_password_page(&state, &req, &invite, StatusCode::OK, FieldErrors::new()).await,
+        Ok(invite) => {
+            set_password_page(&state, &req, &invite, StatusCode::OK, FieldErrors::new()).await
+        }
         Err(gone) => Ok(gone),
     }
 }
@@ -353,14 +455,31 @@ pub async fn redeem_link(
         Err(gone) => return Ok(gone),
     };
     let mut errors = FieldErrors::new();
-    let Some(password) = errors.check(Password::parse_new("password", &form.password, &form.password_confirmation)) else {
-        return set_password_page(&state, &req, &invite, StatusCode::UNPROCESSABLE_ENTITY, errors).await;
+    let Some(password) = errors.check(Password::parse_new(
+        "password",
+        &form.password,
+        &form.password_confirmation,
+    )) else {
+        return set_password_page(
+            &state,
+            &req,
+            &invite,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            errors,
+        )
+        .await;
     };
     let hash = hash_password(password.expose().to_owned()).await?;
-    let user = match invites::redeem(&state.db, &token_hash(&token), hash, state.clock.now()).await {
+    let user = match invites::redeem(&state.db, &token_hash(&token), hash, state.clock.now()).await
+    {
         Ok(user) => user,
         Err(StoreError::Conflict(message)) => {
-            return Ok(error_page(StatusCode::GONE, "Link no longer valid", &message, None));
+            return Ok(error_page(
+                StatusCode::GONE,
+                "Link no longer valid",
+                &message,
+                None,
+            ));
         }
         Err(e) => return Err(e.into()),
     };
@@ -384,5 +503,9 @@ pub async fn redeem_link(
         state.clock.now(),
     )
     .await?;
-    Ok(redirect_with_flash("/login", "success", "Your password is set. Sign in to continue."))
+    Ok(redirect_with_flash(
+        "/login",
+        "success",
+        "Your password is set. Sign in to continue.",
+    ))
 }

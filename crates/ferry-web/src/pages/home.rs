@@ -1,10 +1,10 @@
 //! The landing pages: the member overview and the account page.
 
 use super::home_for;
+use crate::AppState;
 use crate::error::AppError;
 use crate::session::{CurrentUser, Member, request_auth};
 use crate::templates::{Layout, redirect, render};
-use crate::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
@@ -39,12 +39,21 @@ struct OverviewPage {
 }
 
 /// GET /home: the firm's overview.
-pub async fn overview(state: web::Data<AppState>, req: HttpRequest, member: Member) -> Result<HttpResponse, AppError> {
+pub async fn overview(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    member: Member,
+) -> Result<HttpResponse, AppError> {
     let members = users::members(&state.db, &member.tenant_id).await?;
-    let active: Vec<_> = members.iter().filter(|m| m.status == UserStatus::Active).collect();
+    let active: Vec<_> = members
+        .iter()
+        .filter(|m| m.status == UserStatus::Active)
+        .collect();
     let is_admin = member.role == Role::Admin;
     let (pending_invites, activity) = if is_admin {
-        let pending = invites::pending_for_tenant(&state.db, &member.tenant_id, state.clock.now()).await?.len();
+        let pending = invites::pending_for_tenant(&state.db, &member.tenant_id, state.clock.now())
+            .await?
+            .len();
         let events = audit_log::for_tenant(&state.db, &member.tenant_id, 8).await?;
         (
             pending,
@@ -60,15 +69,19 @@ pub async fn overview(state: web::Data<AppState>, req: HttpRequest, member: Memb
     } else {
         (0, Vec::new())
     };
-    render(&req, StatusCode::OK, &OverviewPage {
-        layout: Layout::new(&req, "Overview", "/home"),
-        name: member.user.name.clone(),
-        is_admin,
-        active_members: active.len(),
-        admins: active.iter().filter(|m| m.role == Role::Admin).count(),
-        pending_invites,
-        activity,
-    })
+    render(
+        &req,
+        StatusCode::OK,
+        &OverviewPage {
+            layout: Layout::new(&req, "Overview", "/home"),
+            name: member.user.name.clone(),
+            is_admin,
+            active_members: active.len(),
+            admins: active.iter().filter(|m| m.role == Role::Admin).count(),
+            pending_invites,
+            activity,
+        },
+    )
 }
 
 #[derive(Template)]
@@ -83,20 +96,31 @@ struct AccountPage {
 }
 
 /// GET /account: who you are signed in as.
-pub async fn account(state: web::Data<AppState>, req: HttpRequest, user: CurrentUser) -> Result<HttpResponse, AppError> {
+pub async fn account(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    user: CurrentUser,
+) -> Result<HttpResponse, AppError> {
     let stored = users::get(&state.db, &user.user_id).await?;
     let (role, context) = match &user.principal {
         crate::Principal::Operator => ("Platform operator".to_owned(), "Ferry platform".to_owned()),
-        crate::Principal::Member { tenant_name, role, .. } => (role.label().to_owned(), tenant_name.clone()),
+        crate::Principal::Member {
+            tenant_name, role, ..
+        } => (role.label().to_owned(), tenant_name.clone()),
     };
-    render(&req, StatusCode::OK, &AccountPage {
-        layout: Layout::new(&req, "Account", "/account"),
-        name: stored.name,
-        email: stored.email,
-        role,
-        context,
-        last_login: stored
-            .last_login_at
-            .map_or_else(|| "—".to_owned(), |t| t.format("%Y-%m-%d %H:%M UTC").to_string()),
-    })
+    render(
+        &req,
+        StatusCode::OK,
+        &AccountPage {
+            layout: Layout::new(&req, "Account", "/account"),
+            name: stored.name,
+            email: stored.email,
+            role,
+            context,
+            last_login: stored.last_login_at.map_or_else(
+                || "—".to_owned(),
+                |t| t.format("%Y-%m-%d %H:%M UTC").to_string(),
+            ),
+        },
+    )
 }

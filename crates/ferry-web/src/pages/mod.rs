@@ -37,9 +37,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/operator/tenants", web::post().to(operator::create))
         .route("/operator/tenants/new", web::get().to(operator::new_page))
         .route("/operator/tenants/{id}", web::get().to(operator::detail))
-        .route("/operator/tenants/{id}/suspend", web::post().to(operator::suspend))
-        .route("/operator/tenants/{id}/reactivate", web::post().to(operator::reactivate))
-        .route("/operator/tenants/{id}/delete", web::post().to(operator::delete))
+        .route(
+            "/operator/tenants/{id}/suspend",
+            web::post().to(operator::suspend),
+        )
+        .route(
+            "/operator/tenants/{id}/reactivate",
+            web::post().to(operator::reactivate),
+        )
+        .route(
+            "/operator/tenants/{id}/delete",
+            web::post().to(operator::delete),
+        )
         .route("/operator/audit", web::get().to(audit::platform))
         .route("/users", web::get().to(users::list))
         .route("/users/invite", web::post().to(users::invite))
@@ -104,7 +113,10 @@ pub(crate) struct LinkRequest<'a> {
 }
 
 /// Creates a one-time link (stored hashed) and emails it.
-pub(crate) async fn send_link(state: &AppState, link: LinkRequest<'_>) -> Result<invites::Invite, AppError> {
+pub(crate) async fn send_link(
+    state: &AppState,
+    link: LinkRequest<'_>,
+) -> Result<invites::Invite, AppError> {
     let token = new_token();
     let now = state.clock.now();
     let invite = invites::create(
@@ -129,11 +141,16 @@ pub(crate) async fn send_link(state: &AppState, link: LinkRequest<'_>) -> Result
         InviteKind::Invite => {
             let what = match link.tenant {
                 Some((_, tenant_name, role)) => {
-                    format!("join {tenant_name} on Ferry as {}", role.label().to_lowercase())
+                    format!(
+                        "join {tenant_name} on Ferry as {}",
+                        role.label().to_lowercase()
+                    )
                 }
                 None => "become a Ferry platform operator".to_owned(),
             };
-            let inviter = link.invited_by.map_or("Ferry".to_owned(), |u| u.name.clone());
+            let inviter = link
+                .invited_by
+                .map_or("Ferry".to_owned(), |u| u.name.clone());
             (
                 "You are invited to Ferry".to_owned(),
                 format!(
@@ -178,7 +195,10 @@ fn home_for(user: &CurrentUser) -> &'static str {
 
 /// Only local paths are followed after login (no open redirect).
 fn safe_next(next: &str) -> Option<&str> {
-    (next.starts_with('/') && !next.starts_with("//") && !next.starts_with("/\\") && next.len() < 512)
+    (next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.starts_with("/\\")
+        && next.len() < 512)
         .then_some(next)
 }
 

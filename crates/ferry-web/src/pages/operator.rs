@@ -2,14 +2,16 @@
 //! names and counts, never a tenant's data or secrets.
 
 use super::{LinkRequest, audit, parse_id, send_link};
+use crate::AppState;
 use crate::error::AppError;
 use crate::session::Operator;
 use crate::templates::{FieldErrors, Layout, redirect_with_flash, render};
-use crate::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
-use ferry_core::{EmailAddress, FieldError, InviteKind, PersonName, Role, TenantId, TenantName, TenantStatus};
+use ferry_core::{
+    EmailAddress, FieldError, InviteKind, PersonName, Role, TenantId, TenantName, TenantStatus,
+};
 use ferry_store::tenants::{self, Tenant};
 use ferry_store::users;
 use serde_json::json;
@@ -30,7 +32,11 @@ struct TenantsPage {
 }
 
 /// GET /operator/tenants
-pub async fn list(state: web::Data<AppState>, req: HttpRequest, _op: Operator) -> Result<HttpResponse, AppError> {
+pub async fn list(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    _op: Operator,
+) -> Result<HttpResponse, AppError> {
     let rows = tenants::list_with_counts(&state.db)
         .await?
         .into_iter()
@@ -42,10 +48,14 @@ pub async fn list(state: web::Data<AppState>, req: HttpRequest, _op: Operator) -
             created: s.tenant.created_at.format("%Y-%m-%d").to_string(),
         })
         .collect();
-    render(&req, StatusCode::OK, &TenantsPage {
-        layout: Layout::new(&req, "Tenants", "/operator/tenants"),
-        rows,
-    })
+    render(
+        &req,
+        StatusCode::OK,
+        &TenantsPage {
+            layout: Layout::new(&req, "Tenants", "/operator/tenants"),
+            rows,
+        },
+    )
 }
 
 /// The new-tenant form.
@@ -69,11 +79,15 @@ struct NewTenantPage {
 
 /// GET /operator/tenants/new
 pub async fn new_page(req: HttpRequest, _op: Operator) -> Result<HttpResponse, AppError> {
-    render(&req, StatusCode::OK, &NewTenantPage {
-        layout: Layout::new(&req, "New tenant", "/operator/tenants"),
-        form: NewTenantForm::default(),
-        errors: FieldErrors::new(),
-    })
+    render(
+        &req,
+        StatusCode::OK,
+        &NewTenantPage {
+            layout: Layout::new(&req, "New tenant", "/operator/tenants"),
+            form: NewTenantForm::default(),
+            errors: FieldErrors::new(),
+        },
+    )
 }
 
 /// POST /operator/tenants: creates the tenant and invites its first admin.
@@ -91,33 +105,57 @@ pub async fn create(
     if let Some(email) = &admin_email
         && users::find_by_email(&state.db, email).await?.is_some()
     {
-        errors.push(FieldError::new("admin_email", "This person already has a Ferry account; invite someone else."));
+        errors.push(FieldError::new(
+            "admin_email",
+            "This person already has a Ferry account; invite someone else.",
+        ));
     }
     let (Some(name), Some(admin_name), Some(admin_email)) = (name, admin_name, admin_email) else {
-        return render(&req, StatusCode::UNPROCESSABLE_ENTITY, &NewTenantPage {
-            layout: Layout::new(&req, "New tenant", "/operator/tenants"),
-            form: truncate_form(form),
-            errors,
-        });
+        return render(
+            &req,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &NewTenantPage {
+                layout: Layout::new(&req, "New tenant", "/operator/tenants"),
+                form: truncate_form(form),
+                errors,
+            },
+        );
     };
     if !errors.is_empty() {
-        return render(&req, StatusCode::UNPROCESSABLE_ENTITY, &NewTenantPage {
-            layout: Layout::new(&req, "New tenant", "/operator/tenants"),
-            form: truncate_form(form),
-            errors,
-        });
+        return render(
+            &req,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &NewTenantPage {
+                layout: Layout::new(&req, "New tenant", "/operator/tenants"),
+                form: truncate_form(form),
+                errors,
+            },
+        );
     }
     let tenant = tenants::create(&state.db, &name, state.clock.now()).await?;
-    send_link(&state, LinkRequest {
-        kind: InviteKind::Invite,
-        email: &admin_email,
-        name: admin_name.as_str(),
-        tenant: Some((&tenant.id, &tenant.name, Role::Admin)),
-        user_id: None,
-        invited_by: Some(&op.0),
-    })
+    send_link(
+        &state,
+        LinkRequest {
+            kind: InviteKind::Invite,
+            email: &admin_email,
+            name: admin_name.as_str(),
+            tenant: Some((&tenant.id, &tenant.name, Role::Admin)),
+            user_id: None,
+            invited_by: Some(&op.0),
+        },
+    )
     .await?;
-    audit(&state, &req, None, Some(&op.0), "tenant.created", "tenant", tenant.id.as_str(), json!({ "name": tenant.name })).await?;
+    audit(
+        &state,
+        &req,
+        None,
+        Some(&op.0),
+        "tenant.created",
+        "tenant",
+        tenant.id.as_str(),
+        json!({ "name": tenant.name }),
+    )
+    .await?;
     Ok(redirect_with_flash(
         &format!("/operator/tenants/{}", tenant.id),
         "success",
@@ -162,24 +200,41 @@ async fn tenant_page(
         .into_iter()
         .find(|s| s.tenant.id == tenant.id)
         .map_or(0, |s| s.users);
-    render(req, status, &TenantPage {
-        layout: Layout::new(req, tenant.name.clone(), "/operator/tenants"),
-        id: tenant.id.to_string(),
-        suspended: tenant.status == TenantStatus::Suspended,
-        status: tenant.status.as_str(),
-        name: tenant.name,
-        users,
-        created: tenant.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
-        confirm_name,
-        errors,
-    })
+    render(
+        req,
+        status,
+        &TenantPage {
+            layout: Layout::new(req, tenant.name.clone(), "/operator/tenants"),
+            id: tenant.id.to_string(),
+            suspended: tenant.status == TenantStatus::Suspended,
+            status: tenant.status.as_str(),
+            name: tenant.name,
+            users,
+            created: tenant.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+            confirm_name,
+            errors,
+        },
+    )
 }
 
 /// GET /operator/tenants/{id}
-pub async fn detail(state: web::Data<AppState>, req: HttpRequest, _op: Operator, id: web::Path<String>) -> Result<HttpResponse, AppError> {
+pub async fn detail(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    _op: Operator,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
     let id: TenantId = parse_id(&id)?;
     let tenant = tenants::get(&state.db, &id).await?;
-    tenant_page(&state, &req, tenant, StatusCode::OK, String::new(), FieldErrors::new()).await
+    tenant_page(
+        &state,
+        &req,
+        tenant,
+        StatusCode::OK,
+        String::new(),
+        FieldErrors::new(),
+    )
+    .await
 }
 
 async fn set_status(
@@ -192,20 +247,50 @@ async fn set_status(
     let id: TenantId = parse_id(&id)?;
     let tenant = tenants::set_status(&state.db, &id, status, state.clock.now()).await?;
     let (action, message) = match status {
-        TenantStatus::Suspended => ("tenant.suspended", "Tenant suspended: its users are signed out and cannot sign in."),
-        TenantStatus::Active => ("tenant.reactivated", "Tenant reactivated: its users can sign in again."),
+        TenantStatus::Suspended => (
+            "tenant.suspended",
+            "Tenant suspended: its users are signed out and cannot sign in.",
+        ),
+        TenantStatus::Active => (
+            "tenant.reactivated",
+            "Tenant reactivated: its users can sign in again.",
+        ),
     };
-    audit(&state, &req, None, Some(&op.0), action, "tenant", tenant.id.as_str(), json!({ "name": tenant.name })).await?;
-    Ok(redirect_with_flash(&format!("/operator/tenants/{}", tenant.id), "success", message))
+    audit(
+        &state,
+        &req,
+        None,
+        Some(&op.0),
+        action,
+        "tenant",
+        tenant.id.as_str(),
+        json!({ "name": tenant.name }),
+    )
+    .await?;
+    Ok(redirect_with_flash(
+        &format!("/operator/tenants/{}", tenant.id),
+        "success",
+        message,
+    ))
 }
 
 /// POST /operator/tenants/{id}/suspend
-pub async fn suspend(state: web::Data<AppState>, req: HttpRequest, op: Operator, id: web::Path<String>) -> Result<HttpResponse, AppError> {
+pub async fn suspend(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    op: Operator,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
     set_status(state, req, op, id, TenantStatus::Suspended).await
 }
 
 /// POST /operator/tenants/{id}/reactivate
-pub async fn reactivate(state: web::Data<AppState>, req: HttpRequest, op: Operator, id: web::Path<String>) -> Result<HttpResponse, AppError> {
+pub async fn reactivate(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    op: Operator,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
     set_status(state, req, op, id, TenantStatus::Active).await
 }
 
@@ -228,11 +313,36 @@ pub async fn delete(
     let tenant = tenants::get(&state.db, &id).await?;
     if form.confirm_name.trim() != tenant.name {
         let mut errors = FieldErrors::new();
-        errors.push(FieldError::new("confirm_name", "Type the tenant's name exactly as shown to confirm."));
+        errors.push(FieldError::new(
+            "confirm_name",
+            "Type the tenant's name exactly as shown to confirm.",
+        ));
         let typed = form.confirm_name.chars().take(300).collect();
-        return tenant_page(&state, &req, tenant, StatusCode::UNPROCESSABLE_ENTITY, typed, errors).await;
+        return tenant_page(
+            &state,
+            &req,
+            tenant,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            typed,
+            errors,
+        )
+        .await;
     }
     tenants::delete(&state.db, &id).await?;
-    audit(&state, &req, None, Some(&op.0), "tenant.deleted", "tenant", id.as_str(), json!({ "name": tenant.name })).await?;
-    Ok(redirect_with_flash("/operator/tenants", "success", &format!("Tenant “{}” deleted.", tenant.name)))
+    audit(
+        &state,
+        &req,
+        None,
+        Some(&op.0),
+        "tenant.deleted",
+        "tenant",
+        id.as_str(),
+        json!({ "name": tenant.name }),
+    )
+    .await?;
+    Ok(redirect_with_flash(
+        "/operator/tenants",
+        "success",
+        &format!("Tenant “{}” deleted.", tenant.name),
+    ))
 }

@@ -4,10 +4,10 @@
 //! holds one-time links.
 
 use super::parse_id;
+use crate::AppState;
 use crate::error::AppError;
 use crate::session::request_auth;
 use crate::templates::{Layout, render};
-use crate::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
@@ -53,10 +53,14 @@ pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
             status: e.status,
         })
         .collect();
-    render(&req, StatusCode::OK, &OutboxPage {
-        layout: Layout::new(&req, "Mail outbox", "/outbox"),
-        rows,
-    })
+    render(
+        &req,
+        StatusCode::OK,
+        &OutboxPage {
+            layout: Layout::new(&req, "Mail outbox", "/outbox"),
+            rows,
+        },
+    )
 }
 
 #[derive(Template)]
@@ -76,24 +80,32 @@ struct BodyLine {
 }
 
 /// GET /outbox/{id}
-pub async fn detail(state: web::Data<AppState>, req: HttpRequest, id: web::Path<String>) -> Result<HttpResponse, AppError> {
+pub async fn detail(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
     if !allowed(&state, &req) {
         return Err(AppError::NotFound);
     }
     let id: EmailId = parse_id(&id)?;
     let email = emails::get(&state.db, &id).await?;
-    render(&req, StatusCode::OK, &EmailPage {
-        layout: Layout::new(&req, email.subject.clone(), "/outbox"),
-        when: email.created_at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
-        to: email.to,
-        subject: email.subject,
-        lines: email
-            .body
-            .lines()
-            .map(|l| BodyLine {
-                is_link: l.starts_with("http://") || l.starts_with("https://"),
-                text: l.to_owned(),
-            })
-            .collect(),
-    })
+    render(
+        &req,
+        StatusCode::OK,
+        &EmailPage {
+            layout: Layout::new(&req, email.subject.clone(), "/outbox"),
+            when: email.created_at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+            to: email.to,
+            subject: email.subject,
+            lines: email
+                .body
+                .lines()
+                .map(|l| BodyLine {
+                    is_link: l.starts_with("http://") || l.starts_with("https://"),
+                    text: l.to_owned(),
+                })
+                .collect(),
+        },
+    )
 }

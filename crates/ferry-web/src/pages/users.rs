@@ -2,10 +2,10 @@
 //! deactivate; staff see the list and change nothing.
 
 use super::{LinkRequest, audit, parse_id, send_link};
+use crate::AppState;
 use crate::error::AppError;
 use crate::session::{Admin, Member};
 use crate::templates::{FieldErrors, Layout, redirect_with_flash, render};
-use crate::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
@@ -71,10 +71,10 @@ async fn users_page(
             email: m.user.email,
             role: m.role.label(),
             active: m.status == UserStatus::Active,
-            last_login: m
-                .user
-                .last_login_at
-                .map_or_else(|| "never".to_owned(), |t| t.format("%Y-%m-%d %H:%M UTC").to_string()),
+            last_login: m.user.last_login_at.map_or_else(
+                || "never".to_owned(),
+                |t| t.format("%Y-%m-%d %H:%M UTC").to_string(),
+            ),
         })
         .collect();
     let invites = if is_admin {
@@ -91,20 +91,39 @@ async fn users_page(
     } else {
         Vec::new()
     };
-    render(req, status, &UsersPage {
-        layout: Layout::new(req, "Team", "/users"),
-        is_admin,
-        members,
-        invites,
-        form,
-        errors,
-    })
+    render(
+        req,
+        status,
+        &UsersPage {
+            layout: Layout::new(req, "Team", "/users"),
+            is_admin,
+            members,
+            invites,
+            form,
+            errors,
+        },
+    )
 }
 
 /// GET /users
-pub async fn list(state: web::Data<AppState>, req: HttpRequest, member: Member) -> Result<HttpResponse, AppError> {
-    let form = InviteForm { role: "staff".into(), ..InviteForm::default() };
-    users_page(&state, &req, &member, StatusCode::OK, form, FieldErrors::new()).await
+pub async fn list(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    member: Member,
+) -> Result<HttpResponse, AppError> {
+    let form = InviteForm {
+        role: "staff".into(),
+        ..InviteForm::default()
+    };
+    users_page(
+        &state,
+        &req,
+        &member,
+        StatusCode::OK,
+        form,
+        FieldErrors::new(),
+    )
+    .await
 }
 
 /// POST /users/invite
@@ -125,25 +144,57 @@ pub async fn invite(
     if let Some(email) = &email
         && users::find_by_email(&state.db, email).await?.is_some()
     {
-        errors.push(FieldError::new("email", "This person already has a Ferry account."));
+        errors.push(FieldError::new(
+            "email",
+            "This person already has a Ferry account.",
+        ));
     }
     let (Some(name), Some(email), Some(role), true) = (name, email, role, errors.is_empty()) else {
         let cut = |s: String| s.chars().take(300).collect::<String>();
-        let form = InviteForm { name: cut(form.name), email: cut(form.email), role: cut(form.role) };
-        return users_page(&state, &req, &admin, StatusCode::UNPROCESSABLE_ENTITY, form, errors).await;
+        let form = InviteForm {
+            name: cut(form.name),
+            email: cut(form.email),
+            role: cut(form.role),
+        };
+        return users_page(
+            &state,
+            &req,
+            &admin,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            form,
+            errors,
+        )
+        .await;
     };
     let tenant = tenants::get(&state.db, &admin.tenant_id).await?;
-    let invite = send_link(&state, LinkRequest {
-        kind: InviteKind::Invite,
-        email: &email,
-        name: name.as_str(),
-        tenant: Some((&tenant.id, &tenant.name, role)),
-        user_id: None,
-        invited_by: Some(&admin.user),
-    })
+    let invite = send_link(
+        &state,
+        LinkRequest {
+            kind: InviteKind::Invite,
+            email: &email,
+            name: name.as_str(),
+            tenant: Some((&tenant.id, &tenant.name, role)),
+            user_id: None,
+            invited_by: Some(&admin.user),
+        },
+    )
     .await?;
-    audit(&state, &req, Some(&admin.tenant_id), Some(&admin.user), "user.invited", "invite", invite.id.as_str(), json!({ "email": email.as_str(), "role": role.as_str() })).await?;
-    Ok(redirect_with_flash("/users", "success", &format!("Invite emailed to {email}.")))
+    audit(
+        &state,
+        &req,
+        Some(&admin.tenant_id),
+        Some(&admin.user),
+        "user.invited",
+        "invite",
+        invite.id.as_str(),
+        json!({ "email": email.as_str(), "role": role.as_str() }),
+    )
+    .await?;
+    Ok(redirect_with_flash(
+        "/users",
+        "success",
+        &format!("Invite emailed to {email}."),
+    ))
 }
 
 #[derive(Template)]
@@ -161,23 +212,32 @@ struct UserPage {
 }
 
 /// GET /users/{id} (admins)
-pub async fn detail(state: web::Data<AppState>, req: HttpRequest, Admin(admin): Admin, id: web::Path<String>) -> Result<HttpResponse, AppError> {
+pub async fn detail(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Admin(admin): Admin,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
     let id: UserId = parse_id(&id)?;
     let m = users::member(&state.db, &admin.tenant_id, &id).await?;
-    render(&req, StatusCode::OK, &UserPage {
-        layout: Layout::new(&req, m.user.name.clone(), "/users"),
-        is_you: m.user.id == admin.user.user_id,
-        id: m.user.id.to_string(),
-        name: m.user.name,
-        email: m.user.email,
-        role: m.role.as_str(),
-        active: m.status == UserStatus::Active,
-        joined: m.joined_at.format("%Y-%m-%d").to_string(),
-        last_login: m
-            .user
-            .last_login_at
-            .map_or_else(|| "never".to_owned(), |t| t.format("%Y-%m-%d %H:%M UTC").to_string()),
-    })
+    render(
+        &req,
+        StatusCode::OK,
+        &UserPage {
+            layout: Layout::new(&req, m.user.name.clone(), "/users"),
+            is_you: m.user.id == admin.user.user_id,
+            id: m.user.id.to_string(),
+            name: m.user.name,
+            email: m.user.email,
+            role: m.role.as_str(),
+            active: m.status == UserStatus::Active,
+            joined: m.joined_at.format("%Y-%m-%d").to_string(),
+            last_login: m.user.last_login_at.map_or_else(
+                || "never".to_owned(),
+                |t| t.format("%Y-%m-%d %H:%M UTC").to_string(),
+            ),
+        },
+    )
 }
 
 /// The change-role form.
@@ -200,11 +260,33 @@ pub async fn change_role(
     // validation message could reveal anything.
     let before = users::member(&state.db, &admin.tenant_id, &id).await?;
     let Some(role) = Role::parse(&form.role) else {
-        return Ok(redirect_with_flash(&format!("/users/{id}"), "error", "Choose Admin or Staff."));
+        return Ok(redirect_with_flash(
+            &format!("/users/{id}"),
+            "error",
+            "Choose Admin or Staff.",
+        ));
     };
     let after = users::set_role(&state.db, &admin.tenant_id, &id, role).await?;
-    audit(&state, &req, Some(&admin.tenant_id), Some(&admin.user), "user.role_changed", "user", id.as_str(), json!({ "from": before.role.as_str(), "to": after.role.as_str() })).await?;
-    Ok(redirect_with_flash(&format!("/users/{id}"), "success", &format!("{} is now {}.", after.user.name, after.role.label().to_lowercase())))
+    audit(
+        &state,
+        &req,
+        Some(&admin.tenant_id),
+        Some(&admin.user),
+        "user.role_changed",
+        "user",
+        id.as_str(),
+        json!({ "from": before.role.as_str(), "to": after.role.as_str() }),
+    )
+    .await?;
+    Ok(redirect_with_flash(
+        &format!("/users/{id}"),
+        "success",
+        &format!(
+            "{} is now {}.",
+            after.user.name,
+            after.role.label().to_lowercase()
+        ),
+    ))
 }
 
 async fn set_status(
@@ -217,19 +299,49 @@ async fn set_status(
     let id: UserId = parse_id(&id)?;
     let m = users::set_member_status(&state.db, &admin.tenant_id, &id, status).await?;
     let (action, message) = match status {
-        UserStatus::Deactivated => ("user.deactivated", format!("{} is deactivated and signed out.", m.user.name)),
-        UserStatus::Active => ("user.reactivated", format!("{} can sign in again.", m.user.name)),
+        UserStatus::Deactivated => (
+            "user.deactivated",
+            format!("{} is deactivated and signed out.", m.user.name),
+        ),
+        UserStatus::Active => (
+            "user.reactivated",
+            format!("{} can sign in again.", m.user.name),
+        ),
     };
-    audit(&state, &req, Some(&admin.tenant_id), Some(&admin.user), action, "user", id.as_str(), json!({})).await?;
-    Ok(redirect_with_flash(&format!("/users/{id}"), "success", &message))
+    audit(
+        &state,
+        &req,
+        Some(&admin.tenant_id),
+        Some(&admin.user),
+        action,
+        "user",
+        id.as_str(),
+        json!({}),
+    )
+    .await?;
+    Ok(redirect_with_flash(
+        &format!("/users/{id}"),
+        "success",
+        &message,
+    ))
 }
 
 /// POST /users/{id}/deactivate
-pub async fn deactivate(state: web::Data<AppState>, req: HttpRequest, Admin(admin): Admin, id: web::Path<String>) -> Result<HttpResponse, AppError> {
+pub async fn deactivate(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Admin(admin): Admin,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
     set_status(state, req, admin, id, UserStatus::Deactivated).await
 }
 
 /// POST /users/{id}/reactivate
-pub async fn reactivate(state: web::Data<AppState>, req: HttpRequest, Admin(admin): Admin, id: web::Path<String>) -> Result<HttpResponse, AppError> {
+pub async fn reactivate(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Admin(admin): Admin,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
     set_status(state, req, admin, id, UserStatus::Active).await
 }
