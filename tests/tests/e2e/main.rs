@@ -2,6 +2,7 @@
 //! on PostgreSQL with `FERRY_TEST_DB=postgres`.
 
 mod auth;
+mod browser;
 mod invites;
 mod operator;
 mod pages;

@@ -110,7 +110,11 @@ pub async fn create(
             "This person already has a Ferry account; invite someone else.",
         ));
     }
-    let (Some(name), Some(admin_name), Some(admin_email)) = (name, admin_name, admin_email) else {
+    let valid = match (name, admin_name, admin_email) {
+        (Some(n), Some(a), Some(e)) if errors.is_empty() => Some((n, a, e)),
+        _ => None,
+    };
+    let Some((name, admin_name, admin_email)) = valid else {
         return render(
             &req,
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -121,17 +125,6 @@ pub async fn create(
             },
         );
     };
-    if !errors.is_empty() {
-        return render(
-            &req,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            &NewTenantPage {
-                layout: Layout::new(&req, "New tenant", "/operator/tenants"),
-                form: truncate_form(form),
-                errors,
-            },
-        );
-    }
     let tenant = tenants::create(&state.db, &name, state.clock.now()).await?;
     send_link(
         &state,
@@ -184,6 +177,7 @@ struct TenantPage {
     users: u64,
     created: String,
     confirm_name: String,
+    confirm_hint: String,
     errors: FieldErrors,
 }
 
@@ -208,6 +202,7 @@ async fn tenant_page(
             id: tenant.id.to_string(),
             suspended: tenant.status == TenantStatus::Suspended,
             status: tenant.status.as_str(),
+            confirm_hint: format!("Type: {}", tenant.name),
             name: tenant.name,
             users,
             created: tenant.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),

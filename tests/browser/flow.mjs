@@ -1,0 +1,180 @@
+// The invite flow in a real browser, with a screenshot of every page.
+//
+//   FERRY_URL=http://127.0.0.1:PORT OPERATOR_EMAIL=… OPERATOR_PASSWORD=… \
+//   SCREENSHOT_DIR=… node flow.mjs [main | error500 TENANT_ID]
+//
+// Exits non-zero with a message on the first failed expectation.
+import { chromium } from 'playwright-core';
+import { mkdirSync } from 'node:fs';
+
+const base = process.env.FERRY_URL;
+const shots = process.env.SCREENSHOT_DIR;
+const operator = { email: process.env.OPERATOR_EMAIL, password: process.env.OPERATOR_PASSWORD };
+const phase = process.argv[2] ?? 'main';
+mkdirSync(shots, { recursive: true });
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+
+function expect(condition, message) {
+  if (!condition) throw new Error(`expectation failed: ${message}`);
+}
+
+async function newPage(width = 1280, height = 860) {
+  const context = await browser.newContext({ viewport: { width, height } });
+  const page = await context.newPage();
+  page.setDefaultTimeout(15000);
+  return page;
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: `${shots}/${name}.png`, fullPage: true });
+}
+
+async function go(page, path) {
+  const response = await page.goto(base + path);
+  return response.status();
+}
+
+async function signIn(page, email, password) {
+  await go(page, '/login');
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.waitForLoadState();
+}
+
+async function openLatestMail(page, to) {
+  await go(page, '/outbox');
+  const row = page.locator('tr', { hasText: to }).first();
+  await row.getByRole('link').click();
+  await page.waitForLoadState();
+  return page.locator('pre.mail-body a').first().getAttribute('href');
+}
+
+async function acceptInvite(link, password, shotName) {
+  const page = await newPage();
+  await page.goto(link);
+  expect((await page.textContent('h1')).startsWith('Join'), 'invite page heading');
+  await shot(page, shotName);
+  await page.getByLabel('New password').fill(password);
+  await page.getByLabel('Repeat the password').fill(password);
+  await page.getByRole('button', { name: 'Set password' }).click();
+  await page.waitForLoadState();
+  expect(page.url().endsWith('/login'), `after setting a password we are on the login page (${page.url()})`);
+  return page;
+}
+
+async function main() {
+  const op = await newPage();
+  expect(await go(op, '/login') === 200, 'login page');
+  await shot(op, '01-login');
+  await signIn(op, operator.email, 'wrong password here');
+  expect(await op.locator('.flash-error').textContent() === 'Invalid email or password.', 'generic login error');
+  await shot(op, '02-login-error');
+
+  await signIn(op, operator.email, operator.password);
+  expect(op.url().endsWith('/operator/tenants'), 'operator lands on tenants');
+  await shot(op, '03-operator-tenants');
+
+  await op.getByRole('link', { name: 'New tenant' }).click();
+  await shot(op, '04-new-tenant');
+  await op.getByRole('button', { name: /Create tenant/ }).click();
+  await op.waitForLoadState();
+  expect(await op.locator('.field-error').count() === 3, 'three field errors on an empty form');
+  await shot(op, '05-new-tenant-errors');
+  await op.getByLabel('Firm name').fill('Harbor & Co <Accountants>');
+  await op.getByLabel("First admin's name").fill('Hana Harbor');
+  await op.getByLabel("First admin's email").fill('hana@harbor.test');
+  await op.getByRole('button', { name: /Create tenant/ }).click();
+  await op.waitForLoadState();
+  expect((await op.textContent('h1')) === 'Harbor & Co <Accountants>', 'tenant name shown as typed (escaped)');
+  await shot(op, '06-operator-tenant');
+  await go(op, '/operator/tenants');
+  await shot(op, '07-operator-tenants-list');
+  await go(op, '/operator/audit');
+  expect((await op.content()).includes('tenant.created'), 'platform audit shows the creation');
+  await shot(op, '08-operator-audit');
+  await go(op, '/account');
+  await shot(op, '09-account');
+
+  const adminLink = await openLatestMail(op, 'hana@harbor.test');
+  expect(adminLink && adminLink.includes('/invite/'), 'invite link in the outbox');
+  await go(op, '/outbox');
+  await shot(op, '10-outbox');
+  await op.goto(await op.locator('a[href^="/outbox/eml_"]').first().getAttribute('href').then((h) => base + h));
+  await shot(op, '11-outbox-email');
+  await op.getByRole('button', { name: 'Sign out' }).click();
+  await op.waitForLoadState();
+  expect(op.url().endsWith('/login'), 'signed out');
+  await shot(op, '12-signed-out');
+
+  const admin = await acceptInvite(adminLink, 'hana harbor passphrase', '13-accept-invite');
+  await shot(admin, '14-password-set');
+  await signIn(admin, 'hana@harbor.test', 'hana harbor passphrase');
+  expect(admin.url().endsWith('/home'), 'admin lands on the overview');
+  await shot(admin, '15-admin-overview');
+  await admin.getByRole('link', { name: 'Team' }).click();
+  await shot(admin, '16-team-admin');
+  await admin.getByLabel('Name', { exact: true }).fill('Sol Staff');
+  await admin.getByLabel('Email', { exact: true }).fill('sol@harbor.test');
+  await admin.getByRole('radio', { name: /Staff/ }).check();
+  await admin.getByRole('button', { name: 'Send invite' }).click();
+  await admin.waitForLoadState();
+  expect((await admin.locator('.flash-success').textContent()).includes('sol@harbor.test'), 'invite sent');
+  await shot(admin, '17-team-invited');
+  await admin.getByRole('link', { name: 'Hana Harbor' }).click();
+  await shot(admin, '18-user-detail');
+  await admin.getByRole('link', { name: 'Audit log' }).click();
+  await shot(admin, '19-tenant-audit');
+  const staffLink = await openLatestMail(admin, 'sol@harbor.test');
+  await admin.getByRole('button', { name: 'Sign out' }).click();
+
+  const staff = await acceptInvite(staffLink, 'sol staff passphrase', '20-accept-invite-staff');
+  await signIn(staff, 'sol@harbor.test', 'sol staff passphrase');
+  expect(staff.url().endsWith('/home'), 'staff lands on the overview');
+  expect((await staff.content()).includes('read-only access'), 'staff overview says read-only');
+  await shot(staff, '21-staff-overview');
+  await staff.getByRole('link', { name: 'Team' }).click();
+  expect(await staff.getByRole('button', { name: 'Send invite' }).count() === 0, 'no invite form for staff');
+  expect(await staff.getByRole('link', { name: 'Hana Harbor' }).count() === 0, 'no admin links for staff');
+  await shot(staff, '22-team-staff');
+  expect(await go(staff, '/audit') === 403, 'staff cannot read the audit page');
+  await shot(staff, '23-forbidden');
+  expect(await go(staff, '/no/such/page') === 404, 'unknown page');
+  await shot(staff, '24-not-found');
+  await staff.setViewportSize({ width: 390, height: 844 });
+  await go(staff, '/users');
+  await shot(staff, '25-team-staff-phone');
+
+  const anon = await newPage();
+  await go(anon, '/password/forgot');
+  await shot(anon, '26-forgot-password');
+  expect(await go(anon, new URL(staffLink).pathname) === 410, 'a used invite link is gone');
+  await shot(anon, '27-link-used');
+  await anon.setViewportSize({ width: 390, height: 844 });
+  await go(anon, '/login');
+  await shot(anon, '28-login-phone');
+}
+
+async function error500(tenantId) {
+  const op = await newPage();
+  await signIn(op, operator.email, operator.password);
+  expect(await go(op, `/operator/tenants/${tenantId}`) === 500, 'the tampered tenant gives a 500');
+  expect((await op.content()).includes('req_'), 'the 500 page shows a request id');
+  await shot(op, '29-server-error');
+}
+
+try {
+  if (phase === 'error500') await error500(process.argv[3]);
+  else await main();
+  console.log(`browser flow "${phase}" passed`);
+} catch (e) {
+  console.error(e.stack ?? String(e));
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}
