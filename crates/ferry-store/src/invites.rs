@@ -9,7 +9,8 @@ use chrono::{DateTime, Utc};
 use ferry_core::{EmailAddress, InviteId, InviteKind, Role, TenantId, UserId, UserStatus};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set,
+    TransactionTrait,
 };
 
 /// A stored one-time link.
@@ -155,6 +156,22 @@ pub async fn lookup(
     } else {
         LinkState::Valid(invite)
     })
+}
+
+/// How many links of `kind` were sent to `email` since `since` (to cap
+/// password-reset mail per account).
+pub async fn sent_since(
+    db: &Db,
+    kind: InviteKind,
+    email: &EmailAddress,
+    since: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    Ok(invite::Entity::find()
+        .filter(invite::Column::Kind.eq(kind.as_str()))
+        .filter(invite::Column::Email.eq(email.as_str()))
+        .filter(invite::Column::CreatedAt.gte(since))
+        .count(&db.conn)
+        .await?)
 }
 
 /// Pending (unused, unexpired) invites of a tenant, newest first.

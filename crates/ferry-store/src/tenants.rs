@@ -109,6 +109,14 @@ pub async fn list_with_counts(db: &Db) -> Result<Vec<TenantSummary>, StoreError>
         .collect()
 }
 
+/// How many people belong to the tenant (any status).
+pub async fn member_count(db: &Db, id: &TenantId) -> Result<u64, StoreError> {
+    Ok(membership::Entity::find()
+        .filter(membership::Column::TenantId.eq(id.to_string()))
+        .count(&db.conn)
+        .await?)
+}
+
 /// Suspends or reactivates a tenant. Suspending also ends its users' sessions.
 pub async fn set_status(
     db: &Db,

@@ -1,4 +1,5 @@
 //! The `ferry` binary as a user runs it.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};

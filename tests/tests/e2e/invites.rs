@@ -251,3 +251,44 @@ async fn a_reset_for_an_unknown_address_says_the_same_and_sends_nothing() {
     assert_eq!(bad.status, 422);
     ferry_tests::assert_escaped(&bad, "<b>not an email");
 }
+
+#[tokio::test]
+async fn reset_links_are_capped_at_three_an_hour_per_account() {
+    let app = spawn_app().await;
+    let (_, admin) = app.create_tenant("Acme").await;
+    let client = app.client();
+    for _ in 0..5 {
+        let res = client
+            .submit(
+                "/password/forgot",
+                "/password/forgot",
+                &[("email", &admin.email)],
+            )
+            .await;
+        assert_eq!(res.status, 303);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let sent = app
+        .smtp
+        .as_ref()
+        .expect("smtp")
+        .messages()
+        .iter()
+        .filter(|m| m.to.contains(&admin.email))
+        .count();
+    assert_eq!(sent, 3);
+    app.clock.advance(Duration::minutes(61));
+    client
+        .submit(
+            "/password/forgot",
+            "/password/forgot",
+            &[("email", &admin.email)],
+        )
+        .await;
+    app.wait_for_mail(&admin.email, "Reset").await;
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM invites WHERE kind = 'reset'")
+            .await,
+        4
+    );
+}

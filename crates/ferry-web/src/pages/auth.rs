@@ -20,6 +20,8 @@ use ferry_store::{
 /// Failures counted for throttling, and how long they count.
 const MAX_FAILURES: u64 = 5;
 const WINDOW_MINUTES: i64 = 15;
+/// Reset links emailed to one address per hour, at most.
+const MAX_RESETS_PER_HOUR: u64 = 3;
 const GENERIC_FAILURE: &str = "Invalid email or password.";
 
 #[derive(Template)]
@@ -313,7 +315,18 @@ pub async fn forgot(
             },
         );
     };
-    if let Some(user) = users::find_by_email(&state.db, &email).await?
+    let recent = invites::sent_since(
+        &state.db,
+        InviteKind::PasswordReset,
+        &email,
+        state.clock.now() - Duration::hours(1),
+    )
+    .await?;
+    if recent >= MAX_RESETS_PER_HOUR {
+        // Same answer as always: the page must not reveal whether the
+        // account exists, nor let anyone flood its inbox.
+        tracing::warn!("password reset refused: hourly limit for this address reached");
+    } else if let Some(user) = users::find_by_email(&state.db, &email).await?
         && user.status == UserStatus::Active
     {
         send_link(

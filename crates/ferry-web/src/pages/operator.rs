@@ -189,11 +189,7 @@ async fn tenant_page(
     confirm_name: String,
     errors: FieldErrors,
 ) -> Result<HttpResponse, AppError> {
-    let users = tenants::list_with_counts(&state.db)
-        .await?
-        .into_iter()
-        .find(|s| s.tenant.id == tenant.id)
-        .map_or(0, |s| s.users);
+    let users = tenants::member_count(&state.db, &tenant.id).await?;
     render(
         req,
         status,
