@@ -296,3 +296,68 @@ async fn invite_input_is_validated_and_markup_is_escaped_everywhere() {
         "mail is plain text: the name is shown as typed"
     );
 }
+
+#[tokio::test]
+async fn markup_in_every_stored_text_is_escaped_on_every_page() {
+    let app = spawn_app().await;
+    let firm = "<script>alert(\"firm\")</script> & 'Co'";
+    let person = "<img src=x onerror=alert(1)> \"Quote\" O'Neil";
+    let (tenant, admin) = app.create_tenant(firm).await;
+    let staff = app
+        .add_member(&tenant, "staff@firm.test", person, Role::Staff)
+        .await;
+    let admin_client = app.login(&admin).await;
+    let staff_client = app.login(&staff).await;
+    // An invite whose name is markup, to show on the pending list and the
+    // acceptance page.
+    let res = admin_client
+        .submit(
+            "/users",
+            "/users/invite",
+            &[
+                ("name", person),
+                ("email", "new@firm.test"),
+                ("role", "staff"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, 303);
+    let link = app
+        .wait_for_mail("new@firm.test", "invited")
+        .await
+        .link_containing("/invite/")
+        .expect("link");
+    let invite_path = link.parse::<url::Url>().expect("url").path().to_owned();
+
+    let admin_pages = [
+        "/home",
+        "/users",
+        &format!("/users/{}", staff.user_id),
+        "/account",
+        "/audit",
+    ];
+    for path in admin_pages {
+        let page = admin_client.get(path).await;
+        assert_eq!(page.status, 200, "{path}");
+        assert_escaped(&page, firm);
+    }
+    for path in ["/users", &format!("/users/{}", staff.user_id)] {
+        assert_escaped(&admin_client.get(path).await, person);
+    }
+    for path in ["/home", "/users", "/account"] {
+        let page = staff_client.get(path).await;
+        assert_escaped(&page, firm);
+        assert_escaped(&page, person);
+    }
+    let accept = app.client().get(&invite_path).await;
+    assert_escaped(&accept, firm);
+
+    let op = app.create_operator("op@ferry.test").await;
+    let operator = app.login(&op).await;
+    for path in [
+        "/operator/tenants".to_owned(),
+        format!("/operator/tenants/{tenant}"),
+    ] {
+        assert_escaped(&operator.get(&path).await, firm);
+    }
+}
