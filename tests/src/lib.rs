@@ -87,6 +87,25 @@ fn init_logs() {
     });
 }
 
+/// A URL for a new, empty database of the suite's kind: a file in `dir`
+/// (SQLite) or a freshly created PostgreSQL database.
+pub async fn fresh_database_url(dir: &std::path::Path) -> anyhow::Result<String> {
+    Ok(match db_kind() {
+        DbKind::Sqlite => format!("sqlite://{}", dir.join("ferry.db").display()),
+        DbKind::Postgres => {
+            let name = format!("ferry_test_{:016x}", rand::random::<u64>());
+            let admin = Database::connect(format!("{}/postgres", postgres_base_url()))
+                .await
+                .context("connecting to PostgreSQL (FERRY_TEST_POSTGRES_URL)")?;
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                .await?;
+            admin.close().await?;
+            format!("{}/{name}", postgres_base_url())
+        }
+    })
+}
+
 /// How to start the app.
 #[derive(Debug, Clone)]
 pub struct TestOptions {
@@ -142,20 +161,7 @@ pub async fn spawn_app_with(options: TestOptions) -> TestApp {
 async fn try_spawn(options: TestOptions) -> anyhow::Result<TestApp> {
     init_logs();
     let data_dir = tempfile::tempdir()?;
-    let database_url = match db_kind() {
-        DbKind::Sqlite => format!("sqlite://{}", data_dir.path().join("ferry.db").display()),
-        DbKind::Postgres => {
-            let name = format!("ferry_test_{:016x}", rand::random::<u64>());
-            let admin = Database::connect(format!("{}/postgres", postgres_base_url()))
-                .await
-                .context("connecting to PostgreSQL (FERRY_TEST_POSTGRES_URL)")?;
-            admin
-                .execute_unprepared(&format!("CREATE DATABASE {name}"))
-                .await?;
-            admin.close().await?;
-            format!("{}/{name}", postgres_base_url())
-        }
-    };
+    let database_url = fresh_database_url(data_dir.path()).await?;
     let smtp = if options.smtp {
         Some(SmtpSink::start().await?)
     } else {

@@ -2,6 +2,7 @@
 
 use crate::StoreError;
 use ferry_migrations::{Migrator, MigratorTrait};
+use sea_orm::TransactionTrait;
 use sea_orm::sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -9,8 +10,36 @@ use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, SqlxSqliteConnector,
     Statement,
 };
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
+
+/// Advisory-lock key that serialises migrations on PostgreSQL ("ferry").
+const MIGRATION_LOCK_KEY: i64 = 0x0066_6572_7279;
+
+/// Takes an exclusive OS lock on `<db file>.migrate-lock`, waiting for
+/// another process that holds it; released when the file is dropped.
+async fn lock_beside(db_file: &Path) -> Result<std::fs::File, StoreError> {
+    let mut name = db_file.as_os_str().to_owned();
+    name.push(".migrate-lock");
+    let path = PathBuf::from(name);
+    tokio::task::spawn_blocking(move || {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)?;
+        file.lock()?;
+        Ok::<_, std::io::Error>(file)
+    })
+    .await
+    .map_err(|e| StoreError::Db(sea_orm::DbErr::Custom(e.to_string())))?
+    .map_err(|e| {
+        StoreError::Db(sea_orm::DbErr::Custom(format!(
+            "locking for migrations: {e}"
+        )))
+    })
+}
 
 /// Which database engine is behind a [`Db`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +55,8 @@ pub enum Backend {
 pub struct Db {
     pub(crate) conn: DatabaseConnection,
     backend: Backend,
+    /// The SQLite file, to lock beside it while migrating.
+    sqlite_path: Option<PathBuf>,
 }
 
 impl Db {
@@ -41,15 +72,27 @@ impl Db {
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true);
+            let filename = options.get_filename();
+            let sqlite_path = (!filename.as_os_str().is_empty()
+                && filename != Path::new(":memory:"))
+            .then(|| filename.to_path_buf());
+            // Turning a new file to WAL needs the write lock; processes
+            // opening the same new file at once take turns.
+            let guard = match &sqlite_path {
+                Some(path) => Some(lock_beside(path).await?),
+                None => None,
+            };
             let pool = SqlitePoolOptions::new()
                 .max_connections(max_connections.max(1))
                 .acquire_timeout(Duration::from_secs(10))
-                .connect_with(options)
+                .connect_with(options.clone())
                 .await
                 .map_err(|e| StoreError::Db(sea_orm::DbErr::Custom(e.to_string())))?;
+            drop(guard);
             Ok(Self {
                 conn: SqlxSqliteConnector::from_sqlx_sqlite_pool(pool),
                 backend: Backend::Sqlite,
+                sqlite_path,
             })
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let mut options = ConnectOptions::new(url.to_owned());
@@ -62,6 +105,7 @@ impl Db {
             Ok(Self {
                 conn: Database::connect(options).await?,
                 backend: Backend::Postgres,
+                sqlite_path: None,
             })
         } else {
             Err(StoreError::Db(sea_orm::DbErr::Custom(
@@ -75,9 +119,30 @@ impl Db {
         self.backend
     }
 
-    /// Applies every pending migration.
+    /// Applies every pending migration. Processes starting together (a web
+    /// and a worker process, several replicas) take turns: PostgreSQL through
+    /// an advisory lock, SQLite through a file lock beside the database.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        Migrator::up(&self.conn, None).await?;
+        match self.backend {
+            Backend::Postgres => {
+                let lock = self.conn.begin().await?;
+                lock.execute_raw(Statement::from_string(
+                    DbBackend::Postgres,
+                    format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})"),
+                ))
+                .await?;
+                let result = Migrator::up(&self.conn, None).await;
+                lock.commit().await?;
+                result?;
+            }
+            Backend::Sqlite => {
+                let _guard = match &self.sqlite_path {
+                    Some(path) => Some(lock_beside(path).await?),
+                    None => None,
+                };
+                Migrator::up(&self.conn, None).await?;
+            }
+        }
         Ok(())
     }
 

@@ -6,4 +6,5 @@ mod browser;
 mod invites;
 mod operator;
 mod pages;
+mod storage;
 mod users;
