@@ -88,6 +88,15 @@ typed_id!(
     AuditEventId, "aud", "audit event"
 );
 
+typed_id!(
+    /// A connection: one tenant's credentials for one app.
+    ConnectionId, "con", "connection"
+);
+typed_id!(
+    /// An authentication event (failed refresh, revoked grant, ...).
+    AuthEventId, "aev", "authentication event"
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -267,6 +267,63 @@ string_enum!(
     }
 );
 
+string_enum!(
+    /// Whether a connection reaches the real app or a simulator.
+    Environment {
+        /// A simulator (or a vendor's sandbox): safe to test against.
+        Sandbox => "sandbox",
+        /// The real system.
+        Production => "production",
+    }
+);
+
+string_enum!(
+    /// A connection's stored health.
+    ConnectionStatus {
+        /// Working, as far as Ferry knows.
+        Healthy => "healthy",
+        /// A refresh failed, the grant was revoked or the key was refused.
+        Broken => "broken",
+    }
+);
+
+/// A connection's secrets. Never rendered, logged or put in an error:
+/// `Debug` shows only which parts are present.
+#[derive(Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Credentials {
+    /// OAuth access token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_token: Option<String>,
+    /// OAuth refresh token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    /// API key, bearer token or SMTP password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<String>,
+    /// Secret that signs inbound webhooks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_secret: Option<String>,
+    /// SMTP user name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<&str> = [
+            ("access_token", self.access_token.is_some()),
+            ("refresh_token", self.refresh_token.is_some()),
+            ("api_key", self.api_key.is_some()),
+            ("signing_secret", self.signing_secret.is_some()),
+            ("username", self.username.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, present)| present.then_some(name))
+        .collect();
+        write!(f, "Credentials([redacted: {}])", parts.join(", "))
+    }
+}
+
 impl Role {
     /// The label shown to people.
     pub fn label(self) -> &'static str {
@@ -329,6 +386,17 @@ mod tests {
         let ok = Password::parse_new("password", "correct horse battery", "correct horse battery");
         assert!(ok.is_ok());
         assert_eq!(format!("{ok:?}"), "Ok(Password([redacted]))");
+    }
+
+    #[test]
+    fn credentials_debug_never_shows_secrets() {
+        let c = Credentials {
+            api_key: Some("sk_live_very_secret".into()),
+            ..Credentials::default()
+        };
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("very_secret"));
+        assert!(shown.contains("api_key"));
     }
 
     #[test]

@@ -12,6 +12,9 @@ pub enum StoreError {
     /// The database failed.
     #[error("database error")]
     Db(#[from] sea_orm::DbErr),
+    /// Sealing or opening a secret failed (never carries the secret).
+    #[error("vault: {0}")]
+    Crypto(&'static str),
     /// A stored value no longer parses: the row was changed outside Ferry.
     #[error("corrupt stored value in {0}")]
     Corrupt(&'static str),

@@ -7,12 +7,14 @@ pub mod entities;
 mod error;
 
 pub mod audit;
+pub mod connections;
 pub mod emails;
 pub mod invites;
 pub mod login_attempts;
 pub mod sessions;
 pub mod tenants;
 pub mod users;
+pub mod vault;
 
 pub use db::{Backend, Db};
 pub use error::StoreError;

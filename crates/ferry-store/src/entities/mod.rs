@@ -2,10 +2,14 @@
 //! functions except as plain data; pages and forms have their own types.
 
 pub mod audit_event;
+pub mod auth_event;
+pub mod connection;
 pub mod email;
 pub mod invite;
 pub mod login_attempt;
 pub mod membership;
+pub mod oauth_flow;
 pub mod session;
 pub mod tenant;
+pub mod tenant_key;
 pub mod user;
