@@ -1,0 +1,169 @@
+//! HubSpot CRM: contacts through the CRM v3 API with an OAuth access token.
+
+use crate::registry::{Auth, CallContext, Connector, HttpCall, input_str, send};
+use crate::{ConnectorError, HttpClient};
+use ferry_core::catalog::{ConnectorDef, ConnectorKey};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+/// The HubSpot connector.
+pub struct HubSpot;
+
+fn token(ctx: &CallContext) -> Result<&str, ConnectorError> {
+    ctx.credentials
+        .access_token
+        .as_deref()
+        .ok_or_else(|| ConnectorError::Config("the HubSpot connection has no access token".into()))
+}
+
+#[async_trait::async_trait]
+impl Connector for HubSpot {
+    fn def(&self) -> &'static ConnectorDef {
+        ConnectorKey::HubSpot.def()
+    }
+
+    async fn test(&self, ctx: &CallContext) -> Result<String, ConnectorError> {
+        let mut calls = Vec::new();
+        let (_, body) = send(
+            self.def(),
+            ctx,
+            Method::GET,
+            "/crm/v3/objects/contacts?limit=1",
+            None,
+            Auth::Bearer(token(ctx)?),
+            &mut calls,
+        )
+        .await?;
+        let n = body["results"].as_array().map_or(0, Vec::len);
+        Ok(format!(
+            "HubSpot answered: contacts API reachable ({n} record{} read).",
+            if n == 1 { "" } else { "s" }
+        ))
+    }
+
+    async fn call(
+        &self,
+        action: &str,
+        input: &Value,
+        ctx: &CallContext,
+    ) -> Result<Value, ConnectorError> {
+        let mut calls: Vec<HttpCall> = Vec::new();
+        let bearer = Auth::Bearer(token(ctx)?);
+        match action {
+            "get_contact" => {
+                let id = input_str(input, "contact_id")?;
+                let path = format!(
+                    "/crm/v3/objects/contacts/{}?properties=firstname,lastname,email,phone,date_of_birth,country,identity_verification_status,identity_verification_ref",
+                    urlencode(id)
+                );
+                Ok(send(
+                    self.def(),
+                    ctx,
+                    Method::GET,
+                    &path,
+                    None,
+                    bearer,
+                    &mut calls,
+                )
+                .await?
+                .1)
+            }
+            "update_contact" => {
+                let id = input_str(input, "contact_id")?;
+                let properties = input
+                    .get("properties")
+                    .filter(|p| p.is_object())
+                    .ok_or_else(|| ConnectorError::Config("properties must be an object".into()))?;
+                let path = format!("/crm/v3/objects/contacts/{}", urlencode(id));
+                Ok(send(
+                    self.def(),
+                    ctx,
+                    Method::PATCH,
+                    &path,
+                    Some(&json!({ "properties": properties })),
+                    bearer,
+                    &mut calls,
+                )
+                .await?
+                .1)
+            }
+            other => Err(ConnectorError::Config(format!(
+                "HubSpot has no action {other}"
+            ))),
+        }
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// What HubSpot says about an access token: the portal and the scopes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenInfo {
+    /// The portal (hub) id.
+    pub hub_id: String,
+    /// Scopes granted.
+    pub scopes: Vec<String>,
+}
+
+/// `GET /oauth/v1/access-tokens/{token}`.
+pub async fn token_info(
+    http: &HttpClient,
+    base: &url::Url,
+    access_token: &str,
+) -> Result<TokenInfo, ConnectorError> {
+    let url = crate::registry::join(
+        base,
+        &format!("/oauth/v1/access-tokens/{}", urlencode(access_token)),
+    )?;
+    let response = http.request(Method::GET, &url)?.send().await?;
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    if status != 200 {
+        return Err(ConnectorError::Unauthorized(format!(
+            "HubSpot did not recognise the new access token ({status})"
+        )));
+    }
+    Ok(TokenInfo {
+        hub_id: body["hub_id"]
+            .as_u64()
+            .map(|n| n.to_string())
+            .or_else(|| body["hub_id"].as_str().map(str::to_owned))
+            .unwrap_or_default(),
+        scopes: body["scopes"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    })
+}
+
+/// `DELETE /oauth/v1/refresh-tokens/{token}`: revokes the grant. A token
+/// HubSpot no longer knows counts as revoked.
+pub async fn revoke(
+    http: &HttpClient,
+    base: &url::Url,
+    refresh_token: &str,
+) -> Result<(), ConnectorError> {
+    let url = crate::registry::join(
+        base,
+        &format!("/oauth/v1/refresh-tokens/{}", urlencode(refresh_token)),
+    )?;
+    let status = http
+        .request(Method::DELETE, &url)?
+        .send()
+        .await?
+        .status()
+        .as_u16();
+    match status {
+        200..=299 | 404 => Ok(()),
+        s => Err(ConnectorError::Remote {
+            status: s,
+            message: "revocation failed".into(),
+        }),
+    }
+}

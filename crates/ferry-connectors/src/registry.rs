@@ -1,0 +1,274 @@
+//! The `Connector` trait, the registry of connectors, and the one place
+//! that sends a connector's HTTP request: rate limit, send, log, map the
+//! answer to `ConnectorError`, honour 429s.
+
+use crate::{ConnectorError, HttpClient, RateLimiter};
+use ferry_core::Credentials;
+use ferry_core::catalog::{ConnectorDef, ConnectorKey};
+use reqwest::Method;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use url::Url;
+
+/// Everything one call needs. The credentials are already fresh.
+#[derive(Clone)]
+pub struct CallContext {
+    /// The connection's id (rate-limit and log key).
+    pub connection_id: String,
+    /// The remote base URL (HubSpot's, a simulator's, a tenant's API).
+    pub base_url: Url,
+    /// The connection's secrets.
+    pub credentials: Credentials,
+    /// The guarded HTTP client.
+    pub http: HttpClient,
+    /// The limiter shared by all calls of this connection.
+    pub limiter: RateLimiter,
+    /// For calls with side effects: repeated calls with the same key have
+    /// one effect at the remote end.
+    pub idempotency_key: Option<String>,
+}
+
+impl std::fmt::Debug for CallContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallContext")
+            .field("connection_id", &self.connection_id)
+            .field("base_url", &self.base_url.as_str())
+            .field("credentials", &self.credentials)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One HTTP exchange, for logs and run records.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct HttpCall {
+    /// Method.
+    pub method: String,
+    /// Path (no query string: it could hold identifiers).
+    pub path: String,
+    /// Status, or 0 without an answer.
+    pub status: u16,
+    /// Duration in milliseconds.
+    pub duration_ms: u64,
+    /// Attempt number within the call (429s are retried).
+    pub attempt: u32,
+}
+
+/// A connector: its definition and its calls.
+#[async_trait::async_trait]
+pub trait Connector: Send + Sync {
+    /// What it is (catalog data).
+    fn def(&self) -> &'static ConnectorDef;
+
+    /// A cheap real call that proves the connection works; returns a short
+    /// description of what answered.
+    async fn test(&self, ctx: &CallContext) -> Result<String, ConnectorError>;
+
+    /// Runs an action with a JSON input; returns its JSON output.
+    async fn call(
+        &self,
+        action: &str,
+        input: &Value,
+        ctx: &CallContext,
+    ) -> Result<Value, ConnectorError>;
+}
+
+/// Every connector, by key.
+#[derive(Clone)]
+pub struct Registry {
+    connectors: HashMap<ConnectorKey, Arc<dyn Connector>>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Registry {
+    /// The registry of Ferry's connectors.
+    pub fn new() -> Self {
+        let list: Vec<Arc<dyn Connector>> = vec![
+            Arc::new(crate::hubspot::HubSpot),
+            Arc::new(crate::verification::Verification),
+            Arc::new(crate::webhook::HttpApi),
+            Arc::new(crate::webhook::InboundWebhook),
+            Arc::new(crate::webhook::Smtp),
+        ];
+        Self {
+            connectors: list.into_iter().map(|c| (c.def().key, c)).collect(),
+        }
+    }
+
+    /// The connector for `key`.
+    pub fn get(&self, key: ConnectorKey) -> Option<Arc<dyn Connector>> {
+        self.connectors.get(&key).cloned()
+    }
+}
+
+/// How a request authenticates.
+pub enum Auth<'a> {
+    /// `Authorization: Bearer …`
+    Bearer(&'a str),
+    /// `Authorization: Token token=…`
+    Token(&'a str),
+    /// Nothing.
+    None,
+}
+
+/// Sends one JSON request under the connection's rate limit; 429s are
+/// honoured (Retry-After, or HubSpot's policy window) and retried up to
+/// three times. Returns the status and JSON body of a 2xx answer.
+pub async fn send(
+    def: &ConnectorDef,
+    ctx: &CallContext,
+    method: Method,
+    path: &str,
+    body: Option<&Value>,
+    auth: Auth<'_>,
+    calls: &mut Vec<HttpCall>,
+) -> Result<(u16, Value), ConnectorError> {
+    let url = join(&ctx.base_url, path)?;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        if let Some(limit) = def.rate_limit {
+            ctx.limiter
+                .acquire(&ctx.connection_id, limit, Duration::from_secs(60))
+                .await?;
+        }
+        let mut request = ctx.http.request(method.clone(), &url)?;
+        request = match auth {
+            Auth::Bearer(t) => request.bearer_auth(t),
+            Auth::Token(t) => request.header("Authorization", format!("Token token={t}")),
+            Auth::None => request,
+        };
+        if let Some(key) = &ctx.idempotency_key {
+            request = request.header("Idempotency-Key", key);
+        }
+        if let Some(b) = body {
+            request = request.json(b);
+        }
+        let started = Instant::now();
+        let outcome = request.send().await;
+        let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let response = match outcome {
+            Ok(r) => r,
+            Err(e) => {
+                calls.push(HttpCall {
+                    method: method.to_string(),
+                    path: url.path().to_owned(),
+                    status: 0,
+                    duration_ms,
+                    attempt,
+                });
+                tracing::warn!(connector = %def.key, connection_id = %ctx.connection_id, method = %method, path = %url.path(), duration_ms, attempt, "connector call failed without an answer");
+                return Err(e.into());
+            }
+        };
+        let status = response.status().as_u16();
+        calls.push(HttpCall {
+            method: method.to_string(),
+            path: url.path().to_owned(),
+            status,
+            duration_ms,
+            attempt,
+        });
+        tracing::info!(connector = %def.key, connection_id = %ctx.connection_id, method = %method, path = %url.path(), status, duration_ms, attempt, "connector call");
+        let retry_after = response
+            .headers()
+            .get("Retry-After")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let text = response.text().await.unwrap_or_default();
+        let json: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        let message = || {
+            ConnectorError::short(
+                json.get("message")
+                    .and_then(Value::as_str)
+                    .or_else(|| json.pointer("/error/message").and_then(Value::as_str))
+                    .unwrap_or(""),
+            )
+        };
+        match status {
+            200..=299 => return Ok((status, json)),
+            429 => {
+                let wait =
+                    retry_after.unwrap_or(match json.get("policyName").and_then(Value::as_str) {
+                        Some("SECONDLY") => Duration::from_secs(1),
+                        _ => Duration::from_secs(10),
+                    });
+                if attempt >= 3 || wait > Duration::from_secs(30) {
+                    return Err(ConnectorError::RateLimited {
+                        retry_after: Some(wait),
+                    });
+                }
+                // Back off a little more each time, with jitter.
+                let jitter = Duration::from_millis(rand::random::<u64>() % 250);
+                tokio::time::sleep(wait * attempt + jitter).await;
+            }
+            401 => return Err(ConnectorError::Unauthorized(message())),
+            403 => return Err(ConnectorError::Forbidden(message())),
+            404 => return Err(ConnectorError::NotFound),
+            400..=499 => {
+                return Err(ConnectorError::Rejected {
+                    status,
+                    message: message(),
+                });
+            }
+            _ => {
+                return Err(ConnectorError::Remote {
+                    status,
+                    message: message(),
+                });
+            }
+        }
+    }
+}
+
+/// Joins a path to a base URL that may itself have a path (a simulator
+/// mounted under `/sandbox/hubspot`).
+pub fn join(base: &Url, path: &str) -> Result<Url, ConnectorError> {
+    let mut joined = base.as_str().trim_end_matches('/').to_owned();
+    joined.push('/');
+    joined.push_str(path.trim_start_matches('/'));
+    Url::parse(&joined).map_err(|_| ConnectorError::Config(format!("bad URL path {path}")))
+}
+
+/// A required text input.
+pub fn input_str<'a>(input: &'a Value, name: &str) -> Result<&'a str, ConnectorError> {
+    input
+        .get(name)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ConnectorError::Config(format!("the input field {name} is missing")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn join_keeps_the_base_path() {
+        let base = Url::parse("http://127.0.0.1:8080/sandbox/hubspot").unwrap();
+        assert_eq!(
+            join(&base, "/crm/v3/objects/contacts").unwrap().as_str(),
+            "http://127.0.0.1:8080/sandbox/hubspot/crm/v3/objects/contacts"
+        );
+        let base = Url::parse("https://api.hubapi.com/").unwrap();
+        assert_eq!(
+            join(&base, "crm/v3").unwrap().as_str(),
+            "https://api.hubapi.com/crm/v3"
+        );
+    }
+
+    #[test]
+    fn every_connector_is_registered() {
+        let r = Registry::new();
+        for key in ConnectorKey::ALL {
+            assert_eq!(r.get(key).map(|c| c.def().key), Some(key));
+        }
+    }
+}
