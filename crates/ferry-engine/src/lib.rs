@@ -2,6 +2,7 @@
 //! outbox table first, then delivered by SMTP when one is configured) and the
 //! housekeeping that expires sessions and old login attempts.
 
+pub mod connections;
 pub mod housekeeping;
 pub mod mail;
 

@@ -66,7 +66,14 @@ pub struct AppState {
     pub config: WebConfig,
     /// The Redis queue backend, when configured (checked by /readyz).
     pub redis: Option<redis::Client>,
+    /// Using connections: credentials, refresh, test, revoke.
+    pub connections: ferry_engine::connections::ConnectionService,
+    /// Where this process reaches its own sandbox simulators, when enabled.
+    pub sandbox_url: Option<url::Url>,
 }
+
+/// Extra routes mounted into the same server (the sandbox simulators).
+pub type ExtraRoutes = Arc<dyn Fn(&mut web::ServiceConfig) + Send + Sync>;
 
 /// The HTTP server, bound and ready to run.
 pub struct Application {
@@ -76,7 +83,12 @@ pub struct Application {
 
 impl Application {
     /// Binds `listener` (port 0 picks a free port) and builds the server.
-    pub fn build(listener: TcpListener, state: AppState, workers: usize) -> std::io::Result<Self> {
+    pub fn build(
+        listener: TcpListener,
+        state: AppState,
+        workers: usize,
+        extra: Option<ExtraRoutes>,
+    ) -> std::io::Result<Self> {
         let port = listener.local_addr()?.port();
         let data = web::Data::new(state);
         let server = HttpServer::new(move || {
@@ -88,6 +100,11 @@ impl Application {
                         .error_handler(error::form_error),
                 )
                 .app_data(web::PayloadConfig::default().limit(64 * 1024))
+                .configure(|cfg| {
+                    if let Some(extra) = &extra {
+                        extra(cfg);
+                    }
+                })
                 .configure(pages::routes)
                 .default_service(web::to(pages::not_found))
                 .wrap(middleware::from_fn(session::session_layer))

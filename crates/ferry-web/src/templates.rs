@@ -82,7 +82,11 @@ impl Layout {
             Principal::Member {
                 tenant_name, role, ..
             } => {
-                nav.extend([("/home", "Overview"), ("/users", "Team")]);
+                nav.extend([
+                    ("/home", "Overview"),
+                    ("/connections", "Connections"),
+                    ("/users", "Team"),
+                ]);
                 if *role == Role::Admin {
                     nav.push(("/audit", "Audit log"));
                 }

@@ -27,6 +27,10 @@ struct RawSettings {
     data_dir: String,
     log_format: String,
     web_workers: Option<String>,
+    sandbox: String,
+    allow_private_networks: String,
+    hubspot_client_id: Option<String>,
+    hubspot_client_secret: Option<String>,
 }
 
 impl Default for RawSettings {
@@ -43,6 +47,10 @@ impl Default for RawSettings {
             data_dir: "./data".into(),
             log_format: "text".into(),
             web_workers: None,
+            sandbox: "true".into(),
+            allow_private_networks: "false".into(),
+            hubspot_client_id: None,
+            hubspot_client_secret: None,
         }
     }
 }
@@ -73,6 +81,15 @@ pub struct Settings {
     pub log_json: bool,
     /// HTTP worker threads (`FERRY_WEB_WORKERS`, default: one per core).
     pub web_workers: usize,
+    /// Serve the HubSpot and verification simulators under `/sandbox`
+    /// (`FERRY_SANDBOX`, default true).
+    pub sandbox: bool,
+    /// Let production connections reach private, loopback and link-local
+    /// addresses (`FERRY_ALLOW_PRIVATE_NETWORKS`, default false).
+    pub allow_private_networks: bool,
+    /// HubSpot's production OAuth app (`FERRY_HUBSPOT_CLIENT_ID` and
+    /// `FERRY_HUBSPOT_CLIENT_SECRET`); without it only sandbox HubSpot works.
+    pub hubspot_app: Option<(String, SecretString)>,
 }
 
 /// A configuration error: which setting, and what is wrong with it.
@@ -261,6 +278,27 @@ impl Settings {
         };
 
         let master_key = load_master_key(raw.master_key, raw.master_key_file, &data_dir)?;
+        let sandbox = parse_bool("FERRY_SANDBOX", &raw.sandbox)?;
+        let allow_private_networks =
+            parse_bool("FERRY_ALLOW_PRIVATE_NETWORKS", &raw.allow_private_networks)?;
+        let hubspot_app = match (
+            raw.hubspot_client_id.filter(|s| !s.trim().is_empty()),
+            raw.hubspot_client_secret.filter(|s| !s.trim().is_empty()),
+        ) {
+            (Some(id), Some(secret)) => Some((
+                id.trim().to_owned(),
+                SecretString::from(secret.trim().to_owned()),
+            )),
+            (None, None) => None,
+            (Some(_), None) => bail!(bad(
+                "FERRY_HUBSPOT_CLIENT_SECRET",
+                "must be set with FERRY_HUBSPOT_CLIENT_ID"
+            )),
+            (None, Some(_)) => bail!(bad(
+                "FERRY_HUBSPOT_CLIENT_ID",
+                "must be set with FERRY_HUBSPOT_CLIENT_SECRET"
+            )),
+        };
 
         Ok(Self {
             bind,
@@ -273,6 +311,9 @@ impl Settings {
             data_dir,
             log_json,
             web_workers,
+            sandbox,
+            allow_private_networks,
+            hubspot_app,
         })
     }
 
@@ -280,6 +321,34 @@ impl Settings {
     pub fn is_sqlite(&self) -> bool {
         self.database_url.expose_secret().starts_with("sqlite:")
     }
+}
+
+fn parse_bool(setting: &'static str, raw: &str) -> anyhow::Result<bool> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        other => bail!(bad(setting, format!("'{other}' is neither true nor false"))),
+    }
+}
+
+/// The address this process can reach itself at (the bind address, with an
+/// unspecified IP replaced by loopback), for the sandbox's server-side calls.
+pub fn internal_url(bind: SocketAddr) -> url::Url {
+    let ip = match bind.ip() {
+        std::net::IpAddr::V4(v4) if v4.is_unspecified() => {
+            std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
+        }
+        std::net::IpAddr::V6(v6) if v6.is_unspecified() => {
+            std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)
+        }
+        ip => ip,
+    };
+    let host = if ip.is_ipv6() {
+        format!("[{ip}]")
+    } else {
+        ip.to_string()
+    };
+    url::Url::parse(&format!("http://{host}:{}", bind.port())).unwrap_or_else(|_| unreachable!())
 }
 
 fn decode_key(setting: &'static str, text: &str) -> anyhow::Result<SecretBox<[u8; 32]>> {

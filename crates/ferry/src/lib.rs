@@ -6,10 +6,15 @@ pub mod config;
 pub mod demo;
 
 use anyhow::Context;
+use ferry_connectors::oauth::OAuthApp;
+use ferry_connectors::{HttpClient, NetworkPolicy, RateLimiter};
 use ferry_core::Clock;
+use ferry_engine::connections::{self, ConnectionService, HubSpotApp, ServiceParts};
 use ferry_engine::housekeeping::{self, SessionPolicy};
 use ferry_engine::{MailDelivery, Mailer, SmtpSettings};
+use ferry_sandbox::Sandbox;
 use ferry_store::Db;
+use ferry_store::vault::{MasterKey, Vault};
 use ferry_web::{AppState, Application, WebConfig};
 use secrecy::ExposeSecret;
 use std::net::TcpListener;
@@ -75,6 +80,11 @@ pub async fn build(
     roles: Roles,
 ) -> anyhow::Result<Ferry> {
     let db = open_database(settings).await?;
+    let master = MasterKey::new(*settings.master_key.expose_secret());
+    ferry_store::vault::verify_master_key(&db, &master)
+        .await
+        .context("checking the master key (FERRY_MASTER_KEY / FERRY_MASTER_KEY_FILE)")?;
+    let vault = Vault::new(db.clone(), master);
     let mailer = Mailer::new(db.clone(), clock.clone(), settings.smtp_url.is_some());
     let (stop, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
@@ -102,6 +112,23 @@ pub async fn build(
     }
 
     let app = if roles.web {
+        let internal = config::internal_url(settings.bind);
+        let sandbox_url = settings.sandbox.then(|| internal.clone());
+        let sandbox_secret =
+            connections::sandbox_client_secret(settings.master_key.expose_secret());
+        let connection_service = connection_service(
+            settings,
+            &db,
+            &vault,
+            clock.clone(),
+            &internal,
+            &sandbox_secret,
+        )?;
+        let extra: Option<ferry_web::ExtraRoutes> = settings.sandbox.then(|| {
+            let sandbox = Sandbox::new(SANDBOX_CLIENT_ID, &sandbox_secret);
+            Arc::new(move |cfg: &mut actix_web::web::ServiceConfig| sandbox.configure(cfg))
+                as ferry_web::ExtraRoutes
+        });
         let redis = settings
             .redis_url
             .as_ref()
@@ -118,10 +145,17 @@ pub async fn build(
                 link_ttl: chrono::Duration::hours(LINK_TTL_HOURS),
             },
             redis,
+            connections: connection_service,
+            sandbox_url,
         };
         let listener = TcpListener::bind(settings.bind)
             .with_context(|| format!("binding {} (FERRY_BIND)", settings.bind))?;
-        Some(Application::build(listener, state, settings.web_workers)?)
+        Some(Application::build(
+            listener,
+            state,
+            settings.web_workers,
+            extra,
+        )?)
     } else {
         None
     };
@@ -131,6 +165,81 @@ pub async fn build(
         stop,
         tasks,
     })
+}
+
+/// The sandbox HubSpot app's client id.
+pub const SANDBOX_CLIENT_ID: &str = "ferry-sandbox-app";
+
+fn connection_service(
+    settings: &Settings,
+    db: &Db,
+    vault: &Vault,
+    clock: Arc<dyn Clock>,
+    internal: &url::Url,
+    sandbox_secret: &str,
+) -> anyhow::Result<ConnectionService> {
+    let timeout = std::time::Duration::from_secs(30);
+    let production_http = HttpClient::new(
+        NetworkPolicy {
+            allow_private: settings.allow_private_networks,
+            allowed_origins: Vec::new(),
+        },
+        timeout,
+    )?;
+    let origin = format!(
+        "{}:{}",
+        internal.host_str().unwrap_or("127.0.0.1"),
+        internal.port_or_known_default().unwrap_or(80)
+    );
+    let sandbox_http = HttpClient::new(
+        NetworkPolicy {
+            allow_private: settings.allow_private_networks,
+            allowed_origins: vec![origin],
+        },
+        timeout,
+    )?;
+    let public = settings.public_url.as_str().trim_end_matches('/');
+    let redirect_url = url::Url::parse(&format!("{public}/connections/oauth/callback"))?;
+    let hubspot_sandbox = HubSpotApp {
+        oauth: OAuthApp {
+            client_id: SANDBOX_CLIENT_ID.into(),
+            client_secret: sandbox_secret.to_owned(),
+            authorize_url: url::Url::parse(&format!("{public}/sandbox/hubspot/oauth/authorize"))?,
+            token_url: internal.join("/sandbox/hubspot/oauth/v1/token")?,
+            redirect_url: redirect_url.clone(),
+        },
+        api_base: internal.join("/sandbox/hubspot")?,
+    };
+    let hubspot_production = settings
+        .hubspot_app
+        .as_ref()
+        .map(|(id, secret)| -> anyhow::Result<HubSpotApp> {
+            Ok(HubSpotApp {
+                oauth: OAuthApp {
+                    client_id: id.clone(),
+                    client_secret: secret.expose_secret().to_owned(),
+                    authorize_url: url::Url::parse("https://app.hubspot.com/oauth/authorize")?,
+                    token_url: url::Url::parse("https://api.hubapi.com/oauth/v1/token")?,
+                    redirect_url: redirect_url.clone(),
+                },
+                api_base: url::Url::parse("https://api.hubapi.com")?,
+            })
+        })
+        .transpose()?;
+    let limiter = match &settings.redis_url {
+        Some(url) => RateLimiter::redis(ferry_web::redis_client(url.expose_secret())?, "ferry:"),
+        None => RateLimiter::memory(),
+    };
+    Ok(ConnectionService::new(ServiceParts {
+        db: db.clone(),
+        vault: vault.clone(),
+        clock,
+        limiter,
+        production_http,
+        sandbox_http,
+        hubspot_sandbox,
+        hubspot_production,
+    }))
 }
 
 impl Ferry {

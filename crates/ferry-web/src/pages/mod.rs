@@ -2,6 +2,7 @@
 
 mod audit;
 mod auth;
+mod connections;
 mod health;
 mod home;
 mod operator;
@@ -56,6 +57,25 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/users/{id}/role", web::post().to(users::change_role))
         .route("/users/{id}/deactivate", web::post().to(users::deactivate))
         .route("/users/{id}/reactivate", web::post().to(users::reactivate))
+        .route("/connections", web::get().to(connections::list))
+        .route(
+            "/connections/oauth/callback",
+            web::get().to(connections::oauth_callback),
+        )
+        .route(
+            "/connections/new/{connector}",
+            web::get().to(connections::new_form),
+        )
+        .route(
+            "/connections/new/{connector}",
+            web::post().to(connections::create),
+        )
+        .route("/connections/{id}", web::get().to(connections::detail))
+        .route("/connections/{id}/test", web::post().to(connections::test))
+        .route(
+            "/connections/{id}/revoke",
+            web::post().to(connections::revoke),
+        )
         .route("/audit", web::get().to(audit::tenant))
         .route("/outbox", web::get().to(outbox::list))
         .route("/outbox/{id}", web::get().to(outbox::detail));

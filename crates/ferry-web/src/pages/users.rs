@@ -319,6 +319,9 @@ async fn set_status(
         json!({}),
     )
     .await?;
+    if status == UserStatus::Deactivated {
+        flag_connections_of(&state, &admin, &m.user).await?;
+    }
     Ok(redirect_with_flash(
         &format!("/users/{id}"),
         "success",
@@ -344,4 +347,62 @@ pub async fn reactivate(
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     set_status(state, req, admin, id, UserStatus::Active).await
+}
+
+/// Credentials must not outlive the access of the person who issued them:
+/// flag their connections for rotation, record it, and tell the admins.
+async fn flag_connections_of(
+    state: &AppState,
+    admin: &Member,
+    person: &users::User,
+) -> Result<(), AppError> {
+    let now = state.clock.now();
+    let flagged =
+        ferry_store::connections::flag_created_by(&state.db, &admin.tenant_id, &person.id, now)
+            .await?;
+    if flagged.is_empty() {
+        return Ok(());
+    }
+    let mut names = Vec::new();
+    for c in &flagged {
+        let message = format!(
+            "{} created this connection and was deactivated: replace its credential.",
+            person.name
+        );
+        ferry_store::connections::record_auth_event(
+            &state.db,
+            &admin.tenant_id,
+            &c.id,
+            "creator_deactivated",
+            &message,
+            now,
+        )
+        .await?;
+        names.push(format!("- {} ({})", c.name, c.connector.def().name));
+    }
+    let base = state.config.public_url.as_str().trim_end_matches('/');
+    for m in users::members(&state.db, &admin.tenant_id).await? {
+        if m.role != Role::Admin || m.status != UserStatus::Active {
+            continue;
+        }
+        let Ok(to) = EmailAddress::parse("email", &m.user.email) else {
+            continue;
+        };
+        state
+            .mailer
+            .send(ferry_engine::OutgoingEmail {
+                tenant: Some(admin.tenant_id.clone()),
+                to,
+                subject: "Connections need new credentials".into(),
+                body: format!(
+                    "Hello {},\n\n{} was deactivated. These connections use credentials they issued, \
+                     which must not outlive their access. Reconnect or replace the credential of each:\n\n{}\n\n{base}/connections\n",
+                    m.user.name,
+                    person.name,
+                    names.join("\n")
+                ),
+            })
+            .await?;
+    }
+    Ok(())
 }

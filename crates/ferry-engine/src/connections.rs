@@ -1,0 +1,321 @@
+//! Using connections: opening credentials, refreshing OAuth tokens ahead of
+//! expiry (one refresh per connection at a time; rotated refresh tokens are
+//! stored), testing, revoking, and recording authentication events when a
+//! credential stops working.
+
+use chrono::Duration as ChronoDuration;
+use ferry_connectors::hubspot;
+use ferry_connectors::oauth::{OAuthApp, TokenSet};
+use ferry_connectors::{CallContext, ConnectorError, HttpClient, RateLimiter, Registry};
+use ferry_core::catalog::ConnectorKey;
+use ferry_core::{Clock, ConnectionId, Credentials, Environment, TenantId};
+use ferry_store::connections::{self, Connection};
+use ferry_store::vault::Vault;
+use ferry_store::{Db, StoreError};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use url::Url;
+
+/// Refresh this long before the access token expires.
+pub const REFRESH_AHEAD_SECS: i64 = 300;
+
+/// A HubSpot OAuth app and the API it talks to.
+#[derive(Debug, Clone)]
+pub struct HubSpotApp {
+    /// The OAuth app (authorize and token URLs, client credentials).
+    pub oauth: OAuthApp,
+    /// The API base (`https://api.hubapi.com`, or the simulator).
+    pub api_base: Url,
+}
+
+/// What went wrong using a connection.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// Storage failed or the connection does not exist.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The remote call failed.
+    #[error(transparent)]
+    Connector(#[from] ConnectorError),
+}
+
+/// Uses connections. Cheap to clone.
+#[derive(Clone)]
+pub struct ConnectionService {
+    db: Db,
+    vault: Vault,
+    clock: Arc<dyn Clock>,
+    registry: Registry,
+    limiter: RateLimiter,
+    production_http: HttpClient,
+    sandbox_http: HttpClient,
+    hubspot_sandbox: HubSpotApp,
+    hubspot_production: Option<HubSpotApp>,
+    refresh_locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+}
+
+/// How the service is set up.
+pub struct ServiceParts {
+    /// The database.
+    pub db: Db,
+    /// The vault.
+    pub vault: Vault,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+    /// The limiter.
+    pub limiter: RateLimiter,
+    /// Client for production connections (SSRF guard on).
+    pub production_http: HttpClient,
+    /// Client for sandbox connections (the simulators allowed).
+    pub sandbox_http: HttpClient,
+    /// The sandbox HubSpot app.
+    pub hubspot_sandbox: HubSpotApp,
+    /// The production HubSpot app, when configured.
+    pub hubspot_production: Option<HubSpotApp>,
+}
+
+impl ConnectionService {
+    /// Builds the service.
+    pub fn new(p: ServiceParts) -> Self {
+        Self {
+            db: p.db,
+            vault: p.vault,
+            clock: p.clock,
+            registry: Registry::new(),
+            limiter: p.limiter,
+            production_http: p.production_http,
+            sandbox_http: p.sandbox_http,
+            hubspot_sandbox: p.hubspot_sandbox,
+            hubspot_production: p.hubspot_production,
+            refresh_locks: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// The vault.
+    pub fn vault(&self) -> &Vault {
+        &self.vault
+    }
+
+    /// The HTTP client for an environment.
+    pub fn http(&self, environment: Environment) -> &HttpClient {
+        match environment {
+            Environment::Sandbox => &self.sandbox_http,
+            Environment::Production => &self.production_http,
+        }
+    }
+
+    /// The HubSpot app for an environment, if configured.
+    pub fn hubspot(&self, environment: Environment) -> Option<&HubSpotApp> {
+        match environment {
+            Environment::Sandbox => Some(&self.hubspot_sandbox),
+            Environment::Production => self.hubspot_production.as_ref(),
+        }
+    }
+
+    fn lock_for(&self, id: &ConnectionId) -> Arc<tokio::sync::Mutex<()>> {
+        self.refresh_locks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(id.to_string())
+            .or_default()
+            .clone()
+    }
+
+    fn base_url(&self, c: &Connection) -> Result<Url, ConnectorError> {
+        if c.connector == ConnectorKey::HubSpot {
+            return self
+                .hubspot(c.environment)
+                .map(|a| a.api_base.clone())
+                .ok_or_else(|| {
+                    ConnectorError::Config(
+                        "HubSpot is not configured for production (FERRY_HUBSPOT_CLIENT_ID)".into(),
+                    )
+                });
+        }
+        c.base_url
+            .as_deref()
+            .and_then(|u| Url::parse(u).ok())
+            .ok_or_else(|| ConnectorError::Config("the connection has no base URL".into()))
+    }
+
+    /// Opens a connection for a call: its credentials, refreshed if the
+    /// access token expires within five minutes.
+    pub async fn context(
+        &self,
+        tenant: &TenantId,
+        id: &ConnectionId,
+    ) -> Result<(Connection, CallContext), ServiceError> {
+        let (mut connection, mut credentials) =
+            connections::with_credentials(&self.db, &self.vault, tenant, id).await?;
+        if self.needs_refresh(&connection) {
+            (connection, credentials) = self.refresh(tenant, id).await?;
+        }
+        let ctx = CallContext {
+            connection_id: connection.id.to_string(),
+            base_url: self.base_url(&connection)?,
+            credentials,
+            http: self.http(connection.environment).clone(),
+            limiter: self.limiter.clone(),
+            idempotency_key: None,
+        };
+        Ok((connection, ctx))
+    }
+
+    fn needs_refresh(&self, c: &Connection) -> bool {
+        c.connector == ConnectorKey::HubSpot
+            && c.access_expires_at.is_some_and(|at| {
+                at - self.clock.now() < ChronoDuration::seconds(REFRESH_AHEAD_SECS)
+            })
+    }
+
+    /// Refreshes the access token now (one refresh per connection at a
+    /// time: callers that waited find it done). A refused refresh marks the
+    /// connection broken and records an authentication event.
+    pub async fn refresh(
+        &self,
+        tenant: &TenantId,
+        id: &ConnectionId,
+    ) -> Result<(Connection, Credentials), ServiceError> {
+        let lock = self.lock_for(id);
+        let _guard = lock.lock().await;
+        let (connection, credentials) =
+            connections::with_credentials(&self.db, &self.vault, tenant, id).await?;
+        if !self.needs_refresh(&connection) {
+            return Ok((connection, credentials));
+        }
+        let app = self.hubspot(connection.environment).ok_or_else(|| {
+            ConnectorError::Config("HubSpot is not configured for production".into())
+        })?;
+        let refresh_token = credentials
+            .refresh_token
+            .clone()
+            .ok_or_else(|| ConnectorError::Config("the connection has no refresh token".into()))?;
+        match app
+            .oauth
+            .refresh(self.http(connection.environment), &refresh_token)
+            .await
+        {
+            Ok(tokens) => {
+                let updated = apply(&credentials, &tokens);
+                let expires = tokens.expires_in.map(|d| {
+                    self.clock.now()
+                        + ChronoDuration::seconds(i64::try_from(d.as_secs()).unwrap_or(1800))
+                });
+                let stored = connections::update_credentials(
+                    &self.db,
+                    &self.vault,
+                    tenant,
+                    id,
+                    connection.version,
+                    &updated,
+                    expires,
+                    self.clock.now(),
+                )
+                .await?;
+                if !stored {
+                    // Another process refreshed first; use what it stored.
+                    tracing::info!(connection_id = %id, "token refreshed elsewhere first");
+                }
+                tracing::info!(connection_id = %id, rotated = tokens.refresh_token.as_ref().is_some_and(|t| Some(t) != credentials.refresh_token.as_ref()), "access token refreshed");
+                Ok(connections::with_credentials(&self.db, &self.vault, tenant, id).await?)
+            }
+            Err(e @ ConnectorError::Unauthorized(_)) => {
+                self.broken(
+                    tenant,
+                    id,
+                    "refresh_failed",
+                    &format!("HubSpot refused to refresh the token: {e}. Reconnect HubSpot."),
+                )
+                .await?;
+                Err(e.into())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn broken(
+        &self,
+        tenant: &TenantId,
+        id: &ConnectionId,
+        kind: &str,
+        message: &str,
+    ) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        connections::mark_broken(&self.db, tenant, id, message, now).await?;
+        connections::record_auth_event(&self.db, tenant, id, kind, message, now).await?;
+        tracing::warn!(connection_id = %id, kind, "connection broken");
+        Ok(())
+    }
+
+    /// A cheap real call; marks the connection healthy or broken.
+    pub async fn test(&self, tenant: &TenantId, id: &ConnectionId) -> Result<String, ServiceError> {
+        let (connection, ctx) = self.context(tenant, id).await?;
+        let connector = self
+            .registry
+            .get(connection.connector)
+            .ok_or_else(|| ConnectorError::Config("unknown connector".into()))?;
+        match connector.test(&ctx).await {
+            Ok(message) => {
+                connections::mark_used(&self.db, tenant, id, self.clock.now()).await?;
+                Ok(message)
+            }
+            Err(e @ ConnectorError::Unauthorized(_)) => {
+                self.broken(
+                    tenant,
+                    id,
+                    "unauthorized",
+                    &format!("The credential was refused: {e}"),
+                )
+                .await?;
+                Err(e.into())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Revokes the grant at the remote end where it can be, then deletes
+    /// the connection and its credentials.
+    pub async fn revoke(&self, tenant: &TenantId, id: &ConnectionId) -> Result<bool, ServiceError> {
+        let (connection, credentials) =
+            connections::with_credentials(&self.db, &self.vault, tenant, id).await?;
+        let mut remote = false;
+        if connection.connector == ConnectorKey::HubSpot
+            && let (Some(app), Some(token)) = (
+                self.hubspot(connection.environment),
+                credentials.refresh_token.as_deref(),
+            )
+        {
+            match hubspot::revoke(self.http(connection.environment), &app.api_base, token).await {
+                Ok(()) => remote = true,
+                Err(e) => {
+                    tracing::warn!(connection_id = %id, error = %e, "remote revoke failed; deleting locally anyway")
+                }
+            }
+        }
+        connections::delete(&self.db, tenant, id).await?;
+        Ok(remote)
+    }
+}
+
+/// New credentials after a token grant; a refresh token that was not
+/// reissued is kept.
+pub fn apply(old: &Credentials, tokens: &TokenSet) -> Credentials {
+    Credentials {
+        access_token: Some(tokens.access_token.clone()),
+        refresh_token: tokens
+            .refresh_token
+            .clone()
+            .or_else(|| old.refresh_token.clone()),
+        ..old.clone()
+    }
+}
+
+/// The sandbox HubSpot app's client secret, derived from the master key so
+/// that the simulator and Ferry agree without storing it anywhere.
+pub fn sandbox_client_secret(master_key: &[u8; 32]) -> String {
+    use hmac::Mac;
+    let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(master_key)
+        .unwrap_or_else(|_| unreachable!());
+    mac.update(b"ferry sandbox hubspot app client secret");
+    hex::encode(mac.finalize().into_bytes())
+}

@@ -1,0 +1,815 @@
+//! Connections: the catalog, connecting HubSpot through OAuth 2.0 (PKCE and
+//! state), API-key connections, a connection's page, testing and revoking.
+//! Secrets are never rendered back: the pages show only which kind of
+//! credential a connection holds.
+
+use super::{audit, parse_id};
+use crate::AppState;
+use crate::error::{AppError, error_page};
+use crate::session::{Admin, Member};
+use crate::templates::{FieldErrors, Layout, redirect, redirect_with_flash, render};
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use chrono::{DateTime, Duration, Utc};
+use ferry_connectors::registry::CallContext;
+use ferry_connectors::{ConnectorError, Registry, hubspot};
+use ferry_core::catalog::{AuthKind, ConnectorKey};
+use ferry_core::{
+    ConnectionId, ConnectionStatus, Credentials, Environment, FieldError, PersonName,
+};
+use ferry_engine::connections::ServiceError;
+use ferry_store::connections::{self as store, Connection, NewConnection, OAuthFlow};
+use ferry_store::{StoreError, token_hash, users};
+use serde_json::json;
+use url::Url;
+
+/// API keys and tokens should be rotated this often.
+const ROTATION_DAYS: i64 = 90;
+/// An OAuth attempt must come back within this.
+const FLOW_MINUTES: i64 = 10;
+
+struct CatalogCard {
+    key: &'static str,
+    name: &'static str,
+    description: &'static str,
+    auth: &'static str,
+}
+
+struct ConnectionRow {
+    id: String,
+    name: String,
+    connector: &'static str,
+    environment: &'static str,
+    status: &'static str,
+    status_class: String,
+    last_used: String,
+}
+
+fn display_status(c: &Connection, now: DateTime<Utc>) -> &'static str {
+    if c.status == ConnectionStatus::Broken {
+        "broken"
+    } else if c.needs_rotation {
+        "needs rotation"
+    } else if c
+        .credential_expires_at
+        .is_some_and(|t| t - now < Duration::days(14))
+    {
+        "expiring"
+    } else {
+        "healthy"
+    }
+}
+
+fn when(t: Option<DateTime<Utc>>) -> String {
+    t.map_or_else(
+        || "—".to_owned(),
+        |t| t.format("%Y-%m-%d %H:%M UTC").to_string(),
+    )
+}
+
+#[derive(Template)]
+#[template(path = "connections.html")]
+struct ConnectionsPage {
+    layout: Layout,
+    is_admin: bool,
+    rows: Vec<ConnectionRow>,
+    catalog: Vec<CatalogCard>,
+}
+
+/// GET /connections
+pub async fn list(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    member: Member,
+) -> Result<HttpResponse, AppError> {
+    let now = state.clock.now();
+    let rows = store::list(&state.db, &member.tenant_id)
+        .await?
+        .iter()
+        .map(|c| ConnectionRow {
+            id: c.id.to_string(),
+            name: c.name.clone(),
+            connector: c.connector.def().name,
+            environment: c.environment.as_str(),
+            status: display_status(c, now),
+            status_class: display_status(c, now).replace(' ', "-"),
+            last_used: when(c.last_used_at),
+        })
+        .collect();
+    let catalog = ConnectorKey::ALL
+        .iter()
+        .map(|k| {
+            let d = k.def();
+            CatalogCard {
+                key: k.as_str(),
+                name: d.name,
+                description: d.description,
+                auth: d.auth.label(),
+            }
+        })
+        .collect();
+    render(
+        &req,
+        StatusCode::OK,
+        &ConnectionsPage {
+            layout: Layout::new(&req, "Connections", "/connections"),
+            is_admin: member.role == ferry_core::Role::Admin,
+            rows,
+            catalog,
+        },
+    )
+}
+
+/// The new-connection form.
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+pub struct NewForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    environment: String,
+    #[serde(default)]
+    api_key: String,
+    #[serde(default)]
+    base_url: String,
+    #[serde(default)]
+    username: String,
+}
+
+#[derive(Template)]
+#[template(path = "connection_new.html")]
+struct NewPage {
+    layout: Layout,
+    key: &'static str,
+    name: &'static str,
+    description: &'static str,
+    oauth: bool,
+    needs_key: bool,
+    needs_base_url: bool,
+    needs_username: bool,
+    sandbox_available: bool,
+    scopes: Vec<&'static str>,
+    form: NewForm,
+    errors: FieldErrors,
+}
+
+fn connector_of(raw: &str) -> Result<ConnectorKey, AppError> {
+    ConnectorKey::parse(raw).ok_or(AppError::NotFound)
+}
+
+fn new_page(
+    state: &AppState,
+    req: &HttpRequest,
+    key: ConnectorKey,
+    status: StatusCode,
+    form: NewForm,
+    errors: FieldErrors,
+) -> Result<HttpResponse, AppError> {
+    let d = key.def();
+    let cut = |s: &str| s.chars().take(300).collect::<String>();
+    let form = NewForm {
+        name: cut(&form.name),
+        environment: cut(&form.environment),
+        // A submitted key is never echoed back.
+        api_key: String::new(),
+        base_url: cut(&form.base_url),
+        username: cut(&form.username),
+    };
+    render(
+        req,
+        status,
+        &NewPage {
+            layout: Layout::new(req, format!("Connect {}", d.name), "/connections"),
+            key: key.as_str(),
+            name: d.name,
+            description: d.description,
+            oauth: d.auth == AuthKind::OAuth2,
+            needs_key: matches!(
+                key,
+                ConnectorKey::Verification | ConnectorKey::Http | ConnectorKey::Smtp
+            ),
+            needs_base_url: matches!(
+                key,
+                ConnectorKey::Verification | ConnectorKey::Http | ConnectorKey::Smtp
+            ),
+            needs_username: key == ConnectorKey::Smtp,
+            sandbox_available: state.sandbox_url.is_some()
+                && matches!(key, ConnectorKey::HubSpot | ConnectorKey::Verification),
+            scopes: d.all_scopes(),
+            form,
+            errors,
+        },
+    )
+}
+
+/// GET /connections/new/{connector}
+pub async fn new_form(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    _admin: Admin,
+    key: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let key = connector_of(&key)?;
+    let environment = if state.sandbox_url.is_some() {
+        "sandbox"
+    } else {
+        "production"
+    };
+    let form = NewForm {
+        name: key.def().name.to_owned(),
+        environment: environment.into(),
+        ..NewForm::default()
+    };
+    new_page(&state, &req, key, StatusCode::OK, form, FieldErrors::new())
+}
+
+/// POST /connections/new/{connector}
+pub async fn create(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Admin(admin): Admin,
+    key: web::Path<String>,
+    form: web::Form<NewForm>,
+) -> Result<HttpResponse, AppError> {
+    let key = connector_of(&key)?;
+    let form = form.into_inner();
+    let mut errors = FieldErrors::new();
+    let name = errors.check(PersonName::parse("name", &form.name).map_err(|e| {
+        FieldError::new(
+            "name",
+            e.message.replace("a name", "a name for the connection"),
+        )
+    }));
+    let environment = Environment::parse(&form.environment);
+    match environment {
+        None => errors.push(FieldError::new(
+            "environment",
+            "Choose sandbox or production.",
+        )),
+        Some(Environment::Sandbox) if state.sandbox_url.is_none() => {
+            errors.push(FieldError::new(
+                "environment",
+                "The sandbox is turned off on this Ferry (FERRY_SANDBOX).",
+            ));
+        }
+        _ => {}
+    }
+    let (Some(name), Some(environment), true) = (name, environment, errors.is_empty()) else {
+        return new_page(
+            &state,
+            &req,
+            key,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            form,
+            errors,
+        );
+    };
+    match key {
+        ConnectorKey::HubSpot => {
+            start_oauth(&state, &req, &admin, name.as_str(), environment, form).await
+        }
+        _ => create_with_key(&state, &req, &admin, key, name.as_str(), environment, form).await,
+    }
+}
+
+async fn start_oauth(
+    state: &AppState,
+    req: &HttpRequest,
+    admin: &Member,
+    name: &str,
+    environment: Environment,
+    form: NewForm,
+) -> Result<HttpResponse, AppError> {
+    let Some(app) = state.connections.hubspot(environment) else {
+        let mut errors = FieldErrors::new();
+        errors.push(FieldError::new("environment", "HubSpot production is not configured on this Ferry (FERRY_HUBSPOT_CLIENT_ID). Use the sandbox, or ask your operator."));
+        return new_page(
+            state,
+            req,
+            ConnectorKey::HubSpot,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            form,
+            errors,
+        );
+    };
+    // Least privilege: only the scopes HubSpot's triggers and actions need.
+    let scopes: Vec<String> = ConnectorKey::HubSpot
+        .def()
+        .all_scopes()
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    let authorization = app.oauth.authorize(&scopes);
+    let now = state.clock.now();
+    store::start_oauth(
+        &state.db,
+        state.connections.vault(),
+        &token_hash(&authorization.state),
+        &OAuthFlow {
+            tenant_id: admin.tenant_id.clone(),
+            user_id: admin.user.user_id.clone(),
+            connector: ConnectorKey::HubSpot,
+            name: name.to_owned(),
+            environment,
+            scopes,
+            pkce_verifier: authorization.pkce_verifier,
+            expires_at: now + Duration::minutes(FLOW_MINUTES),
+        },
+        now,
+    )
+    .await?;
+    Ok(redirect(authorization.url.as_str()))
+}
+
+/// The provider's answer at the callback.
+#[derive(Debug, serde::Deserialize)]
+pub struct CallbackQuery {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    state: String,
+    #[serde(default)]
+    error: String,
+    #[serde(default)]
+    error_description: String,
+}
+
+fn connect_failed(message: &str) -> HttpResponse {
+    error_page(
+        StatusCode::BAD_REQUEST,
+        "HubSpot was not connected",
+        message,
+        None,
+    )
+}
+
+/// GET /connections/oauth/callback
+pub async fn oauth_callback(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Admin(admin): Admin,
+    q: web::Query<CallbackQuery>,
+) -> Result<HttpResponse, AppError> {
+    let q = q.into_inner();
+    if q.state.is_empty() {
+        return Ok(connect_failed(
+            "The answer from HubSpot carried no state, so it cannot be matched to a connection attempt. Nothing was connected; start again from Connections.",
+        ));
+    }
+    let flow = match store::take_oauth(
+        &state.db,
+        state.connections.vault(),
+        &admin.tenant_id,
+        &token_hash(&q.state),
+    )
+    .await
+    {
+        Ok(flow) => flow,
+        Err(StoreError::NotFound) => {
+            tracing::warn!("OAuth callback with an unknown or reused state");
+            return Ok(connect_failed(
+                "This answer does not match a connection attempt of yours (the state is unknown, reused, or from another session). Nothing was connected; start again from Connections.",
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if flow.user_id != admin.user.user_id || flow.expires_at <= state.clock.now() {
+        return Ok(connect_failed(
+            "This connection attempt has expired or was started by someone else. Nothing was connected; start again from Connections.",
+        ));
+    }
+    if !q.error.is_empty() {
+        let detail = if q.error == "access_denied" {
+            "Access was denied on HubSpot's consent screen."
+        } else {
+            "HubSpot returned an error."
+        };
+        return Ok(connect_failed(&format!("{detail} Nothing was connected.")));
+    }
+    let Some(app) = state.connections.hubspot(flow.environment) else {
+        return Ok(connect_failed(
+            "HubSpot is not configured for this environment.",
+        ));
+    };
+    let http = state.connections.http(flow.environment);
+    let tokens = match app.oauth.exchange(http, &q.code, &flow.pkce_verifier).await {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(error = %e, "OAuth code exchange failed");
+            return Ok(connect_failed(&format!(
+                "HubSpot refused the authorization code ({e}). Nothing was connected; start again from Connections."
+            )));
+        }
+    };
+    let info = match hubspot::token_info(http, &app.api_base, &tokens.access_token).await {
+        Ok(info) => info,
+        Err(e) => {
+            return Ok(connect_failed(&format!(
+                "HubSpot did not confirm the new token ({e}). Nothing was connected."
+            )));
+        }
+    };
+    let now = state.clock.now();
+    let expires = tokens
+        .expires_in
+        .map(|d| now + Duration::seconds(i64::try_from(d.as_secs()).unwrap_or(1800)));
+    let credentials = Credentials {
+        access_token: Some(tokens.access_token),
+        refresh_token: tokens.refresh_token,
+        ..Credentials::default()
+    };
+    let connection = store::create(
+        &state.db,
+        state.connections.vault(),
+        &admin.tenant_id,
+        NewConnection {
+            connector: ConnectorKey::HubSpot,
+            name: &flow.name,
+            environment: flow.environment,
+            scopes: &info.scopes,
+            external_account: Some(&info.hub_id),
+            base_url: None,
+            access_expires_at: expires,
+            credential_expires_at: None,
+            created_by: &admin.user.user_id,
+        },
+        &credentials,
+        now,
+    )
+    .await?;
+    let _ = &q.error_description;
+    audit(&state, &req, Some(&admin.tenant_id), Some(&admin.user), "connection.created", "connection", connection.id.as_str(), json!({ "connector": "hubspot", "environment": flow.environment.as_str(), "portal": info.hub_id, "scopes": info.scopes })).await?;
+    Ok(redirect_with_flash(
+        &format!("/connections/{}", connection.id),
+        "success",
+        &format!("HubSpot connected (portal {}).", info.hub_id),
+    ))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn create_with_key(
+    state: &AppState,
+    req: &HttpRequest,
+    admin: &Member,
+    key: ConnectorKey,
+    name: &str,
+    environment: Environment,
+    form: NewForm,
+) -> Result<HttpResponse, AppError> {
+    let mut errors = FieldErrors::new();
+    let http = state.connections.http(environment).clone();
+    let mut credentials = Credentials::default();
+    let sandbox_base = |path: &str| state.sandbox_url.as_ref().and_then(|u| u.join(path).ok());
+
+    let base_url: Option<Url> = match (key, environment) {
+        (ConnectorKey::Verification, Environment::Sandbox) => sandbox_base("/sandbox/verify"),
+        (ConnectorKey::Webhook, _) => None,
+        _ => match Url::parse(form.base_url.trim()) {
+            Ok(u) => Some(u),
+            Err(_) => {
+                errors.push(FieldError::new(
+                    "base_url",
+                    "Enter the full URL, like https://api.example.com.",
+                ));
+                None
+            }
+        },
+    };
+    if let Some(url) = &base_url
+        && !(key == ConnectorKey::Verification && environment == Environment::Sandbox)
+    {
+        let scheme_ok = if key == ConnectorKey::Smtp {
+            matches!(url.scheme(), "smtp" | "smtps")
+        } else {
+            matches!(url.scheme(), "http" | "https")
+        };
+        if !scheme_ok {
+            errors.push(FieldError::new(
+                "base_url",
+                if key == ConnectorKey::Smtp {
+                    "Use smtp://host:port or smtps://host:port."
+                } else {
+                    "Use an http:// or https:// URL."
+                },
+            ));
+        } else {
+            let as_http = if key == ConnectorKey::Smtp {
+                Url::parse(&url.as_str().replacen("smtp", "http", 1)).ok()
+            } else {
+                Some(url.clone())
+            };
+            if let Some(check) = as_http
+                && let Err(e) = http.policy().check_resolved(&check).await
+            {
+                errors.push(FieldError::new("base_url", e.to_string()));
+            }
+        }
+    }
+
+    match key {
+        ConnectorKey::Verification
+            if environment == Environment::Sandbox && form.api_key.trim().is_empty() =>
+        {
+            match provision_sandbox_account(state).await {
+                Ok(api_key) => credentials.api_key = Some(api_key),
+                Err(e) => errors.push(FieldError::new(
+                    "api_key",
+                    format!("The sandbox provider could not create an account: {e}"),
+                )),
+            }
+        }
+        ConnectorKey::Verification | ConnectorKey::Http | ConnectorKey::Smtp => {
+            let k = form.api_key.trim();
+            if k.is_empty() && key != ConnectorKey::Http {
+                errors.push(FieldError::new("api_key", "Enter the API key."));
+            } else if k.len() > 4096 {
+                errors.push(FieldError::new(
+                    "api_key",
+                    "That key is too long (at most 4096 characters).",
+                ));
+            } else if !k.is_empty() {
+                credentials.api_key = Some(k.to_owned());
+            }
+            if key == ConnectorKey::Smtp {
+                credentials.username =
+                    Some(form.username.trim().to_owned()).filter(|u| !u.is_empty());
+            }
+        }
+        ConnectorKey::Webhook => {
+            credentials.signing_secret = Some(format!(
+                "whsec_{}",
+                base64::Engine::encode(
+                    &base64::engine::general_purpose::STANDARD,
+                    rand::random::<[u8; 24]>()
+                )
+            ));
+        }
+        ConnectorKey::HubSpot => {}
+    }
+
+    // A key is tried before it is stored: a wrong key is an error now, not
+    // a broken connection later.
+    if errors.is_empty()
+        && key == ConnectorKey::Verification
+        && let Some(base) = &base_url
+    {
+        let ctx = CallContext {
+            connection_id: format!("new-{}", rand::random::<u64>()),
+            base_url: base.clone(),
+            credentials: credentials.clone(),
+            http: http.clone(),
+            limiter: ferry_connectors::RateLimiter::memory(),
+            idempotency_key: None,
+        };
+        let connector = Registry::new().get(key).ok_or(AppError::NotFound)?;
+        match connector.test(&ctx).await {
+            Ok(_) => {}
+            Err(ConnectorError::Unauthorized(_)) => errors.push(FieldError::new(
+                "api_key",
+                "The provider refused this API key.",
+            )),
+            Err(e) => errors.push(FieldError::new(
+                "base_url",
+                format!("The provider could not be reached: {e}"),
+            )),
+        }
+    }
+    if !errors.is_empty() {
+        return new_page(
+            state,
+            req,
+            key,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            form,
+            errors,
+        );
+    }
+    let now = state.clock.now();
+    let connection = store::create(
+        &state.db,
+        state.connections.vault(),
+        &admin.tenant_id,
+        NewConnection {
+            connector: key,
+            name,
+            environment,
+            scopes: &[],
+            external_account: None,
+            base_url: base_url.as_ref().map(Url::as_str),
+            access_expires_at: None,
+            credential_expires_at: Some(now + Duration::days(ROTATION_DAYS)),
+            created_by: &admin.user.user_id,
+        },
+        &credentials,
+        now,
+    )
+    .await?;
+    audit(
+        state,
+        req,
+        Some(&admin.tenant_id),
+        Some(&admin.user),
+        "connection.created",
+        "connection",
+        connection.id.as_str(),
+        json!({ "connector": key.as_str(), "environment": environment.as_str() }),
+    )
+    .await?;
+    Ok(redirect_with_flash(
+        &format!("/connections/{}", connection.id),
+        "success",
+        &format!("{} connected.", key.def().name),
+    ))
+}
+
+/// Creates an account at the sandbox verification provider over HTTP.
+async fn provision_sandbox_account(state: &AppState) -> Result<String, String> {
+    let base = state.sandbox_url.as_ref().ok_or("the sandbox is off")?;
+    let url = base
+        .join("/sandbox/verify/admin/accounts")
+        .map_err(|e| e.to_string())?;
+    let client = state.connections.http(Environment::Sandbox);
+    let response = client
+        .request(reqwest::Method::POST, &url)
+        .map_err(|e| e.to_string())?
+        .json(&json!({ "delay_ms": 1500 }))
+        .send()
+        .await
+        .map_err(|e| ConnectorError::from(e).to_string())?;
+    let body: serde_json::Value = response.json().await.map_err(|e| e.to_string())?;
+    body["api_key"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| "no key in the answer".to_owned())
+}
+
+struct EventRow {
+    when: String,
+    kind: String,
+    message: String,
+}
+
+#[derive(Template)]
+#[template(path = "connection.html")]
+struct ConnectionPage {
+    layout: Layout,
+    is_admin: bool,
+    id: String,
+    name: String,
+    connector: &'static str,
+    auth: &'static str,
+    environment: &'static str,
+    status: &'static str,
+    status_class: String,
+    status_reason: String,
+    scopes: Vec<String>,
+    account: String,
+    base_url: String,
+    credential: String,
+    created_by: String,
+    created: String,
+    last_used: String,
+    access_expires: String,
+    rotation: String,
+    events: Vec<EventRow>,
+}
+
+/// GET /connections/{id}
+pub async fn detail(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    member: Member,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let id: ConnectionId = parse_id(&id)?;
+    let c = store::get(&state.db, &member.tenant_id, &id).await?;
+    let creator = users::get(&state.db, &c.created_by)
+        .await
+        .map(|u| u.name)
+        .unwrap_or_else(|_| "a former member".into());
+    let events = store::auth_events(&state.db, &member.tenant_id, &id, 20)
+        .await?
+        .into_iter()
+        .map(|e| EventRow {
+            when: when(Some(e.created_at)),
+            kind: e.kind,
+            message: e.message,
+        })
+        .collect();
+    let def = c.connector.def();
+    let credential = match def.auth {
+        AuthKind::OAuth2 => "OAuth access and refresh tokens (encrypted)",
+        AuthKind::ApiKey => "API key (encrypted)",
+        AuthKind::HmacSecret => "Signing secret (encrypted)",
+        AuthKind::None => "None",
+    };
+    render(
+        &req,
+        StatusCode::OK,
+        &ConnectionPage {
+            layout: Layout::new(&req, c.name.clone(), "/connections"),
+            is_admin: member.role == ferry_core::Role::Admin,
+            id: c.id.to_string(),
+            status: display_status(&c, state.clock.now()),
+            status_class: display_status(&c, state.clock.now()).replace(' ', "-"),
+            status_reason: c.status_reason.clone().unwrap_or_default(),
+            name: c.name,
+            connector: def.name,
+            auth: def.auth.label(),
+            environment: c.environment.as_str(),
+            scopes: c.scopes,
+            account: c.external_account.unwrap_or_default(),
+            base_url: c.base_url.unwrap_or_default(),
+            credential: credential.to_owned(),
+            created_by: creator,
+            created: when(Some(c.created_at)),
+            last_used: when(c.last_used_at),
+            access_expires: when(c.access_expires_at),
+            rotation: when(c.credential_expires_at),
+            events,
+        },
+    )
+}
+
+/// POST /connections/{id}/test
+pub async fn test(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Admin(admin): Admin,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let id: ConnectionId = parse_id(&id)?;
+    let page = format!("/connections/{id}");
+    match state.connections.test(&admin.tenant_id, &id).await {
+        Ok(message) => {
+            audit(
+                &state,
+                &req,
+                Some(&admin.tenant_id),
+                Some(&admin.user),
+                "connection.tested",
+                "connection",
+                id.as_str(),
+                json!({ "ok": true }),
+            )
+            .await?;
+            Ok(redirect_with_flash(
+                &page,
+                "success",
+                &format!("Test passed. {message}"),
+            ))
+        }
+        Err(ServiceError::Store(e)) => Err(e.into()),
+        Err(ServiceError::Connector(e)) => {
+            audit(
+                &state,
+                &req,
+                Some(&admin.tenant_id),
+                Some(&admin.user),
+                "connection.tested",
+                "connection",
+                id.as_str(),
+                json!({ "ok": false }),
+            )
+            .await?;
+            Ok(redirect_with_flash(
+                &page,
+                "error",
+                &format!("Test failed: {e}"),
+            ))
+        }
+    }
+}
+
+/// POST /connections/{id}/revoke
+pub async fn revoke(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Admin(admin): Admin,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let id: ConnectionId = parse_id(&id)?;
+    let c = store::get(&state.db, &admin.tenant_id, &id).await?;
+    let remote = match state.connections.revoke(&admin.tenant_id, &id).await {
+        Ok(remote) => remote,
+        Err(ServiceError::Store(e)) => return Err(e.into()),
+        Err(ServiceError::Connector(e)) => return Err(AppError::Internal(anyhow::Error::new(e))),
+    };
+    audit(
+        &state,
+        &req,
+        Some(&admin.tenant_id),
+        Some(&admin.user),
+        "connection.revoked",
+        "connection",
+        id.as_str(),
+        json!({ "connector": c.connector.as_str(), "remote_revoked": remote }),
+    )
+    .await?;
+    let message = if remote {
+        format!("“{}” revoked at HubSpot and deleted from Ferry.", c.name)
+    } else {
+        format!("“{}” deleted from Ferry with its credentials.", c.name)
+    };
+    Ok(redirect_with_flash("/connections", "success", &message))
+}
