@@ -142,6 +142,8 @@ pub struct TestApp {
     pub smtp: Option<SmtpSink>,
     /// The data directory (SQLite file, master key).
     pub data_dir: tempfile::TempDir,
+    /// The database URL (for a second process, or a second vault).
+    pub database_url: String,
     handle: ferry_web::ServerHandle,
 }
 
@@ -216,6 +218,7 @@ async fn try_spawn(options: TestOptions) -> anyhow::Result<TestApp> {
     });
     let raw = Database::connect(database_url.clone()).await?;
     Ok(TestApp {
+        database_url: database_url.clone(),
         address: format!("http://127.0.0.1:{port}"),
         db,
         raw,
@@ -371,6 +374,156 @@ impl TestApp {
             .expect("count query")
             .expect("a row");
         row.try_get_by_index::<i64>(0).expect("a count")
+    }
+}
+
+impl TestApp {
+    /// The vault with the app's master key (to read what Ferry stored).
+    pub fn vault(&self) -> ferry_store::vault::Vault {
+        use base64::Engine;
+        let text = std::fs::read_to_string(self.data_dir.path().join("master.key"))
+            .expect("master key file");
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text.trim())
+            .expect("base64 key");
+        let key: [u8; 32] = bytes.try_into().expect("32 bytes");
+        ferry_store::vault::Vault::new(self.db.clone(), ferry_store::vault::MasterKey::new(key))
+    }
+
+    /// A connection's stored credentials, opened.
+    pub async fn credentials(
+        &self,
+        tenant: &TenantId,
+        id: &ferry_core::ConnectionId,
+    ) -> ferry_core::Credentials {
+        ferry_store::connections::with_credentials(&self.db, &self.vault(), tenant, id)
+            .await
+            .expect("credentials")
+            .1
+    }
+
+    /// A JSON GET straight to the app (the simulators' admin API).
+    pub async fn json(&self, path: &str) -> serde_json::Value {
+        reqwest::get(format!("{}{path}", self.address))
+            .await
+            .expect("GET")
+            .json()
+            .await
+            .expect("json")
+    }
+
+    /// A JSON request with a body straight to the app.
+    pub async fn send_json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: serde_json::Value,
+    ) -> u16 {
+        reqwest::Client::new()
+            .request(method, format!("{}{path}", self.address))
+            .json(&body)
+            .send()
+            .await
+            .expect("request")
+            .status()
+            .as_u16()
+    }
+
+    /// Starts connecting sandbox HubSpot as `client` (an admin): returns the
+    /// consent URL the browser would be sent to.
+    pub async fn start_hubspot(&self, client: &TestClient, name: &str) -> url::Url {
+        let res = client
+            .submit(
+                "/connections/new/hubspot",
+                "/connections/new/hubspot",
+                &[("name", name), ("environment", "sandbox")],
+            )
+            .await;
+        assert_eq!(res.status, 303, "{}", res.body);
+        res.location.expect("consent URL").parse().expect("URL")
+    }
+
+    /// Answers the simulator's consent screen the way its form does; returns
+    /// the callback URL it redirects to.
+    pub async fn consent(&self, consent_url: &url::Url, decision: &str) -> url::Url {
+        let mut fields: Vec<(String, String)> = consent_url
+            .query_pairs()
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        fields.push(("decision".into(), decision.into()));
+        fields.push(("portal".into(), "new".into()));
+        let res = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client")
+            .post(format!("{}/sandbox/hubspot/oauth/authorize", self.address))
+            .form(&fields)
+            .send()
+            .await
+            .expect("consent");
+        assert_eq!(res.status().as_u16(), 302);
+        res.headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .expect("redirect")
+            .parse()
+            .expect("URL")
+    }
+
+    /// Connects sandbox HubSpot end to end; returns the connection id.
+    pub async fn connect_hubspot(&self, client: &TestClient) -> ferry_core::ConnectionId {
+        let consent = self.start_hubspot(client, "HubSpot (sandbox)").await;
+        let callback = self.consent(&consent, "approve").await;
+        let res = client
+            .get(&format!(
+                "{}?{}",
+                callback.path(),
+                callback.query().unwrap_or("")
+            ))
+            .await;
+        assert_eq!(res.status, 303, "{}", res.body);
+        let location = res.location.expect("connection page");
+        location
+            .trim_start_matches("/connections/")
+            .parse()
+            .expect("connection id")
+    }
+
+    /// Connects the sandbox verification provider with a fresh sandbox
+    /// account; returns the connection id and its API key.
+    pub async fn connect_verification(
+        &self,
+        client: &TestClient,
+    ) -> (ferry_core::ConnectionId, String) {
+        let account: serde_json::Value = reqwest::Client::new()
+            .post(format!("{}/sandbox/verify/admin/accounts", self.address))
+            .json(&serde_json::json!({ "delay_ms": 0 }))
+            .send()
+            .await
+            .expect("account")
+            .json()
+            .await
+            .expect("json");
+        let key = account["api_key"].as_str().expect("key").to_owned();
+        let res = client
+            .submit(
+                "/connections/new/verification",
+                "/connections/new/verification",
+                &[
+                    ("name", "Verification"),
+                    ("environment", "sandbox"),
+                    ("api_key", &key),
+                ],
+            )
+            .await;
+        assert_eq!(res.status, 303, "{}", res.body);
+        let id = res
+            .location
+            .expect("page")
+            .trim_start_matches("/connections/")
+            .parse()
+            .expect("id");
+        (id, key)
     }
 }
 

@@ -163,6 +163,7 @@ struct Portal {
     accepted: u64,
     rejected_429: u64,
     max_in_window: usize,
+    refreshes: u64,
 }
 
 struct State {
@@ -814,6 +815,9 @@ async fn token(sim: web::Data<HubSpotSim>, form: web::Form<TokenForm>) -> HttpRe
                 );
             }
             let (portal, scopes) = (grant.portal, grant.scopes.clone());
+            if let Some(p) = state.portals.get_mut(&portal) {
+                p.refreshes += 1;
+            }
             let rotate = state
                 .portals
                 .get(&portal)
@@ -1060,13 +1064,10 @@ async fn guard(
     })
 }
 
-fn rate_limited(policy: &str, used: usize, retry_after: Option<u64>) -> HttpResponse {
+fn rate_limited(policy: &str, _used: usize, retry_after: Option<u64>) -> HttpResponse {
     let mut res = HttpResponse::TooManyRequests();
     res.insert_header(("X-HubSpot-RateLimit-Max", TEN_SECONDLY_MAX.to_string()))
-        .insert_header((
-            "X-HubSpot-RateLimit-Remaining",
-            TEN_SECONDLY_MAX.saturating_sub(used).min(0).to_string(),
-        ))
+        .insert_header(("X-HubSpot-RateLimit-Remaining", "0"))
         .insert_header(("X-HubSpot-RateLimit-Interval-Milliseconds", "10000"));
     if let Some(secs) = retry_after {
         res.insert_header(("Retry-After", secs.max(1).to_string()));
@@ -1837,6 +1838,7 @@ fn portal_json(id: u64, p: &Portal) -> Value {
         "accepted": p.accepted,
         "rejected429": p.rejected_429,
         "maxInTenSecondWindow": p.max_in_window,
+        "refreshes": p.refreshes,
     })
 }
 

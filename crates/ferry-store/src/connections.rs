@@ -209,6 +209,7 @@ pub async fn with_credentials(
     Ok((model.try_into()?, credentials))
 }
 
+#[allow(clippy::too_many_arguments)]
 /// Replaces the credentials if nobody else did since `expected_version`
 /// (a refresh racing another process); returns false when someone did.
 pub async fn update_credentials(

@@ -35,7 +35,7 @@ pub async fn request_id_layer(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let id = new_request_id();
-    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.path());
+    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %loggable_path(req.path()));
     let started = std::time::Instant::now();
     let mut res = REQUEST_ID
         .scope(id.clone(), next.call(req).instrument(span.clone()))
@@ -53,6 +53,23 @@ pub async fn request_id_layer(
             .insert(header::HeaderName::from_static("x-request-id"), value);
     }
     Ok(res)
+}
+
+/// Paths whose last segment is a secret (one-time links; HubSpot's token
+/// endpoints, which the simulator serves).
+const SECRET_PATHS: &[&str] = &[
+    "/invite/",
+    "/password/reset/",
+    "/sandbox/hubspot/oauth/v1/access-tokens/",
+    "/sandbox/hubspot/oauth/v1/refresh-tokens/",
+];
+
+/// The path as it may be logged: secret segments replaced.
+pub fn loggable_path(path: &str) -> String {
+    match SECRET_PATHS.iter().find(|p| path.starts_with(*p)) {
+        Some(prefix) => format!("{prefix}[redacted]"),
+        None => path.to_owned(),
+    }
 }
 
 /// An error a handler could not deal with itself.
@@ -205,4 +222,23 @@ pub fn form_error(err: actix_web::error::UrlencodedError, _req: &HttpRequest) ->
         ),
     };
     actix_web::error::InternalError::from_response(err, response).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loggable_path;
+
+    #[test]
+    fn secret_path_segments_are_not_logged() {
+        assert_eq!(loggable_path("/invite/abc123"), "/invite/[redacted]");
+        assert_eq!(
+            loggable_path("/password/reset/abc"),
+            "/password/reset/[redacted]"
+        );
+        assert_eq!(
+            loggable_path("/sandbox/hubspot/oauth/v1/refresh-tokens/rt"),
+            "/sandbox/hubspot/oauth/v1/refresh-tokens/[redacted]"
+        );
+        assert_eq!(loggable_path("/users/usr_1"), "/users/usr_1");
+    }
 }

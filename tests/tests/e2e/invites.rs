@@ -35,7 +35,7 @@ async fn an_invited_person_sets_a_password_once_and_signs_in() {
     assert!(link.starts_with(&app.address));
     let path = path_of(&link);
     let token = path.trim_start_matches("/invite/");
-    // The token is stored only hashed.
+    // The token is stored only hashed, and never logged.
     assert_eq!(
         app.count(&format!(
             "SELECT COUNT(*) FROM invites WHERE token_hash = '{token}'"
@@ -124,6 +124,11 @@ async fn an_invited_person_sets_a_password_once_and_signs_in() {
         )
         .await;
     assert_eq!(reuse.status, 410);
+    // The link was opened four times; its token is in no log line.
+    assert!(
+        !ferry_tests::captured_logs().contains(token),
+        "an invite token was logged"
+    );
 }
 
 #[tokio::test]

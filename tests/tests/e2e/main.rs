@@ -3,6 +3,7 @@
 
 mod auth;
 mod browser;
+mod connections;
 mod invites;
 mod operator;
 mod pages;
