@@ -73,6 +73,8 @@ pub struct Settings {
     /// (`FERRY_MASTER_KEY` base64, or `FERRY_MASTER_KEY_FILE`; default a file
     /// generated in the data directory with mode 0600).
     pub master_key: SecretBox<[u8; 32]>,
+    /// The file the master key came from (none: `FERRY_MASTER_KEY`).
+    pub master_key_file: Option<PathBuf>,
     /// Where users reach Ferry (`FERRY_PUBLIC_URL`, default `http://` + bind).
     pub public_url: url::Url,
     /// Directory for the SQLite file and the generated key (`FERRY_DATA_DIR`).
@@ -277,7 +279,8 @@ impl Settings {
             None => std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
         };
 
-        let master_key = load_master_key(raw.master_key, raw.master_key_file, &data_dir)?;
+        let (master_key, master_key_file) =
+            load_master_key(raw.master_key, raw.master_key_file, &data_dir)?;
         let sandbox = parse_bool("FERRY_SANDBOX", &raw.sandbox)?;
         let allow_private_networks =
             parse_bool("FERRY_ALLOW_PRIVATE_NETWORKS", &raw.allow_private_networks)?;
@@ -307,6 +310,7 @@ impl Settings {
             smtp_url,
             mail_from,
             master_key,
+            master_key_file,
             public_url,
             data_dir,
             log_json,
@@ -365,9 +369,9 @@ fn load_master_key(
     inline: Option<String>,
     file: Option<String>,
     data_dir: &Path,
-) -> anyhow::Result<SecretBox<[u8; 32]>> {
+) -> anyhow::Result<(SecretBox<[u8; 32]>, Option<PathBuf>)> {
     if let Some(text) = inline.filter(|s| !s.trim().is_empty()) {
-        return decode_key("FERRY_MASTER_KEY", &text);
+        return Ok((decode_key("FERRY_MASTER_KEY", &text)?, None));
     }
     let (path, explicit) = match file.filter(|s| !s.trim().is_empty()) {
         Some(p) => (PathBuf::from(p.trim()), true),
@@ -391,14 +395,12 @@ fn load_master_key(
             format!("cannot read {}: {e}", path.display()),
         )
     })?;
-    decode_key("FERRY_MASTER_KEY_FILE", &text)
+    Ok((decode_key("FERRY_MASTER_KEY_FILE", &text)?, Some(path)))
 }
 
-fn generate_key_file(path: &Path) -> anyhow::Result<()> {
+/// Writes a new key file with mode 0600 (replacing nothing: `create_new`).
+pub fn write_key_file(path: &Path, key: &[u8; 32]) -> anyhow::Result<()> {
     use std::io::Write;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -406,10 +408,20 @@ fn generate_key_file(path: &Path) -> anyhow::Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut f = options.open(path)?;
-    f.write_all(B64.encode(rand::random::<[u8; 32]>()).as_bytes())?;
+    let mut f = options
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(B64.encode(key).as_bytes())?;
     f.write_all(b"\n")?;
+    f.sync_all()?;
     Ok(())
+}
+
+fn generate_key_file(path: &Path) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    write_key_file(path, &rand::random::<[u8; 32]>())
 }
 
 #[cfg(unix)]
@@ -468,6 +480,7 @@ mod tests {
         }
         // A second start reads the same key.
         let again = Settings::validate(raw(dir.path())).unwrap();
+        assert_eq!(again.master_key_file, Some(key_path.clone()));
         assert_eq!(
             again.master_key.expose_secret(),
             s.master_key.expose_secret()

@@ -297,3 +297,62 @@ async fn wait_for_signal() {
         let _ = tokio::signal::ctrl_c().await;
     }
 }
+
+/// What a master-key rotation did.
+#[derive(Debug)]
+pub struct Rotation {
+    /// Tenant data keys re-wrapped.
+    pub rewrapped: usize,
+    /// The key file that now holds the new key, when the key came from a file.
+    pub key_file: Option<std::path::PathBuf>,
+    /// The new key, base64, when it came from `FERRY_MASTER_KEY` (the
+    /// operator must put it there).
+    pub new_key_for_env: Option<String>,
+}
+
+/// Generates a new master key, re-wraps every tenant data key with it in one
+/// transaction, and retires the old key. With a key file: the new key is
+/// written beside it first, the data keys are re-wrapped, then the new file
+/// replaces the old one. With `FERRY_MASTER_KEY`: the new key is printed for
+/// the operator and also kept in `master.key.new` in the data directory.
+pub async fn rotate_master_key(settings: &Settings) -> anyhow::Result<Rotation> {
+    use base64::Engine;
+    let db = open_database(settings).await?;
+    let old = MasterKey::new(*settings.master_key.expose_secret());
+    ferry_store::vault::verify_master_key(&db, &old)
+        .await
+        .context("the current master key does not open this database's data keys")?;
+    let new_bytes: [u8; 32] = rand::random();
+    let new = MasterKey::new(new_bytes);
+    let staged = match &settings.master_key_file {
+        Some(file) => file.with_extension("key.new"),
+        None => settings.data_dir.join("master.key.new"),
+    };
+    if staged.exists() {
+        anyhow::bail!(
+            "{} exists: a previous rotation did not finish; check which key the database uses before removing it",
+            staged.display()
+        );
+    }
+    config::write_key_file(&staged, &new_bytes)?;
+    let rewrapped = ferry_store::vault::rotate_master_key(&db, &old, &new, chrono::Utc::now())
+        .await
+        .context("re-wrapping the tenant data keys")?;
+    db.close().await?;
+    match &settings.master_key_file {
+        Some(file) => {
+            std::fs::rename(&staged, file)
+                .with_context(|| format!("replacing {} with the new key", file.display()))?;
+            Ok(Rotation {
+                rewrapped,
+                key_file: Some(file.clone()),
+                new_key_for_env: None,
+            })
+        }
+        None => Ok(Rotation {
+            rewrapped,
+            key_file: Some(staged),
+            new_key_for_env: Some(base64::engine::general_purpose::STANDARD.encode(new_bytes)),
+        }),
+    }
+}

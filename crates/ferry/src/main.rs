@@ -56,6 +56,9 @@ enum AdminCommand {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Generate a new master key, re-wrap every tenant's data key with it,
+    /// and retire the old key. Stop Ferry's processes first.
+    RotateMasterKey,
 }
 
 fn init_logging(json: bool) {
@@ -138,6 +141,25 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 Some(logins),
             )
             .await
+        }
+        Command::Admin(AdminCommand::RotateMasterKey) => {
+            let r = ferry::rotate_master_key(&settings).await?;
+            println!(
+                "re-wrapped {} tenant data key(s) with a new master key; the old key is retired",
+                r.rewrapped
+            );
+            if let Some(key) = r.new_key_for_env {
+                println!("set FERRY_MASTER_KEY to the new key before starting Ferry again:\n{key}");
+                if let Some(file) = r.key_file {
+                    println!(
+                        "(also saved to {}; delete it once FERRY_MASTER_KEY is updated)",
+                        file.display()
+                    );
+                }
+            } else if let Some(file) = r.key_file {
+                println!("the new key is in {}", file.display());
+            }
+            Ok(())
         }
         Command::Admin(AdminCommand::CreateOperator {
             email,

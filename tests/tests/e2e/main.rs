@@ -9,3 +9,4 @@ mod operator;
 mod pages;
 mod storage;
 mod users;
+mod vault;
