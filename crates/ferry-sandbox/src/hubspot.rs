@@ -999,7 +999,7 @@ async fn guard(
                 "Internal error (forced by the sandbox)",
             ));
         }
-        Some("429") => return Err(rate_limited("TEN_SECONDLY_ROLLING", 0, Some(10))),
+        Some("429") => return Err(rate_limited("TEN_SECONDLY_ROLLING", 0, Some(1))),
         _ => {}
     }
     if faults.error_rate > 0.0 && rand::random::<f64>() < faults.error_rate {

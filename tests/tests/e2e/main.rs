@@ -7,6 +7,7 @@ mod connections;
 mod invites;
 mod operator;
 mod pages;
+mod sandbox;
 mod storage;
 mod users;
 mod vault;
