@@ -11,6 +11,8 @@ use ferry_core::{Clock, EmailAddress, ManualClock, Role, TenantId, TenantName, U
 use ferry_store::{Db, tenants, users};
 use sea_orm::{ConnectionTrait, Database};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub use smtp::{CapturedMail, SmtpSink};
 
@@ -718,4 +720,84 @@ pub fn assert_escaped(page: &Page, raw: &str) {
     if raw.contains(['<', '>', '"', '\'']) {
         assert!(!page.body.contains(raw), "unescaped {raw:?} on the page");
     }
+}
+
+/// A tiny HTTP receiver: answers the first `fail_first` requests with 500,
+/// then 200, and keeps every request (headers and body).
+pub struct Receiver {
+    /// Its URL.
+    pub url: String,
+    /// Requests received: headers (lower-cased names) and body.
+    pub seen: Arc<Mutex<Vec<(Vec<(String, String)>, String)>>>,
+}
+
+pub async fn receiver(fail_first: usize) -> Receiver {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hooks/test", listener.local_addr().unwrap());
+    let seen: Arc<Mutex<Vec<(Vec<(String, String)>, String)>>> = Arc::default();
+    let store = seen.clone();
+    tokio::spawn(async move {
+        let mut count = 0usize;
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 8192];
+            loop {
+                let n = socket.read(&mut chunk).await.unwrap_or(0);
+                if n == 0 {
+                    break;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf).to_string();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let len = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if body.len() >= len {
+                        break;
+                    }
+                }
+            }
+            let text = String::from_utf8_lossy(&buf).to_string();
+            let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+            let headers = head
+                .lines()
+                .skip(1)
+                .filter_map(|l| l.split_once(':'))
+                .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+                .collect();
+            store.lock().unwrap().push((headers, body.to_owned()));
+            count += 1;
+            let status = if count <= fail_first {
+                "500 Internal Server Error"
+            } else {
+                "200 OK"
+            };
+            let _ = socket
+                .write_all(
+                    format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                        .as_bytes(),
+                )
+                .await;
+        }
+    });
+    Receiver { url, seen }
+}
+
+/// Waits up to 10 s for `n` requests.
+pub async fn wait_for(
+    seen: &Arc<Mutex<Vec<(Vec<(String, String)>, String)>>>,
+    n: usize,
+) -> Vec<(Vec<(String, String)>, String)> {
+    for _ in 0..100 {
+        if seen.lock().unwrap().len() >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    seen.lock().unwrap().clone()
 }

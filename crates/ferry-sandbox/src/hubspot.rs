@@ -1084,27 +1084,39 @@ fn rate_limited(policy: &str, _used: usize, retry_after: Option<u64>) -> HttpRes
 
 // ---------------------------------------------------------------- contacts
 
-#[derive(Debug, Deserialize)]
+/// Query parameters of a read. HubSpot's clients send `properties` either
+/// comma-separated or repeated (`properties=a&properties=b`), so the query
+/// string is read by hand rather than into a struct.
+#[derive(Debug, Default)]
 struct ReadQuery {
-    #[serde(default)]
-    properties: Option<String>,
-    #[serde(default, rename = "idProperty")]
+    properties: Vec<String>,
     id_property: Option<String>,
-    #[serde(default)]
     limit: Option<usize>,
-    #[serde(default)]
     after: Option<String>,
 }
 
 impl ReadQuery {
+    fn from(req: &HttpRequest) -> Self {
+        let mut q = Self::default();
+        for (k, v) in url::form_urlencoded::parse(req.query_string().as_bytes()) {
+            match k.as_ref() {
+                "properties" => q.properties.extend(
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned),
+                ),
+                "idProperty" => q.id_property = Some(v.into_owned()),
+                "limit" => q.limit = v.parse().ok(),
+                "after" => q.after = Some(v.into_owned()),
+                _ => {}
+            }
+        }
+        q
+    }
+
     fn wanted(&self) -> Option<Vec<String>> {
-        self.properties.as_ref().map(|p| {
-            p.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect()
-        })
+        (!self.properties.is_empty()).then(|| self.properties.clone())
     }
 }
 
@@ -1268,8 +1280,8 @@ async fn get_contact(
     sim: web::Data<HubSpotSim>,
     req: HttpRequest,
     id: web::Path<String>,
-    q: web::Query<ReadQuery>,
 ) -> HttpResponse {
+    let q = ReadQuery::from(&req);
     let g = match guard(&sim, &req, READ_SCOPE, false).await {
         Ok(g) => g,
         Err(r) => return r,
@@ -1285,11 +1297,8 @@ async fn get_contact(
     with_headers(res, &g.headers)
 }
 
-async fn list_contacts(
-    sim: web::Data<HubSpotSim>,
-    req: HttpRequest,
-    q: web::Query<ReadQuery>,
-) -> HttpResponse {
+async fn list_contacts(sim: web::Data<HubSpotSim>, req: HttpRequest) -> HttpResponse {
+    let q = ReadQuery::from(&req);
     let g = match guard(&sim, &req, READ_SCOPE, false).await {
         Ok(g) => g,
         Err(r) => return r,
@@ -1338,9 +1347,9 @@ async fn update_contact(
     sim: web::Data<HubSpotSim>,
     req: HttpRequest,
     id: web::Path<String>,
-    q: web::Query<ReadQuery>,
     body: web::Json<Value>,
 ) -> HttpResponse {
+    let q = ReadQuery::from(&req);
     let g = match guard(&sim, &req, WRITE_SCOPE, false).await {
         Ok(g) => g,
         Err(r) => return r,

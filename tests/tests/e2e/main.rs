@@ -3,6 +3,7 @@
 
 mod auth;
 mod browser;
+mod conformance;
 mod connections;
 mod invites;
 mod operator;
