@@ -724,17 +724,22 @@ pub fn assert_escaped(page: &Page, raw: &str) {
 
 /// A tiny HTTP receiver: answers the first `fail_first` requests with 500,
 /// then 200, and keeps every request (headers and body).
+/// A received request: its headers (lower-cased names) and body.
+pub type Request = (Vec<(String, String)>, String);
+/// Requests received so far.
+pub type Received = Arc<Mutex<Vec<Request>>>;
+
 pub struct Receiver {
     /// Its URL.
     pub url: String,
     /// Requests received: headers (lower-cased names) and body.
-    pub seen: Arc<Mutex<Vec<(Vec<(String, String)>, String)>>>,
+    pub seen: Received,
 }
 
 pub async fn receiver(fail_first: usize) -> Receiver {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/hooks/test", listener.local_addr().unwrap());
-    let seen: Arc<Mutex<Vec<(Vec<(String, String)>, String)>>> = Arc::default();
+    let seen: Received = Arc::default();
     let store = seen.clone();
     tokio::spawn(async move {
         let mut count = 0usize;
@@ -790,9 +795,9 @@ pub async fn receiver(fail_first: usize) -> Receiver {
 
 /// Waits up to 10 s for `n` requests.
 pub async fn wait_for(
-    seen: &Arc<Mutex<Vec<(Vec<(String, String)>, String)>>>,
+    seen: &Received,
     n: usize,
-) -> Vec<(Vec<(String, String)>, String)> {
+) -> Vec<Request> {
     for _ in 0..100 {
         if seen.lock().unwrap().len() >= n {
             break;
