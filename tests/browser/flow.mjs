@@ -130,6 +130,7 @@ async function main() {
   await shot(admin, '18-user-detail');
   await admin.getByRole('link', { name: 'Audit log' }).click();
   await shot(admin, '19-tenant-audit');
+  await connections(admin);
   const staffLink = await openLatestMail(admin, 'sol@harbor.test');
   await admin.getByRole('button', { name: 'Sign out' }).click();
 
@@ -158,6 +159,56 @@ async function main() {
   await anon.setViewportSize({ width: 390, height: 844 });
   await go(anon, '/login');
   await shot(anon, '28-login-phone');
+}
+
+// Issue 3: connect sandbox HubSpot through the consent screen, add an API-key
+// verification connection, see both healthy, test and revoke them.
+async function connections(admin) {
+  await admin.getByRole('link', { name: 'Connections' }).click();
+  expect((await admin.textContent('h1')) === 'Connections', 'connections page');
+  await shot(admin, '30-connections-catalog');
+  await admin.getByRole('link', { name: 'Connect HubSpot CRM' }).click();
+  await shot(admin, '31-connect-hubspot-form');
+  await admin.getByRole('button', { name: 'Continue to HubSpot CRM' }).click();
+  await admin.waitForLoadState();
+  expect(admin.url().includes('/sandbox/hubspot/oauth/authorize'), `on the consent screen (${admin.url()})`);
+  expect((await admin.content()).includes('crm.objects.contacts.write'), 'the consent screen lists the scopes');
+  await shot(admin, '32-hubspot-consent');
+  await admin.getByRole('button', { name: 'Connect app' }).click();
+  await admin.waitForLoadState();
+  expect((await admin.locator('.flash-success').textContent()).includes('HubSpot connected'), 'HubSpot connected');
+  await shot(admin, '33-hubspot-connection');
+  await admin.getByRole('button', { name: 'Test connection' }).click();
+  await admin.waitForLoadState();
+  expect((await admin.locator('.flash-success').textContent()).includes('Test passed'), 'HubSpot test passed');
+  await shot(admin, '34-hubspot-tested');
+
+  await admin.getByRole('link', { name: '← Connections' }).click();
+  await admin.getByRole('link', { name: 'Connect Identity verification' }).click();
+  await admin.getByLabel('Connection name').fill('KYC provider (sandbox)');
+  await shot(admin, '35-connect-verification-form');
+  await admin.getByRole('button', { name: 'Connect' }).click();
+  await admin.waitForLoadState();
+  expect((await admin.locator('.flash-success').textContent()).includes('connected'), 'verification connected');
+  await admin.getByRole('button', { name: 'Test connection' }).click();
+  await admin.waitForLoadState();
+  expect((await admin.locator('.flash-success').textContent()).includes('Test passed'), 'verification test passed');
+  await shot(admin, '36-verification-tested');
+
+  await admin.getByRole('link', { name: '← Connections' }).click();
+  expect(await admin.locator('.badge-status-healthy').count() === 2, 'both connections healthy');
+  await shot(admin, '37-connections-healthy');
+  await go(admin, '/sandbox/hubspot/admin');
+  await shot(admin, '38-sandbox-fault-knobs');
+
+  await go(admin, '/connections');
+  for (const name of ['HubSpot CRM', 'KYC provider (sandbox)']) {
+    await admin.getByRole('link', { name, exact: true }).click();
+    await admin.getByRole('button', { name: 'Revoke' }).click();
+    await admin.waitForLoadState();
+    expect((await admin.locator('.flash-success').textContent()).includes('deleted from Ferry'), `${name} revoked`);
+  }
+  await shot(admin, '39-connections-revoked');
 }
 
 async function error500(tenantId) {
