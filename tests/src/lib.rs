@@ -794,10 +794,7 @@ pub async fn receiver(fail_first: usize) -> Receiver {
 }
 
 /// Waits up to 10 s for `n` requests.
-pub async fn wait_for(
-    seen: &Received,
-    n: usize,
-) -> Vec<Request> {
+pub async fn wait_for(seen: &Received, n: usize) -> Vec<Request> {
     for _ in 0..100 {
         if seen.lock().unwrap().len() >= n {
             break;

@@ -92,6 +92,8 @@ pub struct Faults {
     pub force: Option<String>,
     /// Issue a new refresh token at every refresh (HubSpot keeps the old one).
     pub rotate_refresh_tokens: bool,
+    /// Do not rate-limit this portal (for benchmarks of Ferry's own overhead).
+    pub unlimited: bool,
 }
 
 /// Where an app's webhooks go.
@@ -1032,6 +1034,14 @@ async fn guard(
     {
         p.search_window.pop_front();
     }
+    if p.faults.unlimited {
+        p.accepted += 1;
+        return Ok(Granted {
+            portal,
+            source_app,
+            headers: Vec::new(),
+        });
+    }
     if p.window.len() >= TEN_SECONDLY_MAX {
         p.rejected_429 += 1;
         let wait = p
@@ -1941,6 +1951,7 @@ async fn admin_set_faults_form(
         latency_ms: form.latency_ms.trim().parse().unwrap_or(0),
         force: Some(form.force.clone()).filter(|f| !f.is_empty()),
         rotate_refresh_tokens: form.rotate_refresh_tokens.is_some(),
+        unlimited: false,
     };
     let res = set_faults(&sim, &id, faults);
     if res.status().is_success() {

@@ -2,6 +2,7 @@
 //! layer and the background loops. `main` and the tests both call
 //! [`build`], so tests run exactly what production runs.
 
+pub mod bench;
 pub mod config;
 pub mod demo;
 

@@ -39,6 +39,20 @@ enum Command {
     /// Platform administration.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Benchmarks (results go to standard output).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Overhead of a connector call (client, limiter, logging) against a
+    /// bare reqwest call to the same simulator endpoint.
+    Connector {
+        /// Measured calls per side.
+        #[arg(long, default_value_t = 4000)]
+        calls: usize,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -141,6 +155,28 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 Some(logins),
             )
             .await
+        }
+        Command::Bench(BenchCommand::Connector { calls }) => {
+            let (ferry_side, bare) = ferry::bench::connector_overhead(calls.max(100)).await?;
+            println!(
+                "connector call overhead, {calls} calls per side, sequential, HubSpot simulator GET /crm/v3/objects/contacts?limit=1"
+            );
+            println!("| path | p50 µs | p99 µs | mean µs |");
+            println!("|---|---|---|---|");
+            println!(
+                "| Ferry connector (guarded client + limiter + logging) | {:.0} | {:.0} | {:.0} |",
+                ferry_side.p50_us, ferry_side.p99_us, ferry_side.mean_us
+            );
+            println!(
+                "| bare reqwest | {:.0} | {:.0} | {:.0} |",
+                bare.p50_us, bare.p99_us, bare.mean_us
+            );
+            println!(
+                "ratio (Ferry / bare): p50 {:.2}×, mean {:.2}×",
+                ferry_side.p50_us / bare.p50_us,
+                ferry_side.mean_us / bare.mean_us
+            );
+            Ok(())
         }
         Command::Admin(AdminCommand::RotateMasterKey) => {
             let r = ferry::rotate_master_key(&settings).await?;
