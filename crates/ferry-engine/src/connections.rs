@@ -319,3 +319,40 @@ pub fn sandbox_client_secret(master_key: &[u8; 32]) -> String {
     mac.update(b"ferry sandbox hubspot app client secret");
     hex::encode(mac.finalize().into_bytes())
 }
+
+/// Refreshes every OAuth connection whose token is about to expire, used or
+/// not, so a revoked grant is found (and recorded) before a workflow needs
+/// the connection. Returns (refreshed, failed).
+pub async fn refresh_due(service: &ConnectionService) -> Result<(usize, usize), StoreError> {
+    let horizon = service.clock.now() + ChronoDuration::seconds(REFRESH_AHEAD_SECS);
+    let due = connections::due_for_refresh(&service.db, horizon, 200).await?;
+    let (mut ok, mut failed) = (0, 0);
+    for (tenant, id) in due {
+        match service.refresh(&tenant, &id).await {
+            Ok(_) => ok += 1,
+            Err(e) => {
+                failed += 1;
+                tracing::warn!(connection_id = %id, error = %e, "background token refresh failed");
+            }
+        }
+    }
+    Ok((ok, failed))
+}
+
+/// Runs [`refresh_due`] every 10 seconds until `stop` flips.
+pub async fn run_refresher(service: ConnectionService, mut stop: crate::mail::CancelSignal) {
+    loop {
+        match refresh_due(&service).await {
+            Ok((0, 0)) => {}
+            Ok((ok, failed)) => tracing::info!(refreshed = ok, failed, "token refresher ran"),
+            Err(e) => tracing::error!(error = %e, "token refresher failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(10)) => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+    }
+}

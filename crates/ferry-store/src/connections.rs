@@ -250,6 +250,36 @@ pub async fn update_credentials(
     Ok(result.rows_affected == 1)
 }
 
+/// Healthy OAuth connections of every tenant whose access token expires
+/// before `before` (for the refresher; it acts per tenant afterwards).
+pub async fn due_for_refresh(
+    db: &Db,
+    before: DateTime<Utc>,
+    limit: u64,
+) -> Result<Vec<(TenantId, ConnectionId)>, StoreError> {
+    let rows: Vec<(String, String)> = connection::Entity::find()
+        .select_only()
+        .column(connection::Column::TenantId)
+        .column(connection::Column::Id)
+        .filter(connection::Column::Status.eq(ConnectionStatus::Healthy.as_str()))
+        .filter(connection::Column::AccessExpiresAt.lt(before))
+        .order_by_asc(connection::Column::AccessExpiresAt)
+        .limit(limit)
+        .into_tuple()
+        .all(&db.conn)
+        .await?;
+    rows.into_iter()
+        .map(|(t, c)| {
+            Ok((
+                t.parse()
+                    .map_err(|_| StoreError::Corrupt("connections.tenant_id"))?,
+                c.parse()
+                    .map_err(|_| StoreError::Corrupt("connections.id"))?,
+            ))
+        })
+        .collect()
+}
+
 /// Marks a connection broken with a reason for people.
 pub async fn mark_broken(
     db: &Db,

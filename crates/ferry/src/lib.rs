@@ -89,6 +89,16 @@ pub async fn build(
     let mailer = Mailer::new(db.clone(), clock.clone(), settings.smtp_url.is_some());
     let (stop, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
+    let internal = config::internal_url(settings.bind);
+    let sandbox_secret = connections::sandbox_client_secret(settings.master_key.expose_secret());
+    let connection_service = connection_service(
+        settings,
+        &db,
+        &vault,
+        clock.clone(),
+        &internal,
+        &sandbox_secret,
+    )?;
 
     if roles.worker {
         if let Some(url) = &settings.smtp_url {
@@ -104,6 +114,10 @@ pub async fn build(
                 delivery.run(mailer.wake_signal(), stop_rx.clone()),
             ));
         }
+        tasks.push(tokio::spawn(connections::run_refresher(
+            connection_service.clone(),
+            stop_rx.clone(),
+        )));
         tasks.push(tokio::spawn(housekeeping::run(
             db.clone(),
             clock.clone(),
@@ -113,18 +127,7 @@ pub async fn build(
     }
 
     let app = if roles.web {
-        let internal = config::internal_url(settings.bind);
         let sandbox_url = settings.sandbox.then(|| internal.clone());
-        let sandbox_secret =
-            connections::sandbox_client_secret(settings.master_key.expose_secret());
-        let connection_service = connection_service(
-            settings,
-            &db,
-            &vault,
-            clock.clone(),
-            &internal,
-            &sandbox_secret,
-        )?;
         let extra: Option<ferry_web::ExtraRoutes> = settings.sandbox.then(|| {
             let sandbox = Sandbox::new(SANDBOX_CLIENT_ID, &sandbox_secret);
             Arc::new(move |cfg: &mut actix_web::web::ServiceConfig| sandbox.configure(cfg))

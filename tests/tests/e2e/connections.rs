@@ -586,3 +586,51 @@ async fn secrets_never_appear_in_pages_logs_errors_or_the_audit_log() {
         assert_eq!(in_db, 0, "a secret is stored in the clear");
     }
 }
+
+#[tokio::test]
+async fn idle_connections_are_refreshed_in_the_background_and_a_revoked_grant_is_found() {
+    let app = spawn_app().await;
+    let (tenant, admin) = app.create_tenant("Acme").await;
+    let client = app.login(&admin).await;
+    let kept = app.connect_hubspot(&client).await;
+    let revoked = app.connect_hubspot(&client).await;
+    let before = app.credentials(&tenant, &kept).await.access_token;
+    let portals = app.json("/sandbox/hubspot/admin/portals").await;
+    let second = portals
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["portalId"].as_u64().unwrap())
+        .max()
+        .unwrap();
+    app.send_json(
+        reqwest::Method::POST,
+        &format!("/sandbox/hubspot/admin/portals/{second}/revoke-tokens"),
+        json!({}),
+    )
+    .await;
+    // Nobody uses either connection; their tokens near expiry.
+    app.clock.advance(Duration::minutes(26));
+    let mut refreshed = false;
+    for _ in 0..60 {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let broken = app
+            .count(&format!(
+                "SELECT COUNT(*) FROM connections WHERE id = '{revoked}' AND status = 'broken'"
+            ))
+            .await;
+        if broken == 1 && app.credentials(&tenant, &kept).await.access_token != before {
+            refreshed = true;
+            break;
+        }
+    }
+    assert!(
+        refreshed,
+        "the worker refreshed the idle connection and found the revoked grant"
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM auth_events WHERE kind = 'refresh_failed'")
+            .await,
+        1
+    );
+}
