@@ -360,3 +360,22 @@ pub async fn rotate_master_key(settings: &Settings) -> anyhow::Result<Rotation> 
         }),
     }
 }
+
+/// Serves only the simulators (`ferry sandbox`), on the configured bind
+/// address, until SIGINT/SIGTERM. The HubSpot app's client secret is derived
+/// from the master key, so a Ferry sharing the key agrees with it.
+pub async fn serve_sandbox(settings: &Settings) -> anyhow::Result<()> {
+    let secret = connections::sandbox_client_secret(settings.master_key.expose_secret());
+    let sandbox = Sandbox::new(SANDBOX_CLIENT_ID, &secret);
+    let server = actix_web::HttpServer::new(move || {
+        let sandbox = sandbox.clone();
+        actix_web::App::new().configure(move |cfg| sandbox.configure(cfg))
+    })
+    .workers(settings.web_workers)
+    .bind(settings.bind)
+    .with_context(|| format!("binding {} (FERRY_BIND)", settings.bind))?
+    .run();
+    tracing::info!(bind = %settings.bind, "sandbox simulators serving under /sandbox/hubspot and /sandbox/verify");
+    server.await?;
+    Ok(())
+}

@@ -36,6 +36,8 @@ enum Command {
     Migrate,
     /// Create or refresh the demo tenant and logins, print them, then serve.
     Demo,
+    /// Serve only the HubSpot and verification-provider simulators.
+    Sandbox,
     /// Platform administration.
     #[command(subcommand)]
     Admin(AdminCommand),
@@ -137,6 +139,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             tracing::info!("worker started");
             ferry.run_until_stopped().await
         }
+        Command::Sandbox => ferry::serve_sandbox(&settings).await,
         Command::Migrate => {
             ferry::open_database(&settings).await?;
             println!("database is up to date");

@@ -48,6 +48,9 @@ fn every_subcommand_has_help() {
         vec!["worker", "--help"],
         vec!["migrate", "--help"],
         vec!["demo", "--help"],
+        vec!["sandbox", "--help"],
+        vec!["bench", "connector", "--help"],
+        vec!["admin", "rotate-master-key", "--help"],
         vec!["admin", "--help"],
         vec!["admin", "create-operator", "--help"],
     ] {
@@ -192,4 +195,41 @@ fn create_operator_takes_a_password_from_stdin_or_prints_an_invite_link() {
         .expect("an invite link");
     assert!(url.starts_with("http://127.0.0.1:8080/invite/"), "{url}");
     assert_eq!(url.rsplit('/').next().unwrap().len(), 64);
+}
+
+#[test]
+fn the_sandbox_serves_standalone() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .arg("sandbox")
+        .env("FERRY_DATA_DIR", dir.path())
+        .env("FERRY_BIND", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut answered = false;
+    for _ in 0..50 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            use std::io::Read;
+            s.write_all(b"GET /sandbox/hubspot/crm/v3/objects/contacts HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+            let mut response = String::new();
+            let _ = s.read_to_string(&mut response);
+            answered =
+                response.starts_with("HTTP/1.1 401") && response.contains("INVALID_AUTHENTICATION");
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        answered,
+        "the standalone HubSpot simulator answered a tokenless call with 401"
+    );
 }
