@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261129_000001_foundation;
 mod m20261129_000002_connections;
+mod m20261129_000003_inbound_events;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261129_000001_foundation::Migration),
             Box::new(m20261129_000002_connections::Migration),
+            Box::new(m20261129_000003_inbound_events::Migration),
         ]
     }
 }

@@ -167,3 +167,60 @@ pub async fn revoke(
         }),
     }
 }
+
+/// HubSpot's signature v3 of a request: base64(HMAC-SHA256(client secret,
+/// method + full URI + body + timestamp)).
+pub fn signature_v3(
+    client_secret: &str,
+    method: &str,
+    uri: &str,
+    body: &[u8],
+    timestamp_ms: &str,
+) -> String {
+    use base64::Engine;
+    use hmac::Mac;
+    let Ok(mut mac) = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(client_secret.as_bytes())
+    else {
+        return String::new();
+    };
+    mac.update(method.as_bytes());
+    mac.update(uri.as_bytes());
+    mac.update(body);
+    mac.update(timestamp_ms.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+/// Verifies a HubSpot webhook: the timestamp within 5 minutes of `now_ms`,
+/// and the v3 signature (compared in constant time) under one of `secrets`.
+pub fn verify_v3(
+    secrets: &[&str],
+    method: &str,
+    uri: &str,
+    body: &[u8],
+    timestamp_ms: &str,
+    signature: &str,
+    now_ms: i64,
+) -> Result<(), crate::webhook::SignatureError> {
+    use crate::webhook::SignatureError;
+    let ts: i64 = timestamp_ms
+        .trim()
+        .parse()
+        .map_err(|_| SignatureError::Missing)?;
+    if signature.is_empty() {
+        return Err(SignatureError::Missing);
+    }
+    if (now_ms - ts).abs() > 300_000 {
+        return Err(SignatureError::Stale);
+    }
+    let matched = secrets.iter().any(|s| {
+        bool::from(subtle::ConstantTimeEq::ct_eq(
+            signature_v3(s, method, uri, body, timestamp_ms).as_bytes(),
+            signature.as_bytes(),
+        ))
+    });
+    if matched {
+        Ok(())
+    } else {
+        Err(SignatureError::Mismatch)
+    }
+}

@@ -97,6 +97,11 @@ typed_id!(
     AuthEventId, "aev", "authentication event"
 );
 
+typed_id!(
+    /// An inbound event (a signed webhook request Ferry accepted).
+    EventId, "evt", "event"
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

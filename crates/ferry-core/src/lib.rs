@@ -7,7 +7,9 @@ pub mod ids;
 pub mod values;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use ids::{AuditEventId, AuthEventId, ConnectionId, EmailId, InviteId, TenantId, UserId};
+pub use ids::{
+    AuditEventId, AuthEventId, ConnectionId, EmailId, EventId, InviteId, TenantId, UserId,
+};
 pub use values::{
     ConnectionStatus, Credentials, EmailAddress, Environment, FieldError, InviteKind, Password,
     PersonName, Role, TenantName, TenantStatus, UserStatus,

@@ -9,6 +9,7 @@ mod error;
 pub mod audit;
 pub mod connections;
 pub mod emails;
+pub mod inbound;
 pub mod invites;
 pub mod login_attempts;
 pub mod sessions;

@@ -5,6 +5,7 @@ pub mod audit_event;
 pub mod auth_event;
 pub mod connection;
 pub mod email;
+pub mod inbound_event;
 pub mod invite;
 pub mod login_attempt;
 pub mod membership;

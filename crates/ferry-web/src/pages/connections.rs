@@ -615,6 +615,17 @@ async fn create_with_key(
         json!({ "connector": key.as_str(), "environment": environment.as_str() }),
     )
     .await?;
+    if let (ConnectorKey::Webhook, Some(secret)) = (key, credentials.signing_secret) {
+        return connection_page(
+            state,
+            req,
+            admin,
+            &connection.id,
+            StatusCode::CREATED,
+            secret,
+        )
+        .await;
+    }
     Ok(redirect_with_flash(
         &format!("/connections/{}", connection.id),
         "success",
@@ -672,6 +683,10 @@ struct ConnectionPage {
     access_expires: String,
     rotation: String,
     events: Vec<EventRow>,
+    hook_url: String,
+    received: u64,
+    last_received: String,
+    one_time_secret: String,
 }
 
 /// GET /connections/{id}
@@ -682,7 +697,29 @@ pub async fn detail(
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let id: ConnectionId = parse_id(&id)?;
+    connection_page(&state, &req, &member, &id, StatusCode::OK, String::new()).await
+}
+
+/// The connection page; `one_time_secret` is shown once, right after a
+/// webhook connection is created, and never again.
+async fn connection_page(
+    state: &AppState,
+    req: &HttpRequest,
+    member: &Member,
+    id: &ConnectionId,
+    status: StatusCode,
+    one_time_secret: String,
+) -> Result<HttpResponse, AppError> {
+    let id = id.clone();
     let c = store::get(&state.db, &member.tenant_id, &id).await?;
+    let (received, last_received) =
+        ferry_store::inbound::stats(&state.db, &member.tenant_id, &id).await?;
+    let base = state.config.public_url.as_str().trim_end_matches('/');
+    let hook_url = match c.connector {
+        ConnectorKey::Webhook => format!("{base}/hooks/webhook/{id}"),
+        ConnectorKey::HubSpot => format!("{base}/hooks/hubspot"),
+        _ => String::new(),
+    };
     let creator = users::get(&state.db, &c.created_by)
         .await
         .map(|u| u.name)
@@ -704,10 +741,10 @@ pub async fn detail(
         AuthKind::None => "None",
     };
     render(
-        &req,
-        StatusCode::OK,
+        req,
+        status,
         &ConnectionPage {
-            layout: Layout::new(&req, c.name.clone(), "/connections"),
+            layout: Layout::new(req, c.name.clone(), "/connections"),
             is_admin: member.role == ferry_core::Role::Admin,
             id: c.id.to_string(),
             status: display_status(&c, state.clock.now()),
@@ -727,6 +764,10 @@ pub async fn detail(
             access_expires: when(c.access_expires_at),
             rotation: when(c.credential_expires_at),
             events,
+            hook_url,
+            received,
+            last_received: when(last_received),
+            one_time_secret,
         },
     )
 }

@@ -5,6 +5,7 @@ mod auth;
 mod connections;
 mod health;
 mod home;
+mod hooks;
 mod operator;
 mod outbox;
 mod users;
@@ -76,6 +77,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/connections/{id}/revoke",
             web::post().to(connections::revoke),
         )
+        .route("/hooks/hubspot", web::post().to(hooks::hubspot))
+        .route("/hooks/webhook/{id}", web::post().to(hooks::generic))
         .route("/audit", web::get().to(audit::tenant))
         .route("/outbox", web::get().to(outbox::list))
         .route("/outbox/{id}", web::get().to(outbox::detail));

@@ -1,0 +1,139 @@
+//! Inbound events: stored durably before Ferry answers the sender, once per
+//! dedupe key per tenant (the same event delivered twice is one row).
+
+use crate::entities::{connection, inbound_event};
+use crate::{Db, StoreError};
+use chrono::{DateTime, Utc};
+use ferry_core::catalog::ConnectorKey;
+use ferry_core::{ConnectionId, EventId, TenantId};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set,
+    SqlErr,
+};
+
+/// A new event to store.
+#[derive(Debug, Clone)]
+pub struct NewEvent<'a> {
+    /// Which connection it came through.
+    pub connection_id: &'a ConnectionId,
+    /// `hubspot`, `webhook`, ...
+    pub source: &'a str,
+    /// The event's type, e.g. `contact.creation`.
+    pub event_type: &'a str,
+    /// The source's event id, or a hash of the payload.
+    pub dedupe_key: &'a str,
+    /// The event as received (JSON text).
+    pub payload: &'a str,
+}
+
+/// Whether the event was new.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stored {
+    /// Stored now.
+    New(EventId),
+    /// Seen before: the first copy's id.
+    Duplicate(EventId),
+}
+
+/// Stores an event unless its dedupe key was seen for the tenant; safe
+/// under concurrent deliveries (the unique index decides).
+pub async fn record(
+    db: &Db,
+    tenant: &TenantId,
+    event: NewEvent<'_>,
+    now: DateTime<Utc>,
+) -> Result<Stored, StoreError> {
+    let id = EventId::generate();
+    let inserted = inbound_event::ActiveModel {
+        id: Set(id.to_string()),
+        tenant_id: Set(tenant.to_string()),
+        connection_id: Set(event.connection_id.to_string()),
+        source: Set(event.source.to_owned()),
+        event_type: Set(event.event_type.to_owned()),
+        dedupe_key: Set(event.dedupe_key.to_owned()),
+        payload: Set(event.payload.to_owned()),
+        status: Set("received".to_owned()),
+        received_at: Set(now),
+    }
+    .insert(&db.conn)
+    .await;
+    match inserted {
+        Ok(_) => Ok(Stored::New(id)),
+        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+            let first = inbound_event::Entity::find()
+                .filter(inbound_event::Column::TenantId.eq(tenant.to_string()))
+                .filter(inbound_event::Column::DedupeKey.eq(event.dedupe_key))
+                .one(&db.conn)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+            Ok(Stored::Duplicate(
+                first
+                    .id
+                    .parse()
+                    .map_err(|_| StoreError::Corrupt("inbound_events.id"))?,
+            ))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// How many events arrived through a connection, and the latest arrival.
+pub async fn stats(
+    db: &Db,
+    tenant: &TenantId,
+    connection: &ConnectionId,
+) -> Result<(u64, Option<DateTime<Utc>>), StoreError> {
+    let q = inbound_event::Entity::find()
+        .filter(inbound_event::Column::TenantId.eq(tenant.to_string()))
+        .filter(inbound_event::Column::ConnectionId.eq(connection.to_string()));
+    let count = q.clone().count(&db.conn).await?;
+    let last = q
+        .order_by_desc(inbound_event::Column::ReceivedAt)
+        .one(&db.conn)
+        .await?
+        .map(|m| m.received_at);
+    Ok((count, last))
+}
+
+/// The connection an inbound request names, with its tenant. Inbound
+/// endpoints have no session: the tenant comes from the connection row.
+pub async fn connection_for_hook(
+    db: &Db,
+    id: &ConnectionId,
+) -> Result<(TenantId, ConnectorKey), StoreError> {
+    let m = connection::Entity::find_by_id(id.to_string())
+        .one(&db.conn)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    Ok((
+        m.tenant_id
+            .parse()
+            .map_err(|_| StoreError::Corrupt("connections.tenant_id"))?,
+        ConnectorKey::parse(&m.connector).ok_or(StoreError::Corrupt("connections.connector"))?,
+    ))
+}
+
+/// HubSpot connections for a portal, with their tenants (the tenant of a
+/// HubSpot webhook is found from its `portalId`).
+pub async fn hubspot_connections_for_portal(
+    db: &Db,
+    portal: &str,
+) -> Result<Vec<(TenantId, ConnectionId)>, StoreError> {
+    connection::Entity::find()
+        .filter(connection::Column::Connector.eq(ConnectorKey::HubSpot.as_str()))
+        .filter(connection::Column::ExternalAccount.eq(portal))
+        .order_by_asc(connection::Column::CreatedAt)
+        .all(&db.conn)
+        .await?
+        .into_iter()
+        .map(|m| {
+            Ok((
+                m.tenant_id
+                    .parse()
+                    .map_err(|_| StoreError::Corrupt("connections.tenant_id"))?,
+                m.id.parse()
+                    .map_err(|_| StoreError::Corrupt("connections.id"))?,
+            ))
+        })
+        .collect()
+}

@@ -1,0 +1,218 @@
+//! Inbound event endpoints. They verify the sender's signature, store the
+//! event durably (once per dedupe key), and only then answer 2xx. There is
+//! no session here: the tenant comes from the connection named in the URL,
+//! or, for HubSpot, from the event's `portalId`. Bodies over 64 KiB are
+//! refused with 413 before any signature is computed.
+
+use super::parse_id;
+use crate::AppState;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use ferry_connectors::hubspot::verify_v3;
+use ferry_connectors::webhook::{SignatureError, verify_standard_webhook};
+use ferry_core::catalog::ConnectorKey;
+use ferry_core::{ConnectionId, Environment, TenantStatus};
+use ferry_store::inbound::{self, NewEvent, Stored};
+use ferry_store::{StoreError, connections, tenants};
+use serde_json::{Value, json};
+
+fn answer(status: StatusCode, message: &str) -> HttpResponse {
+    HttpResponse::build(status).json(json!({ "error": message }))
+}
+
+fn unauthorized(e: &SignatureError) -> HttpResponse {
+    tracing::warn!(reason = %e, "inbound request refused: signature");
+    answer(StatusCode::UNAUTHORIZED, &e.to_string())
+}
+
+fn internal(e: &StoreError) -> HttpResponse {
+    tracing::error!(error = %e, "inbound request could not be stored");
+    answer(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "the event could not be stored; retry later",
+    )
+}
+
+fn header<'a>(req: &'a HttpRequest, name: &str) -> &'a str {
+    req.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+/// POST /hooks/webhook/{connection}: Standard Webhooks.
+pub async fn generic(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let Ok(id) = parse_id::<ConnectionId>(&id) else {
+        return answer(StatusCode::NOT_FOUND, "no such webhook");
+    };
+    let tenant = match inbound::connection_for_hook(&state.db, &id).await {
+        Ok((tenant, ConnectorKey::Webhook)) => tenant,
+        Ok(_) | Err(StoreError::NotFound) => {
+            return answer(StatusCode::NOT_FOUND, "no such webhook");
+        }
+        Err(e) => return internal(&e),
+    };
+    match tenants::get(&state.db, &tenant).await {
+        Ok(t) if t.status == TenantStatus::Suspended => {
+            tracing::warn!(tenant_id = %tenant, "inbound request refused: tenant suspended");
+            return answer(StatusCode::FORBIDDEN, "this tenant is suspended");
+        }
+        Ok(_) => {}
+        Err(e) => return internal(&e),
+    }
+    let secret =
+        match connections::with_credentials(&state.db, state.connections.vault(), &tenant, &id)
+            .await
+        {
+            Ok((_, c)) => c.signing_secret.unwrap_or_default(),
+            Err(e) => return internal(&e),
+        };
+    let webhook_id = header(&req, "webhook-id");
+    if let Err(e) = verify_standard_webhook(
+        &secret,
+        webhook_id,
+        header(&req, "webhook-timestamp"),
+        header(&req, "webhook-signature"),
+        &body,
+        state.clock.now().timestamp(),
+    ) {
+        return unauthorized(&e);
+    }
+    let Ok(payload) = serde_json::from_slice::<Value>(&body) else {
+        return answer(StatusCode::BAD_REQUEST, "the body is not JSON");
+    };
+    let event_type = payload
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("webhook.received")
+        .to_owned();
+    let stored = inbound::record(
+        &state.db,
+        &tenant,
+        NewEvent {
+            connection_id: &id,
+            source: "webhook",
+            event_type: &event_type,
+            dedupe_key: &format!("webhook:{webhook_id}"),
+            payload: &payload.to_string(),
+        },
+        state.clock.now(),
+    )
+    .await;
+    match stored {
+        Ok(Stored::New(e)) => HttpResponse::Accepted()
+            .json(json!({ "status": "accepted", "event_id": e.as_str(), "duplicate": false })),
+        Ok(Stored::Duplicate(e)) => HttpResponse::Accepted()
+            .json(json!({ "status": "accepted", "event_id": e.as_str(), "duplicate": true })),
+        Err(e) => internal(&e),
+    }
+}
+
+/// POST /hooks/hubspot: HubSpot's batched, v3-signed webhooks.
+pub async fn hubspot(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    let secrets: Vec<String> = [Environment::Sandbox, Environment::Production]
+        .into_iter()
+        .filter_map(|env| {
+            state
+                .connections
+                .hubspot(env)
+                .map(|a| a.oauth.client_secret.clone())
+        })
+        .collect();
+    let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+    let uri = format!(
+        "{}{}",
+        state.config.public_url.as_str().trim_end_matches('/'),
+        req.uri().path_and_query().map_or("", |p| p.as_str())
+    );
+    if let Err(e) = verify_v3(
+        &secrets,
+        req.method().as_str(),
+        &uri,
+        &body,
+        header(&req, "x-hubspot-request-timestamp"),
+        header(&req, "x-hubspot-signature-v3"),
+        state.clock.now().timestamp_millis(),
+    ) {
+        return unauthorized(&e);
+    }
+    let Ok(Value::Array(events)) = serde_json::from_slice::<Value>(&body) else {
+        return answer(
+            StatusCode::BAD_REQUEST,
+            "the body is not a JSON array of events",
+        );
+    };
+    let (mut accepted, mut duplicates, mut unknown, mut suspended) = (0, 0, 0, 0);
+    for event in &events {
+        let portal = event
+            .get("portalId")
+            .map(|p| {
+                p.as_u64()
+                    .map_or_else(|| p.as_str().unwrap_or("").to_owned(), |n| n.to_string())
+            })
+            .unwrap_or_default();
+        let targets = match inbound::hubspot_connections_for_portal(&state.db, &portal).await {
+            Ok(t) => t,
+            Err(e) => return internal(&e),
+        };
+        let Some((tenant, connection)) = targets.into_iter().next() else {
+            unknown += 1;
+            tracing::warn!(portal = %portal, "HubSpot event for an unknown portal refused");
+            continue;
+        };
+        match tenants::get(&state.db, &tenant).await {
+            Ok(t) if t.status == TenantStatus::Suspended => {
+                suspended += 1;
+                tracing::warn!(tenant_id = %tenant, "HubSpot event refused: tenant suspended");
+                continue;
+            }
+            Ok(_) => {}
+            Err(e) => return internal(&e),
+        }
+        let event_id = event
+            .get("eventId")
+            .map(Value::to_string)
+            .unwrap_or_default();
+        let kind = event
+            .get("subscriptionType")
+            .and_then(Value::as_str)
+            .unwrap_or("unknown");
+        let stored = inbound::record(
+            &state.db,
+            &tenant,
+            NewEvent {
+                connection_id: &connection,
+                source: "hubspot",
+                event_type: kind,
+                dedupe_key: &format!("hubspot:{portal}:{event_id}"),
+                payload: &event.to_string(),
+            },
+            state.clock.now(),
+        )
+        .await;
+        match stored {
+            Ok(Stored::New(_)) => accepted += 1,
+            Ok(Stored::Duplicate(_)) => duplicates += 1,
+            Err(e) => return internal(&e),
+        }
+    }
+    let summary = json!({ "accepted": accepted, "duplicates": duplicates, "unknown_portal": unknown, "tenant_suspended": suspended });
+    if accepted + duplicates > 0 {
+        HttpResponse::Ok().json(summary)
+    } else if suspended > 0 {
+        HttpResponse::Forbidden().json(summary)
+    } else if unknown > 0 {
+        HttpResponse::NotFound().json(summary)
+    } else {
+        HttpResponse::Ok().json(summary)
+    }
+}

@@ -1,0 +1,303 @@
+//! Inbound endpoints: signatures verified, events stored once, clear
+//! statuses for everything refused.
+
+use chrono::Duration;
+use ferry_connectors::webhook::standard_webhook_signature;
+use ferry_core::{Clock, TenantStatus};
+use ferry_tests::spawn_app;
+use serde_json::json;
+
+async fn post(
+    app: &ferry_tests::TestApp,
+    path: &str,
+    headers: &[(&str, String)],
+    body: Vec<u8>,
+) -> (u16, serde_json::Value) {
+    let mut req = reqwest::Client::new()
+        .post(format!("{}{path}", app.address))
+        .header("content-type", "application/json")
+        .body(body);
+    for (k, v) in headers {
+        req = req.header(*k, v);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+#[tokio::test]
+async fn a_standard_webhook_is_verified_stored_once_and_bad_signatures_get_401() {
+    let app = spawn_app().await;
+    let (_, admin) = app.create_tenant("Acme").await;
+    let client = app.login(&admin).await;
+    let created = client
+        .submit(
+            "/connections/new/webhook",
+            "/connections/new/webhook",
+            &[("name", "Partner feed"), ("environment", "production")],
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let secret: String = created
+        .body
+        .split("<code class=\"secret\">")
+        .nth(1)
+        .unwrap()
+        .chars()
+        .take_while(|c| *c != '<')
+        .collect();
+    assert!(secret.starts_with("whsec_"));
+    let path: String = created
+        .body
+        .split(&format!("{}/hooks/webhook/", app.address))
+        .nth(1)
+        .map(|rest| {
+            format!(
+                "/hooks/webhook/{}",
+                rest.chars().take_while(|c| *c != '<').collect::<String>()
+            )
+        })
+        .unwrap();
+    let id = path.trim_start_matches("/hooks/webhook/").to_owned();
+    // Shown once only.
+    assert!(
+        !client
+            .get(&format!("/connections/{id}"))
+            .await
+            .body
+            .contains(&secret)
+    );
+
+    let body = br#"{"type":"client.onboarded","client":{"id":42}}"#.to_vec();
+    let now = app.clock.now().timestamp();
+    let sign = |msg_id: &str, ts: i64, body: &[u8]| {
+        standard_webhook_signature(&secret, msg_id, ts, body).unwrap()
+    };
+    let headers = |msg_id: &str, ts: i64, sig: String| {
+        vec![
+            ("webhook-id", msg_id.to_owned()),
+            ("webhook-timestamp", ts.to_string()),
+            ("webhook-signature", sig),
+        ]
+    };
+
+    let (status, answer) = post(
+        &app,
+        &path,
+        &headers("msg_1", now, sign("msg_1", now, &body)),
+        body.clone(),
+    )
+    .await;
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(answer["duplicate"], false);
+    let (status, again) = post(
+        &app,
+        &path,
+        &headers("msg_1", now, sign("msg_1", now, &body)),
+        body.clone(),
+    )
+    .await;
+    assert_eq!(status, 202);
+    assert_eq!(again["duplicate"], true);
+    assert_eq!(again["event_id"], answer["event_id"]);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM inbound_events WHERE event_type = 'client.onboarded'")
+            .await,
+        1
+    );
+
+    let bad = post(
+        &app,
+        &path,
+        &headers("msg_2", now, "v1,AAAA".into()),
+        body.clone(),
+    )
+    .await;
+    assert_eq!(bad.0, 401);
+    assert!(
+        bad.1["error"]
+            .as_str()
+            .unwrap()
+            .contains("no webhook signature matches")
+    );
+    assert_eq!(
+        post(&app, &path, &[], body.clone()).await.0,
+        401,
+        "missing signature"
+    );
+    let stale = now - 400;
+    let old = post(
+        &app,
+        &path,
+        &headers("msg_3", stale, sign("msg_3", stale, &body)),
+        body.clone(),
+    )
+    .await;
+    assert_eq!(old.0, 401);
+    assert!(old.1["error"].as_str().unwrap().contains("tolerance"));
+    let tampered = post(
+        &app,
+        &path,
+        &headers("msg_4", now, sign("msg_4", now, &body)),
+        br#"{"type":"other"}"#.to_vec(),
+    )
+    .await;
+    assert_eq!(tampered.0, 401);
+    let not_json = b"not json".to_vec();
+    assert_eq!(
+        post(
+            &app,
+            &path,
+            &headers("msg_5", now, sign("msg_5", now, &not_json)),
+            not_json
+        )
+        .await
+        .0,
+        400
+    );
+    let huge = vec![b' '; 70 * 1024];
+    assert_eq!(
+        post(&app, &path, &headers("msg_6", now, "v1,x".into()), huge)
+            .await
+            .0,
+        413,
+        "refused before any signature is computed"
+    );
+    assert_eq!(
+        post(
+            &app,
+            "/hooks/webhook/con_00000000000000000000000000000000",
+            &[],
+            body.clone()
+        )
+        .await
+        .0,
+        404
+    );
+    assert_eq!(
+        post(&app, "/hooks/webhook/nonsense", &[], body).await.0,
+        404
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM inbound_events").await,
+        1,
+        "nothing refused was stored"
+    );
+    assert!(
+        client
+            .get(&format!("/connections/{id}"))
+            .await
+            .body
+            .contains("Events received</dt><dd>1")
+    );
+}
+
+#[tokio::test]
+async fn hubspot_webhooks_are_verified_routed_by_portal_and_refused_clearly() {
+    let app = spawn_app().await;
+    let (tenant, admin) = app.create_tenant("Acme").await;
+    let client = app.login(&admin).await;
+    app.connect_hubspot(&client).await;
+    let portal = app.json("/sandbox/hubspot/admin/portals").await[0]["portalId"]
+        .as_u64()
+        .unwrap();
+    let hook = format!("{}/hooks/hubspot", app.address);
+    app.send_json(reqwest::Method::PUT, "/sandbox/hubspot/admin/apps/ferry-sandbox-app/webhooks", json!({ "target_url": hook, "subscriptions": ["contact.creation"], "base_delay_ms": 50, "max_attempts": 3 }))
+        .await;
+    let contacts = format!("/sandbox/hubspot/admin/portals/{portal}/contacts");
+    let create = |email: &str| {
+        app.send_json(
+            reqwest::Method::POST,
+            &contacts,
+            json!({ "properties": { "email": email } }),
+        )
+    };
+    assert_eq!(create("first@client.test").await, 201);
+    let mut stored = 0;
+    for _ in 0..50 {
+        stored = app.count("SELECT COUNT(*) FROM inbound_events WHERE source = 'hubspot' AND event_type = 'contact.creation'").await;
+        if stored == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(stored, 1);
+
+    // Ferry's clock six minutes ahead: HubSpot's signatures look stale (401),
+    // and HubSpot does not retry a 401.
+    app.clock.advance(Duration::minutes(6));
+    assert_eq!(create("second@client.test").await, 201);
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    let deliveries = app.json("/sandbox/hubspot/admin/deliveries").await;
+    let statuses: Vec<u64> = deliveries
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(statuses, vec![200, 401], "{deliveries}");
+    app.clock.advance(Duration::minutes(-6));
+
+    // A suspended tenant's events are refused with 403.
+    ferry_store::tenants::set_status(
+        &app.db,
+        &tenant,
+        TenantStatus::Suspended,
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(create("third@client.test").await, 201);
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    let last = app
+        .json("/sandbox/hubspot/admin/deliveries")
+        .await
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()["status"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(last, 403);
+
+    // Hand-made requests: a bad signature, and an unknown portal.
+    let body = serde_json::to_vec(&json!([{ "eventId": 1, "portalId": 999, "subscriptionType": "contact.creation", "objectId": 1 }])).unwrap();
+    let ts = chrono::Utc::now().timestamp_millis().to_string();
+    let bad = post(
+        &app,
+        "/hooks/hubspot",
+        &[
+            ("x-hubspot-signature-v3", "bogus".into()),
+            ("x-hubspot-request-timestamp", ts.clone()),
+        ],
+        body.clone(),
+    )
+    .await;
+    assert_eq!(bad.0, 401);
+    assert_eq!(post(&app, "/hooks/hubspot", &[], body.clone()).await.0, 401);
+    let secret = {
+        use base64::Engine;
+        use hmac::Mac;
+        let text = std::fs::read_to_string(app.data_dir.path().join("master.key")).unwrap();
+        let key = base64::engine::general_purpose::STANDARD
+            .decode(text.trim())
+            .unwrap();
+        let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(&key).unwrap();
+        mac.update(b"ferry sandbox hubspot app client secret");
+        hex::encode(mac.finalize().into_bytes())
+    };
+    let sig = ferry_connectors::hubspot::signature_v3(&secret, "POST", &hook, &body, &ts);
+    let unknown = post(
+        &app,
+        "/hooks/hubspot",
+        &[
+            ("x-hubspot-signature-v3", sig),
+            ("x-hubspot-request-timestamp", ts),
+        ],
+        body,
+    )
+    .await;
+    assert_eq!(unknown.0, 404, "{}", unknown.1);
+    assert_eq!(unknown.1["unknown_portal"], 1);
+    assert_eq!(app.count("SELECT COUNT(*) FROM inbound_events").await, 1);
+}
