@@ -380,16 +380,28 @@ impl TestApp {
 }
 
 impl TestApp {
-    /// The vault with the app's master key (to read what Ferry stored).
-    pub fn vault(&self) -> ferry_store::vault::Vault {
+    /// The app's master key, from the key file it generated.
+    pub fn master_key(&self) -> [u8; 32] {
         use base64::Engine;
         let text = std::fs::read_to_string(self.data_dir.path().join("master.key"))
             .expect("master key file");
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(text.trim())
             .expect("base64 key");
-        let key: [u8; 32] = bytes.try_into().expect("32 bytes");
-        ferry_store::vault::Vault::new(self.db.clone(), ferry_store::vault::MasterKey::new(key))
+        bytes.try_into().expect("32 bytes")
+    }
+
+    /// The vault with the app's master key (to read what Ferry stored).
+    pub fn vault(&self) -> ferry_store::vault::Vault {
+        ferry_store::vault::Vault::new(
+            self.db.clone(),
+            ferry_store::vault::MasterKey::new(self.master_key()),
+        )
+    }
+
+    /// The sandbox HubSpot app's client secret (it signs the simulator's webhooks).
+    pub fn sandbox_client_secret(&self) -> String {
+        ferry_engine::connections::sandbox_client_secret(&self.master_key())
     }
 
     /// A connection's stored credentials, opened.

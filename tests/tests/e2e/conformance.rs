@@ -47,17 +47,7 @@ async fn the_official_hubspot_python_client_works_against_the_simulator() {
         header("x-hubspot-signature-v3"),
         header("x-hubspot-request-timestamp"),
     );
-    let secret = {
-        use base64::Engine;
-        use hmac::Mac;
-        let text = std::fs::read_to_string(app.data_dir.path().join("master.key")).unwrap();
-        let key = base64::engine::general_purpose::STANDARD
-            .decode(text.trim())
-            .unwrap();
-        let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(&key).unwrap();
-        mac.update(b"ferry sandbox hubspot app client secret");
-        hex::encode(mac.finalize().into_bytes())
-    };
+    let secret = app.sandbox_client_secret();
 
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("conformance/hubspot_client.py");
     let host = format!("{}/sandbox/hubspot", app.address);

@@ -275,17 +275,7 @@ async fn hubspot_webhooks_are_verified_routed_by_portal_and_refused_clearly() {
     .await;
     assert_eq!(bad.0, 401);
     assert_eq!(post(&app, "/hooks/hubspot", &[], body.clone()).await.0, 401);
-    let secret = {
-        use base64::Engine;
-        use hmac::Mac;
-        let text = std::fs::read_to_string(app.data_dir.path().join("master.key")).unwrap();
-        let key = base64::engine::general_purpose::STANDARD
-            .decode(text.trim())
-            .unwrap();
-        let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(&key).unwrap();
-        mac.update(b"ferry sandbox hubspot app client secret");
-        hex::encode(mac.finalize().into_bytes())
-    };
+    let secret = app.sandbox_client_secret();
     let sig = ferry_connectors::hubspot::signature_v3(&secret, "POST", &hook, &body, &ts);
     let unknown = post(
         &app,

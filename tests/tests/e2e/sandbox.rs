@@ -53,27 +53,10 @@ async fn hubspot_webhooks_are_signed_batched_arrays_and_are_retried() {
     let timestamp: i64 = header(headers, "x-hubspot-request-timestamp")
         .parse()
         .unwrap();
-    let secret = {
-        use base64::Engine;
-        let text = std::fs::read_to_string(app.data_dir.path().join("master.key")).unwrap();
-        let key: [u8; 32] = base64::engine::general_purpose::STANDARD
-            .decode(text.trim())
-            .unwrap()
-            .try_into()
-            .unwrap();
-        ferry_engine_secret(&key)
-    };
+    let secret = app.sandbox_client_secret();
     let expected = ferry_sandbox::sign_v3(&secret, "POST", &rx.url, body.as_bytes(), timestamp);
     assert_eq!(header(headers, "x-hubspot-signature-v3"), expected);
     // HubSpot does not retry a 4xx such as 400.
-}
-
-fn ferry_engine_secret(master: &[u8; 32]) -> String {
-    // The same derivation Ferry uses for the sandbox app.
-    use hmac::Mac;
-    let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(master).unwrap();
-    mac.update(b"ferry sandbox hubspot app client secret");
-    hex::encode(mac.finalize().into_bytes())
 }
 
 async fn verification_context(
