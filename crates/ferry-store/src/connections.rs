@@ -474,6 +474,15 @@ pub async fn take_oauth(
     })
 }
 
+/// Deletes OAuth attempts that expired unanswered; returns how many.
+pub async fn purge_expired_flows(db: &Db, now: DateTime<Utc>) -> Result<u64, StoreError> {
+    Ok(oauth_flow::Entity::delete_many()
+        .filter(oauth_flow::Column::ExpiresAt.lt(now))
+        .exec(&db.conn)
+        .await?
+        .rows_affected)
+}
+
 /// An authentication event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthEvent {
