@@ -14,3 +14,4 @@ pub use values::{
     ConnectionStatus, Credentials, EmailAddress, Environment, FieldError, InviteKind, Password,
     PersonName, Role, TenantName, TenantStatus, UserStatus,
 };
+pub mod mapping;
