@@ -15,3 +15,5 @@ pub use values::{
     PersonName, Role, TenantName, TenantStatus, UserStatus,
 };
 pub mod mapping;
+pub mod validate;
+pub mod workflow;

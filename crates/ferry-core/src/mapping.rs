@@ -22,15 +22,29 @@ impl FieldPath {
     /// Parses `trigger.a.b` or `steps.<step>.a.b`.
     pub fn parse(raw: &str) -> Result<Self, MapError> {
         let segments: Vec<String> = raw.split('.').map(str::to_owned).collect();
-        let valid_segment = |s: &String| !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        let valid_segment = |s: &String| {
+            !s.is_empty()
+                && s.len() <= 64
+                && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        };
         if !segments.iter().all(valid_segment) {
-            return Err(MapError(format!("'{raw}' is not a field path (letters, digits and _ separated by dots)")));
+            return Err(MapError(format!(
+                "'{raw}' is not a field path (letters, digits and _ separated by dots)"
+            )));
         }
         match segments.first().map(String::as_str) {
             Some("trigger") if segments.len() >= 2 => Ok(Self(segments)),
             Some("steps") if segments.len() >= 3 => Ok(Self(segments)),
-            _ => Err(MapError(format!("'{raw}' must start with trigger.<field> or steps.<step>.<field>"))),
+            _ => Err(MapError(format!(
+                "'{raw}' must start with trigger.<field> or steps.<step>.<field>"
+            ))),
         }
+    }
+
+    /// A path written in Ferry's own code (templates); tests check that
+    /// `parse` accepts each of them.
+    pub(crate) fn trusted(raw: &str) -> Self {
+        Self(raw.split('.').map(str::to_owned).collect())
     }
 
     /// The segments.
@@ -40,13 +54,21 @@ impl FieldPath {
 
     /// The step a `steps.…` path reads from.
     pub fn step(&self) -> Option<&str> {
-        (self.0.first().map(String::as_str) == Some("steps")).then(|| self.0.get(1).map(String::as_str)).flatten()
+        (self.0.first().map(String::as_str) == Some("steps"))
+            .then(|| self.0.get(1).map(String::as_str))
+            .flatten()
     }
 
     /// The field name under the trigger or step (first segment after it).
     pub fn field(&self) -> &str {
         let i = if self.step().is_some() { 2 } else { 1 };
         self.0.get(i).map_or("", String::as_str)
+    }
+
+    /// Everything after `trigger.` or `steps.<step>.`, dot-joined.
+    pub fn rest(&self) -> String {
+        let i = if self.step().is_some() { 2 } else { 1 };
+        self.0.get(i..).map(|s| s.join(".")).unwrap_or_default()
     }
 
     /// The value at this path in `data`, if any.
@@ -139,6 +161,11 @@ pub enum Expr {
         /// The separator.
         separator: String,
     },
+    /// An object built from named expressions (e.g. properties to write).
+    Object {
+        /// Field -> expression.
+        fields: BTreeMap<String, Expr>,
+    },
     /// A transform of another expression.
     Apply {
         /// The input.
@@ -151,12 +178,17 @@ pub enum Expr {
 impl Expr {
     /// A path expression (panics never: parse errors are returned).
     pub fn path(raw: &str) -> Result<Self, MapError> {
-        Ok(Self::Path { path: FieldPath::parse(raw)? })
+        Ok(Self::Path {
+            path: FieldPath::parse(raw)?,
+        })
     }
 
     /// This expression, transformed.
     pub fn then(self, transform: Transform) -> Self {
-        Self::Apply { input: Box::new(self), transform }
+        Self::Apply {
+            input: Box::new(self),
+            transform,
+        }
     }
 
     /// Every path the expression reads.
@@ -165,6 +197,7 @@ impl Expr {
             Self::Path { path } => vec![path],
             Self::Literal { .. } => vec![],
             Self::Concat { parts, .. } => parts.iter().flat_map(Self::paths).collect(),
+            Self::Object { fields } => fields.values().flat_map(Self::paths).collect(),
             Self::Apply { input, .. } => input.paths(),
         }
     }
@@ -186,6 +219,13 @@ impl Expr {
                     }
                 }
                 Ok(Value::String(texts.join(separator)))
+            }
+            Self::Object { fields } => {
+                let mut out = serde_json::Map::new();
+                for (k, e) in fields {
+                    out.insert(k.clone(), e.eval(data)?);
+                }
+                Ok(Value::Object(out))
             }
             Self::Apply { input, transform } => apply(transform, input.eval(data)?),
         }
@@ -220,9 +260,15 @@ fn pattern(p: &str) -> &str {
 /// `default`.
 pub fn apply(t: &Transform, v: Value) -> Result<Value, MapError> {
     Ok(match t {
-        Transform::Trim => text(&v, "trim")?.map_or(Value::Null, |s| Value::String(s.trim().to_owned())),
-        Transform::Lower => text(&v, "lower")?.map_or(Value::Null, |s| Value::String(s.to_lowercase())),
-        Transform::Upper => text(&v, "upper")?.map_or(Value::Null, |s| Value::String(s.to_uppercase())),
+        Transform::Trim => {
+            text(&v, "trim")?.map_or(Value::Null, |s| Value::String(s.trim().to_owned()))
+        }
+        Transform::Lower => {
+            text(&v, "lower")?.map_or(Value::Null, |s| Value::String(s.to_lowercase()))
+        }
+        Transform::Upper => {
+            text(&v, "upper")?.map_or(Value::Null, |s| Value::String(s.to_uppercase()))
+        }
         Transform::Default { value } => match &v {
             Value::Null => value.clone(),
             Value::String(s) if s.trim().is_empty() => value.clone(),
@@ -253,7 +299,12 @@ pub fn apply(t: &Transform, v: Value) -> Result<Value, MapError> {
 /// Normalises a phone number to E.164.
 pub fn phone_e164(raw: &str, country_code: &str) -> Result<String, MapError> {
     let trimmed = raw.trim();
-    if !trimmed.chars().all(|c| c.is_ascii_digit() || " -.()/+".contains(c)) || trimmed.matches('+').count() > 1 || (trimmed.contains('+') && !trimmed.starts_with('+')) {
+    if !trimmed
+        .chars()
+        .all(|c| c.is_ascii_digit() || " -.()/+".contains(c))
+        || trimmed.matches('+').count() > 1
+        || (trimmed.contains('+') && !trimmed.starts_with('+'))
+    {
         return Err(MapError(format!("'{raw}' is not a phone number")));
     }
     let digits: String = trimmed.chars().filter(char::is_ascii_digit).collect();
@@ -263,14 +314,18 @@ pub fn phone_e164(raw: &str, country_code: &str) -> Result<String, MapError> {
         rest.to_owned()
     } else if let Some(rest) = digits.strip_prefix('0') {
         if country_code.is_empty() || !country_code.chars().all(|c| c.is_ascii_digit()) {
-            return Err(MapError(format!("'{raw}' is a national number and no country code is set")));
+            return Err(MapError(format!(
+                "'{raw}' is a national number and no country code is set"
+            )));
         }
         format!("{country_code}{rest}")
     } else {
         digits
     };
     if !(8..=15).contains(&international.len()) || international.starts_with('0') {
-        return Err(MapError(format!("'{raw}' does not make an international number of 8 to 15 digits")));
+        return Err(MapError(format!(
+            "'{raw}' does not make an international number of 8 to 15 digits"
+        )));
     }
     Ok(format!("+{international}"))
 }
@@ -291,10 +346,30 @@ mod tests {
     #[test]
     fn paths_read_the_trigger_and_earlier_steps() {
         let d = data();
-        assert_eq!(Expr::path("trigger.objectId").unwrap().eval(&d).unwrap(), json!(101));
-        assert_eq!(Expr::path("steps.fetch.firstname").unwrap().eval(&d).unwrap(), json!("Ada"));
-        assert_eq!(Expr::path("steps.fetch.missing").unwrap().eval(&d).unwrap(), Value::Null);
-        for bad in ["", "trigger", "steps.fetch", "other.x", "trigger..x", "trigger.a-b", "trigger.a b"] {
+        assert_eq!(
+            Expr::path("trigger.objectId").unwrap().eval(&d).unwrap(),
+            json!(101)
+        );
+        assert_eq!(
+            Expr::path("steps.fetch.firstname")
+                .unwrap()
+                .eval(&d)
+                .unwrap(),
+            json!("Ada")
+        );
+        assert_eq!(
+            Expr::path("steps.fetch.missing").unwrap().eval(&d).unwrap(),
+            Value::Null
+        );
+        for bad in [
+            "",
+            "trigger",
+            "steps.fetch",
+            "other.x",
+            "trigger..x",
+            "trigger.a-b",
+            "trigger.a b",
+        ] {
             assert!(FieldPath::parse(bad).is_err(), "{bad}");
         }
         let p = FieldPath::parse("steps.fetch.firstname").unwrap();
@@ -304,25 +379,77 @@ mod tests {
     #[test]
     fn transforms_chain() {
         let d = data();
-        let email = Expr::path("trigger.email").unwrap().then(Transform::Trim).then(Transform::Lower);
+        let email = Expr::path("trigger.email")
+            .unwrap()
+            .then(Transform::Trim)
+            .then(Transform::Lower);
         assert_eq!(email.eval(&d).unwrap(), json!("ada@example.com"));
-        let name = Expr::Concat { parts: vec![Expr::path("steps.fetch.firstname").unwrap(), Expr::path("steps.fetch.nothing").unwrap(), Expr::path("steps.fetch.lastname").unwrap()], separator: " ".into() };
+        let name = Expr::Concat {
+            parts: vec![
+                Expr::path("steps.fetch.firstname").unwrap(),
+                Expr::path("steps.fetch.nothing").unwrap(),
+                Expr::path("steps.fetch.lastname").unwrap(),
+            ],
+            separator: " ".into(),
+        };
         assert_eq!(name.eval(&d).unwrap(), json!("Ada Lovelace"));
-        let dob = Expr::path("steps.fetch.dob").unwrap().then(Transform::Date { from: "%d/%m/%Y".into(), to: "iso".into() });
+        let dob = Expr::path("steps.fetch.dob")
+            .unwrap()
+            .then(Transform::Date {
+                from: "%d/%m/%Y".into(),
+                to: "iso".into(),
+            });
         assert_eq!(dob.eval(&d).unwrap(), json!("1815-12-10"));
-        let phone = Expr::path("steps.fetch.phone").unwrap().then(Transform::PhoneE164 { country_code: "44".into() });
+        let phone = Expr::path("steps.fetch.phone")
+            .unwrap()
+            .then(Transform::PhoneE164 {
+                country_code: "44".into(),
+            });
         assert_eq!(phone.eval(&d).unwrap(), json!("+442079460018"));
-        let outcome = Expr::path("steps.fetch.result").unwrap().then(Transform::Lookup {
-            table: [("clear".to_owned(), json!("pass")), ("consider".to_owned(), json!("fail"))].into(),
-            fallback: Some(json!("pending")),
-        });
+        let outcome = Expr::path("steps.fetch.result")
+            .unwrap()
+            .then(Transform::Lookup {
+                table: [
+                    ("clear".to_owned(), json!("pass")),
+                    ("consider".to_owned(), json!("fail")),
+                ]
+                .into(),
+                fallback: Some(json!("pending")),
+            });
         assert_eq!(outcome.eval(&d).unwrap(), json!("pass"));
-        let missing = Expr::path("steps.fetch.nothing").unwrap().then(Transform::Default { value: json!("n/a") });
+        let missing = Expr::path("steps.fetch.nothing")
+            .unwrap()
+            .then(Transform::Default {
+                value: json!("n/a"),
+            });
         assert_eq!(missing.eval(&d).unwrap(), json!("n/a"));
-        let strict = Expr::Literal { value: json!("other") }.then(Transform::Lookup { table: BTreeMap::new(), fallback: None });
+        let strict = Expr::Literal {
+            value: json!("other"),
+        }
+        .then(Transform::Lookup {
+            table: BTreeMap::new(),
+            fallback: None,
+        });
         assert!(strict.eval(&d).is_err());
-        assert!(Expr::Literal { value: json!("31/02/2020") }.then(Transform::Date { from: "%d/%m/%Y".into(), to: "iso".into() }).eval(&d).is_err());
-        assert!(Expr::Literal { value: json!({"a": 1}) }.then(Transform::Trim).eval(&d).is_err());
+        assert!(
+            Expr::Literal {
+                value: json!("31/02/2020")
+            }
+            .then(Transform::Date {
+                from: "%d/%m/%Y".into(),
+                to: "iso".into()
+            })
+            .eval(&d)
+            .is_err()
+        );
+        assert!(
+            Expr::Literal {
+                value: json!({"a": 1})
+            }
+            .then(Transform::Trim)
+            .eval(&d)
+            .is_err()
+        );
     }
 
     #[test]
