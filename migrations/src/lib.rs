@@ -7,6 +7,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261129_000001_foundation;
 mod m20261129_000002_connections;
 mod m20261129_000003_inbound_events;
+mod m20261129_000004_workflows;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000001_foundation::Migration),
             Box::new(m20261129_000002_connections::Migration),
             Box::new(m20261129_000003_inbound_events::Migration),
+            Box::new(m20261129_000004_workflows::Migration),
         ]
     }
 }

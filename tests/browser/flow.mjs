@@ -201,6 +201,24 @@ async function connections(admin) {
   await go(admin, '/sandbox/hubspot/admin');
   await shot(admin, '38-sandbox-fault-knobs');
 
+  // Issue 4 (so far): the reference workflow from the template, published.
+  await go(admin, '/workflows');
+  await shot(admin, '40-workflows-empty');
+  await admin.getByRole('link', { name: 'New workflow' }).click();
+  await shot(admin, '41-workflow-new');
+  await admin.getByRole('button', { name: 'Create draft' }).click();
+  await admin.waitForLoadState();
+  expect((await admin.locator('.flash-success').textContent()).includes('draft'), 'workflow created');
+  await admin.getByRole('button', { name: 'Publish draft' }).click();
+  await admin.waitForLoadState();
+  expect((await admin.locator('.flash-success').textContent()).includes('Published version 1'), 'workflow published');
+  await shot(admin, '42-workflow-published');
+  await admin.locator('#definition').fill('{"trigger": {"connector": "hubspot", "event": "contact.creation"}, "steps": []}');
+  await admin.getByRole('button', { name: 'Save draft' }).click();
+  await admin.waitForLoadState();
+  expect((await admin.content()).includes('a workflow needs at least one step'), 'a bad definition is refused');
+  await shot(admin, '43-workflow-definition-error');
+
   await go(admin, '/connections');
   for (const name of ['HubSpot CRM', 'KYC provider (sandbox)']) {
     await admin.getByRole('link', { name, exact: true }).click();

@@ -138,7 +138,9 @@ pub struct ActionDef {
 }
 
 /// The connectors Ferry ships.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum ConnectorKey {
     /// HubSpot CRM.

@@ -102,6 +102,15 @@ typed_id!(
     EventId, "evt", "event"
 );
 
+typed_id!(
+    /// A workflow.
+    WorkflowId, "wf", "workflow"
+);
+typed_id!(
+    /// An immutable published version of a workflow.
+    WorkflowVersionId, "wfv", "workflow version"
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,6 +9,7 @@ pub mod values;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use ids::{
     AuditEventId, AuthEventId, ConnectionId, EmailId, EventId, InviteId, TenantId, UserId,
+    WorkflowId, WorkflowVersionId,
 };
 pub use values::{
     ConnectionStatus, Credentials, EmailAddress, Environment, FieldError, InviteKind, Password,

@@ -16,6 +16,7 @@ pub mod sessions;
 pub mod tenants;
 pub mod users;
 pub mod vault;
+pub mod workflows;
 
 pub use db::{Backend, Db};
 pub use error::StoreError;

@@ -13,3 +13,4 @@ mod sandbox;
 mod storage;
 mod users;
 mod vault;
+mod workflows;

@@ -14,3 +14,5 @@ pub mod session;
 pub mod tenant;
 pub mod tenant_key;
 pub mod user;
+pub mod workflow;
+pub mod workflow_version;

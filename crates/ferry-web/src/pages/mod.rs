@@ -9,6 +9,7 @@ mod hooks;
 mod operator;
 mod outbox;
 mod users;
+mod workflows;
 
 use crate::AppState;
 use crate::error::AppError;
@@ -79,6 +80,26 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .route("/hooks/hubspot", web::post().to(hooks::hubspot))
         .route("/hooks/webhook/{id}", web::post().to(hooks::generic))
+        .route("/workflows", web::get().to(workflows::list))
+        .route("/workflows", web::post().to(workflows::create))
+        .route("/workflows/new", web::get().to(workflows::new_form))
+        .route("/workflows/{id}", web::get().to(workflows::detail))
+        .route(
+            "/workflows/{id}/definition",
+            web::post().to(workflows::save_definition),
+        )
+        .route(
+            "/workflows/{id}/bindings",
+            web::post().to(workflows::save_bindings),
+        )
+        .route(
+            "/workflows/{id}/publish",
+            web::post().to(workflows::publish),
+        )
+        .route(
+            "/workflows/{id}/rollback",
+            web::post().to(workflows::roll_back),
+        )
         .route("/audit", web::get().to(audit::tenant))
         .route("/outbox", web::get().to(outbox::list))
         .route("/outbox/{id}", web::get().to(outbox::detail));

@@ -1,0 +1,277 @@
+//! Workflows: a checked draft, and immutable published versions. A run will
+//! record the version it ran; rolling back points the workflow at an earlier
+//! version without changing any.
+
+use crate::entities::{workflow, workflow_version};
+use crate::{Db, StoreError};
+use chrono::{DateTime, Utc};
+use ferry_core::workflow::Definition;
+use ferry_core::{ConnectionId, Environment, TenantId, UserId, WorkflowId, WorkflowVersionId};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait,
+};
+use std::collections::BTreeMap;
+
+/// Which connection each connector of a workflow uses (connector key -> id).
+pub type Bindings = BTreeMap<String, ConnectionId>;
+
+/// A workflow.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Workflow {
+    /// Its id.
+    pub id: WorkflowId,
+    /// Its name.
+    pub name: String,
+    /// What it is for.
+    pub description: String,
+    /// The person responsible.
+    pub owner_id: UserId,
+    /// Sandbox or production connections.
+    pub environment: Environment,
+    /// The draft (always parsed and checked).
+    pub draft: Definition,
+    /// Connections used.
+    pub bindings: Bindings,
+    /// The version runs use, if published.
+    pub published_version: Option<i32>,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A published version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Version {
+    /// 1, 2, 3, …
+    pub version: i32,
+    /// The definition as published.
+    pub definition: Definition,
+    /// The connections as published.
+    pub bindings: Bindings,
+    /// Who published it.
+    pub published_by: UserId,
+    /// When.
+    pub published_at: DateTime<Utc>,
+}
+
+fn corrupt(c: &'static str) -> impl Fn(serde_json::Error) -> StoreError {
+    move |_| StoreError::Corrupt(c)
+}
+
+impl TryFrom<workflow::Model> for Workflow {
+    type Error = StoreError;
+    fn try_from(m: workflow::Model) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: m
+                .id
+                .parse()
+                .map_err(|_| StoreError::Corrupt("workflows.id"))?,
+            name: m.name,
+            description: m.description,
+            owner_id: m
+                .owner_id
+                .parse()
+                .map_err(|_| StoreError::Corrupt("workflows.owner_id"))?,
+            environment: Environment::parse(&m.environment)
+                .ok_or(StoreError::Corrupt("workflows.environment"))?,
+            draft: serde_json::from_str(&m.draft).map_err(corrupt("workflows.draft"))?,
+            bindings: serde_json::from_str(&m.bindings).map_err(corrupt("workflows.bindings"))?,
+            published_version: m.published_version,
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+        })
+    }
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|_| StoreError::Corrupt("serialising a workflow"))
+}
+
+/// What a new workflow starts with.
+#[derive(Debug, Clone)]
+pub struct NewWorkflow<'a> {
+    /// Its name.
+    pub name: &'a str,
+    /// What it is for.
+    pub description: &'a str,
+    /// The person responsible.
+    pub owner_id: &'a UserId,
+    /// Sandbox or production.
+    pub environment: Environment,
+    /// The first draft (checked by the caller).
+    pub draft: &'a Definition,
+    /// Connections used.
+    pub bindings: &'a Bindings,
+}
+
+/// Stores a new workflow.
+pub async fn create(
+    db: &Db,
+    tenant: &TenantId,
+    new: NewWorkflow<'_>,
+    now: DateTime<Utc>,
+) -> Result<Workflow, StoreError> {
+    workflow::ActiveModel {
+        id: Set(WorkflowId::generate().to_string()),
+        tenant_id: Set(tenant.to_string()),
+        name: Set(new.name.to_owned()),
+        description: Set(new.description.to_owned()),
+        owner_id: Set(new.owner_id.to_string()),
+        environment: Set(new.environment.as_str().to_owned()),
+        draft: Set(to_json(new.draft)?),
+        bindings: Set(to_json(new.bindings)?),
+        published_version: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&db.conn)
+    .await?
+    .try_into()
+}
+
+/// The tenant's workflows, by name.
+pub async fn list(db: &Db, tenant: &TenantId) -> Result<Vec<Workflow>, StoreError> {
+    workflow::Entity::find()
+        .filter(workflow::Column::TenantId.eq(tenant.to_string()))
+        .order_by_asc(workflow::Column::Name)
+        .all(&db.conn)
+        .await?
+        .into_iter()
+        .map(Workflow::try_from)
+        .collect()
+}
+
+/// One workflow of the tenant.
+pub async fn get(db: &Db, tenant: &TenantId, id: &WorkflowId) -> Result<Workflow, StoreError> {
+    workflow::Entity::find_by_id(id.to_string())
+        .filter(workflow::Column::TenantId.eq(tenant.to_string()))
+        .one(&db.conn)
+        .await?
+        .ok_or(StoreError::NotFound)?
+        .try_into()
+}
+
+/// Replaces the draft (checked by the caller) and its bindings.
+pub async fn save_draft(
+    db: &Db,
+    tenant: &TenantId,
+    id: &WorkflowId,
+    draft: &Definition,
+    bindings: &Bindings,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let result = workflow::Entity::update_many()
+        .col_expr(workflow::Column::Draft, Expr::value(to_json(draft)?))
+        .col_expr(workflow::Column::Bindings, Expr::value(to_json(bindings)?))
+        .col_expr(workflow::Column::UpdatedAt, Expr::value(now))
+        .filter(workflow::Column::Id.eq(id.to_string()))
+        .filter(workflow::Column::TenantId.eq(tenant.to_string()))
+        .exec(&db.conn)
+        .await?;
+    if result.rows_affected == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+/// Publishes the draft as the next immutable version; returns its number.
+pub async fn publish(
+    db: &Db,
+    tenant: &TenantId,
+    id: &WorkflowId,
+    by: &UserId,
+    now: DateTime<Utc>,
+) -> Result<i32, StoreError> {
+    let txn = db.conn.begin().await?;
+    let wf = workflow::Entity::find_by_id(id.to_string())
+        .filter(workflow::Column::TenantId.eq(tenant.to_string()))
+        .one(&txn)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    let last = workflow_version::Entity::find()
+        .filter(workflow_version::Column::WorkflowId.eq(id.to_string()))
+        .order_by_desc(workflow_version::Column::Version)
+        .one(&txn)
+        .await?
+        .map_or(0, |v| v.version);
+    let version = last + 1;
+    workflow_version::ActiveModel {
+        id: Set(WorkflowVersionId::generate().to_string()),
+        tenant_id: Set(tenant.to_string()),
+        workflow_id: Set(id.to_string()),
+        version: Set(version),
+        definition: Set(wf.draft.clone()),
+        bindings: Set(wf.bindings.clone()),
+        published_by: Set(by.to_string()),
+        published_at: Set(now),
+    }
+    .insert(&txn)
+    .await?;
+    workflow::Entity::update_many()
+        .col_expr(workflow::Column::PublishedVersion, Expr::value(version))
+        .col_expr(workflow::Column::UpdatedAt, Expr::value(now))
+        .filter(workflow::Column::Id.eq(id.to_string()))
+        .exec(&txn)
+        .await?;
+    txn.commit().await?;
+    Ok(version)
+}
+
+/// Every published version, newest first.
+pub async fn versions(
+    db: &Db,
+    tenant: &TenantId,
+    id: &WorkflowId,
+) -> Result<Vec<Version>, StoreError> {
+    workflow_version::Entity::find()
+        .filter(workflow_version::Column::TenantId.eq(tenant.to_string()))
+        .filter(workflow_version::Column::WorkflowId.eq(id.to_string()))
+        .order_by_desc(workflow_version::Column::Version)
+        .all(&db.conn)
+        .await?
+        .into_iter()
+        .map(|m| {
+            Ok(Version {
+                version: m.version,
+                definition: serde_json::from_str(&m.definition)
+                    .map_err(corrupt("workflow_versions.definition"))?,
+                bindings: serde_json::from_str(&m.bindings)
+                    .map_err(corrupt("workflow_versions.bindings"))?,
+                published_by: m
+                    .published_by
+                    .parse()
+                    .map_err(|_| StoreError::Corrupt("workflow_versions.published_by"))?,
+                published_at: m.published_at,
+            })
+        })
+        .collect()
+}
+
+/// Points the workflow at an earlier published version (no version changes).
+pub async fn roll_back(
+    db: &Db,
+    tenant: &TenantId,
+    id: &WorkflowId,
+    version: i32,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let exists = workflow_version::Entity::find()
+        .filter(workflow_version::Column::TenantId.eq(tenant.to_string()))
+        .filter(workflow_version::Column::WorkflowId.eq(id.to_string()))
+        .filter(workflow_version::Column::Version.eq(version))
+        .one(&db.conn)
+        .await?;
+    if exists.is_none() {
+        return Err(StoreError::NotFound);
+    }
+    workflow::Entity::update_many()
+        .col_expr(workflow::Column::PublishedVersion, Expr::value(version))
+        .col_expr(workflow::Column::UpdatedAt, Expr::value(now))
+        .filter(workflow::Column::Id.eq(id.to_string()))
+        .filter(workflow::Column::TenantId.eq(tenant.to_string()))
+        .exec(&db.conn)
+        .await?;
+    Ok(())
+}
