@@ -84,6 +84,7 @@ impl Layout {
             } => {
                 nav.extend([
                     ("/home", "Overview"),
+                    ("/workflows", "Workflows"),
                     ("/connections", "Connections"),
                     ("/users", "Team"),
                 ]);
