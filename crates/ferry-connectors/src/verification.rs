@@ -96,3 +96,28 @@ impl Connector for Verification {
         }
     }
 }
+
+/// hex(HMAC-SHA256(secret, body)) compared in constant time with the
+/// `X-Signature` the provider sent.
+pub fn verify_result_signature(
+    secret: &str,
+    body: &[u8],
+    signature: &str,
+) -> Result<(), crate::webhook::SignatureError> {
+    use hmac::Mac;
+    if secret.is_empty() || signature.is_empty() {
+        return Err(crate::webhook::SignatureError::Missing);
+    }
+    let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(secret.as_bytes())
+        .map_err(|_| crate::webhook::SignatureError::Missing)?;
+    mac.update(body);
+    let expected = hex::encode(mac.finalize().into_bytes());
+    if bool::from(subtle::ConstantTimeEq::ct_eq(
+        expected.as_bytes(),
+        signature.trim().to_ascii_lowercase().as_bytes(),
+    )) {
+        Ok(())
+    } else {
+        Err(crate::webhook::SignatureError::Mismatch)
+    }
+}

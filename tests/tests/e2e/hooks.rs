@@ -291,3 +291,97 @@ async fn hubspot_webhooks_are_verified_routed_by_portal_and_refused_clearly() {
     assert_eq!(unknown.1["unknown_portal"], 1);
     assert_eq!(app.count("SELECT COUNT(*) FROM inbound_events").await, 1);
 }
+
+#[tokio::test]
+async fn verification_results_arrive_signed_and_are_stored_once() {
+    let app = spawn_app().await;
+    let (tenant, admin) = app.create_tenant("Acme").await;
+    let client = app.login(&admin).await;
+    // An empty key makes Ferry create a sandbox account whose results come to Ferry.
+    let res = client
+        .submit(
+            "/connections/new/verification",
+            "/connections/new/verification",
+            &[("name", "KYC"), ("environment", "sandbox")],
+        )
+        .await;
+    assert_eq!(res.status, 303, "{}", res.body);
+    let id: ferry_core::ConnectionId = res
+        .location
+        .unwrap()
+        .trim_start_matches("/connections/")
+        .parse()
+        .unwrap();
+    let page = client.get(&format!("/connections/{id}")).await;
+    assert!(page.body.contains(&format!("/hooks/verification/{id}")));
+    let creds = app.credentials(&tenant, &id).await;
+    let secret = creds
+        .signing_secret
+        .clone()
+        .expect("the provider's webhook secret is kept (encrypted)");
+    let check: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}/sandbox/verify/v1/checks", app.address))
+        .header(
+            "Authorization",
+            format!("Token token={}", creds.api_key.unwrap()),
+        )
+        .json(&json!({ "first_name": "Ada", "last_name": "Lovelace", "email": "ada@client.test" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut stored = 0;
+    for _ in 0..60 {
+        stored = app.count("SELECT COUNT(*) FROM inbound_events WHERE source = 'verification' AND event_type = 'check.completed'").await;
+        if stored == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(stored, 1, "the result webhook was verified and stored");
+
+    let path = format!("/hooks/verification/{id}");
+    let body = serde_json::to_vec(&json!({ "type": "check.completed", "check": { "id": check["id"], "status": "complete", "result": "clear" } })).unwrap();
+    let sig = ferry_sandbox::sign_result(&secret, &body);
+    let (status, again) = post(&app, &path, &[("x-signature", sig)], body.clone()).await;
+    assert_eq!(status, 202);
+    assert_eq!(again["duplicate"], true, "a replayed result is recognised");
+    assert_eq!(
+        post(
+            &app,
+            &path,
+            &[("x-signature", "00".repeat(32))],
+            body.clone()
+        )
+        .await
+        .0,
+        401
+    );
+    assert_eq!(post(&app, &path, &[], body.clone()).await.0, 401);
+    let junk = b"junk".to_vec();
+    assert_eq!(
+        post(
+            &app,
+            &path,
+            &[("x-signature", ferry_sandbox::sign_result(&secret, &junk))],
+            junk
+        )
+        .await
+        .0,
+        400
+    );
+    assert_eq!(
+        post(
+            &app,
+            "/hooks/verification/con_00000000000000000000000000000000",
+            &[],
+            body
+        )
+        .await
+        .0,
+        404
+    );
+    assert_eq!(app.count("SELECT COUNT(*) FROM inbound_events").await, 1);
+}

@@ -32,7 +32,11 @@ async fn the_reference_workflow_is_created_bound_published_and_rolled_back() {
     let id = id_from(res.location.as_deref().unwrap());
     let page = client.get(&format!("/workflows/{id}")).await;
     assert_eq!(page.status, 200);
-    assert!(page.body.contains("<a href=\"/workflows\" aria-current=\"page\">Workflows</a>"), "in the navigation");
+    assert!(
+        page.body
+            .contains("<a href=\"/workflows\" aria-current=\"page\">Workflows</a>"),
+        "in the navigation"
+    );
     for key in [
         "fetch_contact",
         "validate_contact",

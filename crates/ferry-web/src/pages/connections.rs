@@ -134,6 +134,8 @@ pub struct NewForm {
     base_url: String,
     #[serde(default)]
     username: String,
+    #[serde(default)]
+    signing_secret: String,
 }
 
 #[derive(Template)]
@@ -147,6 +149,7 @@ struct NewPage {
     needs_key: bool,
     needs_base_url: bool,
     needs_username: bool,
+    needs_signing_secret: bool,
     sandbox_available: bool,
     scopes: Vec<&'static str>,
     form: NewForm,
@@ -174,6 +177,7 @@ fn new_page(
         api_key: String::new(),
         base_url: cut(&form.base_url),
         username: cut(&form.username),
+        signing_secret: String::new(),
     };
     render(
         req,
@@ -193,6 +197,7 @@ fn new_page(
                 ConnectorKey::Verification | ConnectorKey::Http | ConnectorKey::Smtp
             ),
             needs_username: key == ConnectorKey::Smtp,
+            needs_signing_secret: key == ConnectorKey::Verification,
             sandbox_available: state.sandbox_url.is_some()
                 && matches!(key, ConnectorKey::HubSpot | ConnectorKey::Verification),
             scopes: d.all_scopes(),
@@ -459,6 +464,7 @@ async fn create_with_key(
     let mut errors = FieldErrors::new();
     let http = state.connections.http(environment).clone();
     let mut credentials = Credentials::default();
+    let mut sandbox_account: Option<String> = None;
     let sandbox_base = |path: &str| state.sandbox_url.as_ref().and_then(|u| u.join(path).ok());
 
     let base_url: Option<Url> = match (key, environment) {
@@ -511,7 +517,11 @@ async fn create_with_key(
             if environment == Environment::Sandbox && form.api_key.trim().is_empty() =>
         {
             match provision_sandbox_account(state).await {
-                Ok(api_key) => credentials.api_key = Some(api_key),
+                Ok((account, api_key, secret)) => {
+                    credentials.api_key = Some(api_key);
+                    credentials.signing_secret = Some(secret);
+                    sandbox_account = Some(account);
+                }
                 Err(e) => errors.push(FieldError::new(
                     "api_key",
                     format!("The sandbox provider could not create an account: {e}"),
@@ -533,6 +543,10 @@ async fn create_with_key(
             if key == ConnectorKey::Smtp {
                 credentials.username =
                     Some(form.username.trim().to_owned()).filter(|u| !u.is_empty());
+            }
+            if key == ConnectorKey::Verification {
+                credentials.signing_secret =
+                    Some(form.signing_secret.trim().to_owned()).filter(|s| !s.is_empty());
             }
         }
         ConnectorKey::Webhook => {
@@ -615,6 +629,11 @@ async fn create_with_key(
         json!({ "connector": key.as_str(), "environment": environment.as_str() }),
     )
     .await?;
+    if let Some(account) = &sandbox_account
+        && let Err(e) = point_sandbox_webhooks(state, account, &connection.id).await
+    {
+        tracing::warn!(error = %e, "could not point the sandbox provider's webhooks at Ferry");
+    }
     if let (ConnectorKey::Webhook, Some(secret)) = (key, credentials.signing_secret) {
         return connection_page(
             state,
@@ -634,7 +653,10 @@ async fn create_with_key(
 }
 
 /// Creates an account at the sandbox verification provider over HTTP.
-async fn provision_sandbox_account(state: &AppState) -> Result<String, String> {
+/// A sandbox provider account: (account id, API key, result-webhook secret).
+type SandboxAccount = (String, String, String);
+
+async fn provision_sandbox_account(state: &AppState) -> Result<SandboxAccount, String> {
     let base = state.sandbox_url.as_ref().ok_or("the sandbox is off")?;
     let url = base
         .join("/sandbox/verify/admin/accounts")
@@ -648,10 +670,48 @@ async fn provision_sandbox_account(state: &AppState) -> Result<String, String> {
         .await
         .map_err(|e| ConnectorError::from(e).to_string())?;
     let body: serde_json::Value = response.json().await.map_err(|e| e.to_string())?;
-    body["api_key"]
-        .as_str()
-        .map(str::to_owned)
-        .ok_or_else(|| "no key in the answer".to_owned())
+    let field = |name: &str| {
+        body[name]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| format!("no {name} in the answer"))
+    };
+    Ok((
+        field("account_id")?,
+        field("api_key")?,
+        field("webhook_secret")?,
+    ))
+}
+
+/// Points a sandbox provider account's result webhooks at the connection's
+/// inbound endpoint.
+async fn point_sandbox_webhooks(
+    state: &AppState,
+    account: &str,
+    connection: &ConnectionId,
+) -> Result<(), String> {
+    let base = state.sandbox_url.as_ref().ok_or("the sandbox is off")?;
+    let url = base
+        .join(&format!("/sandbox/verify/admin/accounts/{account}"))
+        .map_err(|e| e.to_string())?;
+    let hook = base
+        .join(&format!("/hooks/verification/{connection}"))
+        .map_err(|e| e.to_string())?;
+    let status = state
+        .connections
+        .http(Environment::Sandbox)
+        .request(reqwest::Method::PUT, &url)
+        .map_err(|e| e.to_string())?
+        .json(&json!({ "webhook_url": hook.as_str(), "delay_ms": 1500 }))
+        .send()
+        .await
+        .map_err(|e| ConnectorError::from(e).to_string())?
+        .status();
+    if status.is_success() {
+        Ok(())
+    } else {
+        Err(format!("the sandbox answered {status}"))
+    }
 }
 
 struct EventRow {
@@ -718,6 +778,7 @@ async fn connection_page(
     let hook_url = match c.connector {
         ConnectorKey::Webhook => format!("{base}/hooks/webhook/{id}"),
         ConnectorKey::HubSpot => format!("{base}/hooks/hubspot"),
+        ConnectorKey::Verification => format!("{base}/hooks/verification/{id}"),
         _ => String::new(),
     };
     let creator = users::get(&state.db, &c.created_by)

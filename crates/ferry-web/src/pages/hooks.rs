@@ -113,6 +113,80 @@ pub async fn generic(
     }
 }
 
+/// POST /hooks/verification/{connection}: the provider's result webhooks,
+/// `X-Signature` = hex HMAC-SHA256 of the body. The scheme has no timestamp,
+/// so a replay is caught by the dedupe key (check id and event type).
+pub async fn verification(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let Ok(id) = parse_id::<ConnectionId>(&id) else {
+        return answer(StatusCode::NOT_FOUND, "no such webhook");
+    };
+    let tenant = match inbound::connection_for_hook(&state.db, &id).await {
+        Ok((tenant, ConnectorKey::Verification)) => tenant,
+        Ok(_) | Err(StoreError::NotFound) => {
+            return answer(StatusCode::NOT_FOUND, "no such webhook");
+        }
+        Err(e) => return internal(&e),
+    };
+    match tenants::get(&state.db, &tenant).await {
+        Ok(t) if t.status == TenantStatus::Suspended => {
+            return answer(StatusCode::FORBIDDEN, "this tenant is suspended");
+        }
+        Ok(_) => {}
+        Err(e) => return internal(&e),
+    }
+    let secret =
+        match connections::with_credentials(&state.db, state.connections.vault(), &tenant, &id)
+            .await
+        {
+            Ok((_, c)) => c.signing_secret.unwrap_or_default(),
+            Err(e) => return internal(&e),
+        };
+    if let Err(e) = ferry_connectors::verification::verify_result_signature(
+        &secret,
+        &body,
+        header(&req, "x-signature"),
+    ) {
+        return unauthorized(&e);
+    }
+    let Ok(payload) = serde_json::from_slice::<Value>(&body) else {
+        return answer(StatusCode::BAD_REQUEST, "the body is not JSON");
+    };
+    let (Some(kind), Some(check)) = (
+        payload.get("type").and_then(Value::as_str),
+        payload.pointer("/check/id").and_then(Value::as_str),
+    ) else {
+        return answer(
+            StatusCode::BAD_REQUEST,
+            "the event needs a type and a check.id",
+        );
+    };
+    let stored = inbound::record(
+        &state.db,
+        &tenant,
+        NewEvent {
+            connection_id: &id,
+            source: "verification",
+            event_type: kind,
+            dedupe_key: &format!("verification:{check}:{kind}"),
+            payload: &payload.to_string(),
+        },
+        state.clock.now(),
+    )
+    .await;
+    match stored {
+        Ok(Stored::New(e)) => HttpResponse::Accepted()
+            .json(json!({ "status": "accepted", "event_id": e.as_str(), "duplicate": false })),
+        Ok(Stored::Duplicate(e)) => HttpResponse::Accepted()
+            .json(json!({ "status": "accepted", "event_id": e.as_str(), "duplicate": true })),
+        Err(e) => internal(&e),
+    }
+}
+
 /// POST /hooks/hubspot: HubSpot's batched, v3-signed webhooks.
 pub async fn hubspot(
     state: web::Data<AppState>,

@@ -80,6 +80,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .route("/hooks/hubspot", web::post().to(hooks::hubspot))
         .route("/hooks/webhook/{id}", web::post().to(hooks::generic))
+        .route(
+            "/hooks/verification/{id}",
+            web::post().to(hooks::verification),
+        )
         .route("/workflows", web::get().to(workflows::list))
         .route("/workflows", web::post().to(workflows::create))
         .route("/workflows/new", web::get().to(workflows::new_form))
