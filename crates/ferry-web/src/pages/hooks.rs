@@ -11,7 +11,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use ferry_connectors::hubspot::verify_v3;
 use ferry_connectors::webhook::{SignatureError, verify_standard_webhook};
 use ferry_core::catalog::ConnectorKey;
-use ferry_core::{ConnectionId, Environment, TenantStatus};
+use ferry_core::{ConnectionId, Environment, TenantId, TenantStatus};
 use ferry_store::inbound::{self, NewEvent, Stored};
 use ferry_store::{StoreError, connections, tenants};
 use serde_json::{Value, json};
@@ -40,6 +40,52 @@ fn header<'a>(req: &'a HttpRequest, name: &str) -> &'a str {
         .unwrap_or("")
 }
 
+/// The tenant and the signing secret of the connection a hook URL names;
+/// any refusal is the answer to send.
+async fn hook_target(
+    state: &AppState,
+    raw_id: &str,
+    expected: ConnectorKey,
+) -> Result<(TenantId, ConnectionId, String), HttpResponse> {
+    let Ok(id) = parse_id::<ConnectionId>(raw_id) else {
+        return Err(answer(StatusCode::NOT_FOUND, "no such webhook"));
+    };
+    let tenant = match inbound::connection_for_hook(&state.db, &id).await {
+        Ok((tenant, connector)) if connector == expected => tenant,
+        Ok(_) | Err(StoreError::NotFound) => {
+            return Err(answer(StatusCode::NOT_FOUND, "no such webhook"));
+        }
+        Err(e) => return Err(internal(&e)),
+    };
+    match tenants::get(&state.db, &tenant).await {
+        Ok(t) if t.status == TenantStatus::Suspended => {
+            tracing::warn!(tenant_id = %tenant, "inbound request refused: tenant suspended");
+            return Err(answer(StatusCode::FORBIDDEN, "this tenant is suspended"));
+        }
+        Ok(_) => {}
+        Err(e) => return Err(internal(&e)),
+    }
+    match connections::with_credentials(&state.db, state.connections.vault(), &tenant, &id).await {
+        Ok((_, c)) => Ok((tenant, id, c.signing_secret.unwrap_or_default())),
+        Err(e) => Err(internal(&e)),
+    }
+}
+
+/// Stores the event once and answers 202 (saying whether it was a repeat).
+async fn store_and_answer(
+    state: &AppState,
+    tenant: &TenantId,
+    event: NewEvent<'_>,
+) -> HttpResponse {
+    match inbound::record(&state.db, tenant, event, state.clock.now()).await {
+        Ok(Stored::New(e)) => HttpResponse::Accepted()
+            .json(json!({ "status": "accepted", "event_id": e.as_str(), "duplicate": false })),
+        Ok(Stored::Duplicate(e)) => HttpResponse::Accepted()
+            .json(json!({ "status": "accepted", "event_id": e.as_str(), "duplicate": true })),
+        Err(e) => internal(&e),
+    }
+}
+
 /// POST /hooks/webhook/{connection}: Standard Webhooks.
 pub async fn generic(
     state: web::Data<AppState>,
@@ -47,31 +93,10 @@ pub async fn generic(
     id: web::Path<String>,
     body: web::Bytes,
 ) -> HttpResponse {
-    let Ok(id) = parse_id::<ConnectionId>(&id) else {
-        return answer(StatusCode::NOT_FOUND, "no such webhook");
+    let (tenant, id, secret) = match hook_target(&state, &id, ConnectorKey::Webhook).await {
+        Ok(t) => t,
+        Err(refusal) => return refusal,
     };
-    let tenant = match inbound::connection_for_hook(&state.db, &id).await {
-        Ok((tenant, ConnectorKey::Webhook)) => tenant,
-        Ok(_) | Err(StoreError::NotFound) => {
-            return answer(StatusCode::NOT_FOUND, "no such webhook");
-        }
-        Err(e) => return internal(&e),
-    };
-    match tenants::get(&state.db, &tenant).await {
-        Ok(t) if t.status == TenantStatus::Suspended => {
-            tracing::warn!(tenant_id = %tenant, "inbound request refused: tenant suspended");
-            return answer(StatusCode::FORBIDDEN, "this tenant is suspended");
-        }
-        Ok(_) => {}
-        Err(e) => return internal(&e),
-    }
-    let secret =
-        match connections::with_credentials(&state.db, state.connections.vault(), &tenant, &id)
-            .await
-        {
-            Ok((_, c)) => c.signing_secret.unwrap_or_default(),
-            Err(e) => return internal(&e),
-        };
     let webhook_id = header(&req, "webhook-id");
     if let Err(e) = verify_standard_webhook(
         &secret,
@@ -91,26 +116,14 @@ pub async fn generic(
         .and_then(Value::as_str)
         .unwrap_or("webhook.received")
         .to_owned();
-    let stored = inbound::record(
-        &state.db,
-        &tenant,
-        NewEvent {
-            connection_id: &id,
-            source: "webhook",
-            event_type: &event_type,
-            dedupe_key: &format!("webhook:{webhook_id}"),
-            payload: &payload.to_string(),
-        },
-        state.clock.now(),
-    )
-    .await;
-    match stored {
-        Ok(Stored::New(e)) => HttpResponse::Accepted()
-            .json(json!({ "status": "accepted", "event_id": e.as_str(), "duplicate": false })),
-        Ok(Stored::Duplicate(e)) => HttpResponse::Accepted()
-            .json(json!({ "status": "accepted", "event_id": e.as_str(), "duplicate": true })),
-        Err(e) => internal(&e),
-    }
+    let event = NewEvent {
+        connection_id: &id,
+        source: "webhook",
+        event_type: &event_type,
+        dedupe_key: &format!("webhook:{webhook_id}"),
+        payload: &payload.to_string(),
+    };
+    store_and_answer(&state, &tenant, event).await
 }
 
 /// POST /hooks/verification/{connection}: the provider's result webhooks,
@@ -122,30 +135,10 @@ pub async fn verification(
     id: web::Path<String>,
     body: web::Bytes,
 ) -> HttpResponse {
-    let Ok(id) = parse_id::<ConnectionId>(&id) else {
-        return answer(StatusCode::NOT_FOUND, "no such webhook");
+    let (tenant, id, secret) = match hook_target(&state, &id, ConnectorKey::Verification).await {
+        Ok(t) => t,
+        Err(refusal) => return refusal,
     };
-    let tenant = match inbound::connection_for_hook(&state.db, &id).await {
-        Ok((tenant, ConnectorKey::Verification)) => tenant,
-        Ok(_) | Err(StoreError::NotFound) => {
-            return answer(StatusCode::NOT_FOUND, "no such webhook");
-        }
-        Err(e) => return internal(&e),
-    };
-    match tenants::get(&state.db, &tenant).await {
-        Ok(t) if t.status == TenantStatus::Suspended => {
-            return answer(StatusCode::FORBIDDEN, "this tenant is suspended");
-        }
-        Ok(_) => {}
-        Err(e) => return internal(&e),
-    }
-    let secret =
-        match connections::with_credentials(&state.db, state.connections.vault(), &tenant, &id)
-            .await
-        {
-            Ok((_, c)) => c.signing_secret.unwrap_or_default(),
-            Err(e) => return internal(&e),
-        };
     if let Err(e) = ferry_connectors::verification::verify_result_signature(
         &secret,
         &body,
@@ -165,26 +158,14 @@ pub async fn verification(
             "the event needs a type and a check.id",
         );
     };
-    let stored = inbound::record(
-        &state.db,
-        &tenant,
-        NewEvent {
-            connection_id: &id,
-            source: "verification",
-            event_type: kind,
-            dedupe_key: &format!("verification:{check}:{kind}"),
-            payload: &payload.to_string(),
-        },
-        state.clock.now(),
-    )
-    .await;
-    match stored {
-        Ok(Stored::New(e)) => HttpResponse::Accepted()
-            .json(json!({ "status": "accepted", "event_id": e.as_str(), "duplicate": false })),
-        Ok(Stored::Duplicate(e)) => HttpResponse::Accepted()
-            .json(json!({ "status": "accepted", "event_id": e.as_str(), "duplicate": true })),
-        Err(e) => internal(&e),
-    }
+    let event = NewEvent {
+        connection_id: &id,
+        source: "verification",
+        event_type: kind,
+        dedupe_key: &format!("verification:{check}:{kind}"),
+        payload: &payload.to_string(),
+    };
+    store_and_answer(&state, &tenant, event).await
 }
 
 /// POST /hooks/hubspot: HubSpot's batched, v3-signed webhooks.
