@@ -153,7 +153,9 @@ pub fn verify_standard_webhook(
         .trim()
         .parse()
         .map_err(|_| SignatureError::Missing)?;
-    if id.is_empty() || signatures.is_empty() {
+    // An empty secret would make an empty HMAC key anyone can sign with.
+    let key_text = secret.strip_prefix("whsec_").unwrap_or(secret);
+    if key_text.is_empty() || id.is_empty() || signatures.is_empty() {
         return Err(SignatureError::Missing);
     }
     if (now_unix - ts).abs() > 300 {
@@ -257,5 +259,12 @@ mod tests {
             verify_standard_webhook(secret, "", "1614265330", &sig, body, 1_614_265_330),
             Err(SignatureError::Missing)
         );
+        let empty_key = standard_webhook_signature("", id, 1_614_265_330, body).unwrap();
+        for blank in ["", "whsec_"] {
+            assert_eq!(
+                verify_standard_webhook(blank, id, "1614265330", &empty_key, body, 1_614_265_330),
+                Err(SignatureError::Missing)
+            );
+        }
     }
 }
