@@ -221,6 +221,33 @@ async fn serve(
         .trim_end_matches('/')
         .to_owned();
     tracing::info!(url = %url, web = roles.web, worker = roles.worker, "Ferry is serving");
+    if let Some(logins) = &logins
+        && settings.sandbox
+        && let Some(admin) = logins.iter().find(|l| l.role == "Tenant admin")
+    {
+        // The server must be accepting before the demo can use it.
+        let base = ferry::config::internal_url(settings.bind)
+            .as_str()
+            .trim_end_matches('/')
+            .to_owned();
+        let (email, password) = (admin.email.clone(), admin.password.clone());
+        tokio::spawn(async move {
+            for _ in 0..50 {
+                if reqwest::get(format!("{base}/healthz")).await.is_ok() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            match ferry::demo::connect_sandbox(&base, &email, &password).await {
+                Ok(()) => tracing::info!(
+                    "demo: sandbox HubSpot and verification connected; reference workflow published"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "demo: could not set up the sandbox connections")
+                }
+            }
+        });
+    }
     if let Some(logins) = logins {
         println!("\nFerry demo is running at {url}\n");
         for l in &logins {
@@ -228,6 +255,12 @@ async fn serve(
         }
         if settings.smtp_url.is_none() {
             println!("\n  Mail (invites, password resets) is kept in the outbox: {url}/outbox");
+        }
+        if settings.sandbox {
+            println!(
+                "  Demo Accounting has sandbox HubSpot and verification connections and the reference workflow published."
+            );
+            println!("  HubSpot simulator fault knobs: {url}/sandbox/hubspot/admin");
         }
         println!("\nPress Ctrl-C to stop.\n");
     }

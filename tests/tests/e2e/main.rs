@@ -5,6 +5,7 @@ mod auth;
 mod browser;
 mod conformance;
 mod connections;
+mod demo;
 mod hooks;
 mod invites;
 mod operator;

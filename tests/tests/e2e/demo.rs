@@ -1,0 +1,51 @@
+//! `ferry demo`: the demo tenant with sandbox connections and the reference
+//! workflow published, set up through Ferry's own pages; a second start
+//! refreshes rather than duplicates.
+
+use ferry_core::SystemClock;
+use ferry_tests::spawn_app;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_is_ready_to_click_through_and_a_restart_refreshes_it() {
+    let app = spawn_app().await;
+    for start in 1..=2 {
+        let logins = ferry::demo::seed(&app.db, &SystemClock).await.unwrap();
+        let admin = logins.iter().find(|l| l.role == "Tenant admin").unwrap();
+        ferry::demo::connect_sandbox(&app.address, &admin.email, &admin.password)
+            .await
+            .unwrap();
+        assert_eq!(
+            app.count("SELECT COUNT(*) FROM tenants WHERE name = 'Demo Accounting'")
+                .await,
+            1
+        );
+        assert_eq!(
+            app.count("SELECT COUNT(*) FROM connections WHERE status = 'healthy'")
+                .await,
+            2,
+            "start {start}"
+        );
+        assert_eq!(
+            app.count("SELECT COUNT(*) FROM workflows").await,
+            1,
+            "start {start}"
+        );
+        assert_eq!(
+            app.count("SELECT COUNT(*) FROM workflow_versions").await,
+            start,
+            "published again with the fresh connections"
+        );
+        // The printed logins work.
+        let client = app.client();
+        assert_eq!(
+            client.login(&admin.email, &admin.password).await.status,
+            303
+        );
+        let page = client.get("/workflows").await;
+        assert!(
+            page.body.contains(&format!("published v{start}")),
+            "{}",
+            page.body
+        );
+    }
+}
