@@ -385,3 +385,37 @@ async fn verification_results_arrive_signed_and_are_stored_once() {
     );
     assert_eq!(app.count("SELECT COUNT(*) FROM inbound_events").await, 1);
 }
+
+#[tokio::test]
+async fn a_sandbox_hubspot_connection_receives_contact_events_without_setup() {
+    let app = spawn_app().await;
+    let (_, admin) = app.create_tenant("Acme").await;
+    let client = app.login(&admin).await;
+    let id = app.connect_hubspot(&client).await;
+    let portal = app.json("/sandbox/hubspot/admin/portals").await[0]["portalId"]
+        .as_u64()
+        .unwrap();
+    let created = app
+        .send_json(reqwest::Method::POST, &format!("/sandbox/hubspot/admin/portals/{portal}/contacts"), json!({ "properties": { "email": "walk-in@client.test", "firstname": "Walk", "lastname": "In" } }))
+        .await;
+    assert_eq!(created, 201);
+    let mut stored = 0;
+    for _ in 0..50 {
+        stored = app.count(&format!("SELECT COUNT(*) FROM inbound_events WHERE connection_id = '{id}' AND event_type = 'contact.creation'")).await;
+        if stored == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        stored, 1,
+        "the simulator's webhook reached Ferry and was stored"
+    );
+    assert!(
+        client
+            .get(&format!("/connections/{id}"))
+            .await
+            .body
+            .contains("Events received</dt><dd>1")
+    );
+}

@@ -385,9 +385,13 @@ pub async fn oauth_callback(
     }
     if !q.error.is_empty() {
         let detail = if q.error == "access_denied" {
-            "Access was denied on HubSpot's consent screen."
+            "Access was denied on HubSpot's consent screen.".to_owned()
         } else {
-            "HubSpot returned an error."
+            let said: String = q.error_description.chars().take(200).collect();
+            format!(
+                "HubSpot returned an error ({}): {said}.",
+                q.error.chars().take(50).collect::<String>()
+            )
         };
         return Ok(connect_failed(&format!("{detail} Nothing was connected.")));
     }
@@ -442,8 +446,12 @@ pub async fn oauth_callback(
         now,
     )
     .await?;
-    let _ = &q.error_description;
     audit(&state, &req, Some(&admin.tenant_id), Some(&admin.user), "connection.created", "connection", connection.id.as_str(), json!({ "connector": "hubspot", "environment": flow.environment.as_str(), "portal": info.hub_id, "scopes": info.scopes })).await?;
+    if flow.environment == Environment::Sandbox
+        && let Err(e) = subscribe_sandbox_webhooks(&state, &app.oauth.client_id).await
+    {
+        tracing::warn!(error = %e, "could not point the HubSpot simulator's webhooks at Ferry");
+    }
     Ok(redirect_with_flash(
         &format!("/connections/{}", connection.id),
         "success",
@@ -653,6 +661,35 @@ async fn create_with_key(
 }
 
 /// Creates an account at the sandbox verification provider over HTTP.
+/// Points the HubSpot simulator app's webhooks at Ferry's `/hooks/hubspot`
+/// (on real HubSpot this is set once in the app's developer settings).
+async fn subscribe_sandbox_webhooks(state: &AppState, client_id: &str) -> Result<(), String> {
+    let base = state.sandbox_url.as_ref().ok_or("the sandbox is off")?;
+    let url = base
+        .join(&format!("/sandbox/hubspot/admin/apps/{client_id}/webhooks"))
+        .map_err(|e| e.to_string())?;
+    // The simulator signs the URI it calls; Ferry verifies against its public URL.
+    let target = format!(
+        "{}/hooks/hubspot",
+        state.config.public_url.as_str().trim_end_matches('/')
+    );
+    let status = state
+        .connections
+        .http(Environment::Sandbox)
+        .request(reqwest::Method::PUT, &url)
+        .map_err(|e| e.to_string())?
+        .json(&json!({ "target_url": target, "subscriptions": ["contact.creation", "contact.propertyChange"] }))
+        .send()
+        .await
+        .map_err(|e| ConnectorError::from(e).to_string())?
+        .status();
+    if status.is_success() {
+        Ok(())
+    } else {
+        Err(format!("the simulator answered {status}"))
+    }
+}
+
 /// A sandbox provider account: (account id, API key, result-webhook secret).
 type SandboxAccount = (String, String, String);
 
