@@ -8,6 +8,7 @@ mod m20261129_000001_foundation;
 mod m20261129_000002_connections;
 mod m20261129_000003_inbound_events;
 mod m20261129_000004_workflows;
+mod m20261129_000005_refresh_lease;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000002_connections::Migration),
             Box::new(m20261129_000003_inbound_events::Migration),
             Box::new(m20261129_000004_workflows::Migration),
+            Box::new(m20261129_000005_refresh_lease::Migration),
         ]
     }
 }

@@ -146,6 +146,8 @@ pub struct TestApp {
     pub data_dir: tempfile::TempDir,
     /// The database URL (for a second process, or a second vault).
     pub database_url: String,
+    /// The app's connection service (credentials, refresh, test).
+    pub connections: ferry_engine::connections::ConnectionService,
     handle: ferry_web::ServerHandle,
 }
 
@@ -213,6 +215,7 @@ async fn try_spawn(options: TestOptions) -> anyhow::Result<TestApp> {
     .await?;
     let handle = app.server_handle().context("no server")?;
     let db = app.db().clone();
+    let connections = app.connections().clone();
     tokio::spawn(async move {
         if let Err(e) = app.run_until_stopped().await {
             eprintln!("app stopped with error: {e:#}");
@@ -220,6 +223,7 @@ async fn try_spawn(options: TestOptions) -> anyhow::Result<TestApp> {
     });
     let raw = Database::connect(database_url.clone()).await?;
     Ok(TestApp {
+        connections,
         database_url: database_url.clone(),
         address: format!("http://127.0.0.1:{port}"),
         db,

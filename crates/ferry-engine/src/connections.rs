@@ -183,6 +183,37 @@ impl ConnectionService {
         if !self.needs_refresh(&connection) {
             return Ok((connection, credentials));
         }
+        // Across processes: whoever holds the lease refreshes; the others
+        // wait for the result instead of refreshing again.
+        let now = self.clock.now();
+        if !connections::claim_refresh(&self.db, tenant, id, now, now + ChronoDuration::seconds(30))
+            .await?
+        {
+            for _ in 0..80 {
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                let (c, creds) =
+                    connections::with_credentials(&self.db, &self.vault, tenant, id).await?;
+                if !self.needs_refresh(&c) {
+                    return Ok((c, creds));
+                }
+            }
+            return Err(ConnectorError::Network(
+                "another Ferry process is refreshing this token; try again".into(),
+            )
+            .into());
+        }
+        let outcome = self.refresh_now(tenant, id, connection, credentials).await;
+        connections::release_refresh(&self.db, tenant, id).await?;
+        outcome
+    }
+
+    async fn refresh_now(
+        &self,
+        tenant: &TenantId,
+        id: &ConnectionId,
+        connection: Connection,
+        credentials: Credentials,
+    ) -> Result<(Connection, Credentials), ServiceError> {
         let app = self.hubspot(connection.environment).ok_or_else(|| {
             ConnectorError::Config("HubSpot is not configured for production".into())
         })?;

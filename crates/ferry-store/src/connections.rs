@@ -10,6 +10,7 @@ use ferry_core::catalog::ConnectorKey;
 use ferry_core::{
     AuthEventId, ConnectionId, ConnectionStatus, Credentials, Environment, TenantId, UserId,
 };
+use sea_orm::Condition;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
@@ -158,6 +159,7 @@ pub async fn create(
         created_at: Set(now),
         updated_at: Set(now),
         last_used_at: Set(None),
+        refresh_lease_until: Set(None),
     }
     .insert(&db.conn)
     .await?
@@ -278,6 +280,47 @@ pub async fn due_for_refresh(
             ))
         })
         .collect()
+}
+
+/// Takes the refresh lease until `until` unless another process holds an
+/// unexpired one; true when taken.
+pub async fn claim_refresh(
+    db: &Db,
+    tenant: &TenantId,
+    id: &ConnectionId,
+    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let result = connection::Entity::update_many()
+        .col_expr(connection::Column::RefreshLeaseUntil, Expr::value(until))
+        .filter(connection::Column::Id.eq(id.to_string()))
+        .filter(connection::Column::TenantId.eq(tenant.to_string()))
+        .filter(
+            Condition::any()
+                .add(connection::Column::RefreshLeaseUntil.is_null())
+                .add(connection::Column::RefreshLeaseUntil.lt(now)),
+        )
+        .exec(&db.conn)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
+/// Gives the refresh lease back.
+pub async fn release_refresh(
+    db: &Db,
+    tenant: &TenantId,
+    id: &ConnectionId,
+) -> Result<(), StoreError> {
+    connection::Entity::update_many()
+        .col_expr(
+            connection::Column::RefreshLeaseUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .filter(connection::Column::Id.eq(id.to_string()))
+        .filter(connection::Column::TenantId.eq(tenant.to_string()))
+        .exec(&db.conn)
+        .await?;
+    Ok(())
 }
 
 /// Marks a connection broken with a reason for people.

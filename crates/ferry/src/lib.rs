@@ -68,6 +68,7 @@ fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
 /// A running Ferry process: the HTTP server and/or the background loops.
 pub struct Ferry {
     app: Option<Application>,
+    connections: ConnectionService,
     db: Db,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -149,7 +150,7 @@ pub async fn build(
                 link_ttl: chrono::Duration::hours(LINK_TTL_HOURS),
             },
             redis,
-            connections: connection_service,
+            connections: connection_service.clone(),
             sandbox_url,
         };
         let listener = TcpListener::bind(settings.bind)
@@ -165,6 +166,7 @@ pub async fn build(
     };
     Ok(Ferry {
         app,
+        connections: connection_service,
         db,
         stop,
         tasks,
@@ -250,6 +252,11 @@ impl Ferry {
     /// The HTTP port, when serving.
     pub fn port(&self) -> Option<u16> {
         self.app.as_ref().map(Application::port)
+    }
+
+    /// Using connections (credentials, refresh, test, revoke).
+    pub fn connections(&self) -> &ConnectionService {
+        &self.connections
     }
 
     /// The database pool.

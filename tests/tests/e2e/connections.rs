@@ -634,3 +634,50 @@ async fn idle_connections_are_refreshed_in_the_background_and_a_revoked_grant_is
         1
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_processes_sharing_the_database_refresh_a_token_once() {
+    let app = spawn_app().await;
+    let (tenant, admin) = app.create_tenant("Acme").await;
+    let client = app.login(&admin).await;
+    let id = app.connect_hubspot(&client).await;
+    let portal = app.json("/sandbox/hubspot/admin/portals").await[0]["portalId"]
+        .as_u64()
+        .unwrap();
+    // A second Ferry process (no web, no worker) on the same database and key.
+    let data_dir = app.data_dir.path().display().to_string();
+    let bind = app.address.trim_start_matches("http://").to_owned();
+    let settings = ferry::Settings::from_pairs([
+        ("database_url", app.database_url.as_str()),
+        ("data_dir", data_dir.as_str()),
+        ("bind", bind.as_str()),
+        ("public_url", app.address.as_str()),
+    ])
+    .unwrap();
+    let clock_b = ferry_core::ManualClock::new();
+    let b = ferry::build(
+        &settings,
+        std::sync::Arc::new(clock_b.clone()),
+        ferry::Roles {
+            web: false,
+            worker: false,
+        },
+    )
+    .await
+    .unwrap();
+    app.clock.advance(Duration::minutes(26));
+    clock_b.advance(Duration::minutes(26));
+    let (ra, rb) = tokio::join!(
+        app.connections.context(&tenant, &id),
+        b.connections().context(&tenant, &id)
+    );
+    let (ra, rb) = (ra.unwrap().1, rb.unwrap().1);
+    assert_eq!(
+        ra.credentials.access_token, rb.credentials.access_token,
+        "both use the one new token"
+    );
+    let stats = app
+        .json(&format!("/sandbox/hubspot/admin/portals/{portal}"))
+        .await;
+    assert_eq!(stats["refreshes"], 1, "{stats}");
+}
