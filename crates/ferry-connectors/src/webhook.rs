@@ -186,21 +186,8 @@ impl Connector for Smtp {
     }
 
     async fn test(&self, ctx: &CallContext) -> Result<String, ConnectorError> {
-        use lettre::{AsyncSmtpTransport, Tokio1Executor};
-        ctx.http.policy().check_resolved(&ctx.base_url).await?;
-        let host = ctx.base_url.host_str().unwrap_or_default();
-        let port = ctx.base_url.port().unwrap_or(587);
-        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
-            .port(port)
-            .timeout(Some(std::time::Duration::from_secs(10)));
-        if let (Some(user), Some(pass)) = (&ctx.credentials.username, &ctx.credentials.api_key) {
-            builder =
-                builder.credentials(lettre::transport::smtp::authentication::Credentials::new(
-                    user.clone(),
-                    pass.clone(),
-                ));
-        }
-        match builder.build::<Tokio1Executor>().test_connection().await {
+        let (transport, host, port) = smtp_transport(ctx).await?;
+        match transport.test_connection().await {
             Ok(true) => Ok(format!("The SMTP server at {host}:{port} answered.")),
             Ok(false) => Err(ConnectorError::Network(format!(
                 "the SMTP server at {host}:{port} did not answer"
@@ -214,13 +201,102 @@ impl Connector for Smtp {
     async fn call(
         &self,
         action: &str,
-        _: &Value,
-        _: &CallContext,
+        input: &Value,
+        ctx: &CallContext,
     ) -> Result<Value, ConnectorError> {
-        Err(ConnectorError::Config(format!(
-            "email action {action} arrives with the workflow engine"
-        )))
+        use lettre::AsyncTransport;
+        use lettre::message::{Mailbox, Message, header::ContentType};
+        if action != "send_email" {
+            return Err(ConnectorError::Config(format!(
+                "email has no action {action}"
+            )));
+        }
+        let parse = |field: &str, text: &str| {
+            text.parse::<Mailbox>()
+                .map_err(|_| ConnectorError::Rejected {
+                    status: 422,
+                    message: format!("{field}: '{text}' is not an email address"),
+                })
+        };
+        let to = parse("to", input_str(input, "to")?)?;
+        let from_text = input
+            .get("from")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .or(ctx
+                .credentials
+                .username
+                .as_deref()
+                .filter(|u| u.contains('@')))
+            .unwrap_or("Ferry <ferry@localhost>");
+        let from = parse("from", from_text)?;
+        let message = Message::builder()
+            .from(from)
+            .to(to)
+            .subject(input_str(input, "subject")?)
+            .header(ContentType::TEXT_PLAIN)
+            .body(input_str(input, "body")?.to_owned())
+            .map_err(|e| ConnectorError::Rejected {
+                status: 422,
+                message: ConnectorError::short(&e.to_string()),
+            })?;
+        let (transport, _, _) = smtp_transport(ctx).await?;
+        let response = transport
+            .send(message)
+            .await
+            .map_err(|e| ConnectorError::Remote {
+                status: 502,
+                message: ConnectorError::short(&e.to_string()),
+            })?;
+        Ok(json!({ "accepted": response.is_positive() }))
     }
+}
+
+/// The SMTP transport for a connection's URL: `smtps://host[:465]` is
+/// implicit TLS; `smtp://host[:587]` requires STARTTLS unless the URL says
+/// `?tls=none` (a local relay). The host passes the SSRF guard first.
+async fn smtp_transport(
+    ctx: &CallContext,
+) -> Result<
+    (
+        lettre::AsyncSmtpTransport<lettre::Tokio1Executor>,
+        String,
+        u16,
+    ),
+    ConnectorError,
+> {
+    use lettre::{AsyncSmtpTransport, Tokio1Executor};
+    let url = &ctx.base_url;
+    let host = url
+        .host_str()
+        .ok_or_else(|| ConnectorError::Config("the SMTP URL has no host".into()))?
+        .to_owned();
+    let implicit_tls = url.scheme() == "smtps";
+    let port = url.port().unwrap_or(if implicit_tls { 465 } else { 587 });
+    let as_http = url::Url::parse(&format!("http://{host}:{port}/"))
+        .map_err(|e| ConnectorError::Config(e.to_string()))?;
+    ctx.http.policy().check_resolved(&as_http).await?;
+    let plain = url.query_pairs().any(|(k, v)| k == "tls" && v == "none");
+    let builder = if implicit_tls {
+        AsyncSmtpTransport::<Tokio1Executor>::relay(&host)
+    } else if plain {
+        Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(
+            &host,
+        ))
+    } else {
+        AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&host)
+    }
+    .map_err(|e| ConnectorError::Config(ConnectorError::short(&e.to_string())))?;
+    let mut builder = builder
+        .port(port)
+        .timeout(Some(std::time::Duration::from_secs(10)));
+    if let (Some(user), Some(pass)) = (&ctx.credentials.username, &ctx.credentials.api_key) {
+        builder = builder.credentials(lettre::transport::smtp::authentication::Credentials::new(
+            user.clone(),
+            pass.clone(),
+        ));
+    }
+    Ok((builder.build(), host, port))
 }
 
 #[cfg(test)]

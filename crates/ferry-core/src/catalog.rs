@@ -489,10 +489,17 @@ static SMTP: ConnectorDef = ConnectorDef {
         side_effect: true,
         input: &[
             field("to", "To", T::Email, true, P::Contact),
+            field("from", "From", T::Email, false, P::None),
             field("subject", "Subject", T::Text, true, P::None),
             field("body", "Body", T::Text, true, P::Contact),
         ],
-        output: &[],
+        output: &[field(
+            "accepted",
+            "Accepted by the server",
+            T::Boolean,
+            true,
+            P::None,
+        )],
     }],
     rate_limit: None,
 };

@@ -11,6 +11,7 @@ mod invites;
 mod operator;
 mod pages;
 mod sandbox;
+mod smtp;
 mod storage;
 mod users;
 mod vault;
