@@ -74,34 +74,32 @@ impl NetworkPolicy {
         let host = url
             .host_str()
             .ok_or_else(|| ConnectorError::Blocked("The URL has no host.".into()))?;
-        let port = url.port_or_known_default().unwrap_or(443);
+        self.check_host_name(host, url.port_or_known_default().unwrap_or(443))
+    }
+
+    /// Checks a host as written (IP literals, `localhost`), for any protocol.
+    fn check_host_name(&self, host: &str, port: u16) -> Result<(), ConnectorError> {
         if self.allow_private || self.origin_allowed(host, port) {
             return Ok(());
         }
-        let literal = match url.host() {
-            Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
-            Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
-            _ => None,
-        };
-        if let Some(ip) = literal
+        let bare = host.trim_matches(|c| c == '[' || c == ']');
+        if let Ok(ip) = bare.parse::<IpAddr>()
             && !is_public(ip)
         {
             return Err(blocked(host));
         }
-        if host.eq_ignore_ascii_case("localhost")
-            || host.to_ascii_lowercase().ends_with(".localhost")
+        if bare.eq_ignore_ascii_case("localhost")
+            || bare.to_ascii_lowercase().ends_with(".localhost")
         {
             return Err(blocked(host));
         }
         Ok(())
     }
 
-    /// Resolves the URL's host now and checks every address (for a clear
-    /// message when a connection is saved; requests are checked again).
-    pub async fn check_resolved(&self, url: &Url) -> Result<(), ConnectorError> {
-        self.check_url(url)?;
-        let host = url.host_str().unwrap_or_default();
-        let port = url.port_or_known_default().unwrap_or(443);
+    /// Checks a host and port for any protocol (SMTP too): as written, then
+    /// every address it resolves to now.
+    pub async fn check_host(&self, host: &str, port: u16) -> Result<(), ConnectorError> {
+        self.check_host_name(host, port)?;
         if self.allow_private || self.origin_allowed(host, port) {
             return Ok(());
         }
@@ -116,6 +114,15 @@ impl NetworkPolicy {
             }
         }
         Ok(())
+    }
+
+    /// Resolves the URL's host now and checks every address (for a clear
+    /// message when a connection is saved; requests are checked again).
+    pub async fn check_resolved(&self, url: &Url) -> Result<(), ConnectorError> {
+        self.check_url(url)?;
+        let host = url.host_str().unwrap_or_default();
+        self.check_host(host, url.port_or_known_default().unwrap_or(443))
+            .await
     }
 }
 
@@ -265,6 +272,25 @@ mod tests {
                 .is_ok()
         );
         assert!(sandbox.check_url(&url("http://127.0.0.1:8081/")).is_err());
+    }
+
+    #[tokio::test]
+    async fn hosts_of_any_protocol_are_checked() {
+        let p = NetworkPolicy::default();
+        for (host, port) in [
+            ("127.0.0.1", 25),
+            ("[::1]", 587),
+            ("10.0.0.9", 465),
+            ("localhost", 25),
+            ("localhost.localdomain", 25),
+        ] {
+            assert!(p.check_host(host, port).await.is_err(), "{host} allowed");
+        }
+        let open = NetworkPolicy {
+            allow_private: true,
+            ..NetworkPolicy::default()
+        };
+        assert!(open.check_host("127.0.0.1", 25).await.is_ok());
     }
 
     #[tokio::test]

@@ -273,9 +273,7 @@ async fn smtp_transport(
         .to_owned();
     let implicit_tls = url.scheme() == "smtps";
     let port = url.port().unwrap_or(if implicit_tls { 465 } else { 587 });
-    let as_http = url::Url::parse(&format!("http://{host}:{port}/"))
-        .map_err(|e| ConnectorError::Config(e.to_string()))?;
-    ctx.http.policy().check_resolved(&as_http).await?;
+    ctx.http.policy().check_host(&host, port).await?;
     let plain = url.query_pairs().any(|(k, v)| k == "tls" && v == "none");
     let builder = if implicit_tls {
         AsyncSmtpTransport::<Tokio1Executor>::relay(&host)

@@ -507,14 +507,18 @@ async fn create_with_key(
                 },
             ));
         } else {
-            let as_http = if key == ConnectorKey::Smtp {
-                Url::parse(&url.as_str().replacen("smtp", "http", 1)).ok()
+            let checked = if key == ConnectorKey::Smtp {
+                let default_port = if url.scheme() == "smtps" { 465 } else { 587 };
+                http.policy()
+                    .check_host(
+                        url.host_str().unwrap_or_default(),
+                        url.port().unwrap_or(default_port),
+                    )
+                    .await
             } else {
-                Some(url.clone())
+                http.policy().check_resolved(url).await
             };
-            if let Some(check) = as_http
-                && let Err(e) = http.policy().check_resolved(&check).await
-            {
+            if let Err(e) = checked {
                 errors.push(FieldError::new("base_url", e.to_string()));
             }
         }
