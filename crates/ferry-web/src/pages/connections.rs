@@ -664,53 +664,63 @@ async fn create_with_key(
     ))
 }
 
-/// Creates an account at the sandbox verification provider over HTTP.
+/// Sends a JSON request to the simulators' admin API over HTTP; returns the
+/// answer's JSON (null when it has none), or why it failed.
+async fn sandbox_admin(
+    state: &AppState,
+    method: reqwest::Method,
+    path: &str,
+    body: serde_json::Value,
+) -> Result<serde_json::Value, String> {
+    let base = state.sandbox_url.as_ref().ok_or("the sandbox is off")?;
+    let url = base.join(path).map_err(|e| e.to_string())?;
+    let response = state
+        .connections
+        .http(Environment::Sandbox)
+        .request(method, &url)
+        .map_err(|e| e.to_string())?
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| ConnectorError::from(e).to_string())?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(format!("the sandbox answered {status}"));
+    }
+    Ok(response.json().await.unwrap_or(serde_json::Value::Null))
+}
+
 /// Points the HubSpot simulator app's webhooks at Ferry's `/hooks/hubspot`
 /// (on real HubSpot this is set once in the app's developer settings).
 async fn subscribe_sandbox_webhooks(state: &AppState, client_id: &str) -> Result<(), String> {
-    let base = state.sandbox_url.as_ref().ok_or("the sandbox is off")?;
-    let url = base
-        .join(&format!("/sandbox/hubspot/admin/apps/{client_id}/webhooks"))
-        .map_err(|e| e.to_string())?;
     // The simulator signs the URI it calls; Ferry verifies against its public URL.
     let target = format!(
         "{}/hooks/hubspot",
         state.config.public_url.as_str().trim_end_matches('/')
     );
-    let status = state
-        .connections
-        .http(Environment::Sandbox)
-        .request(reqwest::Method::PUT, &url)
-        .map_err(|e| e.to_string())?
-        .json(&json!({ "target_url": target, "subscriptions": ["contact.creation", "contact.propertyChange"] }))
-        .send()
-        .await
-        .map_err(|e| ConnectorError::from(e).to_string())?
-        .status();
-    if status.is_success() {
-        Ok(())
-    } else {
-        Err(format!("the simulator answered {status}"))
-    }
+    let body = json!({ "target_url": target, "subscriptions": ["contact.creation", "contact.propertyChange"] });
+    sandbox_admin(
+        state,
+        reqwest::Method::PUT,
+        &format!("/sandbox/hubspot/admin/apps/{client_id}/webhooks"),
+        body,
+    )
+    .await?;
+    Ok(())
 }
 
 /// A sandbox provider account: (account id, API key, result-webhook secret).
 type SandboxAccount = (String, String, String);
 
+/// Creates an account at the sandbox verification provider.
 async fn provision_sandbox_account(state: &AppState) -> Result<SandboxAccount, String> {
-    let base = state.sandbox_url.as_ref().ok_or("the sandbox is off")?;
-    let url = base
-        .join("/sandbox/verify/admin/accounts")
-        .map_err(|e| e.to_string())?;
-    let client = state.connections.http(Environment::Sandbox);
-    let response = client
-        .request(reqwest::Method::POST, &url)
-        .map_err(|e| e.to_string())?
-        .json(&json!({ "delay_ms": 1500 }))
-        .send()
-        .await
-        .map_err(|e| ConnectorError::from(e).to_string())?;
-    let body: serde_json::Value = response.json().await.map_err(|e| e.to_string())?;
+    let body = sandbox_admin(
+        state,
+        reqwest::Method::POST,
+        "/sandbox/verify/admin/accounts",
+        json!({ "delay_ms": 1500 }),
+    )
+    .await?;
     let field = |name: &str| {
         body[name]
             .as_str()
@@ -732,27 +742,18 @@ async fn point_sandbox_webhooks(
     connection: &ConnectionId,
 ) -> Result<(), String> {
     let base = state.sandbox_url.as_ref().ok_or("the sandbox is off")?;
-    let url = base
-        .join(&format!("/sandbox/verify/admin/accounts/{account}"))
-        .map_err(|e| e.to_string())?;
     let hook = base
         .join(&format!("/hooks/verification/{connection}"))
         .map_err(|e| e.to_string())?;
-    let status = state
-        .connections
-        .http(Environment::Sandbox)
-        .request(reqwest::Method::PUT, &url)
-        .map_err(|e| e.to_string())?
-        .json(&json!({ "webhook_url": hook.as_str(), "delay_ms": 1500 }))
-        .send()
-        .await
-        .map_err(|e| ConnectorError::from(e).to_string())?
-        .status();
-    if status.is_success() {
-        Ok(())
-    } else {
-        Err(format!("the sandbox answered {status}"))
-    }
+    let body = json!({ "webhook_url": hook.as_str(), "delay_ms": 1500 });
+    sandbox_admin(
+        state,
+        reqwest::Method::PUT,
+        &format!("/sandbox/verify/admin/accounts/{account}"),
+        body,
+    )
+    .await?;
+    Ok(())
 }
 
 struct EventRow {
