@@ -87,14 +87,17 @@ pub async fn list(
     let rows = store::list(&state.db, &member.tenant_id)
         .await?
         .iter()
-        .map(|c| ConnectionRow {
-            id: c.id.to_string(),
-            name: c.name.clone(),
-            connector: c.connector.def().name,
-            environment: c.environment.as_str(),
-            status: display_status(c, now),
-            status_class: display_status(c, now).replace(' ', "-"),
-            last_used: when(c.last_used_at),
+        .map(|c| {
+            let status = display_status(c, now);
+            ConnectionRow {
+                id: c.id.to_string(),
+                name: c.name.clone(),
+                connector: c.connector.def().name,
+                environment: c.environment.as_str(),
+                status,
+                status_class: status.replace(' ', "-"),
+                last_used: when(c.last_used_at),
+            }
         })
         .collect();
     let catalog = ConnectorKey::ALL
@@ -843,6 +846,7 @@ async fn connection_page(
         AuthKind::HmacSecret => "Signing secret (encrypted)",
         AuthKind::None => "None",
     };
+    let shown = display_status(&c, state.clock.now());
     render(
         req,
         status,
@@ -850,8 +854,8 @@ async fn connection_page(
             layout: Layout::new(req, c.name.clone(), "/connections"),
             is_admin: member.role == ferry_core::Role::Admin,
             id: c.id.to_string(),
-            status: display_status(&c, state.clock.now()),
-            status_class: display_status(&c, state.clock.now()).replace(' ', "-"),
+            status: shown,
+            status_class: shown.replace(' ', "-"),
             status_reason: c.status_reason.clone().unwrap_or_default(),
             name: c.name,
             connector: def.name,
