@@ -202,7 +202,21 @@ impl ConnectionService {
             )
             .into());
         }
-        let outcome = self.refresh_now(tenant, id, connection, credentials).await;
+        // Read again under the lease: another process may have refreshed and
+        // released it between our first read and our claim.
+        let (connection, credentials) =
+            match connections::with_credentials(&self.db, &self.vault, tenant, id).await {
+                Ok(pair) => pair,
+                Err(e) => {
+                    connections::release_refresh(&self.db, tenant, id).await?;
+                    return Err(e.into());
+                }
+            };
+        let outcome = if self.needs_refresh(&connection) {
+            self.refresh_now(tenant, id, connection, credentials).await
+        } else {
+            Ok((connection, credentials))
+        };
         connections::release_refresh(&self.db, tenant, id).await?;
         outcome
     }
