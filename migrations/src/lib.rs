@@ -9,6 +9,7 @@ mod m20261129_000002_connections;
 mod m20261129_000003_inbound_events;
 mod m20261129_000004_workflows;
 mod m20261129_000005_refresh_lease;
+mod m20261129_000006_runs;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000003_inbound_events::Migration),
             Box::new(m20261129_000004_workflows::Migration),
             Box::new(m20261129_000005_refresh_lease::Migration),
+            Box::new(m20261129_000006_runs::Migration),
         ]
     }
 }

@@ -56,7 +56,7 @@ impl Connector for HubSpot {
                     "/crm/v3/objects/contacts/{}?properties=firstname,lastname,email,phone,date_of_birth,country,identity_verification_status,identity_verification_ref",
                     urlencode(id)
                 );
-                Ok(send(
+                let (_, record) = send(
                     self.def(),
                     ctx,
                     Method::GET,
@@ -65,32 +65,125 @@ impl Connector for HubSpot {
                     bearer,
                     &mut calls,
                 )
-                .await?
-                .1)
+                .await?;
+                Ok(flatten(&record))
             }
             "update_contact" => {
                 let id = input_str(input, "contact_id")?;
                 let properties = input
                     .get("properties")
-                    .filter(|p| p.is_object())
+                    .and_then(Value::as_object)
                     .ok_or_else(|| ConnectorError::Config("properties must be an object".into()))?;
                 let path = format!("/crm/v3/objects/contacts/{}", urlencode(id));
-                Ok(send(
+                let body = json!({ "properties": properties });
+                let first = send(
                     self.def(),
                     ctx,
                     Method::PATCH,
                     &path,
-                    Some(&json!({ "properties": properties })),
+                    Some(&body),
                     bearer,
                     &mut calls,
                 )
-                .await?
-                .1)
+                .await;
+                let record = match first {
+                    Err(ConnectorError::Rejected {
+                        status: 400,
+                        message,
+                    }) if message.contains("PROPERTY_DOESNT_EXIST") => {
+                        // Ferry's own properties (the outcome and its
+                        // reference) are created on first use, then written.
+                        for name in properties.keys() {
+                            ensure_property(self.def(), ctx, name, bearer, &mut calls).await?;
+                        }
+                        send(
+                            self.def(),
+                            ctx,
+                            Method::PATCH,
+                            &path,
+                            Some(&body),
+                            bearer,
+                            &mut calls,
+                        )
+                        .await?
+                        .1
+                    }
+                    other => other?.1,
+                };
+                Ok(flatten(&record))
             }
             other => Err(ConnectorError::Config(format!(
                 "HubSpot has no action {other}"
             ))),
         }
+    }
+}
+
+/// A CRM record `{id, properties: {…}}` as one flat object `{id, …}`, the
+/// shape of the catalog's output schema.
+fn flatten(record: &Value) -> Value {
+    let mut out = record
+        .get("properties")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    if let Some(id) = record.get("id") {
+        out.insert("id".into(), id.clone());
+    }
+    Value::Object(out)
+}
+
+/// Creates a text contact property unless it exists already.
+async fn ensure_property(
+    def: &ConnectorDef,
+    ctx: &CallContext,
+    name: &str,
+    bearer: Auth<'_>,
+    calls: &mut Vec<HttpCall>,
+) -> Result<(), ConnectorError> {
+    let path = format!("/crm/v3/properties/contacts/{}", urlencode(name));
+    match send(def, ctx, Method::GET, &path, None, bearer, calls).await {
+        Ok(_) => return Ok(()),
+        Err(ConnectorError::NotFound) => {}
+        Err(e) => return Err(e),
+    }
+    let label: String = name
+        .split('_')
+        .filter(|w| !w.is_empty())
+        .enumerate()
+        .map(|(i, w)| {
+            if i == 0 {
+                let mut c = w.chars();
+                c.next()
+                    .map(|f| f.to_uppercase().chain(c).collect())
+                    .unwrap_or_default()
+            } else {
+                w.to_owned()
+            }
+        })
+        .collect::<Vec<String>>()
+        .join(" ");
+    let body = json!({
+        "name": name,
+        "label": label,
+        "type": "string",
+        "fieldType": "text",
+        "groupName": "contactinformation",
+        "description": "Written by Ferry",
+    });
+    match send(
+        def,
+        ctx,
+        Method::POST,
+        "/crm/v3/properties/contacts",
+        Some(&body),
+        bearer,
+        calls,
+    )
+    .await
+    {
+        Ok(_) | Err(ConnectorError::Rejected { status: 409, .. }) => Ok(()),
+        Err(e) => Err(e),
     }
 }
 

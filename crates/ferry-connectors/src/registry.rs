@@ -28,6 +28,19 @@ pub struct CallContext {
     /// For calls with side effects: repeated calls with the same key have
     /// one effect at the remote end.
     pub idempotency_key: Option<String>,
+    /// Every HTTP exchange of the calls made with this context, in order
+    /// (the run engine records them per attempt).
+    pub log: CallLog,
+}
+
+/// A shared list of HTTP exchanges.
+pub type CallLog = Arc<std::sync::Mutex<Vec<HttpCall>>>;
+
+fn record(ctx: &CallContext, calls: &mut Vec<HttpCall>, call: HttpCall) {
+    if let Ok(mut log) = ctx.log.lock() {
+        log.push(call.clone());
+    }
+    calls.push(call);
 }
 
 impl std::fmt::Debug for CallContext {
@@ -108,6 +121,7 @@ impl Registry {
 }
 
 /// How a request authenticates.
+#[derive(Clone, Copy)]
 pub enum Auth<'a> {
     /// `Authorization: Bearer …`
     Bearer(&'a str),
@@ -156,25 +170,33 @@ pub async fn send(
         let response = match outcome {
             Ok(r) => r,
             Err(e) => {
-                calls.push(HttpCall {
-                    method: method.to_string(),
-                    path: url.path().to_owned(),
-                    status: 0,
-                    duration_ms,
-                    attempt,
-                });
+                record(
+                    ctx,
+                    calls,
+                    HttpCall {
+                        method: method.to_string(),
+                        path: url.path().to_owned(),
+                        status: 0,
+                        duration_ms,
+                        attempt,
+                    },
+                );
                 tracing::warn!(connector = %def.key, connection_id = %ctx.connection_id, method = %method, path = %url.path(), duration_ms, attempt, "connector call failed without an answer");
                 return Err(e.into());
             }
         };
         let status = response.status().as_u16();
-        calls.push(HttpCall {
-            method: method.to_string(),
-            path: url.path().to_owned(),
-            status,
-            duration_ms,
-            attempt,
-        });
+        record(
+            ctx,
+            calls,
+            HttpCall {
+                method: method.to_string(),
+                path: url.path().to_owned(),
+                status,
+                duration_ms,
+                attempt,
+            },
+        );
         tracing::info!(connector = %def.key, connection_id = %ctx.connection_id, method = %method, path = %url.path(), status, duration_ms, attempt, "connector call");
         let retry_after = response
             .headers()

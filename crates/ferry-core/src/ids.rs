@@ -110,6 +110,10 @@ typed_id!(
     /// An immutable published version of a workflow.
     WorkflowVersionId, "wfv", "workflow version"
 );
+typed_id!(
+    /// One execution of a workflow version for one event.
+    RunId, "run", "run"
+);
 
 #[cfg(test)]
 mod tests {

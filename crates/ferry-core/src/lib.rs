@@ -8,7 +8,7 @@ pub mod values;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use ids::{
-    AuditEventId, AuthEventId, ConnectionId, EmailId, EventId, InviteId, TenantId, UserId,
+    AuditEventId, AuthEventId, ConnectionId, EmailId, EventId, InviteId, RunId, TenantId, UserId,
     WorkflowId, WorkflowVersionId,
 };
 pub use values::{
@@ -16,5 +16,6 @@ pub use values::{
     PersonName, Role, TenantName, TenantStatus, UserStatus,
 };
 pub mod mapping;
+pub mod redact;
 pub mod validate;
 pub mod workflow;

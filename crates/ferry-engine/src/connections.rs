@@ -96,6 +96,11 @@ impl ConnectionService {
         &self.vault
     }
 
+    /// The connectors.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     /// The HTTP client for an environment.
     pub fn http(&self, environment: Environment) -> &HttpClient {
         match environment {
@@ -157,6 +162,7 @@ impl ConnectionService {
             http: self.http(connection.environment).clone(),
             limiter: self.limiter.clone(),
             idempotency_key: None,
+            log: Default::default(),
         };
         Ok((connection, ctx))
     }

@@ -5,5 +5,7 @@
 pub mod connections;
 pub mod housekeeping;
 pub mod mail;
+pub mod queue;
+pub mod runs;
 
 pub use mail::{MailDelivery, Mailer, OutgoingEmail, SmtpSettings};

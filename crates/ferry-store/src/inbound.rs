@@ -54,27 +54,34 @@ pub async fn record(
         payload: Set(event.payload.to_owned()),
         status: Set("received".to_owned()),
         received_at: Set(now),
+        correlation_key: Set(None),
     }
     .insert(&db.conn)
     .await;
     match inserted {
         Ok(_) => Ok(Stored::New(id)),
-        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-            let first = inbound_event::Entity::find()
-                .filter(inbound_event::Column::TenantId.eq(tenant.to_string()))
-                .filter(inbound_event::Column::DedupeKey.eq(event.dedupe_key))
-                .one(&db.conn)
-                .await?
-                .ok_or(StoreError::NotFound)?;
-            Ok(Stored::Duplicate(
-                first
-                    .id
-                    .parse()
-                    .map_err(|_| StoreError::Corrupt("inbound_events.id"))?,
-            ))
-        }
+        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => Ok(
+            Stored::Duplicate(first_copy(db, tenant, event.dedupe_key).await?),
+        ),
         Err(e) => Err(e.into()),
     }
+}
+
+/// The id of the first stored copy of an event.
+pub async fn first_copy(
+    db: &Db,
+    tenant: &TenantId,
+    dedupe_key: &str,
+) -> Result<EventId, StoreError> {
+    inbound_event::Entity::find()
+        .filter(inbound_event::Column::TenantId.eq(tenant.to_string()))
+        .filter(inbound_event::Column::DedupeKey.eq(dedupe_key))
+        .one(&db.conn)
+        .await?
+        .ok_or(StoreError::NotFound)?
+        .id
+        .parse()
+        .map_err(|_| StoreError::Corrupt("inbound_events.id"))
 }
 
 /// How many events arrived through a connection, and the latest arrival.

@@ -12,6 +12,7 @@ pub mod emails;
 pub mod inbound;
 pub mod invites;
 pub mod login_attempts;
+pub mod runs;
 pub mod sessions;
 pub mod tenants;
 pub mod users;

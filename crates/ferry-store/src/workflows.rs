@@ -219,6 +219,20 @@ pub async fn publish(
     Ok(version)
 }
 
+/// One published version.
+pub async fn version(
+    db: &Db,
+    tenant: &TenantId,
+    id: &WorkflowId,
+    version: i32,
+) -> Result<Version, StoreError> {
+    versions(db, tenant, id)
+        .await?
+        .into_iter()
+        .find(|v| v.version == version)
+        .ok_or(StoreError::NotFound)
+}
+
 /// Every published version, newest first.
 pub async fn versions(
     db: &Db,

@@ -90,6 +90,7 @@ async fn verification_context(
         .unwrap(),
         limiter: RateLimiter::memory(),
         idempotency_key: Some("run_1:create_check".into()),
+        log: Default::default(),
     };
     (
         ctx,
@@ -179,6 +180,7 @@ async fn fault_knobs_make_hubspot_fail_and_429_is_honoured() {
         .unwrap(),
         limiter: RateLimiter::memory(),
         idempotency_key: None,
+        log: Default::default(),
     };
     let hubspot = ferry_connectors::hubspot::HubSpot;
     let faults_path = format!("/sandbox/hubspot/admin/portals/{portal}/faults");

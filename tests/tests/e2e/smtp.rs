@@ -26,6 +26,7 @@ fn context(url: &str, allow_private: bool) -> CallContext {
         .unwrap(),
         limiter: RateLimiter::memory(),
         idempotency_key: None,
+        log: Default::default(),
     }
 }
 

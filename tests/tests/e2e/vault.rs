@@ -92,6 +92,7 @@ async fn hubspot_context(app: &ferry_tests::TestApp, limiter: RateLimiter) -> Ca
         .unwrap(),
         limiter,
         idempotency_key: None,
+        log: Default::default(),
     }
 }
 

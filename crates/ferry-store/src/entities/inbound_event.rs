@@ -16,6 +16,7 @@ pub struct Model {
     pub payload: String,
     pub status: String,
     pub received_at: DateTimeUtc,
+    pub correlation_key: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

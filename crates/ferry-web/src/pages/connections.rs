@@ -589,6 +589,7 @@ async fn create_with_key(
             http: http.clone(),
             limiter: ferry_connectors::RateLimiter::memory(),
             idempotency_key: None,
+            log: Default::default(),
         };
         let connector = Registry::new().get(key).ok_or(AppError::NotFound)?;
         match connector.test(&ctx).await {

@@ -1,0 +1,156 @@
+//! The job queue (apalis): an embedded durable SQLite queue by default, Redis
+//! when configured. A job only says "look at run X"; the run itself lives in
+//! the database, so a lost job delays a run (the sweeper enqueues it again)
+//! but never loses it.
+
+use apalis::prelude::*;
+use apalis_redis::RedisStorage;
+use apalis_sqlite::{SqlitePool, SqliteStorage};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::sync::Arc;
+
+/// The job: execute (or continue) one run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecuteRunV1 {
+    /// The run's id.
+    pub run_id: String,
+}
+
+/// A queue failure.
+#[derive(Debug, thiserror::Error)]
+#[error("queue: {0}")]
+pub struct QueueError(pub String);
+
+/// Where jobs go.
+#[derive(Clone)]
+pub enum Queue {
+    /// apalis' SQLite storage on its own database file.
+    Embedded(SqliteStorage<ExecuteRunV1>),
+    /// apalis' Redis storage.
+    Redis(RedisStorage<ExecuteRunV1>),
+}
+
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Embedded(_) => "Queue::Embedded",
+            Self::Redis(_) => "Queue::Redis",
+        })
+    }
+}
+
+impl Queue {
+    /// The embedded queue at `path` (created if missing).
+    pub async fn embedded(path: &Path, name: &str) -> Result<Self, QueueError> {
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let pool = apalis_sqlite::SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect(&url)
+            .await
+            .map_err(|e| QueueError(e.to_string()))?;
+        SqliteStorage::setup(&pool)
+            .await
+            .map_err(|e| QueueError(e.to_string()))?;
+        Ok(Self::Embedded(embedded_storage(&pool, name)))
+    }
+
+    /// The Redis queue at `url`.
+    pub async fn redis(url: &str, name: &str) -> Result<Self, QueueError> {
+        let conn = apalis_redis::connect(url)
+            .await
+            .map_err(|e| QueueError(e.to_string()))?;
+        let config = apalis_redis::Config::default().queue(name);
+        Ok(Self::Redis(RedisStorage::new(conn).with_config(config)))
+    }
+
+    /// Which backend, for logs and health.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Embedded(_) => "embedded",
+            Self::Redis(_) => "redis",
+        }
+    }
+
+    /// Enqueues one job.
+    pub async fn push(&self, job: ExecuteRunV1) -> Result<(), QueueError> {
+        match self {
+            Self::Embedded(s) => s
+                .clone()
+                .push(job)
+                .await
+                .map_err(|e| QueueError(e.to_string())),
+            Self::Redis(s) => s
+                .clone()
+                .push(job)
+                .await
+                .map_err(|e| QueueError(e.to_string())),
+        }
+    }
+}
+
+fn embedded_storage(pool: &SqlitePool, name: &str) -> SqliteStorage<ExecuteRunV1> {
+    let config = apalis_sqlite::Config::default()
+        .queue(name)
+        .heartbeat_interval(std::time::Duration::from_secs(5));
+    SqliteStorage::new(pool).with_config(config)
+}
+
+/// What executes a job.
+#[async_trait::async_trait]
+pub trait Handler: Send + Sync + 'static {
+    /// Executes the run; errors are recorded on the run, not returned.
+    async fn handle(&self, job: ExecuteRunV1);
+}
+
+async fn handle(job: ExecuteRunV1, handler: Data<Arc<dyn Handler>>) -> Result<(), BoxDynError> {
+    handler.handle(job).await;
+    Ok(())
+}
+
+/// A worker id unique to this process (apalis-redis refuses a name still
+/// registered by a process that stopped recently).
+pub fn worker_name() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "ferry".into());
+    format!(
+        "ferry-{host}-{}-{}",
+        std::process::id(),
+        hex::encode(rand::random::<[u8; 4]>())
+    )
+}
+
+/// Runs a worker on `queue` until `shutdown` resolves; then it stops taking
+/// jobs and lets the ones in flight finish.
+pub async fn run_worker(
+    queue: Queue,
+    handler: Arc<dyn Handler>,
+    concurrency: usize,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), QueueError> {
+    let signal = async move {
+        shutdown.await;
+        Ok::<(), std::io::Error>(())
+    };
+    let name = worker_name();
+    let result = match queue {
+        Queue::Embedded(s) => {
+            WorkerBuilder::new(name)
+                .backend(s)
+                .data(handler)
+                .concurrency(concurrency)
+                .build(handle)
+                .run_until(signal)
+                .await
+        }
+        Queue::Redis(s) => {
+            WorkerBuilder::new(name)
+                .backend(s)
+                .data(handler)
+                .concurrency(concurrency)
+                .build(handle)
+                .run_until(signal)
+                .await
+        }
+    };
+    result.map_err(|e| QueueError(e.to_string()))
+}

@@ -1,0 +1,888 @@
+//! The run engine: turns accepted events into runs, executes their steps,
+//! retries, parks and resumes waits, and sweeps up what was left behind.
+//!
+//! Every step attempt is recorded (redacted input and output, each HTTP
+//! call). Calls with side effects carry the idempotency key
+//! `{run id}:{step key}`, so a run resumed after its worker died repeats no
+//! effect at the remote end.
+
+use crate::connections::{ConnectionService, ServiceError};
+use crate::queue::{ExecuteRunV1, Handler, Queue};
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use ferry_connectors::ConnectorError;
+use ferry_core::catalog::{ConnectorKey, FieldSchema};
+use ferry_core::redact::{redact, redact_all};
+use ferry_core::validate::{validate, validate_input};
+use ferry_core::workflow::{Definition, Step, StepKind};
+use ferry_core::{Clock, ConnectionId, RunId, TenantId};
+use ferry_store::inbound::NewEvent;
+use ferry_store::runs::{self, Ingested, NewRun, Outcome, RunStatus, StepRecord};
+use ferry_store::{Db, StoreError, workflows};
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// How long a worker holds a run between saves.
+const LEASE_SECS: i64 = 300;
+/// How long Ferry's own writes are recognised as echoes.
+const ECHO_SECS: i64 = 3600;
+
+/// The engine. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    db: Db,
+    connections: ConnectionService,
+    clock: Arc<dyn Clock>,
+    queue: Queue,
+}
+
+/// Where an inbound event came from, for matching it to workflows.
+#[derive(Debug, Clone)]
+pub struct Source<'a> {
+    /// The connector (`hubspot`, `verification`, `webhook`).
+    pub connector: ConnectorKey,
+    /// The connection it came through.
+    pub connection: &'a ConnectionId,
+}
+
+/// What a step did.
+enum StepResult {
+    /// Done; its output.
+    Next(Value),
+    /// Failed, may succeed later.
+    Retry {
+        error: String,
+        retry_after: Option<std::time::Duration>,
+    },
+    /// Failed for good.
+    Fail(String),
+    /// Park until the event arrives.
+    Wait {
+        key: String,
+        deadline: DateTime<Utc>,
+    },
+    /// A condition ended the run.
+    Stop(String),
+}
+
+/// The run's working data (sealed at rest).
+fn data(context: &Value) -> Value {
+    json!({ "trigger": context["trigger"], "steps": context["steps"] })
+}
+
+impl Engine {
+    /// An engine over the database, the connections and the queue.
+    pub fn new(
+        db: Db,
+        connections: ConnectionService,
+        clock: Arc<dyn Clock>,
+        queue: Queue,
+    ) -> Self {
+        Self {
+            db,
+            connections,
+            clock,
+            queue,
+        }
+    }
+
+    /// The queue.
+    pub fn queue(&self) -> &Queue {
+        &self.queue
+    }
+
+    /// Stores an accepted event with the runs it starts (and the waiting
+    /// runs it resumes) in one transaction, then enqueues them. A failed
+    /// enqueue is logged; the sweeper enqueues the run later.
+    pub async fn ingest(
+        &self,
+        tenant: &TenantId,
+        source: Source<'_>,
+        event: NewEvent<'_>,
+        correlation_key: Option<&str>,
+        echo: Option<runs::EchoKey<'_>>,
+        record_id: Option<&str>,
+    ) -> Result<Ingested, StoreError> {
+        let now = self.clock.now();
+        let triggered = runs::triggered_by(
+            &self.db,
+            tenant,
+            source.connector.as_str(),
+            event.event_type,
+            source.connection.as_str(),
+        )
+        .await?;
+        let payload: Value = serde_json::from_str(event.payload).unwrap_or(Value::Null);
+        let mut new_runs = Vec::new();
+        for t in triggered {
+            let id = RunId::generate();
+            let context = json!({ "trigger": payload, "steps": {}, "deadlines": {} });
+            let sealed = self
+                .connections
+                .vault()
+                .seal(tenant, context.to_string().as_bytes(), id.as_str())
+                .await?;
+            new_runs.push(NewRun {
+                id,
+                workflow_id: t.workflow_id,
+                version: t.version,
+                record_id: record_id.map(str::to_owned),
+                context: sealed,
+                once_per_record: t.definition.trigger.event.ends_with(".creation"),
+            });
+        }
+        let ingested = runs::ingest(
+            &self.db,
+            tenant,
+            event,
+            correlation_key,
+            echo,
+            new_runs,
+            now,
+        )
+        .await?;
+        if ingested.echo {
+            tracing::info!(tenant_id = %tenant, "event is Ferry's own write coming back (echo): no run");
+        }
+        for id in &ingested.skipped {
+            tracing::info!(tenant_id = %tenant, run_id = %id, record_id = record_id.unwrap_or(""), "record already processed: run skipped");
+        }
+        for id in ingested.queued.iter().chain(&ingested.resumed) {
+            self.enqueue(id).await;
+        }
+        Ok(ingested)
+    }
+
+    /// Enqueues a run; a failure is logged, not returned (the sweeper
+    /// enqueues again).
+    pub async fn enqueue(&self, id: &RunId) {
+        if let Err(e) = self
+            .queue
+            .push(ExecuteRunV1 {
+                run_id: id.to_string(),
+            })
+            .await
+        {
+            tracing::warn!(run_id = %id, error = %e, "could not enqueue run; the sweeper will");
+        }
+    }
+
+    /// One sweep: re-queue runs of dead workers and waits past their
+    /// deadline; enqueue what is due. Returns how many runs were enqueued.
+    pub async fn sweep(&self) -> Result<usize, StoreError> {
+        let now = self.clock.now();
+        let found = runs::sweep(&self.db, now, 500).await?;
+        for id in &found.orphaned {
+            tracing::warn!(run_id = %id, "run's worker stopped holding it; re-queued");
+        }
+        for id in &found.enqueue {
+            self.enqueue(id).await;
+        }
+        runs::purge_echo_guards(&self.db, now).await?;
+        Ok(found.enqueue.len())
+    }
+
+    /// Sweeps every `every` until `stop` is set.
+    pub async fn run_sweeper(
+        self,
+        every: std::time::Duration,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let mut stop = stop;
+        loop {
+            if let Err(e) = self.sweep().await {
+                tracing::error!(error = %e, "run sweep failed");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = stop.changed() => return,
+            }
+        }
+    }
+
+    /// Replays a failed or dead-lettered run from the step that failed.
+    pub async fn replay(&self, tenant: &TenantId, id: &RunId) -> Result<bool, StoreError> {
+        let ok = runs::replay(&self.db, tenant, id, self.clock.now()).await?;
+        if ok {
+            tracing::info!(tenant_id = %tenant, run_id = %id, "run replayed from its failed step");
+            self.enqueue(id).await;
+        }
+        Ok(ok)
+    }
+
+    /// Executes a run as far as it can go now.
+    pub async fn execute(&self, id: &RunId) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let Some(claimed) =
+            runs::claim(&self.db, id, now, now + ChronoDuration::seconds(LEASE_SECS)).await?
+        else {
+            return Ok(());
+        };
+        let tenant = claimed.tenant.clone();
+        let run = claimed.run;
+        let vault = self.connections.vault();
+        let mut context: Value =
+            serde_json::from_slice(&vault.open(&tenant, &claimed.context, id.as_str()).await?)
+                .map_err(|_| StoreError::Corrupt("runs.context"))?;
+        let version =
+            match workflows::version(&self.db, &tenant, &run.workflow_id, run.version).await {
+                Ok(v) => v,
+                Err(StoreError::NotFound) => {
+                    self.finish(
+                        &tenant,
+                        id,
+                        &run,
+                        &context,
+                        RunStatus::Failed,
+                        "the workflow version no longer exists",
+                    )
+                    .await?;
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            };
+        let mut index = usize::try_from(run.step_index).unwrap_or(0);
+        let mut attempt = run.step_attempt;
+        tracing::info!(tenant_id = %tenant, run_id = %id, step = index, "run started or resumed");
+        while let Some(step) = version.definition.steps.get(index) {
+            attempt += 1;
+            let started = self.clock.now();
+            let (result, record) = self
+                .step(
+                    &tenant,
+                    id,
+                    &run,
+                    &version.definition,
+                    &version.bindings,
+                    step,
+                    &mut context,
+                    attempt,
+                )
+                .await;
+            let mut record = record;
+            record.step_index = i32::try_from(index).unwrap_or(i32::MAX);
+            record.attempt = attempt;
+            record.started_at = started;
+            record.finished_at = self.clock.now();
+            let step_at = i32::try_from(index).unwrap_or(i32::MAX);
+            match result {
+                StepResult::Next(output) => {
+                    if record.status.is_empty() {
+                        record.status = "ok".into();
+                    }
+                    runs::record_step(&self.db, &tenant, id, &record).await?;
+                    context["steps"][&step.key] = output;
+                    index += 1;
+                    attempt = 0;
+                    let sealed = vault
+                        .seal(&tenant, context.to_string().as_bytes(), id.as_str())
+                        .await?;
+                    let now = self.clock.now();
+                    let held = runs::save(
+                        &self.db,
+                        &tenant,
+                        id,
+                        i32::try_from(index).unwrap_or(i32::MAX),
+                        0,
+                        &sealed,
+                        Outcome::Progress {
+                            lease_until: now + ChronoDuration::seconds(LEASE_SECS),
+                        },
+                        None,
+                        now,
+                    )
+                    .await?;
+                    if !held {
+                        tracing::warn!(run_id = %id, "run was taken back while running; stopping");
+                        return Ok(());
+                    }
+                }
+                StepResult::Retry { error, retry_after } => {
+                    let policy = match &step.kind {
+                        StepKind::Action { retry, .. } => *retry,
+                        _ => Default::default(),
+                    };
+                    let last = u32::try_from(attempt).unwrap_or(u32::MAX) >= policy.attempts;
+                    record.status = if last { "failed" } else { "retrying" }.into();
+                    record.error = Some(error.clone());
+                    runs::record_step(&self.db, &tenant, id, &record).await?;
+                    let sealed = vault
+                        .seal(&tenant, context.to_string().as_bytes(), id.as_str())
+                        .await?;
+                    let now = self.clock.now();
+                    if last {
+                        let message =
+                            format!("step {} failed after {attempt} attempts: {error}", step.key);
+                        tracing::error!(tenant_id = %tenant, run_id = %id, workflow_id = %run.workflow_id, step = %step.key, error = %error, "run dead-lettered");
+                        runs::save(
+                            &self.db,
+                            &tenant,
+                            id,
+                            step_at,
+                            attempt,
+                            &sealed,
+                            Outcome::Finished(RunStatus::Dead),
+                            Some(&message),
+                            now,
+                        )
+                        .await?;
+                    } else {
+                        let delay = backoff(policy.backoff_ms, attempt, retry_after);
+                        tracing::warn!(tenant_id = %tenant, run_id = %id, step = %step.key, attempt, delay_ms = delay.num_milliseconds(), error = %error, "step failed; will retry");
+                        runs::save(
+                            &self.db,
+                            &tenant,
+                            id,
+                            step_at,
+                            attempt,
+                            &sealed,
+                            Outcome::RetryAt(now + delay),
+                            Some(&error),
+                            now,
+                        )
+                        .await?;
+                    }
+                    return Ok(());
+                }
+                StepResult::Fail(error) => {
+                    record.status = "failed".into();
+                    record.error = Some(error.clone());
+                    runs::record_step(&self.db, &tenant, id, &record).await?;
+                    let message = format!("step {} failed: {error}", step.key);
+                    tracing::error!(tenant_id = %tenant, run_id = %id, workflow_id = %run.workflow_id, step = %step.key, error = %error, "run failed");
+                    let sealed = vault
+                        .seal(&tenant, context.to_string().as_bytes(), id.as_str())
+                        .await?;
+                    runs::save(
+                        &self.db,
+                        &tenant,
+                        id,
+                        step_at,
+                        attempt,
+                        &sealed,
+                        Outcome::Finished(RunStatus::Failed),
+                        Some(&message),
+                        self.clock.now(),
+                    )
+                    .await?;
+                    return Ok(());
+                }
+                StepResult::Wait { key, deadline } => {
+                    record.status = "waiting".into();
+                    runs::record_step(&self.db, &tenant, id, &record).await?;
+                    let sealed = vault
+                        .seal(&tenant, context.to_string().as_bytes(), id.as_str())
+                        .await?;
+                    runs::save(
+                        &self.db,
+                        &tenant,
+                        id,
+                        step_at,
+                        0,
+                        &sealed,
+                        Outcome::Wait {
+                            key: key.clone(),
+                            deadline,
+                        },
+                        None,
+                        self.clock.now(),
+                    )
+                    .await?;
+                    // The event may have arrived between the look and the park.
+                    if runs::correlated_event(&self.db, &tenant, &key)
+                        .await?
+                        .is_some()
+                        && runs::resume_if_waiting(&self.db, id, self.clock.now()).await?
+                    {
+                        self.enqueue(id).await;
+                    }
+                    return Ok(());
+                }
+                StepResult::Stop(reason) => {
+                    record.status = "stopped".into();
+                    record.error = Some(reason.clone());
+                    runs::record_step(&self.db, &tenant, id, &record).await?;
+                    let sealed = vault
+                        .seal(&tenant, context.to_string().as_bytes(), id.as_str())
+                        .await?;
+                    runs::save(
+                        &self.db,
+                        &tenant,
+                        id,
+                        step_at,
+                        0,
+                        &sealed,
+                        Outcome::Finished(RunStatus::Succeeded),
+                        Some(&reason),
+                        self.clock.now(),
+                    )
+                    .await?;
+                    return Ok(());
+                }
+            }
+        }
+        self.finish(&tenant, id, &run, &context, RunStatus::Succeeded, "")
+            .await?;
+        tracing::info!(tenant_id = %tenant, run_id = %id, workflow_id = %run.workflow_id, "run succeeded");
+        Ok(())
+    }
+
+    async fn finish(
+        &self,
+        tenant: &TenantId,
+        id: &RunId,
+        run: &runs::Run,
+        context: &Value,
+        status: RunStatus,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        let sealed = self
+            .connections
+            .vault()
+            .seal(tenant, context.to_string().as_bytes(), id.as_str())
+            .await?;
+        runs::save(
+            &self.db,
+            tenant,
+            id,
+            run.step_index,
+            0,
+            &sealed,
+            Outcome::Finished(status),
+            (!error.is_empty()).then_some(error),
+            self.clock.now(),
+        )
+        .await?;
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn step(
+        &self,
+        tenant: &TenantId,
+        id: &RunId,
+        run: &runs::Run,
+        definition: &Definition,
+        bindings: &workflows::Bindings,
+        step: &Step,
+        context: &mut Value,
+        attempt: i32,
+    ) -> (StepResult, StepRecord) {
+        let mut record = StepRecord {
+            step_index: 0,
+            step_key: step.key.clone(),
+            kind: kind_name(&step.kind).into(),
+            attempt,
+            status: String::new(),
+            input: Value::Null,
+            output: Value::Null,
+            http_calls: json!([]),
+            error: None,
+            started_at: self.clock.now(),
+            finished_at: self.clock.now(),
+        };
+        let data = data(context);
+        let result = match &step.kind {
+            StepKind::Action {
+                connector,
+                action,
+                input,
+                ..
+            } => {
+                let def = connector.def();
+                let Some(action_def) = def.action(action) else {
+                    return (
+                        StepResult::Fail(format!("{} has no action {action}", def.name)),
+                        record,
+                    );
+                };
+                let mut values = serde_json::Map::new();
+                for (name, e) in input {
+                    match e.eval(&data) {
+                        Ok(Value::Null) => {}
+                        Ok(v) => {
+                            values.insert(name.clone(), v);
+                        }
+                        Err(err) => {
+                            return (
+                                StepResult::Fail(format!("mapping {name}: {}", err.0)),
+                                record,
+                            );
+                        }
+                    }
+                }
+                let input_value = Value::Object(values.clone());
+                record.input = redact(action_def.input, action_def.output, &input_value);
+                // Validation before every write: nothing invalid leaves Ferry.
+                let violations = validate_input(action_def.input, &values);
+                if !violations.is_empty() {
+                    let reasons: Vec<String> = violations
+                        .iter()
+                        .map(|v| format!("{}: {}", v.field, v.message))
+                        .collect();
+                    return (
+                        StepResult::Fail(format!(
+                            "validation failed, nothing written: {}",
+                            reasons.join("; ")
+                        )),
+                        record,
+                    );
+                }
+                let Some(connection) = bindings.get(connector.as_str()) else {
+                    return (
+                        StepResult::Fail(format!("no {} connection is bound", def.name)),
+                        record,
+                    );
+                };
+                self.action(
+                    tenant,
+                    id,
+                    run,
+                    *connector,
+                    action,
+                    action_def.side_effect,
+                    connection,
+                    &step.key,
+                    &input_value,
+                    action_def.output,
+                    &mut record,
+                )
+                .await
+            }
+            StepKind::Validate { rules } => {
+                record.input = json!(rules.iter().map(|r| r.path.to_string()).collect::<Vec<_>>());
+                let violations = validate(rules, &data);
+                if violations.is_empty() {
+                    StepResult::Next(json!({ "valid": true }))
+                } else {
+                    let reasons: Vec<String> = violations
+                        .iter()
+                        .map(|v| format!("{}: {}", v.field, v.message))
+                        .collect();
+                    record.output = json!({ "valid": false, "violations": violations });
+                    StepResult::Fail(format!(
+                        "validation failed, nothing written: {}",
+                        reasons.join("; ")
+                    ))
+                }
+            }
+            StepKind::Map { output } => {
+                let mut out = serde_json::Map::new();
+                let mut failed = None;
+                for (name, e) in output {
+                    match e.eval(&data) {
+                        Ok(v) => {
+                            out.insert(name.clone(), v);
+                        }
+                        Err(err) => failed = Some(format!("{name}: {}", err.0)),
+                    }
+                }
+                let out = Value::Object(out);
+                record.output = redact_all(&out);
+                match failed {
+                    Some(f) => StepResult::Fail(format!("mapping failed: {f}")),
+                    None => StepResult::Next(out),
+                }
+            }
+            StepKind::Wait {
+                connector,
+                event,
+                correlation,
+                timeout_secs,
+                ..
+            } => {
+                let value = match correlation.eval(&data) {
+                    Ok(Value::String(s)) if !s.is_empty() => s,
+                    Ok(Value::Number(n)) => n.to_string(),
+                    _ => {
+                        return (
+                            StepResult::Fail("the correlation value is empty".into()),
+                            record,
+                        );
+                    }
+                };
+                let key = correlation_key(*connector, event, &value);
+                record.input = json!({ "correlation": key });
+                let fields = connector.def().trigger(event).map_or(&[][..], |t| t.fields);
+                match runs::correlated_event(&self.db, tenant, &key).await {
+                    Ok(Some(payload)) => {
+                        let v: Value = serde_json::from_str(&payload).unwrap_or(Value::Null);
+                        record.output = redact(fields, &[], &v);
+                        StepResult::Next(v)
+                    }
+                    Ok(None) => {
+                        let now = self.clock.now();
+                        let deadline = context["deadlines"][&step.key]
+                            .as_str()
+                            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+                            .map(|d| d.with_timezone(&Utc))
+                            .unwrap_or_else(|| {
+                                now + ChronoDuration::seconds(
+                                    i64::try_from(*timeout_secs).unwrap_or(i64::MAX / 2),
+                                )
+                            });
+                        context["deadlines"][&step.key] = json!(deadline.to_rfc3339());
+                        if now >= deadline {
+                            tracing::warn!(tenant_id = %tenant, run_id = %id, workflow_id = %run.workflow_id, step = %step.key, event = "outcome_deadline", "no {event} event before the deadline; going on without it");
+                            record.error = Some(format!(
+                                "outcome deadline: no {event} event within {}",
+                                human_secs(*timeout_secs)
+                            ));
+                            record.status = "timed_out".into();
+                            StepResult::Next(json!({ "timed_out": true }))
+                        } else {
+                            StepResult::Wait { key, deadline }
+                        }
+                    }
+                    Err(e) => StepResult::Retry {
+                        error: e.to_string(),
+                        retry_after: None,
+                    },
+                }
+            }
+            StepKind::Condition {
+                path,
+                equals,
+                negate,
+            } => {
+                let v = path.get(&data).cloned().unwrap_or(Value::Null);
+                let matched = (&v == equals) != *negate;
+                record.input = json!({ "path": path.to_string() });
+                record.output = json!({ "passed": matched });
+                if matched {
+                    StepResult::Next(json!({ "passed": true }))
+                } else {
+                    StepResult::Stop(format!("condition on {path} not met: the run ends here",))
+                }
+            }
+        };
+        let _ = definition;
+        (result, record)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn action(
+        &self,
+        tenant: &TenantId,
+        id: &RunId,
+        run: &runs::Run,
+        connector: ConnectorKey,
+        action: &str,
+        side_effect: bool,
+        connection: &ConnectionId,
+        step_key: &str,
+        input: &Value,
+        output_schema: &[FieldSchema],
+        record: &mut StepRecord,
+    ) -> StepResult {
+        let (_, mut ctx) = match self.connections.context(tenant, connection).await {
+            Ok(c) => c,
+            Err(e) => return classify(e),
+        };
+        if side_effect {
+            ctx.idempotency_key = Some(format!("{id}:{step_key}"));
+        }
+        let Some(c) = self.connections.registry().get(connector) else {
+            return StepResult::Fail(format!("no connector {connector}"));
+        };
+        let now = self.clock.now();
+        if connector == ConnectorKey::HubSpot && action == "update_contact" {
+            // Ferry's write will come back as change events: remember it
+            // first, so they are recognised as echoes, not triggers.
+            let contact = input["contact_id"].as_str().unwrap_or("");
+            if let Some(props) = input["properties"].as_object() {
+                for (k, v) in props {
+                    let value = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+                    if let Err(e) = runs::guard_echo(
+                        &self.db,
+                        tenant,
+                        contact,
+                        k,
+                        &value,
+                        now + ChronoDuration::seconds(ECHO_SECS),
+                    )
+                    .await
+                    {
+                        return StepResult::Retry {
+                            error: e.to_string(),
+                            retry_after: None,
+                        };
+                    }
+                }
+            }
+        }
+        let outcome = c.call(action, input, &ctx).await;
+        let calls = ctx.log.lock().map(|l| l.clone()).unwrap_or_default();
+        record.http_calls = serde_json::to_value(&calls).unwrap_or(json!([]));
+        match outcome {
+            Ok(output) => {
+                record.output = redact(output_schema, &[], &output);
+                let _ = ferry_store::connections::mark_used(
+                    &self.db,
+                    tenant,
+                    connection,
+                    self.clock.now(),
+                )
+                .await;
+                if let Err(e) = self
+                    .note_verification(tenant, id, run, connector, action, input, &output)
+                    .await
+                {
+                    tracing::warn!(run_id = %id, error = %e, "could not update the verification view");
+                }
+                StepResult::Next(output)
+            }
+            Err(e) => classify(ServiceError::Connector(e)),
+        }
+    }
+
+    /// Keeps the staff view of verification outcomes current: a started
+    /// check is `pending`; the outcome written back to the CRM settles it.
+    #[allow(clippy::too_many_arguments)]
+    async fn note_verification(
+        &self,
+        tenant: &TenantId,
+        id: &RunId,
+        run: &runs::Run,
+        connector: ConnectorKey,
+        action: &str,
+        input: &Value,
+        output: &Value,
+    ) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let view = match (connector, action) {
+            (ConnectorKey::Verification, "create_check") => {
+                let Some(record) = run.record_id.clone() else {
+                    return Ok(());
+                };
+                let name = [input["first_name"].as_str(), input["last_name"].as_str()]
+                    .into_iter()
+                    .flatten()
+                    .map(str::trim)
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                runs::Verification {
+                    record_id: record,
+                    name,
+                    outcome: "pending".into(),
+                    checked_at: None,
+                    check_ref: output["id"].as_str().map(str::to_owned),
+                    run_id: id.clone(),
+                }
+            }
+            (ConnectorKey::HubSpot, "update_contact") => {
+                let props = &input["properties"];
+                let Some(outcome) = props["identity_verification_status"].as_str() else {
+                    return Ok(());
+                };
+                runs::Verification {
+                    record_id: input["contact_id"].as_str().unwrap_or("").to_owned(),
+                    name: String::new(),
+                    outcome: outcome.to_owned(),
+                    checked_at: (outcome != "pending").then_some(now),
+                    check_ref: props["identity_verification_ref"]
+                        .as_str()
+                        .map(str::to_owned),
+                    run_id: id.clone(),
+                }
+            }
+            _ => return Ok(()),
+        };
+        runs::upsert_verification(&self.db, tenant, &view, now).await
+    }
+}
+
+#[async_trait::async_trait]
+impl Handler for Engine {
+    async fn handle(&self, job: ExecuteRunV1) {
+        let Ok(id) = job.run_id.parse::<RunId>() else {
+            tracing::error!(run_id = %job.run_id, "job names no valid run; dropped");
+            return;
+        };
+        if let Err(e) = self.execute(&id).await {
+            // The run stays where it was saved; the sweeper takes it again
+            // when its lease lapses.
+            tracing::error!(run_id = %id, error = %e, "run execution failed; will be picked up again");
+        }
+    }
+}
+
+/// The key a wait step and an inbound event meet on.
+pub fn correlation_key(connector: ConnectorKey, event: &str, value: &str) -> String {
+    format!("{connector}:{event}:{value}")
+}
+
+fn kind_name(k: &StepKind) -> &'static str {
+    match k {
+        StepKind::Action { .. } => "action",
+        StepKind::Validate { .. } => "validate",
+        StepKind::Map { .. } => "map",
+        StepKind::Wait { .. } => "wait",
+        StepKind::Condition { .. } => "condition",
+    }
+}
+
+fn human_secs(s: u64) -> String {
+    if s % 3600 == 0 {
+        format!("{} h", s / 3600)
+    } else if s % 60 == 0 {
+        format!("{} min", s / 60)
+    } else {
+        format!("{s} s")
+    }
+}
+
+fn classify(e: ServiceError) -> StepResult {
+    match e {
+        ServiceError::Connector(c) if c.is_retryable() => StepResult::Retry {
+            retry_after: match &c {
+                ConnectorError::RateLimited { retry_after } => *retry_after,
+                _ => None,
+            },
+            error: c.to_string(),
+        },
+        ServiceError::Connector(c) => StepResult::Fail(c.to_string()),
+        ServiceError::Store(StoreError::NotFound) => {
+            StepResult::Fail("the bound connection no longer exists".into())
+        }
+        ServiceError::Store(s) => StepResult::Retry {
+            error: s.to_string(),
+            retry_after: None,
+        },
+    }
+}
+
+/// Exponential back-off with jitter (×0.5–1.5), never shorter than the
+/// remote's `Retry-After`.
+pub fn backoff(
+    base_ms: u64,
+    attempt: i32,
+    retry_after: Option<std::time::Duration>,
+) -> ChronoDuration {
+    let exp = u32::try_from(attempt.saturating_sub(1).clamp(0, 16)).unwrap_or(0);
+    let raw = base_ms.saturating_mul(1u64 << exp);
+    let jitter = 0.5 + rand::random::<f64>();
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
+    let ms = (raw as f64 * jitter) as u64;
+    let floor = retry_after.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    ChronoDuration::milliseconds(i64::try_from(ms.max(floor)).unwrap_or(i64::MAX / 2))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_honours_retry_after() {
+        for attempt in 1..6 {
+            let d = backoff(1000, attempt, None).num_milliseconds();
+            let base = 1000 * (1 << (attempt - 1));
+            assert!(d >= base / 2 && d <= base * 3 / 2, "{attempt}: {d}");
+        }
+        let d = backoff(100, 1, Some(std::time::Duration::from_secs(10)));
+        assert!(d.num_milliseconds() >= 10_000);
+    }
+}
