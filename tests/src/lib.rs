@@ -148,6 +148,8 @@ pub struct TestApp {
     pub database_url: String,
     /// The app's connection service (credentials, refresh, test).
     pub connections: ferry_engine::connections::ConnectionService,
+    /// The app's run engine.
+    pub engine: ferry_engine::runs::Engine,
     handle: ferry_web::ServerHandle,
 }
 
@@ -189,6 +191,9 @@ async fn try_spawn(options: TestOptions) -> anyhow::Result<TestApp> {
     if let Some(url) = &options.redis_url {
         pairs.push(("redis_url", url));
     }
+    // Tests share one Redis: each app has its own queue.
+    let queue_name = format!("ferry.test.{:016x}", rand::random::<u64>());
+    pairs.push(("queue_name", &queue_name));
     // The public URL needs the port, which is known only after binding:
     // bind first on a probe to learn a free port.
     let probe = std::net::TcpListener::bind("127.0.0.1:0")?;
@@ -216,6 +221,7 @@ async fn try_spawn(options: TestOptions) -> anyhow::Result<TestApp> {
     let handle = app.server_handle().context("no server")?;
     let db = app.db().clone();
     let connections = app.connections().clone();
+    let engine = app.engine().clone();
     tokio::spawn(async move {
         if let Err(e) = app.run_until_stopped().await {
             eprintln!("app stopped with error: {e:#}");
@@ -224,6 +230,7 @@ async fn try_spawn(options: TestOptions) -> anyhow::Result<TestApp> {
     let raw = Database::connect(database_url.clone()).await?;
     Ok(TestApp {
         connections,
+        engine,
         database_url: database_url.clone(),
         address: format!("http://127.0.0.1:{port}"),
         db,
@@ -381,6 +388,25 @@ impl TestApp {
             .expect("a row");
         row.try_get_by_index::<i64>(0).expect("a count")
     }
+
+    /// Rows of a query whose columns are all text (or null), for messages.
+    pub async fn json_rows(&self, sql: &str) -> Vec<Vec<Option<String>>> {
+        let rows = self
+            .raw
+            .query_all_raw(sea_orm::Statement::from_string(
+                self.raw.get_database_backend(),
+                sql,
+            ))
+            .await
+            .expect("query");
+        rows.iter()
+            .map(|r| {
+                (0..)
+                    .map_while(|i| r.try_get_by_index::<Option<String>>(i).ok())
+                    .collect()
+            })
+            .collect()
+    }
 }
 
 impl TestApp {
@@ -505,6 +531,105 @@ impl TestApp {
             .trim_start_matches("/connections/")
             .parse()
             .expect("connection id")
+    }
+
+    /// Connects the sandbox verification provider the way a user does in
+    /// the sandbox (no key: Ferry provisions an account whose result
+    /// webhooks come back to Ferry).
+    pub async fn connect_sandbox_verification(
+        &self,
+        client: &TestClient,
+    ) -> ferry_core::ConnectionId {
+        let res = client
+            .submit(
+                "/connections/new/verification",
+                "/connections/new/verification",
+                &[
+                    ("name", "Verification"),
+                    ("environment", "sandbox"),
+                    ("api_key", ""),
+                ],
+            )
+            .await;
+        assert_eq!(res.status, 303, "{}", res.body);
+        res.location
+            .expect("page")
+            .trim_start_matches("/connections/")
+            .parse()
+            .expect("id")
+    }
+
+    /// Creates the reference workflow from its template (bound to the
+    /// tenant's sandbox connections) and publishes it; returns its id.
+    pub async fn publish_reference(&self, client: &TestClient, owner: &Account) -> String {
+        let res = client
+            .submit(
+                "/workflows/new",
+                "/workflows",
+                &[
+                    ("name", "KYC for new clients"),
+                    ("description", "Replaces the manual ID check"),
+                    ("owner", owner.user_id.as_str()),
+                    ("environment", "sandbox"),
+                    ("template", "reference"),
+                ],
+            )
+            .await;
+        assert_eq!(res.status, 303, "{}", res.body);
+        let id = res
+            .location
+            .expect("workflow page")
+            .trim_start_matches("/workflows/")
+            .to_owned();
+        let res = client
+            .submit(
+                &format!("/workflows/{id}"),
+                &format!("/workflows/{id}/publish"),
+                &[],
+            )
+            .await;
+        assert_eq!(res.status, 303, "{}", res.body);
+        id
+    }
+
+    /// The first sandbox HubSpot portal's id.
+    pub async fn portal(&self) -> u64 {
+        self.json("/sandbox/hubspot/admin/portals").await[0]["portalId"]
+            .as_u64()
+            .expect("a portal")
+    }
+
+    /// Creates a contact in a sandbox portal as a CRM user would (the
+    /// simulator sends Ferry the contact.creation webhook); returns its id.
+    pub async fn create_contact(&self, portal: u64, properties: serde_json::Value) -> String {
+        let res = reqwest::Client::new()
+            .post(format!(
+                "{}/sandbox/hubspot/admin/portals/{portal}/contacts",
+                self.address
+            ))
+            .json(&serde_json::json!({ "properties": properties }))
+            .send()
+            .await
+            .expect("create contact");
+        assert_eq!(res.status(), 201);
+        let body: serde_json::Value = res.json().await.expect("json");
+        body["id"]
+            .as_str()
+            .map_or_else(|| body["id"].to_string(), str::to_owned)
+    }
+
+    /// Polls `sql` (a COUNT) until it reaches `n` or 15 s pass; returns
+    /// the last count.
+    pub async fn wait_count(&self, sql: &str, n: i64) -> i64 {
+        let mut last = 0;
+        for _ in 0..150 {
+            last = self.count(sql).await;
+            if last >= n {
+                return last;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        last
     }
 
     /// Connects the sandbox verification provider with a fresh sandbox

@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::Arc;
 
+/// How often an idle worker looks for jobs (besides being woken).
+const POLL: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// The job: execute (or continue) one run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExecuteRunV1 {
@@ -103,7 +106,12 @@ pub trait Handler: Send + Sync + 'static {
     async fn handle(&self, job: ExecuteRunV1);
 }
 
-async fn handle(job: ExecuteRunV1, handler: Data<Arc<dyn Handler>>) -> Result<(), BoxDynError> {
+/// The handler as the worker's shared data.
+#[derive(Clone)]
+pub struct Jobs(pub Arc<dyn Handler>);
+
+async fn handle(job: ExecuteRunV1, jobs: Data<Jobs>) -> Result<(), BoxDynError> {
+    let Jobs(handler) = &*jobs;
     handler.handle(job).await;
     Ok(())
 }
@@ -135,8 +143,8 @@ pub async fn run_worker(
     let result = match queue {
         Queue::Embedded(s) => {
             WorkerBuilder::new(name)
-                .backend(s)
-                .data(handler)
+                .backend(s.poll_with_interval(POLL))
+                .data(Jobs(handler.clone()))
                 .concurrency(concurrency)
                 .build(handle)
                 .run_until(signal)
@@ -144,8 +152,8 @@ pub async fn run_worker(
         }
         Queue::Redis(s) => {
             WorkerBuilder::new(name)
-                .backend(s)
-                .data(handler)
+                .backend(s.poll_with_interval(POLL))
+                .data(Jobs(handler.clone()))
                 .concurrency(concurrency)
                 .build(handle)
                 .run_until(signal)

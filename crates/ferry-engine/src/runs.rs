@@ -500,7 +500,7 @@ impl Engine {
                     match e.eval(&data) {
                         Ok(Value::Null) => {}
                         Ok(v) => {
-                            values.insert(name.clone(), v);
+                            values.insert(name.clone(), coerce(action_def.input, name, v));
                         }
                         Err(err) => {
                             return (
@@ -809,6 +809,16 @@ impl Handler for Engine {
 /// The key a wait step and an inbound event meet on.
 pub fn correlation_key(connector: ConnectorKey, event: &str, value: &str) -> String {
     format!("{connector}:{event}:{value}")
+}
+
+/// A number mapped into a text or id field becomes its decimal text (a
+/// HubSpot `objectId` is a number in events, a string in paths).
+fn coerce(schema: &[FieldSchema], name: &str, v: Value) -> Value {
+    use ferry_core::catalog::FieldType;
+    match (schema.iter().find(|f| f.name == name).map(|f| f.ty), v) {
+        (Some(FieldType::Id | FieldType::Text), Value::Number(n)) => Value::String(n.to_string()),
+        (_, v) => v,
+    }
 }
 
 fn kind_name(k: &StepKind) -> &'static str {

@@ -502,6 +502,10 @@ pub fn routes(cfg: &mut web::ServiceConfig, sim: HubSpotSim) {
             web::post().to(admin_create_contact),
         )
         .route(
+            "/admin/portals/{id}/contacts/{contact}",
+            web::get().to(admin_get_contact),
+        )
+        .route(
             "/admin/portals/{id}/revoke-tokens",
             web::post().to(admin_revoke_tokens),
         )
@@ -1984,6 +1988,28 @@ async fn admin_create_contact(
     match sim.create_contact_as_user(portal, props) {
         Some(record) => HttpResponse::Created().json(record),
         None => not_found(&id),
+    }
+}
+
+/// A contact with every property set (what a CRM user sees).
+async fn admin_get_contact(
+    sim: web::Data<HubSpotSim>,
+    path: web::Path<(String, String)>,
+) -> HttpResponse {
+    let (id, contact) = path.into_inner();
+    let Some(portal) = portal_id(&id) else {
+        return not_found(&id);
+    };
+    let mut state = sim.lock();
+    let Some(p) = state.portals.get_mut(&portal) else {
+        return not_found(&id);
+    };
+    match find_contact(p, &contact, None) {
+        Some(c) => {
+            let all: Vec<String> = c.properties.keys().cloned().collect();
+            HttpResponse::Ok().json(contact_json(c, Some(&all)))
+        }
+        None => not_found(&contact),
     }
 }
 

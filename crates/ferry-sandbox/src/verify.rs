@@ -231,6 +231,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, sim: VerifySim) {
         .route("/v1/checks/{id}", web::get().to(get_check))
         .route("/v1/account", web::get().to(account))
         .route("/admin/accounts", web::post().to(admin_create))
+        .route("/admin/accounts", web::get().to(admin_list))
         .route("/admin/accounts/{id}", web::put().to(admin_update))
         .route("/admin/accounts/{id}", web::get().to(admin_get));
 }
@@ -446,6 +447,25 @@ async fn admin_update(
             "No such account",
         ),
     }
+}
+
+/// Every account with its counts (no keys or secrets).
+async fn admin_list(sim: web::Data<VerifySim>) -> HttpResponse {
+    let state = sim.lock();
+    HttpResponse::Ok().json(
+        state
+            .accounts
+            .iter()
+            .map(|a| {
+                json!({
+                    "account_id": a.id,
+                    "checks": a.checks.len(),
+                    "create_requests": a.created_requests,
+                    "deliveries": a.deliveries,
+                })
+            })
+            .collect::<Vec<_>>(),
+    )
 }
 
 async fn admin_get(sim: web::Data<VerifySim>, id: web::Path<String>) -> HttpResponse {

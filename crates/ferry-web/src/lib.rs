@@ -68,6 +68,8 @@ pub struct AppState {
     pub redis: Option<redis::Client>,
     /// Using connections: credentials, refresh, test, revoke.
     pub connections: ferry_engine::connections::ConnectionService,
+    /// The run engine: inbound events become runs through it.
+    pub engine: ferry_engine::runs::Engine,
     /// Where this process reaches its own sandbox simulators, when enabled.
     pub sandbox_url: Option<url::Url>,
 }

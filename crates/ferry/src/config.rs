@@ -31,6 +31,8 @@ struct RawSettings {
     allow_private_networks: String,
     hubspot_client_id: Option<String>,
     hubspot_client_secret: Option<String>,
+    queue_name: String,
+    worker_concurrency: String,
 }
 
 impl Default for RawSettings {
@@ -51,6 +53,8 @@ impl Default for RawSettings {
             allow_private_networks: "false".into(),
             hubspot_client_id: None,
             hubspot_client_secret: None,
+            queue_name: "ferry.runs".into(),
+            worker_concurrency: "4".into(),
         }
     }
 }
@@ -92,6 +96,12 @@ pub struct Settings {
     /// HubSpot's production OAuth app (`FERRY_HUBSPOT_CLIENT_ID` and
     /// `FERRY_HUBSPOT_CLIENT_SECRET`); without it only sandbox HubSpot works.
     pub hubspot_app: Option<(String, SecretString)>,
+    /// The queue's name (`FERRY_QUEUE_NAME`, default `ferry.runs`): Ferry
+    /// installations sharing one Redis need different names.
+    pub queue_name: String,
+    /// Runs one worker process executes at once (`FERRY_WORKER_CONCURRENCY`,
+    /// default 4).
+    pub worker_concurrency: usize,
 }
 
 /// A configuration error: which setting, and what is wrong with it.
@@ -303,6 +313,31 @@ impl Settings {
             )),
         };
 
+        let queue_name = raw.queue_name.trim().to_owned();
+        if queue_name.is_empty()
+            || queue_name.len() > 64
+            || !queue_name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-:".contains(c))
+        {
+            bail!(bad(
+                "FERRY_QUEUE_NAME",
+                "must be 1 to 64 letters, digits, '.', '_', '-' or ':'"
+            ));
+        }
+        let worker_concurrency = raw
+            .worker_concurrency
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=64).contains(n))
+            .ok_or_else(|| {
+                bad(
+                    "FERRY_WORKER_CONCURRENCY",
+                    format!("'{}' is not a number from 1 to 64", raw.worker_concurrency),
+                )
+            })?;
+
         Ok(Self {
             bind,
             database_url: SecretString::from(database_url),
@@ -318,6 +353,8 @@ impl Settings {
             sandbox,
             allow_private_networks,
             hubspot_app,
+            queue_name,
+            worker_concurrency,
         })
     }
 

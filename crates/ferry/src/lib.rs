@@ -12,6 +12,8 @@ use ferry_connectors::{HttpClient, NetworkPolicy, RateLimiter};
 use ferry_core::Clock;
 use ferry_engine::connections::{self, ConnectionService, HubSpotApp, ServiceParts};
 use ferry_engine::housekeeping::{self, SessionPolicy};
+use ferry_engine::queue::Queue;
+use ferry_engine::runs::Engine;
 use ferry_engine::{MailDelivery, Mailer, SmtpSettings};
 use ferry_sandbox::Sandbox;
 use ferry_store::Db;
@@ -69,6 +71,7 @@ fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
 pub struct Ferry {
     app: Option<Application>,
     connections: ConnectionService,
+    engine: Engine,
     db: Db,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -101,7 +104,37 @@ pub async fn build(
         &sandbox_secret,
     )?;
 
+    let queue = open_queue(settings).await?;
+    let engine = Engine::new(
+        db.clone(),
+        connection_service.clone(),
+        clock.clone(),
+        queue.clone(),
+    );
+
     if roles.worker {
+        let mut shutdown = stop_rx.clone();
+        let handler: Arc<dyn ferry_engine::queue::Handler> = Arc::new(engine.clone());
+        let concurrency = settings.worker_concurrency;
+        tasks.push(tokio::spawn(async move {
+            let signal = async move {
+                while !*shutdown.borrow() {
+                    if shutdown.changed().await.is_err() {
+                        break;
+                    }
+                }
+            };
+            if let Err(e) =
+                ferry_engine::queue::run_worker(queue, handler, concurrency, signal).await
+            {
+                tracing::error!(error = %e, "queue worker stopped");
+            }
+        }));
+        tasks.push(tokio::spawn(
+            engine
+                .clone()
+                .run_sweeper(std::time::Duration::from_secs(1), stop_rx.clone()),
+        ));
         if let Some(url) = &settings.smtp_url {
             let delivery = MailDelivery::new(
                 db.clone(),
@@ -151,6 +184,7 @@ pub async fn build(
             },
             redis,
             connections: connection_service.clone(),
+            engine: engine.clone(),
             sandbox_url,
         };
         let listener = TcpListener::bind(settings.bind)
@@ -167,6 +201,7 @@ pub async fn build(
     Ok(Ferry {
         app,
         connections: connection_service,
+        engine,
         db,
         stop,
         tasks,
@@ -175,6 +210,27 @@ pub async fn build(
 
 /// The sandbox HubSpot app's client id.
 pub const SANDBOX_CLIENT_ID: &str = "ferry-sandbox-app";
+
+/// The job queue: Redis when `FERRY_REDIS_URL` is set, else apalis' SQLite
+/// storage in its own file in the data directory.
+async fn open_queue(settings: &Settings) -> anyhow::Result<Queue> {
+    match &settings.redis_url {
+        Some(url) => Queue::redis(url.expose_secret(), &settings.queue_name)
+            .await
+            .context("connecting the queue to Redis (FERRY_REDIS_URL)"),
+        None => {
+            create_private_dir(&settings.data_dir).with_context(|| {
+                format!(
+                    "creating the data directory {}",
+                    settings.data_dir.display()
+                )
+            })?;
+            Queue::embedded(&settings.data_dir.join("queue.db"), &settings.queue_name)
+                .await
+                .context("opening the embedded queue in the data directory")
+        }
+    }
+}
 
 fn connection_service(
     settings: &Settings,
@@ -262,6 +318,11 @@ impl Ferry {
     /// The database pool.
     pub fn db(&self) -> &Db {
         &self.db
+    }
+
+    /// The run engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
     }
 
     /// Runs until SIGINT/SIGTERM (or until the server is stopped through

@@ -10,6 +10,7 @@ mod hooks;
 mod invites;
 mod operator;
 mod pages;
+mod runs;
 mod sandbox;
 mod smtp;
 mod storage;

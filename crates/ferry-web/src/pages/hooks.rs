@@ -1,5 +1,6 @@
 //! Inbound event endpoints. They verify the sender's signature, store the
-//! event durably (once per dedupe key), and only then answer 2xx. There is
+//! event durably (once per dedupe key) together with the runs it starts and
+//! the waiting runs it resumes, enqueue those, and only then answer 2xx. There is
 //! no session here: the tenant comes from the connection named in the URL,
 //! or, for HubSpot, from the event's `portalId`. Bodies over 64 KiB are
 //! refused with 413 before any signature is computed.
@@ -12,7 +13,9 @@ use ferry_connectors::hubspot::verify_v3;
 use ferry_connectors::webhook::{SignatureError, verify_standard_webhook};
 use ferry_core::catalog::ConnectorKey;
 use ferry_core::{ConnectionId, Environment, TenantId, TenantStatus};
+use ferry_engine::runs::{Source, correlation_key};
 use ferry_store::inbound::{self, NewEvent, Stored};
+use ferry_store::runs::EchoKey;
 use ferry_store::{StoreError, connections, tenants};
 use serde_json::{Value, json};
 
@@ -71,17 +74,32 @@ async fn hook_target(
     }
 }
 
-/// Stores the event once and answers 202 (saying whether it was a repeat).
+/// Stores the event once with its runs and answers 202 (saying whether it
+/// was a repeat and what it started).
 async fn store_and_answer(
     state: &AppState,
     tenant: &TenantId,
+    source: Source<'_>,
     event: NewEvent<'_>,
+    correlation: Option<&str>,
+    record_id: Option<&str>,
 ) -> HttpResponse {
-    match inbound::record(&state.db, tenant, event, state.clock.now()).await {
-        Ok(Stored::New(e)) => HttpResponse::Accepted()
-            .json(json!({ "status": "accepted", "event_id": e.as_str(), "duplicate": false })),
-        Ok(Stored::Duplicate(e)) => HttpResponse::Accepted()
-            .json(json!({ "status": "accepted", "event_id": e.as_str(), "duplicate": true })),
+    match state
+        .engine
+        .ingest(tenant, source, event, correlation, None, record_id)
+        .await
+    {
+        Ok(i) => {
+            let (Stored::New(e) | Stored::Duplicate(e)) = &i.stored;
+            HttpResponse::Accepted().json(json!({
+                "status": "accepted",
+                "event_id": e.as_str(),
+                "duplicate": matches!(i.stored, Stored::Duplicate(_)),
+                "runs": i.queued.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
+                "skipped": i.skipped.len(),
+                "resumed": i.resumed.len(),
+            }))
+        }
         Err(e) => internal(&e),
     }
 }
@@ -123,7 +141,16 @@ pub async fn generic(
         dedupe_key: &format!("webhook:{webhook_id}"),
         payload: &payload.to_string(),
     };
-    store_and_answer(&state, &tenant, event).await
+    let source = Source {
+        connector: ConnectorKey::Webhook,
+        connection: &id,
+    };
+    let record = payload.get("id").and_then(|v| {
+        v.as_str()
+            .map(str::to_owned)
+            .or_else(|| v.as_u64().map(|n| n.to_string()))
+    });
+    store_and_answer(&state, &tenant, source, event, None, record.as_deref()).await
 }
 
 /// POST /hooks/verification/{connection}: the provider's result webhooks,
@@ -165,7 +192,13 @@ pub async fn verification(
         dedupe_key: &format!("verification:{check}:{kind}"),
         payload: &payload.to_string(),
     };
-    store_and_answer(&state, &tenant, event).await
+    let source = Source {
+        connector: ConnectorKey::Verification,
+        connection: &id,
+    };
+    // A run waiting for this check's result meets the event on this key.
+    let key = correlation_key(ConnectorKey::Verification, kind, check);
+    store_and_answer(&state, &tenant, source, event, Some(&key), Some(check)).await
 }
 
 /// POST /hooks/hubspot: HubSpot's batched, v3-signed webhooks.
@@ -241,19 +274,43 @@ pub async fn hubspot(
             .get("subscriptionType")
             .and_then(Value::as_str)
             .unwrap_or("unknown");
-        let stored = inbound::record(
-            &state.db,
-            &tenant,
-            NewEvent {
-                connection_id: &connection,
-                source: "hubspot",
-                event_type: kind,
-                dedupe_key: &format!("hubspot:{portal}:{event_id}"),
-                payload: &event.to_string(),
-            },
-            state.clock.now(),
-        )
-        .await;
+        let object = event
+            .get("objectId")
+            .map(|p| {
+                p.as_u64()
+                    .map_or_else(|| p.as_str().unwrap_or("").to_owned(), |n| n.to_string())
+            })
+            .unwrap_or_default();
+        let (property, value) = (
+            event.get("propertyName").and_then(Value::as_str),
+            event.get("propertyValue").and_then(Value::as_str),
+        );
+        // A property change that matches a value Ferry wrote is an echo.
+        let echo: Option<EchoKey<'_>> = match (kind, property, value) {
+            ("contact.propertyChange", Some(p), Some(v)) => Some((object.as_str(), p, v)),
+            _ => None,
+        };
+        let stored = state
+            .engine
+            .ingest(
+                &tenant,
+                Source {
+                    connector: ConnectorKey::HubSpot,
+                    connection: &connection,
+                },
+                NewEvent {
+                    connection_id: &connection,
+                    source: "hubspot",
+                    event_type: kind,
+                    dedupe_key: &format!("hubspot:{portal}:{event_id}"),
+                    payload: &event.to_string(),
+                },
+                None,
+                echo,
+                (!object.is_empty()).then_some(object.as_str()),
+            )
+            .await
+            .map(|i| i.stored);
         match stored {
             Ok(Stored::New(_)) => accepted += 1,
             Ok(Stored::Duplicate(_)) => duplicates += 1,
