@@ -59,10 +59,15 @@ impl Queue {
     }
 
     /// The Redis queue at `url`.
-    pub async fn redis(url: &str, name: &str) -> Result<Self, QueueError> {
-        let conn = apalis_redis::connect(url)
-            .await
-            .map_err(|e| QueueError(e.to_string()))?;
+    pub fn redis(url: &str, name: &str) -> Result<Self, QueueError> {
+        // Connected lazily: Ferry starts (and /readyz says what is wrong)
+        // while Redis is down, and reconnects when it is back.
+        let client = apalis_redis::Client::open(url).map_err(|e| QueueError(e.to_string()))?;
+        let conn = apalis_redis::ConnectionManager::new_lazy_with_config(
+            client,
+            redis::aio::ConnectionManagerConfig::new(),
+        )
+        .map_err(|e| QueueError(e.to_string()))?;
         let config = apalis_redis::Config::default().queue(name);
         Ok(Self::Redis(RedisStorage::new(conn).with_config(config)))
     }

@@ -117,17 +117,34 @@ pub async fn build(
         let handler: Arc<dyn ferry_engine::queue::Handler> = Arc::new(engine.clone());
         let concurrency = settings.worker_concurrency;
         tasks.push(tokio::spawn(async move {
-            let signal = async move {
-                while !*shutdown.borrow() {
-                    if shutdown.changed().await.is_err() {
-                        break;
+            // A worker that stops on a queue error (Redis gone) starts
+            // again; meanwhile the database keeps every run.
+            loop {
+                let mut watch = shutdown.clone();
+                let signal = async move {
+                    while !*watch.borrow() {
+                        if watch.changed().await.is_err() {
+                            break;
+                        }
                     }
+                };
+                if let Err(e) = ferry_engine::queue::run_worker(
+                    queue.clone(),
+                    handler.clone(),
+                    concurrency,
+                    signal,
+                )
+                .await
+                {
+                    tracing::error!(error = %e, "queue worker stopped; restarting in 5 s");
                 }
-            };
-            if let Err(e) =
-                ferry_engine::queue::run_worker(queue, handler, concurrency, signal).await
-            {
-                tracing::error!(error = %e, "queue worker stopped");
+                if *shutdown.borrow() {
+                    break;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+                    _ = shutdown.changed() => break,
+                }
             }
         }));
         tasks.push(tokio::spawn(
@@ -216,7 +233,6 @@ pub const SANDBOX_CLIENT_ID: &str = "ferry-sandbox-app";
 async fn open_queue(settings: &Settings) -> anyhow::Result<Queue> {
     match &settings.redis_url {
         Some(url) => Queue::redis(url.expose_secret(), &settings.queue_name)
-            .await
             .context("connecting the queue to Redis (FERRY_REDIS_URL)"),
         None => {
             create_private_dir(&settings.data_dir).with_context(|| {
