@@ -85,6 +85,8 @@ impl Layout {
                 nav.extend([
                     ("/home", "Overview"),
                     ("/workflows", "Workflows"),
+                    ("/runs", "Runs"),
+                    ("/verifications", "Verification status"),
                     ("/connections", "Connections"),
                     ("/users", "Team"),
                 ]);
@@ -192,6 +194,11 @@ impl FieldErrors {
     /// How many fields are wrong.
     pub fn len(&self) -> usize {
         self.0.len()
+    }
+
+    /// Every error, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &FieldError> {
+        self.0.iter()
     }
 }
 

@@ -8,6 +8,7 @@ mod home;
 mod hooks;
 mod operator;
 mod outbox;
+mod runs;
 mod users;
 mod workflows;
 
@@ -104,6 +105,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/workflows/{id}/rollback",
             web::post().to(workflows::roll_back),
         )
+        .route("/runs", web::get().to(runs::list))
+        .route("/runs/replay", web::post().to(runs::bulk_replay))
+        .route("/runs/{id}", web::get().to(runs::detail))
+        .route("/runs/{id}/replay", web::post().to(runs::replay))
+        .route("/runs/{id}/log.json", web::get().to(runs::export_json))
+        .route("/runs/{id}/log.csv", web::get().to(runs::export_csv))
+        .route("/api/runs", web::get().to(runs::api_list))
+        .route("/verifications", web::get().to(runs::verifications))
         .route("/audit", web::get().to(audit::tenant))
         .route("/outbox", web::get().to(outbox::list))
         .route("/outbox/{id}", web::get().to(outbox::detail));

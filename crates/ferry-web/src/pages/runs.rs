@@ -1,0 +1,662 @@
+//! Runs: the history of every transaction. A list filtered by workflow,
+//! status, time range and record id with keyset pagination (also as JSON);
+//! a run's timeline of steps and attempts with redacted payloads; replay of
+//! a failed run from the step that failed; bulk replay of dead-lettered runs
+//! in a time range; a run's log as JSON or CSV. And the staff view of
+//! verification outcomes.
+
+use super::{audit, parse_id};
+use crate::AppState;
+use crate::error::AppError;
+use crate::session::{Admin, Member};
+use crate::templates::{FieldErrors, Layout, redirect_with_flash, render};
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use ferry_core::{FieldError, Role, RunId, WorkflowId};
+use ferry_store::runs::{self as store, Cursor, Filter, Run, RunStatus, StepRecord};
+use ferry_store::workflows;
+use serde_json::json;
+use std::collections::HashMap;
+
+/// Rows per page.
+const PAGE: u64 = 50;
+
+/// The list's query string.
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+pub struct ListQuery {
+    #[serde(default)]
+    workflow: String,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    to: String,
+    #[serde(default)]
+    record: String,
+    #[serde(default)]
+    after: String,
+}
+
+/// `2026-11-29`, `2026-11-29T10:30` (a browser's datetime-local) or RFC 3339,
+/// read as UTC.
+fn parse_time(raw: &str) -> Option<DateTime<Utc>> {
+    let raw = raw.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(raw) {
+        return Some(t.with_timezone(&Utc));
+    }
+    if let Ok(t) = NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M") {
+        return Some(t.and_utc());
+    }
+    if let Ok(t) = NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M:%S") {
+        return Some(t.and_utc());
+    }
+    NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+}
+
+/// The filter a query asks for, or the field errors.
+fn filter_of(q: &ListQuery) -> (Filter, Option<Cursor>, FieldErrors) {
+    let mut errors = FieldErrors::new();
+    let mut f = Filter::default();
+    if !q.workflow.trim().is_empty() {
+        match q.workflow.trim().parse::<WorkflowId>() {
+            Ok(w) => f.workflow = Some(w),
+            Err(_) => errors.push(FieldError::new(
+                "workflow",
+                "Choose a workflow from the list.",
+            )),
+        }
+    }
+    if !q.status.trim().is_empty() {
+        match RunStatus::parse(q.status.trim()) {
+            Some(s) => f.status = Some(s),
+            None => errors.push(FieldError::new(
+                "status",
+                "Choose a status: queued, running, waiting, succeeded, failed, dead or skipped.",
+            )),
+        }
+    }
+    for (field, raw, slot) in [("from", &q.from, &mut f.from), ("to", &q.to, &mut f.to)] {
+        if !raw.trim().is_empty() {
+            match parse_time(raw) {
+                Some(t) => *slot = Some(t),
+                None => errors.push(FieldError::new(
+                    field,
+                    "Enter a date like 2026-11-29 or a time like 2026-11-29T14:30 (UTC).",
+                )),
+            }
+        }
+    }
+    if let (Some(a), Some(b)) = (f.from, f.to)
+        && a >= b
+    {
+        errors.push(FieldError::new("to", "The end must come after the start."));
+    }
+    let record = q.record.trim();
+    if record.len() > 200 {
+        errors.push(FieldError::new(
+            "record",
+            "A record id is at most 200 characters.",
+        ));
+    } else if !record.is_empty() {
+        f.record = Some(record.to_owned());
+    }
+    let after = if q.after.trim().is_empty() {
+        None
+    } else {
+        match Cursor::decode(q.after.trim()) {
+            Some(c) => Some(c),
+            None => {
+                errors.push(FieldError::new(
+                    "after",
+                    "This page link is not valid; start again.",
+                ));
+                None
+            }
+        }
+    };
+    (f, after, errors)
+}
+
+struct RunRow {
+    id: String,
+    workflow: String,
+    workflow_id: String,
+    version: i32,
+    record: String,
+    status: &'static str,
+    step: String,
+    created: String,
+    error: String,
+}
+
+#[derive(Template)]
+#[template(path = "runs.html")]
+struct ListPage {
+    layout: Layout,
+    is_admin: bool,
+    query: ListQuery,
+    errors: FieldErrors,
+    workflows: Vec<(String, String)>,
+    statuses: Vec<&'static str>,
+    rows: Vec<RunRow>,
+    next: Option<String>,
+}
+
+fn when(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+async fn workflow_names(
+    state: &AppState,
+    member: &Member,
+) -> Result<HashMap<String, (String, Vec<String>)>, AppError> {
+    Ok(workflows::list(&state.db, &member.tenant_id)
+        .await?
+        .into_iter()
+        .map(|w| {
+            let keys = w.draft.steps.iter().map(|s| s.key.clone()).collect();
+            (w.id.to_string(), (w.name, keys))
+        })
+        .collect())
+}
+
+fn next_link(q: &ListQuery, cursor: &Cursor) -> String {
+    let pairs = [
+        ("workflow", q.workflow.as_str()),
+        ("status", q.status.as_str()),
+        ("from", q.from.as_str()),
+        ("to", q.to.as_str()),
+        ("record", q.record.as_str()),
+    ];
+    let mut s = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        if !v.trim().is_empty() {
+            s.append_pair(k, v.trim());
+        }
+    }
+    s.append_pair("after", &cursor.encode());
+    format!("/runs?{}", s.finish())
+}
+
+/// GET /runs
+pub async fn list(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    member: Member,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, AppError> {
+    let q = query.into_inner();
+    let (filter, after, errors) = filter_of(&q);
+    let names = workflow_names(&state, &member).await?;
+    let (runs, next) = if errors.is_empty() {
+        store::list(&state.db, &member.tenant_id, &filter, after.as_ref(), PAGE).await?
+    } else {
+        (Vec::new(), None)
+    };
+    let rows = runs
+        .into_iter()
+        .map(|r| {
+            let (name, keys) = names
+                .get(r.workflow_id.as_str())
+                .cloned()
+                .unwrap_or_else(|| ("(deleted workflow)".into(), vec![]));
+            RunRow {
+                id: r.id.to_string(),
+                workflow: name,
+                workflow_id: r.workflow_id.to_string(),
+                version: r.version,
+                record: r.record_id.clone().unwrap_or_default(),
+                status: r.status.as_str(),
+                step: keys
+                    .get(usize::try_from(r.step_index).unwrap_or(usize::MAX))
+                    .cloned()
+                    .unwrap_or_else(|| "done".into()),
+                created: when(r.created_at),
+                error: r.error.unwrap_or_default(),
+            }
+        })
+        .collect();
+    let mut workflows: Vec<(String, String)> = names
+        .into_iter()
+        .map(|(id, (name, _))| (id, name))
+        .collect();
+    workflows.sort_by(|a, b| a.1.cmp(&b.1));
+    let status = if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    let next = next.map(|c| next_link(&q, &c));
+    render(
+        &req,
+        status,
+        &ListPage {
+            layout: Layout::new(&req, "Runs", "/runs"),
+            is_admin: member.role == Role::Admin,
+            query: q,
+            errors,
+            workflows,
+            statuses: RunStatus::ALL.iter().map(|s| s.as_str()).collect(),
+            rows,
+            next,
+        },
+    )
+}
+
+/// GET /api/runs: the same list as JSON, `next` is the cursor for `after`.
+pub async fn api_list(
+    state: web::Data<AppState>,
+    member: Member,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, AppError> {
+    let (filter, after, errors) = filter_of(&query);
+    if !errors.is_empty() {
+        return Ok(HttpResponse::UnprocessableEntity().json(json!({
+            "error": "invalid filter",
+            "fields": errors.iter().map(|e| json!({"field": e.field, "message": e.message})).collect::<Vec<_>>(),
+        })));
+    }
+    let (runs, next) =
+        store::list(&state.db, &member.tenant_id, &filter, after.as_ref(), PAGE).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "runs": runs,
+        "next": next.map(|c| c.encode()),
+    })))
+}
+
+struct StepView {
+    key: String,
+    kind: String,
+    attempt: i32,
+    status: String,
+    started: String,
+    duration_ms: i64,
+    input: String,
+    output: String,
+    calls: Vec<CallView>,
+    error: String,
+}
+
+struct CallView {
+    method: String,
+    path: String,
+    status: u64,
+    duration_ms: u64,
+    attempt: u64,
+}
+
+#[derive(Template)]
+#[template(path = "run.html")]
+struct DetailPage {
+    layout: Layout,
+    is_admin: bool,
+    run: Run,
+    workflow: String,
+    status: &'static str,
+    created: String,
+    finished: String,
+    wake: String,
+    steps: Vec<StepView>,
+    replayable: bool,
+}
+
+fn pretty(v: &serde_json::Value) -> String {
+    if v.is_null() {
+        String::new()
+    } else {
+        serde_json::to_string_pretty(v).unwrap_or_default()
+    }
+}
+
+fn step_view(s: &StepRecord) -> StepView {
+    let calls = s
+        .http_calls
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|c| CallView {
+                    method: c["method"].as_str().unwrap_or("").to_owned(),
+                    path: c["path"].as_str().unwrap_or("").to_owned(),
+                    status: c["status"].as_u64().unwrap_or(0),
+                    duration_ms: c["duration_ms"].as_u64().unwrap_or(0),
+                    attempt: c["attempt"].as_u64().unwrap_or(0),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    StepView {
+        key: s.step_key.clone(),
+        kind: s.kind.clone(),
+        attempt: s.attempt,
+        status: s.status.clone(),
+        started: when(s.started_at),
+        duration_ms: (s.finished_at - s.started_at).num_milliseconds(),
+        input: pretty(&s.input),
+        output: pretty(&s.output),
+        calls,
+        error: s.error.clone().unwrap_or_default(),
+    }
+}
+
+/// GET /runs/{id}
+pub async fn detail(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    member: Member,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let id: RunId = parse_id(&id)?;
+    let run = store::get(&state.db, &member.tenant_id, &id).await?;
+    let steps = store::steps(&state.db, &member.tenant_id, &id).await?;
+    let workflow = workflows::get(&state.db, &member.tenant_id, &run.workflow_id)
+        .await
+        .map_or_else(|_| "(deleted workflow)".to_owned(), |w| w.name);
+    render(
+        &req,
+        StatusCode::OK,
+        &DetailPage {
+            layout: Layout::new(&req, format!("Run {id}"), "/runs"),
+            is_admin: member.role == Role::Admin,
+            workflow,
+            status: run.status.as_str(),
+            created: when(run.created_at),
+            finished: run.finished_at.map(when).unwrap_or_default(),
+            wake: run.wake_at.map(when).unwrap_or_default(),
+            replayable: matches!(run.status, RunStatus::Failed | RunStatus::Dead),
+            steps: steps.iter().map(step_view).collect(),
+            run,
+        },
+    )
+}
+
+/// POST /runs/{id}/replay (admin)
+pub async fn replay(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    admin: Admin,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let member = admin.0;
+    let id: RunId = parse_id(&id)?;
+    let run = store::get(&state.db, &member.tenant_id, &id).await?;
+    if !state.engine.replay(&member.tenant_id, &id).await? {
+        return Err(AppError::Conflict(format!(
+            "This run is {}: only failed or dead-lettered runs can be replayed.",
+            run.status.as_str()
+        )));
+    }
+    audit(
+        &state,
+        &req,
+        Some(&member.tenant_id),
+        Some(&member.user),
+        "run.replayed",
+        "run",
+        id.as_str(),
+        json!({ "from_step": run.step_index, "previous_status": run.status.as_str() }),
+    )
+    .await?;
+    Ok(redirect_with_flash(
+        &format!("/runs/{id}"),
+        "success",
+        "Replay started from the step that failed; steps that succeeded are not repeated.",
+    ))
+}
+
+/// The bulk replay form.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct BulkForm {
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    to: String,
+}
+
+/// POST /runs/replay (admin): every dead-lettered run created in the range.
+pub async fn bulk_replay(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    admin: Admin,
+    form: web::Form<BulkForm>,
+) -> Result<HttpResponse, AppError> {
+    let member = admin.0;
+    let q = ListQuery {
+        from: form.from.clone(),
+        to: form.to.clone(),
+        status: "dead".into(),
+        ..ListQuery::default()
+    };
+    let (mut filter, _, mut errors) = filter_of(&q);
+    if form.from.trim().is_empty() {
+        errors.push(FieldError::new("from", "Enter the start of the range."));
+    }
+    if form.to.trim().is_empty() {
+        errors.push(FieldError::new("to", "Enter the end of the range."));
+    }
+    if !errors.is_empty() {
+        let names = workflow_names(&state, &member).await?;
+        let mut workflows: Vec<(String, String)> =
+            names.into_iter().map(|(id, (n, _))| (id, n)).collect();
+        workflows.sort_by(|a, b| a.1.cmp(&b.1));
+        return render(
+            &req,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &ListPage {
+                layout: Layout::new(&req, "Runs", "/runs"),
+                is_admin: true,
+                query: q,
+                errors,
+                workflows,
+                statuses: RunStatus::ALL.iter().map(|s| s.as_str()).collect(),
+                rows: vec![],
+                next: None,
+            },
+        );
+    }
+    let (Some(from), Some(to)) = (filter.from.take(), filter.to.take()) else {
+        return Err(AppError::NotFound);
+    };
+    let ids = store::dead_between(&state.db, &member.tenant_id, from, to).await?;
+    let mut replayed = 0;
+    for id in &ids {
+        if state.engine.replay(&member.tenant_id, id).await? {
+            replayed += 1;
+        }
+    }
+    audit(
+        &state,
+        &req,
+        Some(&member.tenant_id),
+        Some(&member.user),
+        "runs.bulk_replayed",
+        "runs",
+        "",
+        json!({ "from": from.to_rfc3339(), "to": to.to_rfc3339(), "replayed": replayed }),
+    )
+    .await?;
+    Ok(redirect_with_flash(
+        "/runs?status=queued",
+        "success",
+        &format!(
+            "{replayed} dead-lettered run{} replayed from the step that failed.",
+            if replayed == 1 { "" } else { "s" }
+        ),
+    ))
+}
+
+/// GET /runs/{id}/log.json
+pub async fn export_json(
+    state: web::Data<AppState>,
+    member: Member,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let id: RunId = parse_id(&id)?;
+    let run = store::get(&state.db, &member.tenant_id, &id).await?;
+    let steps = store::steps(&state.db, &member.tenant_id, &id).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((
+            "Content-Disposition",
+            format!("attachment; filename=\"{id}.json\""),
+        ))
+        .json(json!({ "run": run, "steps": steps })))
+}
+
+/// GET /runs/{id}/log.csv: one line per step attempt and HTTP call.
+pub async fn export_csv(
+    state: web::Data<AppState>,
+    member: Member,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let id: RunId = parse_id(&id)?;
+    store::get(&state.db, &member.tenant_id, &id).await?;
+    let steps = store::steps(&state.db, &member.tenant_id, &id).await?;
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let header = [
+        "run_id",
+        "step_index",
+        "step",
+        "kind",
+        "attempt",
+        "status",
+        "started_at",
+        "finished_at",
+        "input",
+        "output",
+        "error",
+        "http_method",
+        "http_path",
+        "http_status",
+        "http_ms",
+        "http_attempt",
+    ];
+    let fail = |e: csv::Error| AppError::Internal(e.into());
+    w.write_record(header).map_err(fail)?;
+    for s in &steps {
+        let base = [
+            id.to_string(),
+            s.step_index.to_string(),
+            s.step_key.clone(),
+            s.kind.clone(),
+            s.attempt.to_string(),
+            s.status.clone(),
+            s.started_at.to_rfc3339(),
+            s.finished_at.to_rfc3339(),
+            s.input.to_string(),
+            s.output.to_string(),
+            s.error.clone().unwrap_or_default(),
+        ];
+        let calls = s.http_calls.as_array().cloned().unwrap_or_default();
+        if calls.is_empty() {
+            let mut row: Vec<String> = base.to_vec();
+            row.extend(std::iter::repeat_n(String::new(), 5));
+            w.write_record(&row).map_err(fail)?;
+        }
+        for c in calls {
+            let mut row: Vec<String> = base.to_vec();
+            row.extend([
+                c["method"].as_str().unwrap_or("").to_owned(),
+                c["path"].as_str().unwrap_or("").to_owned(),
+                c["status"].to_string(),
+                c["duration_ms"].to_string(),
+                c["attempt"].to_string(),
+            ]);
+            w.write_record(&row).map_err(fail)?;
+        }
+    }
+    let bytes = w.into_inner().map_err(|e| AppError::Internal(e.into()))?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header((
+            "Content-Disposition",
+            format!("attachment; filename=\"{id}.csv\""),
+        ))
+        .body(bytes))
+}
+
+/// The verification view's query.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct VerificationQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    outcome: String,
+}
+
+struct VerificationRow {
+    name: String,
+    outcome: String,
+    checked: String,
+    check_ref: String,
+    run_id: String,
+}
+
+#[derive(Template)]
+#[template(path = "verifications.html")]
+struct VerificationPage {
+    layout: Layout,
+    q: String,
+    outcome: String,
+    errors: FieldErrors,
+    rows: Vec<VerificationRow>,
+}
+
+/// GET /verifications: one row per client contact, read-only, for everyone
+/// in the tenant.
+pub async fn verifications(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    member: Member,
+    query: web::Query<VerificationQuery>,
+) -> Result<HttpResponse, AppError> {
+    let mut errors = FieldErrors::new();
+    let outcome = query.outcome.trim();
+    if !outcome.is_empty() && !["pass", "fail", "pending"].contains(&outcome) {
+        errors.push(FieldError::new("outcome", "Choose pass, fail or pending."));
+    }
+    if query.q.len() > 200 {
+        errors.push(FieldError::new("q", "Search for at most 200 characters."));
+    }
+    let rows = if errors.is_empty() {
+        store::verifications(
+            &state.db,
+            &member.tenant_id,
+            Some(query.q.as_str()),
+            (!outcome.is_empty()).then_some(outcome),
+            500,
+        )
+        .await?
+        .into_iter()
+        .map(|v| VerificationRow {
+            name: v.name,
+            outcome: v.outcome,
+            checked: v.checked_at.map(when).unwrap_or_default(),
+            check_ref: v.check_ref.unwrap_or_default(),
+            run_id: v.run_id.to_string(),
+        })
+        .collect()
+    } else {
+        vec![]
+    };
+    let status = if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    render(
+        &req,
+        status,
+        &VerificationPage {
+            layout: Layout::new(&req, "Verification status", "/verifications"),
+            q: query.q.clone(),
+            outcome: outcome.to_owned(),
+            errors,
+            rows,
+        },
+    )
+}
