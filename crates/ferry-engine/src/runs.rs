@@ -174,11 +174,14 @@ impl Engine {
         for id in &found.orphaned {
             tracing::warn!(run_id = %id, "run's worker stopped holding it; re-queued");
         }
-        for id in &found.enqueue {
+        for id in &found.timed_out {
+            tracing::info!(run_id = %id, "wait deadline passed; run re-queued");
+        }
+        for id in found.enqueue.iter().chain(&found.timed_out) {
             self.enqueue(id).await;
         }
         runs::purge_echo_guards(&self.db, now).await?;
-        Ok(found.enqueue.len())
+        Ok(found.enqueue.len() + found.timed_out.len())
     }
 
     /// Sweeps every `every` until `stop` is set.

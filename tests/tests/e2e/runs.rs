@@ -154,3 +154,343 @@ async fn nothing_runs_without_a_published_workflow() {
     );
     assert_eq!(app.count(RUNS).await, 0);
 }
+
+/// A tenant with HubSpot and the verification provider connected and the
+/// reference workflow published.
+async fn reference_setup() -> (
+    ferry_tests::TestApp,
+    ferry_tests::TestClient,
+    ferry_core::TenantId,
+    u64,
+) {
+    let app = spawn_app().await;
+    let (tenant, admin) = app.create_tenant("Acme").await;
+    let client = app.login(&admin).await;
+    app.connect_hubspot(&client).await;
+    app.connect_sandbox_verification(&client).await;
+    app.publish_reference(&client, &admin).await;
+    let portal = app.portal().await;
+    (app, client, tenant, portal)
+}
+
+/// Posts a HubSpot webhook batch signed as HubSpot signs it.
+async fn hubspot_batch(app: &ferry_tests::TestApp, events: &serde_json::Value) -> u16 {
+    use ferry_core::Clock;
+    let body = events.to_string();
+    let uri = format!("{}/hooks/hubspot", app.address);
+    let ts = app.clock.now().timestamp_millis().to_string();
+    let sig = ferry_connectors::hubspot::signature_v3(
+        &app.sandbox_client_secret(),
+        "POST",
+        &uri,
+        body.as_bytes(),
+        &ts,
+    );
+    reqwest::Client::new()
+        .post(&uri)
+        .header("content-type", "application/json")
+        .header("X-HubSpot-Request-Timestamp", ts)
+        .header("X-HubSpot-Signature-v3", sig)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+async fn checks_at_provider(app: &ferry_tests::TestApp) -> (u64, u64) {
+    let accounts = app.json("/sandbox/verify/admin/accounts").await;
+    let sum = |k: &str| {
+        accounts
+            .as_array()
+            .map(|a| a.iter().filter_map(|x| x[k].as_u64()).sum())
+            .unwrap_or(0)
+    };
+    (sum("checks"), sum("create_requests"))
+}
+
+async fn set_faults(app: &ferry_tests::TestApp, portal: u64, force: Option<&str>) {
+    let status = app
+        .send_json(
+            reqwest::Method::PUT,
+            &format!("/sandbox/hubspot/admin/portals/{portal}/faults"),
+            json!({"error_rate": 0.0, "latency_ms": 0, "force": force, "rotate_refresh_tokens": false, "unlimited": false}),
+        )
+        .await;
+    assert!(status < 300, "{status}");
+}
+
+/// Moves the clock on and lets the sweeper (every second) act.
+async fn advance(app: &ferry_tests::TestApp, minutes: i64) {
+    app.clock.advance(chrono::Duration::minutes(minutes));
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_same_event_ten_times_concurrently_is_one_run_and_one_check_and_a_repeat_record_is_skipped()
+ {
+    let (app, _client, _, portal) = reference_setup().await;
+    let contact = app
+        .create_contact(
+            portal,
+            json!({"email": "ada@client.test", "firstname": "Ada", "lastname": "Lovelace"}),
+        )
+        .await;
+    assert_eq!(
+        app.wait_count("SELECT COUNT(*) FROM runs WHERE status = 'succeeded'", 1)
+            .await,
+        1
+    );
+    let payload = &app
+        .json_rows("SELECT payload FROM inbound_events WHERE event_type = 'contact.creation'")
+        .await[0][0];
+    let event: serde_json::Value = serde_json::from_str(payload.as_deref().unwrap()).unwrap();
+    // HubSpot redelivers the same event, ten times at once.
+    let batch = json!([event]);
+    let sends = (0..10).map(|_| hubspot_batch(&app, &batch));
+    let statuses = futures_util::future::join_all(sends).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    // A different event id for the same contact: recognised and skipped.
+    let mut again = event.clone();
+    again["eventId"] = json!(987_654_321u64);
+    assert_eq!(hubspot_batch(&app, &json!([again])).await, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(
+        app.count(RUNS).await,
+        2,
+        "the original run and one skipped run"
+    );
+    assert_eq!(
+        app.count(&format!("SELECT COUNT(*) FROM runs WHERE status = 'skipped' AND record_id = '{contact}' AND error LIKE '%already processed%'")).await,
+        1
+    );
+    assert_eq!(
+        checks_at_provider(&app).await.0,
+        1,
+        "one check at the provider"
+    );
+    assert!(ferry_tests::captured_logs().contains("record already processed: run skipped"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failing_write_back_is_retried_dead_lettered_and_replayed_from_that_step_only() {
+    let (app, client, tenant, portal) = reference_setup().await;
+    let contact = app
+        .create_contact(
+            portal,
+            json!({"email": "ada@client.test", "firstname": "Ada", "lastname": "Lovelace"}),
+        )
+        .await;
+    assert_eq!(
+        app.wait_count("SELECT COUNT(*) FROM runs WHERE status = 'waiting'", 1)
+            .await,
+        1,
+        "the run waits for the check result"
+    );
+    set_faults(&app, portal, Some("500")).await;
+    // The result arrives (1.5 s later); the write-back fails with a 500.
+    assert_eq!(
+        app.wait_count(
+            "SELECT COUNT(*) FROM run_steps WHERE step_key = 'write_back' AND status = 'retrying'",
+            1
+        )
+        .await,
+        1
+    );
+    let run_id = app.json_rows("SELECT id FROM runs").await[0][0]
+        .clone()
+        .unwrap();
+    // Backed off (about 1 s, then 2 s, with jitter), then tried again.
+    assert_eq!(
+        app.wait_count("SELECT COUNT(*) FROM runs WHERE status = 'dead'", 1)
+            .await,
+        1,
+        "dead-lettered after the third attempt"
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM run_steps WHERE step_key = 'write_back' AND status = 'failed' AND attempt = 3").await,
+        1
+    );
+    assert!(ferry_tests::captured_logs().contains("run dead-lettered"));
+    let page = client.get(&format!("/runs/{run_id}")).await;
+    assert!(
+        page.body.contains("dead") && page.body.contains("after 3 attempts"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("Replay from the failed step"));
+
+    // Fixed at HubSpot; replayed: only the write-back runs again.
+    set_faults(&app, portal, None).await;
+    let res = client
+        .submit(
+            &format!("/runs/{run_id}"),
+            &format!("/runs/{run_id}/replay"),
+            &[],
+        )
+        .await;
+    assert_eq!(res.status, 303, "{}", res.body);
+    assert_eq!(
+        app.wait_count("SELECT COUNT(*) FROM runs WHERE status = 'succeeded'", 1)
+            .await,
+        1
+    );
+    for step in [
+        "fetch_contact",
+        "validate_contact",
+        "start_check",
+        "wait_result",
+    ] {
+        assert_eq!(
+            app.count(&format!(
+                "SELECT COUNT(*) FROM run_steps WHERE step_key = '{step}' AND status = 'ok'"
+            ))
+            .await,
+            1,
+            "{step} is not repeated"
+        );
+    }
+    assert_eq!(checks_at_provider(&app).await.0, 1);
+    let c = app
+        .json(&format!(
+            "/sandbox/hubspot/admin/portals/{portal}/contacts/{contact}"
+        ))
+        .await;
+    assert_eq!(c["properties"]["identity_verification_status"], "pass");
+    assert_eq!(
+        app.count(&format!("SELECT COUNT(*) FROM audit_events WHERE action = 'run.replayed' AND tenant_id = '{tenant}'")).await,
+        1
+    );
+    // A succeeded run cannot be replayed.
+    let res = client
+        .submit(
+            &format!("/runs/{run_id}"),
+            &format!("/runs/{run_id}/replay"),
+            &[],
+        )
+        .await;
+    assert_eq!(res.status, 409);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_contact_that_fails_validation_is_not_written_and_the_reason_is_recorded() {
+    let (app, client, _, portal) = reference_setup().await;
+    let contact = app
+        .create_contact(
+            portal,
+            json!({"email": "no-last-name@client.test", "firstname": "Ada"}),
+        )
+        .await;
+    assert_eq!(
+        app.wait_count("SELECT COUNT(*) FROM runs WHERE status = 'failed'", 1)
+            .await,
+        1
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM runs WHERE error LIKE '%validation failed, nothing written%lastname%'").await,
+        1
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM run_steps WHERE step_key = 'validate_contact' AND attempt = 1 AND status = 'failed'").await,
+        1,
+        "a validation failure is not retried"
+    );
+    assert_eq!(checks_at_provider(&app).await.1, 0, "no check was started");
+    let c = app
+        .json(&format!(
+            "/sandbox/hubspot/admin/portals/{portal}/contacts/{contact}"
+        ))
+        .await;
+    assert!(
+        c["properties"]
+            .get("identity_verification_status")
+            .is_none(),
+        "{c}"
+    );
+    let page = client.get("/runs?status=failed").await;
+    assert!(page.body.contains("validation failed"), "{}", page.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_check_without_result_times_out_after_24_hours_and_pending_is_written_back() {
+    let (app, _client, _, portal) = reference_setup().await;
+    let contact = app
+        .create_contact(
+            portal,
+            json!({"email": "slow@client.test", "firstname": "Sam", "lastname": "Pending"}),
+        )
+        .await;
+    assert_eq!(
+        app.wait_count("SELECT COUNT(*) FROM runs WHERE status = 'waiting'", 1)
+            .await,
+        1
+    );
+    advance(&app, 23 * 60).await;
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM runs WHERE status = 'waiting'")
+            .await,
+        1,
+        "{:?}",
+        app.json_rows("SELECT status, error FROM runs").await
+    );
+    advance(&app, 61).await;
+    assert_eq!(
+        app.wait_count("SELECT COUNT(*) FROM runs WHERE status = 'succeeded'", 1)
+            .await,
+        1,
+        "{:?} {:?}",
+        app.json_rows("SELECT status, error FROM runs").await,
+        app.json_rows("SELECT step_key, status, error FROM run_steps")
+            .await
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM run_steps WHERE step_key = 'wait_result' AND status = 'timed_out' AND error LIKE 'outcome deadline%'").await,
+        1
+    );
+    let c = app
+        .json(&format!(
+            "/sandbox/hubspot/admin/portals/{portal}/contacts/{contact}"
+        ))
+        .await;
+    assert_eq!(c["properties"]["identity_verification_status"], "pending");
+    assert!(ferry_tests::captured_logs().contains("outcome_deadline"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_run_whose_worker_died_after_starting_the_check_resumes_without_a_second_check() {
+    let (app, _client, _, portal) = reference_setup().await;
+    let contact = app
+        .create_contact(
+            portal,
+            json!({"email": "ada@client.test", "firstname": "Ada", "lastname": "Lovelace"}),
+        )
+        .await;
+    assert_eq!(
+        app.wait_count("SELECT COUNT(*) FROM runs WHERE status = 'succeeded'", 1)
+            .await,
+        1
+    );
+    assert_eq!(checks_at_provider(&app).await, (1, 1));
+    // As if the worker died right after the provider created the check but
+    // before Ferry saved the step: the run is still "running" at start_check,
+    // its lease about to lapse.
+    let sql = "UPDATE runs SET status = 'running', step_index = 2, finished_at = NULL, lease_until = created_at";
+    app.execute(sql).await;
+    assert_eq!(
+        app.wait_count("SELECT COUNT(*) FROM runs WHERE status = 'succeeded'", 1)
+            .await,
+        1,
+        "the sweeper re-queued it and it finished"
+    );
+    let (checks, requests) = checks_at_provider(&app).await;
+    assert_eq!(requests, 2, "the check was requested again…");
+    assert_eq!(checks, 1, "…with the same idempotency key: still one check");
+    assert!(ferry_tests::captured_logs().contains("re-queued"));
+    let c = app
+        .json(&format!(
+            "/sandbox/hubspot/admin/portals/{portal}/contacts/{contact}"
+        ))
+        .await;
+    assert_eq!(c["properties"]["identity_verification_status"], "pass");
+}
