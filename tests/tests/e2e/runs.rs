@@ -494,3 +494,147 @@ async fn a_run_whose_worker_died_after_starting_the_check_resumes_without_a_seco
         .await;
     assert_eq!(c["properties"]["identity_verification_status"], "pass");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn runs_pages_filter_export_and_keep_tenants_apart() {
+    use ferry_core::Role;
+    let (app, client, tenant, portal) = reference_setup().await;
+    for (i, last) in ["Lovelace", "Consider"].iter().enumerate() {
+        app.create_contact(
+            portal,
+            json!({"email": format!("c{i}+tag@client.test"), "firstname": "Ada", "lastname": last}),
+        )
+        .await;
+    }
+    app.create_contact(
+        portal,
+        json!({"email": "broken@client.test", "firstname": "No"}),
+    )
+    .await;
+    assert_eq!(
+        app.wait_count(
+            "SELECT COUNT(*) FROM runs WHERE status IN ('succeeded', 'failed')",
+            3
+        )
+        .await,
+        3
+    );
+    let failed = app
+        .json_rows("SELECT id FROM runs WHERE status = 'failed'")
+        .await[0][0]
+        .clone()
+        .unwrap();
+
+    // The list and its filters.
+    let page = client.get("/runs").await;
+    assert_eq!(page.status, 200);
+    assert_eq!(page.body.matches("href=\"/runs/run_").count(), 3);
+    let page = client.get("/runs?status=failed").await;
+    assert_eq!(page.body.matches("href=\"/runs/run_").count(), 1);
+    assert!(page.body.contains(&failed));
+    let bad = client.get("/runs?status=exploded&from=yesterday").await;
+    assert_eq!(bad.status, 422);
+    assert!(bad.body.contains("Choose a status") && bad.body.contains("Enter a date like"));
+    // The JSON API (paging through many runs: see the keyset test).
+    let api = client.get("/api/runs?status=succeeded").await;
+    let body: serde_json::Value = serde_json::from_str(&api.body).unwrap();
+    assert_eq!(body["runs"].as_array().map(Vec::len), Some(2));
+    assert!(body["next"].is_null());
+    let bad = client.get("/api/runs?after=garbage").await;
+    assert_eq!(bad.status, 422);
+    assert!(bad.body.contains("\"field\":\"after\""), "{}", bad.body);
+
+    // A run page, and its exports.
+    let page = client.get(&format!("/runs/{failed}")).await;
+    assert!(page.body.contains("validate_contact") && page.body.contains("GET"));
+    let csv = client.get(&format!("/runs/{failed}/log.csv")).await;
+    assert_eq!(csv.status, 200);
+    let mut reader = csv::Reader::from_reader(csv.body.as_bytes());
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert!(
+        rows.iter()
+            .any(|r| &r[2] == "fetch_contact" && &r[11] == "GET" && &r[13] == "200")
+    );
+    assert!(
+        rows.iter()
+            .any(|r| &r[2] == "validate_contact" && &r[5] == "failed")
+    );
+    assert!(
+        !csv.body.contains("broken@client.test"),
+        "redacted in exports too"
+    );
+    let json_log: serde_json::Value =
+        serde_json::from_str(&client.get(&format!("/runs/{failed}/log.json")).await.body).unwrap();
+    assert_eq!(json_log["run"]["status"], "failed");
+    assert!(json_log["steps"].as_array().is_some_and(|s| s.len() == 2));
+
+    // Staff: read-only.
+    let staff = app
+        .add_member(&tenant, "staff@acme.test", "Sam", Role::Staff)
+        .await;
+    let s = app.login(&staff).await;
+    assert_eq!(s.get("/runs").await.status, 200);
+    let v = s.get("/verifications").await;
+    assert_eq!(v.status, 200);
+    assert!(v.body.contains("Ada Lovelace") && v.body.contains("badge-outcome-pass"));
+    assert!(v.body.contains("Ada Consider") && v.body.contains("badge-outcome-fail"));
+    assert!(
+        !v.body.contains("c0+tag@client.test"),
+        "no more PII than the name"
+    );
+    let only_fail = s.get("/verifications?outcome=fail").await;
+    assert!(only_fail.body.contains("Ada Consider") && !only_fail.body.contains("Ada Lovelace"));
+    let search = s.get("/verifications?q=Lovelace").await;
+    assert!(search.body.contains("Ada Lovelace") && !search.body.contains("Ada Consider"));
+    assert_eq!(s.get("/verifications?outcome=maybe").await.status, 422);
+    assert_eq!(
+        s.submit(
+            &format!("/runs/{failed}"),
+            &format!("/runs/{failed}/replay"),
+            &[]
+        )
+        .await
+        .status,
+        403
+    );
+
+    // Tenant B sees none of it.
+    let (_, admin_b) = app.create_tenant("Bravo").await;
+    let b = app.login(&admin_b).await;
+    for path in [
+        format!("/runs/{failed}"),
+        format!("/runs/{failed}/log.json"),
+        format!("/runs/{failed}/log.csv"),
+    ] {
+        assert_eq!(b.get(&path).await.status, 404, "{path}");
+    }
+    assert_eq!(
+        b.submit("/runs", &format!("/runs/{failed}/replay"), &[])
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        b.get("/runs")
+            .await
+            .body
+            .matches("href=\"/runs/run_")
+            .count(),
+        0
+    );
+    assert!(!b.get("/verifications").await.body.contains("Lovelace"));
+    let res = b
+        .submit(
+            "/runs",
+            "/runs/replay",
+            &[("from", "2000-01-01"), ("to", "2100-01-01")],
+        )
+        .await;
+    assert_eq!(res.status, 303);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM runs WHERE status = 'failed'")
+            .await,
+        1,
+        "B's bulk replay touches nothing of A's"
+    );
+}
