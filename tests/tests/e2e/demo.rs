@@ -48,4 +48,48 @@ async fn the_demo_is_ready_to_click_through_and_a_restart_refreshes_it() {
             page.body
         );
     }
+    // "Create sample contacts": events flow, runs fill the pages.
+    let logins = ferry::demo::seed(&app.db, &SystemClock).await.unwrap();
+    let admin = logins.iter().find(|l| l.role == "Tenant admin").unwrap();
+    let client = app.client();
+    client.login(&admin.email, &admin.password).await;
+    let home = client.get("/home").await;
+    assert!(
+        home.body.contains("Create sample contacts"),
+        "{}",
+        home.body
+    );
+    let res = client.submit("/home", "/sandbox-samples", &[]).await;
+    assert_eq!(res.status, 303, "{}", res.body);
+    assert_eq!(res.location.as_deref(), Some("/runs"));
+    assert_eq!(
+        app.wait_count(
+            "SELECT COUNT(*) FROM runs WHERE status IN ('succeeded', 'failed')",
+            5
+        )
+        .await,
+        5,
+        "three pass, one is flagged, one fails validation: {:?}",
+        app.json_rows("SELECT status, error FROM runs").await
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM runs WHERE status = 'waiting'")
+            .await,
+        1,
+        "one stays pending"
+    );
+    let staff = logins.iter().find(|l| l.role == "Staff").unwrap();
+    let s = app.client();
+    s.login(&staff.email, &staff.password).await;
+    let page = s.get("/verifications").await;
+    assert_eq!(
+        page.body.matches("badge-outcome-pass").count(),
+        3,
+        "{}",
+        page.body
+    );
+    assert_eq!(page.body.matches("badge-outcome-fail").count(), 1);
+    assert_eq!(page.body.matches("badge-outcome-pending").count(), 1);
+    // Staff cannot create CRM data.
+    assert_eq!(s.submit("/home", "/sandbox-samples", &[]).await.status, 403);
 }

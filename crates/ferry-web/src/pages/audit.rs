@@ -25,6 +25,9 @@ pub fn describe(action: &str) -> &str {
         "tenant.reactivated" => "Reactivated a tenant",
         "tenant.deleted" => "Deleted a tenant",
         "operator.created" => "Created an operator",
+        "run.replayed" => "Replayed a run",
+        "runs.bulk_replayed" => "Replayed dead-lettered runs",
+        "sandbox.samples_created" => "Created sample contacts",
         other => other,
     }
 }

@@ -694,6 +694,90 @@ async fn sandbox_admin(
     Ok(response.json().await.unwrap_or(serde_json::Value::Null))
 }
 
+/// The portal of the tenant's sandbox HubSpot connection, if any.
+pub(crate) async fn sandbox_portal(
+    state: &AppState,
+    tenant: &ferry_core::TenantId,
+) -> Result<Option<String>, AppError> {
+    Ok(store::list(&state.db, tenant)
+        .await?
+        .into_iter()
+        .find(|c| c.connector == ConnectorKey::HubSpot && c.environment == Environment::Sandbox)
+        .and_then(|c| c.external_account))
+}
+
+/// Sample client contacts: most pass, one is flagged, one stays pending,
+/// one lacks a last name (it fails validation and is not sent anywhere).
+const SAMPLES: &[(&str, &str, &str)] = &[
+    ("Grace", "Hopper", "grace.hopper@clients.example"),
+    ("Alan", "Turing", "alan.turing@clients.example"),
+    ("Katherine", "Johnson", "k.johnson+kyc@clients.example"),
+    ("Mallory", "Consider", "mallory@clients.example"),
+    ("Penny", "Pending", "penny@clients.example"),
+    ("Nolan", "", "nolan@clients.example"),
+];
+
+/// POST /sandbox/samples (admin): creates sample contacts in the tenant's
+/// sandbox HubSpot portal, as a CRM user would; the portal's webhooks then
+/// start the published workflows.
+pub async fn sample_contacts(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    admin: Admin,
+) -> Result<HttpResponse, AppError> {
+    let member = admin.0;
+    let Some(portal) = sandbox_portal(&state, &member.tenant_id).await? else {
+        return Err(AppError::Conflict(
+            "Connect HubSpot (sandbox) first: the sample contacts are created in its portal."
+                .into(),
+        ));
+    };
+    let run = rand::random::<u16>();
+    let mut created = 0;
+    for (first, last, email) in SAMPLES {
+        let email = email.replace('@', &format!(".{run}@"));
+        let mut properties = json!({ "firstname": first, "email": email });
+        if !last.is_empty() {
+            properties["lastname"] = json!(last);
+        }
+        match sandbox_admin(
+            &state,
+            reqwest::Method::POST,
+            &format!("/sandbox/hubspot/admin/portals/{portal}/contacts"),
+            json!({ "properties": properties }),
+        )
+        .await
+        {
+            Ok(_) => created += 1,
+            Err(e) => {
+                return Ok(redirect_with_flash(
+                    "/home",
+                    "error",
+                    &format!("The sandbox refused a sample contact: {e}"),
+                ));
+            }
+        }
+    }
+    audit(
+        &state,
+        &req,
+        Some(&member.tenant_id),
+        Some(&member.user),
+        "sandbox.samples_created",
+        "portal",
+        &portal,
+        json!({ "contacts": created }),
+    )
+    .await?;
+    Ok(redirect_with_flash(
+        "/runs",
+        "success",
+        &format!(
+            "{created} sample contacts created in the sandbox HubSpot portal; their runs appear here within seconds."
+        ),
+    ))
+}
+
 /// Points the HubSpot simulator app's webhooks at Ferry's `/hooks/hubspot`
 /// (on real HubSpot this is set once in the app's developer settings).
 async fn subscribe_sandbox_webhooks(state: &AppState, client_id: &str) -> Result<(), String> {

@@ -36,6 +36,8 @@ struct OverviewPage {
     admins: usize,
     pending_invites: usize,
     activity: Vec<ActivityRow>,
+    runs: Vec<(&'static str, u64)>,
+    sandbox_portal: bool,
 }
 
 /// GET /home: the firm's overview.
@@ -69,10 +71,28 @@ pub async fn overview(
     } else {
         (0, Vec::new())
     };
+    let counts = ferry_store::runs::count_by_status(&state.db, &member.tenant_id).await?;
+    let runs = ferry_store::runs::RunStatus::ALL
+        .iter()
+        .map(|s| {
+            (
+                s.as_str(),
+                counts.iter().find(|(c, _)| c == s).map_or(0, |(_, n)| *n),
+            )
+        })
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    let sandbox_portal = is_admin
+        && state.sandbox_url.is_some()
+        && super::connections::sandbox_portal(&state, &member.tenant_id)
+            .await?
+            .is_some();
     render(
         &req,
         StatusCode::OK,
         &OverviewPage {
+            runs,
+            sandbox_portal,
             layout: Layout::new(&req, "Overview", "/home"),
             name: member.user.name.clone(),
             is_admin,

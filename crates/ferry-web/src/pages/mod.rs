@@ -105,6 +105,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/workflows/{id}/rollback",
             web::post().to(workflows::roll_back),
         )
+        .route(
+            "/sandbox-samples",
+            web::post().to(connections::sample_contacts),
+        )
         .route("/runs", web::get().to(runs::list))
         .route("/runs/replay", web::post().to(runs::bulk_replay))
         .route("/runs/{id}", web::get().to(runs::detail))
