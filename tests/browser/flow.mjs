@@ -219,6 +219,8 @@ async function connections(admin) {
   expect((await admin.content()).includes('a workflow needs at least one step'), 'a bad definition is refused');
   await shot(admin, '43-workflow-definition-error');
 
+  await runs(admin);
+
   await go(admin, '/connections');
   for (const name of ['HubSpot CRM', 'KYC provider (sandbox)']) {
     await admin.getByRole('link', { name, exact: true }).click();
@@ -227,6 +229,71 @@ async function connections(admin) {
     expect((await admin.locator('.flash-success').textContent()).includes('deleted from Ferry'), `${name} revoked`);
   }
   await shot(admin, '39-connections-revoked');
+}
+
+// Reloads `path` until `test(page)` holds (runs finish in the background).
+async function until(page, path, test, what) {
+  for (let i = 0; i < 60; i++) {
+    await go(page, path);
+    if (await test(page)) return;
+    await page.waitForTimeout(500);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+async function setFault(page, force) {
+  await go(page, '/sandbox/hubspot/admin');
+  await page.locator('select[name="force"]').first().selectOption(force);
+  await page.getByRole('button', { name: 'Save' }).first().click();
+  await page.waitForLoadState();
+}
+
+// Issue 4: sample contacts flow through the published template; the staff
+// view shows outcomes; a run failed through the simulator's fault knob is
+// inspected and replayed.
+async function runs(admin) {
+  await go(admin, '/home');
+  await shot(admin, '44-overview-sandbox');
+  await admin.getByRole('button', { name: 'Create sample contacts' }).click();
+  await admin.waitForLoadState();
+  expect(admin.url().endsWith('/runs'), 'lands on the runs page');
+  expect((await admin.locator('.flash-success').textContent()).includes('sample contacts created'), 'samples created');
+  await until(admin, '/runs', async (p) => (await p.locator('.badge-run-succeeded').count()) >= 3
+    && (await p.locator('.badge-run-failed').count()) >= 1, 'sample runs to finish');
+  await shot(admin, '45-runs');
+  await admin.locator('tr', { has: admin.locator('.badge-run-succeeded') }).first().locator('a').first().click();
+  await admin.waitForLoadState();
+  expect((await admin.content()).includes('write_back'), 'the run page shows the timeline');
+  expect((await admin.content()).includes('[redacted]'), 'personal data is redacted');
+  await shot(admin, '46-run-timeline');
+  await go(admin, '/verifications');
+  expect(await admin.locator('.badge-outcome-pass').count() === 3, 'three clients passed');
+  expect(await admin.locator('.badge-outcome-fail').count() === 1, 'one client flagged');
+  await shot(admin, '47-verification-status');
+  await admin.setViewportSize({ width: 390, height: 844 });
+  await shot(admin, '48-verification-status-phone');
+  await admin.setViewportSize({ width: 1280, height: 860 });
+
+  // HubSpot fails every call: the next contacts' runs are dead-lettered.
+  await setFault(admin, '500');
+  await shot(admin, '49-sandbox-fault-500');
+  await go(admin, '/home');
+  await admin.getByRole('button', { name: 'Create sample contacts' }).click();
+  await admin.waitForLoadState();
+  await until(admin, '/runs?status=dead', async (p) => (await p.locator('.badge-run-dead').count()) >= 1, 'a dead-lettered run');
+  await shot(admin, '50-runs-dead');
+  await admin.locator('tr', { has: admin.locator('.badge-run-dead') }).first().locator('a').first().click();
+  await admin.waitForLoadState();
+  const deadUrl = admin.url();
+  expect((await admin.content()).includes('after 3 attempts'), 'the reason is on the run page');
+  await shot(admin, '51-run-dead');
+  await setFault(admin, '');
+  await admin.goto(deadUrl);
+  await admin.getByRole('button', { name: 'Replay from the failed step' }).click();
+  await admin.waitForLoadState();
+  expect((await admin.locator('.flash-success').textContent()).includes('Replay started'), 'replay started');
+  await until(admin, new URL(deadUrl).pathname, async (p) => (await p.locator('dd .badge-run-succeeded, dd .badge-run-waiting, dd .badge-run-failed').count()) === 1, 'the replayed run to go past the failed step');
+  await shot(admin, '52-run-replayed');
 }
 
 async function error500(tenantId) {
