@@ -31,6 +31,9 @@ pub struct CallContext {
     /// Every HTTP exchange of the calls made with this context, in order
     /// (the run engine records them per attempt).
     pub log: CallLog,
+    /// The remote's limit for this account when it differs from the
+    /// connector's default (a higher HubSpot tier).
+    pub rate_limit: Option<ferry_core::catalog::RateLimit>,
 }
 
 /// A shared list of HTTP exchanges.
@@ -147,7 +150,7 @@ pub async fn send(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        if let Some(limit) = def.rate_limit {
+        if let Some(limit) = ctx.rate_limit.or(def.rate_limit) {
             ctx.limiter
                 .acquire(&ctx.connection_id, limit, Duration::from_secs(60))
                 .await?;

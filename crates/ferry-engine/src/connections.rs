@@ -51,6 +51,7 @@ pub struct ConnectionService {
     sandbox_http: HttpClient,
     hubspot_sandbox: HubSpotApp,
     hubspot_production: Option<HubSpotApp>,
+    hubspot_rate_limit: Option<ferry_core::catalog::RateLimit>,
     refresh_locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
@@ -72,6 +73,9 @@ pub struct ServiceParts {
     pub hubspot_sandbox: HubSpotApp,
     /// The production HubSpot app, when configured.
     pub hubspot_production: Option<HubSpotApp>,
+    /// HubSpot's limit for these accounts when not the standard 100 per
+    /// 10 s (a higher tier).
+    pub hubspot_rate_limit: Option<ferry_core::catalog::RateLimit>,
 }
 
 impl ConnectionService {
@@ -87,6 +91,7 @@ impl ConnectionService {
             sandbox_http: p.sandbox_http,
             hubspot_sandbox: p.hubspot_sandbox,
             hubspot_production: p.hubspot_production,
+            hubspot_rate_limit: p.hubspot_rate_limit,
             refresh_locks: Arc::new(Mutex::new(HashMap::new())),
         }
     }
@@ -163,6 +168,11 @@ impl ConnectionService {
             limiter: self.limiter.clone(),
             idempotency_key: None,
             log: Default::default(),
+            rate_limit: if connection.connector == ConnectorKey::HubSpot {
+                self.hubspot_rate_limit
+            } else {
+                None
+            },
         };
         Ok((connection, ctx))
     }

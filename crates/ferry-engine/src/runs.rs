@@ -115,7 +115,13 @@ impl Engine {
         let mut new_runs = Vec::new();
         for t in triggered {
             let id = RunId::generate();
-            let context = json!({ "trigger": payload, "steps": {}, "deadlines": {} });
+            // A generic webhook's trigger is its whole body (schema: `body`).
+            let trigger = if source.connector == ConnectorKey::Webhook {
+                json!({ "body": payload })
+            } else {
+                payload.clone()
+            };
+            let context = json!({ "trigger": trigger, "steps": {}, "deadlines": {} });
             let sealed = self
                 .connections
                 .vault()
@@ -835,9 +841,9 @@ fn kind_name(k: &StepKind) -> &'static str {
 }
 
 fn human_secs(s: u64) -> String {
-    if s % 3600 == 0 {
+    if s.is_multiple_of(3600) {
         format!("{} h", s / 3600)
-    } else if s % 60 == 0 {
+    } else if s.is_multiple_of(60) {
         format!("{} min", s / 60)
     } else {
         format!("{s} s")

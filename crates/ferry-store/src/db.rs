@@ -155,6 +155,53 @@ impl Db {
         Ok(())
     }
 
+    /// Bytes the database occupies (SQLite: pages in use after a WAL
+    /// checkpoint; PostgreSQL: `pg_database_size`). For benchmarks.
+    pub async fn size_bytes(&self) -> Result<u64, StoreError> {
+        let backend: DbBackend = self.conn.get_database_backend();
+        let sql = match self.backend {
+            Backend::Sqlite => {
+                self.conn
+                    .execute_unprepared("PRAGMA wal_checkpoint(TRUNCATE)")
+                    .await?;
+                "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()"
+            }
+            Backend::Postgres => "SELECT pg_database_size(current_database())",
+        };
+        let row = self
+            .conn
+            .query_one_raw(Statement::from_string(backend, sql))
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        Ok(u64::try_from(row.try_get_by_index::<i64>(0)?).unwrap_or(0))
+    }
+
+    /// Refreshes the planner's statistics (after a bulk load).
+    pub async fn analyze(&self) -> Result<(), StoreError> {
+        self.conn.execute_unprepared("ANALYZE").await?;
+        Ok(())
+    }
+
+    /// Creates an empty PostgreSQL database `name` on the server at `base`
+    /// (`postgres://user@host:port`); returns its URL. For benchmarks.
+    pub async fn create_postgres_database(base: &str, name: &str) -> Result<String, StoreError> {
+        if !name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            return Err(StoreError::Conflict(
+                "a database name is lower-case letters, digits and _".into(),
+            ));
+        }
+        let base = base.trim_end_matches('/');
+        let admin = sea_orm::Database::connect(format!("{base}/postgres")).await?;
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .await?;
+        admin.close().await?;
+        Ok(format!("{base}/{name}"))
+    }
+
     /// Closes the pool, waiting for connections in use.
     pub async fn close(self) -> Result<(), StoreError> {
         self.conn.close().await?;

@@ -140,6 +140,7 @@ pub async fn connector_overhead(calls: usize) -> anyhow::Result<(Stats, Stats)> 
         limiter: RateLimiter::memory(),
         idempotency_key: None,
         log: Default::default(),
+        rate_limit: None,
     };
     let bare = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))

@@ -33,6 +33,7 @@ struct RawSettings {
     hubspot_client_secret: Option<String>,
     queue_name: String,
     worker_concurrency: String,
+    hubspot_rate_limit: String,
 }
 
 impl Default for RawSettings {
@@ -55,6 +56,7 @@ impl Default for RawSettings {
             hubspot_client_secret: None,
             queue_name: "ferry.runs".into(),
             worker_concurrency: "4".into(),
+            hubspot_rate_limit: "100".into(),
         }
     }
 }
@@ -102,6 +104,10 @@ pub struct Settings {
     /// Runs one worker process executes at once (`FERRY_WORKER_CONCURRENCY`,
     /// default 4).
     pub worker_concurrency: usize,
+    /// Calls per 10 s Ferry allows itself per HubSpot account
+    /// (`FERRY_HUBSPOT_RATE_LIMIT`, default 100: HubSpot's standard limit;
+    /// raise it for accounts on a higher tier).
+    pub hubspot_rate_limit: u32,
 }
 
 /// A configuration error: which setting, and what is wrong with it.
@@ -338,6 +344,22 @@ impl Settings {
                 )
             })?;
 
+        let hubspot_rate_limit = raw
+            .hubspot_rate_limit
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=1_000_000).contains(n))
+            .ok_or_else(|| {
+                bad(
+                    "FERRY_HUBSPOT_RATE_LIMIT",
+                    format!(
+                        "'{}' is not a number of calls per 10 s from 1 to 1000000",
+                        raw.hubspot_rate_limit
+                    ),
+                )
+            })?;
+
         Ok(Self {
             bind,
             database_url: SecretString::from(database_url),
@@ -355,6 +377,7 @@ impl Settings {
             hubspot_app,
             queue_name,
             worker_concurrency,
+            hubspot_rate_limit,
         })
     }
 

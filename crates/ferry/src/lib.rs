@@ -3,6 +3,7 @@
 //! [`build`], so tests run exactly what production runs.
 
 pub mod bench;
+pub mod bench_runs;
 pub mod config;
 pub mod demo;
 
@@ -317,6 +318,12 @@ fn connection_service(
         sandbox_http,
         hubspot_sandbox,
         hubspot_production,
+        hubspot_rate_limit: (settings.hubspot_rate_limit != 100).then_some(
+            ferry_core::catalog::RateLimit {
+                max: settings.hubspot_rate_limit,
+                per_ms: 10_000,
+            },
+        ),
     }))
 }
 

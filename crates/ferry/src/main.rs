@@ -55,6 +55,70 @@ enum BenchCommand {
         #[arg(long, default_value_t = 4000)]
         calls: usize,
     },
+    /// Signed webhook events accepted and stored per second, with latency.
+    Ingest {
+        /// Measured events.
+        #[arg(long, default_value_t = 20_000)]
+        events: usize,
+        /// Requests in flight.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        #[command(flatten)]
+        backend: BenchBackend,
+    },
+    /// Webhook → map three fields → HTTP POST to a local sink: completed,
+    /// fully recorded runs per second, and database bytes per run.
+    PeerFlow {
+        /// Measured events.
+        #[arg(long, default_value_t = 5_000)]
+        events: usize,
+        /// Requests in flight.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        #[command(flatten)]
+        backend: BenchBackend,
+    },
+    /// The reference workflow end to end (contact created in the HubSpot
+    /// simulator → outcome written back), per second.
+    Reference {
+        /// Contacts created.
+        #[arg(long, default_value_t = 1_000)]
+        contacts: usize,
+        #[command(flatten)]
+        backend: BenchBackend,
+    },
+    /// Latency of the runs page with a large history stored.
+    RunsPage {
+        /// Runs stored.
+        #[arg(long, default_value_t = 1_000_000)]
+        history: usize,
+        /// Page requests measured.
+        #[arg(long, default_value_t = 500)]
+        requests: usize,
+        #[command(flatten)]
+        backend: BenchBackend,
+    },
+}
+
+/// Where a benchmark's Ferry keeps its data.
+#[derive(Debug, clap::Args)]
+struct BenchBackend {
+    /// A PostgreSQL server (a fresh database is created on it), e.g.
+    /// postgres://postgres@127.0.0.1:5432; default: embedded SQLite.
+    #[arg(long)]
+    postgres: Option<String>,
+    /// Redis for the queue, e.g. redis://127.0.0.1:6379; default: embedded.
+    #[arg(long)]
+    redis: Option<String>,
+}
+
+impl BenchBackend {
+    fn into_backend(self) -> ferry::bench_runs::Backend {
+        ferry::bench_runs::Backend {
+            postgres: self.postgres,
+            redis: self.redis,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -179,6 +243,40 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 ferry_side.p50_us / bare.p50_us,
                 ferry_side.mean_us / bare.mean_us
             );
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Ingest {
+            events,
+            concurrency,
+            backend,
+        }) => {
+            let r = ferry::bench_runs::ingest(&backend.into_backend(), events, concurrency).await?;
+            println!("{r}");
+            Ok(())
+        }
+        Command::Bench(BenchCommand::PeerFlow {
+            events,
+            concurrency,
+            backend,
+        }) => {
+            let r =
+                ferry::bench_runs::peer_flow(&backend.into_backend(), events, concurrency).await?;
+            println!("{r}");
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Reference { contacts, backend }) => {
+            let r = ferry::bench_runs::reference(&backend.into_backend(), contacts).await?;
+            println!("{r}");
+            Ok(())
+        }
+        Command::Bench(BenchCommand::RunsPage {
+            history,
+            requests,
+            backend,
+        }) => {
+            let r =
+                ferry::bench_runs::runs_page(&backend.into_backend(), history, requests).await?;
+            println!("{r}");
             Ok(())
         }
         Command::Admin(AdminCommand::RotateMasterKey) => {

@@ -91,6 +91,7 @@ async fn verification_context(
         limiter: RateLimiter::memory(),
         idempotency_key: Some("run_1:create_check".into()),
         log: Default::default(),
+        rate_limit: None,
     };
     (
         ctx,
@@ -181,6 +182,7 @@ async fn fault_knobs_make_hubspot_fail_and_429_is_honoured() {
         limiter: RateLimiter::memory(),
         idempotency_key: None,
         log: Default::default(),
+        rate_limit: None,
     };
     let hubspot = ferry_connectors::hubspot::HubSpot;
     let faults_path = format!("/sandbox/hubspot/admin/portals/{portal}/faults");

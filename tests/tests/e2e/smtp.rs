@@ -27,6 +27,7 @@ fn context(url: &str, allow_private: bool) -> CallContext {
         limiter: RateLimiter::memory(),
         idempotency_key: None,
         log: Default::default(),
+        rate_limit: None,
     }
 }
 

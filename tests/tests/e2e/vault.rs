@@ -93,6 +93,7 @@ async fn hubspot_context(app: &ferry_tests::TestApp, limiter: RateLimiter) -> Ca
         limiter,
         idempotency_key: None,
         log: Default::default(),
+        rate_limit: None,
     }
 }
 

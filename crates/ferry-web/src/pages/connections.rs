@@ -590,6 +590,7 @@ async fn create_with_key(
             limiter: ferry_connectors::RateLimiter::memory(),
             idempotency_key: None,
             log: Default::default(),
+            rate_limit: None,
         };
         let connector = Registry::new().get(key).ok_or(AppError::NotFound)?;
         match connector.test(&ctx).await {
