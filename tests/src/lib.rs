@@ -118,6 +118,9 @@ pub struct TestOptions {
     pub redis_url: Option<String>,
     /// `FERRY_PUBLIC_URL`, if not the default.
     pub public_url: Option<String>,
+    /// Run the worker (queue, sweeper, refresher) in the app; off when a
+    /// test runs workers as separate processes.
+    pub worker: bool,
 }
 
 impl Default for TestOptions {
@@ -126,6 +129,7 @@ impl Default for TestOptions {
             smtp: true,
             redis_url: None,
             public_url: None,
+            worker: true,
         }
     }
 }
@@ -150,6 +154,8 @@ pub struct TestApp {
     pub connections: ferry_engine::connections::ConnectionService,
     /// The app's run engine.
     pub engine: ferry_engine::runs::Engine,
+    /// The app's queue name (a worker process must use the same).
+    pub queue_name: String,
     handle: ferry_web::ServerHandle,
 }
 
@@ -214,7 +220,7 @@ async fn try_spawn(options: TestOptions) -> anyhow::Result<TestApp> {
         Arc::new(clock.clone()),
         ferry::Roles {
             web: true,
-            worker: true,
+            worker: options.worker,
         },
     )
     .await?;
@@ -231,6 +237,7 @@ async fn try_spawn(options: TestOptions) -> anyhow::Result<TestApp> {
     Ok(TestApp {
         connections,
         engine,
+        queue_name: queue_name.clone(),
         database_url: database_url.clone(),
         address: format!("http://127.0.0.1:{port}"),
         db,

@@ -21,8 +21,6 @@ use ferry_store::{Db, StoreError, workflows};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
-/// How long a worker holds a run between saves.
-const LEASE_SECS: i64 = 300;
 /// How long Ferry's own writes are recognised as echoes.
 const ECHO_SECS: i64 = 3600;
 
@@ -33,6 +31,7 @@ pub struct Engine {
     connections: ConnectionService,
     clock: Arc<dyn Clock>,
     queue: Queue,
+    lease: ChronoDuration,
 }
 
 /// Where an inbound event came from, for matching it to workflows.
@@ -82,7 +81,15 @@ impl Engine {
             connections,
             clock,
             queue,
+            lease: ChronoDuration::minutes(5),
         }
+    }
+
+    /// How long a worker holds a run between saves before the sweeper
+    /// gives it to another (default 5 minutes).
+    pub fn with_lease(mut self, lease: std::time::Duration) -> Self {
+        self.lease = ChronoDuration::from_std(lease).unwrap_or(self.lease);
+        self
     }
 
     /// The queue.
@@ -221,9 +228,7 @@ impl Engine {
     /// Executes a run as far as it can go now.
     pub async fn execute(&self, id: &RunId) -> Result<(), StoreError> {
         let now = self.clock.now();
-        let Some(claimed) =
-            runs::claim(&self.db, id, now, now + ChronoDuration::seconds(LEASE_SECS)).await?
-        else {
+        let Some(claimed) = runs::claim(&self.db, id, now, now + self.lease).await? else {
             return Ok(());
         };
         let tenant = claimed.tenant.clone();
@@ -294,7 +299,7 @@ impl Engine {
                         0,
                         &sealed,
                         Outcome::Progress {
-                            lease_until: now + ChronoDuration::seconds(LEASE_SECS),
+                            lease_until: now + self.lease,
                         },
                         None,
                         now,

@@ -16,24 +16,44 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
 struct RawSettings {
+    #[serde(deserialize_with = "lenient::text")]
     bind: String,
+    #[serde(deserialize_with = "lenient::optional_text")]
     database_url: Option<String>,
+    #[serde(deserialize_with = "lenient::optional_text")]
     redis_url: Option<String>,
+    #[serde(deserialize_with = "lenient::optional_text")]
     smtp_url: Option<String>,
+    #[serde(deserialize_with = "lenient::text")]
     mail_from: String,
+    #[serde(deserialize_with = "lenient::optional_text")]
     master_key: Option<String>,
+    #[serde(deserialize_with = "lenient::optional_text")]
     master_key_file: Option<String>,
+    #[serde(deserialize_with = "lenient::optional_text")]
     public_url: Option<String>,
+    #[serde(deserialize_with = "lenient::text")]
     data_dir: String,
+    #[serde(deserialize_with = "lenient::text")]
     log_format: String,
+    #[serde(deserialize_with = "lenient::optional_text")]
     web_workers: Option<String>,
+    #[serde(deserialize_with = "lenient::text")]
     sandbox: String,
+    #[serde(deserialize_with = "lenient::text")]
     allow_private_networks: String,
+    #[serde(deserialize_with = "lenient::optional_text")]
     hubspot_client_id: Option<String>,
+    #[serde(deserialize_with = "lenient::optional_text")]
     hubspot_client_secret: Option<String>,
+    #[serde(deserialize_with = "lenient::text")]
     queue_name: String,
+    #[serde(deserialize_with = "lenient::text")]
     worker_concurrency: String,
+    #[serde(deserialize_with = "lenient::text")]
     hubspot_rate_limit: String,
+    #[serde(deserialize_with = "lenient::text")]
+    run_lease_secs: String,
 }
 
 impl Default for RawSettings {
@@ -57,7 +77,91 @@ impl Default for RawSettings {
             queue_name: "ferry.runs".into(),
             worker_concurrency: "4".into(),
             hubspot_rate_limit: "100".into(),
+            run_lease_secs: "300".into(),
         }
+    }
+}
+
+/// Settings values as text whatever their look: an environment variable
+/// `FERRY_SANDBOX=false` or `FERRY_WEB_WORKERS=4` arrives typed, and Ferry
+/// validates every value itself.
+mod lenient {
+    use serde::Deserializer;
+    use serde::de::{self, Visitor};
+    use std::fmt;
+
+    struct Text;
+
+    impl Visitor<'_> for Text {
+        type Value = String;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a text, number or true/false")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
+            Ok(v.to_owned())
+        }
+        fn visit_string<E: de::Error>(self, v: String) -> Result<String, E> {
+            Ok(v)
+        }
+        fn visit_bool<E: de::Error>(self, v: bool) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_char<E: de::Error>(self, v: char) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+    }
+
+    pub fn text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        d.deserialize_any(Text)
+    }
+
+    struct OptionalText;
+
+    impl<'de> Visitor<'de> for OptionalText {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("nothing, or a text, number or true/false")
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            text(d).map(Some)
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Text.visit_str(v).map(Some)
+        }
+        fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+            Ok(Some(v))
+        }
+        fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+            Text.visit_bool(v).map(Some)
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            Text.visit_i64(v).map(Some)
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            Text.visit_u64(v).map(Some)
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+            Text.visit_f64(v).map(Some)
+        }
+    }
+
+    pub fn optional_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        d.deserialize_option(OptionalText)
     }
 }
 
@@ -108,6 +212,9 @@ pub struct Settings {
     /// (`FERRY_HUBSPOT_RATE_LIMIT`, default 100: HubSpot's standard limit;
     /// raise it for accounts on a higher tier).
     pub hubspot_rate_limit: u32,
+    /// How long a worker holds a run between saves before another may
+    /// take it over (`FERRY_RUN_LEASE_SECS`, default 300).
+    pub run_lease_secs: u32,
 }
 
 /// A configuration error: which setting, and what is wrong with it.
@@ -360,6 +467,22 @@ impl Settings {
                 )
             })?;
 
+        let run_lease_secs = raw
+            .run_lease_secs
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (5..=86_400).contains(n))
+            .ok_or_else(|| {
+                bad(
+                    "FERRY_RUN_LEASE_SECS",
+                    format!(
+                        "'{}' is not a number of seconds from 5 to 86400",
+                        raw.run_lease_secs
+                    ),
+                )
+            })?;
+
         Ok(Self {
             bind,
             database_url: SecretString::from(database_url),
@@ -378,6 +501,7 @@ impl Settings {
             queue_name,
             worker_concurrency,
             hubspot_rate_limit,
+            run_lease_secs,
         })
     }
 

@@ -111,7 +111,10 @@ pub async fn build(
         connection_service.clone(),
         clock.clone(),
         queue.clone(),
-    );
+    )
+    .with_lease(std::time::Duration::from_secs(u64::from(
+        settings.run_lease_secs,
+    )));
 
     if roles.worker {
         let mut shutdown = stop_rx.clone();

@@ -105,6 +105,33 @@ fn a_config_file_is_read_and_the_environment_overrides_it() {
 }
 
 #[test]
+fn numbers_and_booleans_in_the_environment_are_read_as_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ferry(
+        dir.path(),
+        &["migrate"],
+        &[
+            ("FERRY_SANDBOX", "false"),
+            ("FERRY_WEB_WORKERS", "3"),
+            ("FERRY_WORKER_CONCURRENCY", "8"),
+            ("FERRY_RUN_LEASE_SECS", "60"),
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = ferry(
+        dir.path(),
+        &["migrate"],
+        &[("FERRY_WORKER_CONCURRENCY", "0")],
+        None,
+    );
+    assert_eq!(
+        text(&out.stderr).trim(),
+        "configuration error: FERRY_WORKER_CONCURRENCY: '0' is not a number from 1 to 64"
+    );
+}
+
+#[test]
 fn migrate_creates_the_database_and_a_private_master_key() {
     let dir = tempfile::tempdir().unwrap();
     let out = ferry(dir.path(), &["migrate"], &[], None);

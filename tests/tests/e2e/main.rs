@@ -8,6 +8,7 @@ mod connections;
 mod demo;
 mod hooks;
 mod invites;
+mod kill;
 mod operator;
 mod pages;
 mod runs;
