@@ -382,6 +382,25 @@ pub async fn ingest(
         }
     }
     txn.commit().await?;
+    // A run that parked while this transaction ran saw no event and was
+    // not seen waiting here: look again now that the event is committed.
+    if let Some(key) = correlation_key {
+        let waiting: Vec<String> = run::Entity::find()
+            .select_only()
+            .column(run::Column::Id)
+            .filter(run::Column::TenantId.eq(tenant.to_string()))
+            .filter(run::Column::WaitKey.eq(key))
+            .filter(run::Column::Status.eq(RunStatus::Waiting.as_str()))
+            .into_tuple()
+            .all(&db.conn)
+            .await?;
+        for id in waiting {
+            if resume_waiting(&db.conn, &id, now).await? {
+                out.resumed
+                    .push(id.parse().map_err(|_| StoreError::Corrupt("runs.id"))?);
+            }
+        }
+    }
     Ok(out)
 }
 
@@ -854,6 +873,24 @@ pub async fn sweep(db: &Db, now: DateTime<Utc>, limit: u64) -> Result<Sweep, Sto
         resume_waiting(&db.conn, id, now).await?;
     }
     out.timed_out = parse(timed_out)?;
+    // Safety net: waiting runs whose event is already stored.
+    let matched: Vec<String> = run::Entity::find()
+        .select_only()
+        .column(run::Column::Id)
+        .filter(run::Column::Status.eq(RunStatus::Waiting.as_str()))
+        .filter(Expr::cust(
+            "EXISTS (SELECT 1 FROM inbound_events ie WHERE ie.tenant_id = runs.tenant_id AND ie.correlation_key = runs.wait_key)",
+        ))
+        .limit(limit)
+        .into_tuple()
+        .all(&db.conn)
+        .await?;
+    for id in matched {
+        if resume_waiting(&db.conn, &id, now).await? {
+            out.timed_out
+                .push(id.parse().map_err(|_| StoreError::Corrupt("runs.id"))?);
+        }
+    }
     // Queued and due, not enqueued in the last minute.
     let due: Vec<String> = run::Entity::find()
         .select_only()
