@@ -51,7 +51,7 @@ pub struct ConnectionService {
     sandbox_http: HttpClient,
     hubspot_sandbox: HubSpotApp,
     hubspot_production: Option<HubSpotApp>,
-    hubspot_rate_limit: Option<ferry_core::catalog::RateLimit>,
+    rate_limits: HashMap<ConnectorKey, ferry_core::catalog::RateLimit>,
     refresh_locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
@@ -73,9 +73,9 @@ pub struct ServiceParts {
     pub hubspot_sandbox: HubSpotApp,
     /// The production HubSpot app, when configured.
     pub hubspot_production: Option<HubSpotApp>,
-    /// HubSpot's limit for these accounts when not the standard 100 per
-    /// 10 s (a higher tier).
-    pub hubspot_rate_limit: Option<ferry_core::catalog::RateLimit>,
+    /// Limits per account that replace a connector's default (a higher
+    /// HubSpot tier, a provider contract).
+    pub rate_limits: HashMap<ConnectorKey, ferry_core::catalog::RateLimit>,
 }
 
 impl ConnectionService {
@@ -91,7 +91,7 @@ impl ConnectionService {
             sandbox_http: p.sandbox_http,
             hubspot_sandbox: p.hubspot_sandbox,
             hubspot_production: p.hubspot_production,
-            hubspot_rate_limit: p.hubspot_rate_limit,
+            rate_limits: p.rate_limits,
             refresh_locks: Arc::new(Mutex::new(HashMap::new())),
         }
     }
@@ -168,11 +168,7 @@ impl ConnectionService {
             limiter: self.limiter.clone(),
             idempotency_key: None,
             log: Default::default(),
-            rate_limit: if connection.connector == ConnectorKey::HubSpot {
-                self.hubspot_rate_limit
-            } else {
-                None
-            },
+            rate_limit: self.rate_limits.get(&connection.connector).copied(),
         };
         Ok((connection, ctx))
     }

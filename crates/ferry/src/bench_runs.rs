@@ -99,6 +99,7 @@ async fn start(backend: &Backend, concurrency: usize) -> anyhow::Result<Env> {
         ("worker_concurrency", workers.as_str()),
         // The simulator's limit is lifted for the benchmarks; so is Ferry's.
         ("hubspot_rate_limit", "1000000"),
+        ("verification_rate_limit", "1000000"),
     ];
     if let Some(r) = &backend.redis {
         pairs.push(("redis_url", r.as_str()));

@@ -53,6 +53,8 @@ struct RawSettings {
     #[serde(deserialize_with = "lenient::text")]
     hubspot_rate_limit: String,
     #[serde(deserialize_with = "lenient::text")]
+    verification_rate_limit: String,
+    #[serde(deserialize_with = "lenient::text")]
     run_lease_secs: String,
 }
 
@@ -77,6 +79,7 @@ impl Default for RawSettings {
             queue_name: "ferry.runs".into(),
             worker_concurrency: "4".into(),
             hubspot_rate_limit: "100".into(),
+            verification_rate_limit: "50".into(),
             run_lease_secs: "300".into(),
         }
     }
@@ -212,6 +215,9 @@ pub struct Settings {
     /// (`FERRY_HUBSPOT_RATE_LIMIT`, default 100: HubSpot's standard limit;
     /// raise it for accounts on a higher tier).
     pub hubspot_rate_limit: u32,
+    /// Calls per second Ferry allows itself per verification-provider
+    /// account (`FERRY_VERIFICATION_RATE_LIMIT`, default 50).
+    pub verification_rate_limit: u32,
     /// How long a worker holds a run between saves before another may
     /// take it over (`FERRY_RUN_LEASE_SECS`, default 300).
     pub run_lease_secs: u32,
@@ -467,6 +473,21 @@ impl Settings {
                 )
             })?;
 
+        let verification_rate_limit = raw
+            .verification_rate_limit
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=1_000_000).contains(n))
+            .ok_or_else(|| {
+                bad(
+                    "FERRY_VERIFICATION_RATE_LIMIT",
+                    format!(
+                        "'{}' is not a number of calls per second from 1 to 1000000",
+                        raw.verification_rate_limit
+                    ),
+                )
+            })?;
         let run_lease_secs = raw
             .run_lease_secs
             .trim()
@@ -501,6 +522,7 @@ impl Settings {
             queue_name,
             worker_concurrency,
             hubspot_rate_limit,
+            verification_rate_limit,
             run_lease_secs,
         })
     }

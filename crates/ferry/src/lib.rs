@@ -321,12 +321,23 @@ fn connection_service(
         sandbox_http,
         hubspot_sandbox,
         hubspot_production,
-        hubspot_rate_limit: (settings.hubspot_rate_limit != 100).then_some(
-            ferry_core::catalog::RateLimit {
-                max: settings.hubspot_rate_limit,
-                per_ms: 10_000,
-            },
-        ),
+        rate_limits: [
+            (
+                ferry_core::catalog::ConnectorKey::HubSpot,
+                ferry_core::catalog::RateLimit {
+                    max: settings.hubspot_rate_limit,
+                    per_ms: 10_000,
+                },
+            ),
+            (
+                ferry_core::catalog::ConnectorKey::Verification,
+                ferry_core::catalog::RateLimit {
+                    max: settings.verification_rate_limit,
+                    per_ms: 1_000,
+                },
+            ),
+        ]
+        .into(),
     }))
 }
 
