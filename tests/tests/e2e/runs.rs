@@ -931,3 +931,60 @@ async fn a_replayed_run_keeps_the_version_it_started_with() {
         "new events run the new version"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_429_with_retry_after_is_honoured_and_the_step_retried_no_sooner() {
+    let (app, _client, _, portal) = reference_setup().await;
+    set_provider_faults(&app, Some("429")).await;
+    app.create_contact(
+        portal,
+        json!({"email": "ada@client.test", "firstname": "Ada", "lastname": "Lovelace"}),
+    )
+    .await;
+    assert_eq!(
+        app.wait_count(
+            "SELECT COUNT(*) FROM run_steps WHERE step_key = 'start_check' AND status = 'retrying'",
+            1
+        )
+        .await,
+        1
+    );
+    // Three tries inside the call, each answered 429 with Retry-After: 2.
+    let calls = app
+        .json_rows("SELECT http_calls FROM run_steps WHERE step_key = 'start_check'")
+        .await[0][0]
+        .clone()
+        .unwrap();
+    let calls: serde_json::Value = serde_json::from_str(&calls).unwrap();
+    let statuses: Vec<u64> = calls
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(statuses, vec![429, 429, 429], "{calls}");
+    // The step is retried no sooner than the provider asked.
+    let gap = app
+        .json_rows("SELECT CAST(r.wake_at AS TEXT), CAST(s.finished_at AS TEXT) FROM runs r JOIN run_steps s ON s.run_id = r.id WHERE s.step_key = 'start_check' AND r.status = 'queued'")
+        .await;
+    if let Some(row) = gap.first() {
+        let parse = |t: &Option<String>| {
+            let t = t.clone().unwrap().replace(' ', "T");
+            chrono::DateTime::parse_from_rfc3339(&t)
+                .or_else(|_| chrono::DateTime::parse_from_str(&t, "%Y-%m-%dT%H:%M:%S%.f%#z"))
+                .unwrap()
+        };
+        let (wake, finished) = (parse(&row[0]), parse(&row[1]));
+        assert!(
+            wake - finished >= chrono::Duration::seconds(2),
+            "{wake} vs {finished}"
+        );
+    }
+    set_provider_faults(&app, None).await;
+    assert_eq!(
+        app.wait_count("SELECT COUNT(*) FROM runs WHERE status = 'succeeded'", 1)
+            .await,
+        1
+    );
+    assert_eq!(checks_at_provider(&app).await.0, 1);
+}
