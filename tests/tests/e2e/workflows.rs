@@ -325,3 +325,126 @@ async fn tenant_b_gets_404_and_staff_change_nothing() {
     );
     assert_eq!(s.get("/workflows/new").await.status, 403);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dry_run_shows_each_step_and_writes_nothing() {
+    let app = spawn_app().await;
+    let (_, admin) = app.create_tenant("Acme").await;
+    let client = app.login(&admin).await;
+    app.connect_hubspot(&client).await;
+    app.connect_sandbox_verification(&client).await;
+    let res = client
+        .submit(
+            "/workflows/new",
+            "/workflows",
+            &[
+                ("name", "KYC"),
+                ("owner", admin.user_id.as_str()),
+                ("environment", "sandbox"),
+                ("template", "reference"),
+            ],
+        )
+        .await;
+    let id = id_from(res.location.as_deref().unwrap());
+    let portal = app.portal().await;
+    let contact = app
+        .create_contact(portal, serde_json::json!({"email": "ada@client.test", "firstname": "Ada", "lastname": "Lovelace"}))
+        .await;
+    let page = client.get(&format!("/workflows/{id}")).await;
+    assert!(page.body.contains("Sample trigger payload"));
+
+    let payload =
+        format!("{{\"objectId\": {contact}, \"subscriptionType\": \"contact.creation\"}}");
+    let res = client
+        .submit(
+            &format!("/workflows/{id}"),
+            &format!("/workflows/{id}/dry-run"),
+            &[("payload", &payload)],
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    for key in [
+        "fetch_contact",
+        "validate_contact",
+        "start_check",
+        "wait_result",
+        "write_back",
+    ] {
+        assert!(res.body.contains(key), "{key}");
+    }
+    assert!(res.body.contains("read from the bound connection"));
+    assert_eq!(
+        res.body
+            .matches("not called: a dry run writes nothing")
+            .count(),
+        2,
+        "{}",
+        res.body
+    );
+    assert!(
+        res.body.contains("[redacted]") && !res.body.contains("Lovelace"),
+        "PII redacted in the dry run too"
+    );
+    assert!(
+        res.body.contains("identity_verification_status"),
+        "the write-back's input is shown"
+    );
+    // Nothing was written anywhere.
+    let stats = app.json("/sandbox/verify/admin/accounts").await;
+    assert_eq!(stats[0]["create_requests"], 0, "{stats}");
+    let c = app
+        .json(&format!(
+            "/sandbox/hubspot/admin/portals/{portal}/contacts/{contact}"
+        ))
+        .await;
+    assert!(
+        c["properties"]
+            .get("identity_verification_status")
+            .is_none()
+    );
+    assert_eq!(app.count("SELECT COUNT(*) FROM runs").await, 0);
+
+    // A contact failing validation stops the dry run there.
+    let bad = app
+        .create_contact(
+            portal,
+            serde_json::json!({"email": "x@client.test", "firstname": "X"}),
+        )
+        .await;
+    let res = client
+        .submit(
+            &format!("/workflows/{id}"),
+            &format!("/workflows/{id}/dry-run"),
+            &[("payload", &format!("{{\"objectId\": \"{bad}\"}}"))],
+        )
+        .await;
+    assert!(
+        res.body.contains("badge-step-failed") && res.body.contains("lastname"),
+        "{}",
+        res.body
+    );
+    assert!(
+        !res.body.contains("start_check <span"),
+        "stops at the failed step"
+    );
+
+    // Bad input.
+    let res = client
+        .submit(
+            &format!("/workflows/{id}"),
+            &format!("/workflows/{id}/dry-run"),
+            &[("payload", "{not json")],
+        )
+        .await;
+    assert_eq!(res.status, 422);
+    assert!(res.body.contains("not valid JSON"));
+    let res = client
+        .submit(
+            &format!("/workflows/{id}"),
+            &format!("/workflows/{id}/dry-run"),
+            &[("payload", "[1, 2]")],
+        )
+        .await;
+    assert_eq!(res.status, 422);
+    assert!(res.body.contains("must be a JSON object"));
+}

@@ -109,6 +109,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/sandbox-samples",
             web::post().to(connections::sample_contacts),
         )
+        .route(
+            "/workflows/{id}/dry-run",
+            web::post().to(workflows::dry_run),
+        )
         .route("/runs", web::get().to(runs::list))
         .route("/runs/replay", web::post().to(runs::bulk_replay))
         .route("/runs/{id}", web::get().to(runs::detail))

@@ -313,6 +313,21 @@ struct Feedback {
     issues: Vec<String>,
     /// Connector -> message, for the connections form.
     binding_errors: BTreeMap<String, String>,
+    /// The dry run's sample payload, as typed.
+    dry_payload: Option<String>,
+    /// The dry run's steps, when one was made.
+    dry_steps: Option<Vec<DryRow>>,
+    /// Why the sample payload was refused.
+    dry_error: Option<String>,
+}
+
+struct DryRow {
+    key: String,
+    kind: &'static str,
+    status: &'static str,
+    input: String,
+    output: String,
+    note: String,
 }
 
 struct StepRow {
@@ -352,6 +367,9 @@ struct WorkflowPage {
     versions: Vec<VersionRow>,
     definition: String,
     issues: Vec<String>,
+    dry_payload: String,
+    dry_steps: Option<Vec<DryRow>>,
+    dry_error: Option<String>,
 }
 
 fn summary(kind: &StepKind) -> (&'static str, String) {
@@ -497,10 +515,108 @@ async fn workflow_page(
             versions,
             definition: definition.chars().take(200_000).collect(),
             issues: feedback.issues,
+            dry_payload: feedback
+                .dry_payload
+                .unwrap_or_else(|| sample_payload(&wf.draft)),
+            dry_steps: feedback.dry_steps,
+            dry_error: feedback.dry_error,
             name: wf.name,
             description: wf.description,
         },
     )
+}
+
+/// A sample trigger payload for the dry-run form.
+fn sample_payload(d: &Definition) -> String {
+    let sample = match (d.trigger.connector, d.trigger.event.as_str()) {
+        (ConnectorKey::HubSpot, event) => json!({
+            "subscriptionType": event,
+            "objectId": "1",
+            "portalId": 0,
+            "eventId": 1,
+        }),
+        (ConnectorKey::Verification, _) => json!({
+            "type": "check.completed",
+            "check": { "id": "chk_sample", "result": "clear" },
+        }),
+        _ => json!({ "id": "1", "email": "client@example.com" }),
+    };
+    serde_json::to_string_pretty(&sample).unwrap_or_default()
+}
+
+/// The dry-run form.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct DryRunForm {
+    #[serde(default)]
+    payload: String,
+}
+
+/// POST /workflows/{id}/dry-run (admin): the draft on a sample payload;
+/// nothing is written anywhere.
+pub async fn dry_run(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    admin: Admin,
+    id: web::Path<String>,
+    form: web::Form<DryRunForm>,
+) -> Result<HttpResponse, AppError> {
+    let member = admin.0;
+    let id: WorkflowId = parse_id(&id)?;
+    let wf = store::get(&state.db, &member.tenant_id, &id).await?;
+    let text = form.payload.trim().to_owned();
+    let parsed = if text.len() > 64 * 1024 {
+        Err("The sample payload is too long (at most 64 KiB).".to_owned())
+    } else {
+        match serde_json::from_str::<serde_json::Value>(&text) {
+            Ok(v @ serde_json::Value::Object(_)) => Ok(v),
+            Ok(_) => Err("The sample payload must be a JSON object.".to_owned()),
+            Err(e) => Err(format!("The sample payload is not valid JSON: {e}.")),
+        }
+    };
+    let (status, feedback) = match parsed {
+        Err(message) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Feedback {
+                dry_payload: Some(text),
+                dry_error: Some(message),
+                ..Feedback::default()
+            },
+        ),
+        Ok(payload) => {
+            let steps = state
+                .engine
+                .dry_run(&member.tenant_id, &wf.draft, &wf.bindings, payload)
+                .await;
+            let pretty = |v: &serde_json::Value| {
+                if v.is_null() {
+                    String::new()
+                } else {
+                    serde_json::to_string_pretty(v).unwrap_or_default()
+                }
+            };
+            (
+                StatusCode::OK,
+                Feedback {
+                    dry_payload: Some(text),
+                    dry_steps: Some(
+                        steps
+                            .iter()
+                            .map(|s| DryRow {
+                                key: s.key.clone(),
+                                kind: s.kind,
+                                status: s.status,
+                                input: pretty(&s.input),
+                                output: pretty(&s.output),
+                                note: s.note.clone(),
+                            })
+                            .collect(),
+                    ),
+                    ..Feedback::default()
+                },
+            )
+        }
+    };
+    workflow_page(&state, &req, &member, wf, status, feedback).await
 }
 
 /// GET /workflows/{id}
