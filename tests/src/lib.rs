@@ -114,7 +114,8 @@ pub struct TestOptions {
     /// Run a capturing SMTP server and point Ferry at it (otherwise mail
     /// stays in the outbox).
     pub smtp: bool,
-    /// `FERRY_REDIS_URL`, if any.
+    /// `FERRY_REDIS_URL`, if any (default: Redis when the environment says
+    /// `FERRY_TEST_QUEUE=redis`, else the embedded queue).
     pub redis_url: Option<String>,
     /// `FERRY_PUBLIC_URL`, if not the default.
     pub public_url: Option<String>,
@@ -127,7 +128,8 @@ impl Default for TestOptions {
     fn default() -> Self {
         Self {
             smtp: true,
-            redis_url: None,
+            redis_url: (std::env::var("FERRY_TEST_QUEUE").as_deref() == Ok("redis"))
+                .then(redis_url),
             public_url: None,
             worker: true,
         }
@@ -156,6 +158,8 @@ pub struct TestApp {
     pub engine: ferry_engine::runs::Engine,
     /// The app's queue name (a worker process must use the same).
     pub queue_name: String,
+    /// The app's Redis, when its queue is there.
+    pub redis_url: Option<String>,
     handle: ferry_web::ServerHandle,
 }
 
@@ -238,6 +242,7 @@ async fn try_spawn(options: TestOptions) -> anyhow::Result<TestApp> {
         connections,
         engine,
         queue_name: queue_name.clone(),
+        redis_url: options.redis_url.clone(),
         database_url: database_url.clone(),
         address: format!("http://127.0.0.1:{port}"),
         db,

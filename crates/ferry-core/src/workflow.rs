@@ -135,7 +135,8 @@ enum Source {
     Open,
 }
 
-fn type_name(t: FieldType) -> &'static str {
+/// A field type as named to people ("an email").
+pub fn type_name(t: FieldType) -> &'static str {
     match t {
         FieldType::Text => "text",
         FieldType::Email => "an email",

@@ -24,8 +24,8 @@ fn ferry_bin() -> PathBuf {
 }
 
 fn start_worker(app: &ferry_tests::TestApp) -> Child {
-    Command::new(ferry_bin())
-        .arg("worker")
+    let mut cmd = Command::new(ferry_bin());
+    cmd.arg("worker")
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("FERRY_DATABASE_URL", &app.database_url)
@@ -39,9 +39,11 @@ fn start_worker(app: &ferry_tests::TestApp) -> Child {
         .stderr(
             std::fs::File::create(app.data_dir.path().join("worker.log"))
                 .map_or_else(|_| Stdio::null(), Stdio::from),
-        )
-        .spawn()
-        .expect("start ferry worker")
+        );
+    if let Some(redis) = &app.redis_url {
+        cmd.env("FERRY_REDIS_URL", redis);
+    }
+    cmd.spawn().expect("start ferry worker")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

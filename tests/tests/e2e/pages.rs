@@ -153,7 +153,11 @@ async fn pages_carry_security_headers_and_are_not_cached() {
 
 #[tokio::test]
 async fn health_and_readiness() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(TestOptions {
+        redis_url: None,
+        ..TestOptions::default()
+    })
+    .await;
     let client = app.client();
     let health = client.get("/healthz").await;
     assert_eq!(health.status, 200);

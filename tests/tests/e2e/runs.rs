@@ -988,3 +988,52 @@ async fn a_429_with_retry_after_is_honoured_and_the_step_retried_no_sooner() {
     );
     assert_eq!(checks_at_provider(&app).await.0, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_graceful_shutdown_lets_the_step_in_flight_finish() {
+    let (app, _client, _, portal) = reference_setup().await;
+    // The provider takes 2 s to create a check.
+    let account = verification_account(&app).await;
+    let mut settings = app
+        .json(&format!("/sandbox/verify/admin/accounts/{account}"))
+        .await["settings"]
+        .clone();
+    settings["faults"]["latency_ms"] = json!(2000);
+    app.send_json(
+        reqwest::Method::PUT,
+        &format!("/sandbox/verify/admin/accounts/{account}"),
+        settings,
+    )
+    .await;
+    app.create_contact(
+        portal,
+        json!({"email": "ada@client.test", "firstname": "Ada", "lastname": "Lovelace"}),
+    )
+    .await;
+    assert_eq!(
+        app.wait_count(
+            "SELECT COUNT(*) FROM run_steps WHERE step_key = 'validate_contact'",
+            1
+        )
+        .await,
+        1
+    );
+    // SIGTERM's path: the server stops, then the worker stops taking jobs
+    // and waits for the one in flight.
+    app.stop().await;
+    assert_eq!(
+        app.wait_count("SELECT COUNT(*) FROM runs WHERE status = 'waiting'", 1)
+            .await,
+        1,
+        "the check call finished and the run was parked, not left running: {:?}",
+        app.json_rows("SELECT status, error FROM runs").await
+    );
+    assert_eq!(
+        app.count(
+            "SELECT COUNT(*) FROM run_steps WHERE step_key = 'start_check' AND status = 'ok'"
+        )
+        .await,
+        1
+    );
+    assert!(ferry_tests::captured_logs().contains("shutting down: finishing background work"));
+}

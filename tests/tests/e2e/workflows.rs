@@ -448,3 +448,188 @@ async fn a_dry_run_shows_each_step_and_writes_nothing() {
     assert_eq!(res.status, 422);
     assert!(res.body.contains("must be a JSON object"));
 }
+
+#[tokio::test]
+async fn steps_are_added_moved_mapped_validated_and_removed_from_the_builder() {
+    let app = spawn_app().await;
+    let (tenant, admin) = app.create_tenant("Acme").await;
+    let client = app.login(&admin).await;
+    let res = client
+        .submit(
+            "/workflows/new",
+            "/workflows",
+            &[
+                ("name", "Built by hand"),
+                ("owner", admin.user_id.as_str()),
+                ("environment", "sandbox"),
+                ("template", "start"),
+            ],
+        )
+        .await;
+    let id = id_from(res.location.as_deref().unwrap());
+    let page = format!("/workflows/{id}");
+    let steps = format!("/workflows/{id}/steps");
+    let draft = |app: &ferry_tests::TestApp| {
+        let id = id.clone();
+        let raw = app.raw.clone();
+        async move {
+            let _ = app;
+            let row = sea_orm::ConnectionTrait::query_one_raw(
+                &raw,
+                sea_orm::Statement::from_string(
+                    raw.get_database_backend(),
+                    format!("SELECT draft FROM workflows WHERE id = '{id}'"),
+                ),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+            serde_json::from_str::<serde_json::Value>(&row.try_get_by_index::<String>(0).unwrap())
+                .unwrap()
+        }
+    };
+    // The schemas' fields are offered.
+    let body = client.get(&page).await.body;
+    assert!(body.contains("trigger.objectId") && body.contains("steps.fetch_contact.email"));
+    assert!(body.contains("Email — an email, personal"));
+
+    // Add a validation step, then a rule on it.
+    let res = client
+        .submit(
+            &page,
+            &steps,
+            &[
+                ("op", "add"),
+                ("kind", "validate"),
+                ("new_key", "check_email"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, 303, "{}", res.body);
+    let res = client
+        .submit(
+            &page,
+            &steps,
+            &[
+                ("op", "rule"),
+                ("key", "check_email"),
+                ("source", "steps.fetch_contact.email"),
+                ("check", "email"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, 303, "{}", res.body);
+    // Add an action and map its input from the schema's fields.
+    let res = client
+        .submit(
+            &page,
+            &steps,
+            &[
+                ("op", "add"),
+                ("kind", "action"),
+                ("new_key", "start"),
+                ("action", "verification:create_check"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, 303, "{}", res.body);
+    let res = client
+        .submit(
+            &page,
+            &steps,
+            &[
+                ("op", "map"),
+                ("target", "start:email"),
+                ("source", "steps.fetch_contact.email"),
+                ("transform", "lower"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, 303, "{}", res.body);
+    let d = draft(&app).await;
+    let keys: Vec<&str> = d["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, ["fetch_contact", "check_email", "start"]);
+    assert_eq!(d["steps"][1]["rules"][0]["check"]["check"], "email");
+    assert_eq!(
+        d["steps"][2]["input"]["email"]["input"]["input"]["path"], "steps.fetch_contact.email",
+        "{}",
+        d["steps"][2]
+    );
+
+    // Moving a step above the one it reads from is refused, naming both.
+    let res = client
+        .submit(&page, &steps, &[("op", "up"), ("key", "check_email")])
+        .await;
+    assert_eq!(res.status, 422);
+    assert!(
+        res.body.contains("check_email") && res.body.contains("does not come before"),
+        "{}",
+        res.body
+    );
+    // Moving down is fine; removing works; the draft follows.
+    let res = client
+        .submit(&page, &steps, &[("op", "down"), ("key", "check_email")])
+        .await;
+    assert_eq!(res.status, 303, "{}", res.body);
+    let res = client
+        .submit(&page, &steps, &[("op", "remove"), ("key", "check_email")])
+        .await;
+    assert_eq!(res.status, 303);
+    let d = draft(&app).await;
+    let keys: Vec<&str> = d["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, ["fetch_contact", "start"]);
+
+    // Bad input: a duplicate key, a bad field, an unknown step, a rule without its number.
+    for (fields, message) in [
+        (
+            vec![("op", "add"), ("kind", "map"), ("new_key", "start")],
+            "two steps have this key",
+        ),
+        (
+            vec![
+                ("op", "map"),
+                ("target", "start:email"),
+                ("source", "steps.nowhere.x"),
+            ],
+            "does not come before",
+        ),
+        (
+            vec![("op", "remove"), ("key", "ghost")],
+            "There is no step ghost.",
+        ),
+        (
+            vec![("op", "add"), ("kind", "validate"), ("new_key", "bad key!")],
+            "a step key is 1 to 40 letters",
+        ),
+    ] {
+        let res = client.submit(&page, &steps, &fields).await;
+        assert_eq!(res.status, 422, "{fields:?}");
+        assert!(res.body.contains(message), "{message}: {}", res.body);
+    }
+    assert_eq!(
+        draft(&app).await["steps"].as_array().unwrap().len(),
+        2,
+        "nothing refused was saved"
+    );
+    // Staff cannot edit.
+    let staff = app
+        .add_member(&tenant, "staff@acme.test", "Sam", ferry_core::Role::Staff)
+        .await;
+    let s = app.login(&staff).await;
+    assert_eq!(
+        s.submit(&page, &steps, &[("op", "remove"), ("key", "start")])
+            .await
+            .status,
+        403
+    );
+}

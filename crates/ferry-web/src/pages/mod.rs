@@ -110,6 +110,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(connections::sample_contacts),
         )
         .route(
+            "/workflows/{id}/steps",
+            web::post().to(workflows::edit_steps),
+        )
+        .route(
             "/workflows/{id}/dry-run",
             web::post().to(workflows::dry_run),
         )
