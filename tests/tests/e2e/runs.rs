@@ -872,7 +872,8 @@ async fn a_replayed_run_keeps_the_version_it_started_with() {
         .unwrap();
     // The workflow changes: v2 waits 12 h instead of 24 h.
     let page = client.get(&format!("/workflows/{workflow}")).await.body;
-    let start = page.find("spellcheck=\"false\">").unwrap() + "spellcheck=\"false\">".len();
+    let at = page.find("name=\"definition\"").unwrap();
+    let start = at + page[at..].find('>').unwrap() + 1;
     let end = page[start..].find("</textarea>").unwrap() + start;
     let text = page[start..end]
         .replace("&#34;", "\"")

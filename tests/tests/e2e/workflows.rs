@@ -69,7 +69,8 @@ async fn the_reference_workflow_is_created_bound_published_and_rolled_back() {
 
     // Edit: a shorter wait, saved and published as v2.
     let definition = client.get(&format!("/workflows/{id}")).await.body;
-    let start = definition.find("spellcheck=\"false\">").unwrap() + "spellcheck=\"false\">".len();
+    let at = definition.find("name=\"definition\"").unwrap();
+    let start = at + definition[at..].find('>').unwrap() + 1;
     let end = definition[start..].find("</textarea>").unwrap() + start;
     let json_text = definition[start..end]
         .replace("&#34;", "\"")
