@@ -122,6 +122,8 @@ pub struct TestOptions {
     /// Run the worker (queue, sweeper, refresher) in the app; off when a
     /// test runs workers as separate processes.
     pub worker: bool,
+    /// More settings (`name`, value), e.g. `("http_timeout_secs", "2")`.
+    pub settings: Vec<(&'static str, String)>,
 }
 
 impl Default for TestOptions {
@@ -132,6 +134,7 @@ impl Default for TestOptions {
                 .then(redis_url),
             public_url: None,
             worker: true,
+            settings: Vec::new(),
         }
     }
 }
@@ -204,6 +207,9 @@ async fn try_spawn(options: TestOptions) -> anyhow::Result<TestApp> {
     // Tests share one Redis: each app has its own queue.
     let queue_name = format!("ferry.test.{:016x}", rand::random::<u64>());
     pairs.push(("queue_name", &queue_name));
+    for (k, v) in &options.settings {
+        pairs.push((k, v));
+    }
     // The public URL needs the port, which is known only after binding:
     // bind first on a probe to learn a free port.
     let probe = std::net::TcpListener::bind("127.0.0.1:0")?;

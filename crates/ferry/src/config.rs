@@ -56,6 +56,8 @@ struct RawSettings {
     verification_rate_limit: String,
     #[serde(deserialize_with = "lenient::text")]
     run_lease_secs: String,
+    #[serde(deserialize_with = "lenient::text")]
+    http_timeout_secs: String,
 }
 
 impl Default for RawSettings {
@@ -81,6 +83,7 @@ impl Default for RawSettings {
             hubspot_rate_limit: "100".into(),
             verification_rate_limit: "50".into(),
             run_lease_secs: "300".into(),
+            http_timeout_secs: "30".into(),
         }
     }
 }
@@ -221,6 +224,9 @@ pub struct Settings {
     /// How long a worker holds a run between saves before another may
     /// take it over (`FERRY_RUN_LEASE_SECS`, default 300).
     pub run_lease_secs: u32,
+    /// How long a call to a connected app may take before it counts as a
+    /// (retryable) timeout (`FERRY_HTTP_TIMEOUT_SECS`, default 30).
+    pub http_timeout_secs: u32,
 }
 
 /// A configuration error: which setting, and what is wrong with it.
@@ -504,6 +510,22 @@ impl Settings {
                 )
             })?;
 
+        let http_timeout_secs = raw
+            .http_timeout_secs
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=600).contains(n))
+            .ok_or_else(|| {
+                bad(
+                    "FERRY_HTTP_TIMEOUT_SECS",
+                    format!(
+                        "'{}' is not a number of seconds from 1 to 600",
+                        raw.http_timeout_secs
+                    ),
+                )
+            })?;
+
         Ok(Self {
             bind,
             database_url: SecretString::from(database_url),
@@ -524,6 +546,7 @@ impl Settings {
             hubspot_rate_limit,
             verification_rate_limit,
             run_lease_secs,
+            http_timeout_secs,
         })
     }
 

@@ -260,7 +260,7 @@ fn connection_service(
     internal: &url::Url,
     sandbox_secret: &str,
 ) -> anyhow::Result<ConnectionService> {
-    let timeout = std::time::Duration::from_secs(30);
+    let timeout = std::time::Duration::from_secs(u64::from(settings.http_timeout_secs));
     let production_http = HttpClient::new(
         NetworkPolicy {
             allow_private: settings.allow_private_networks,

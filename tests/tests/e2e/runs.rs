@@ -1038,3 +1038,56 @@ async fn a_graceful_shutdown_lets_the_step_in_flight_finish() {
     );
     assert!(ferry_tests::captured_logs().contains("shutting down: finishing background work"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_call_that_times_out_is_retried_and_leaves_one_check() {
+    let app = spawn_app_with(TestOptions {
+        settings: vec![("http_timeout_secs", "2".into())],
+        ..TestOptions::default()
+    })
+    .await;
+    let (_, admin) = app.create_tenant("Acme").await;
+    let client = app.login(&admin).await;
+    app.connect_hubspot(&client).await;
+    app.connect_sandbox_verification(&client).await;
+    app.publish_reference(&client, &admin).await;
+    let portal = app.portal().await;
+    let account = verification_account(&app).await;
+    let mut settings = app
+        .json(&format!("/sandbox/verify/admin/accounts/{account}"))
+        .await["settings"]
+        .clone();
+    settings["faults"]["latency_ms"] = json!(3000);
+    app.send_json(
+        reqwest::Method::PUT,
+        &format!("/sandbox/verify/admin/accounts/{account}"),
+        settings.clone(),
+    )
+    .await;
+    app.create_contact(
+        portal,
+        json!({"email": "ada@client.test", "firstname": "Ada", "lastname": "Lovelace"}),
+    )
+    .await;
+    assert_eq!(
+        app.wait_count("SELECT COUNT(*) FROM run_steps WHERE step_key = 'start_check' AND status = 'retrying' AND error LIKE '%did not answer in time%'", 1).await,
+        1,
+        "{:?}",
+        app.json_rows("SELECT step_key, status, error FROM run_steps").await
+    );
+    settings["faults"]["latency_ms"] = json!(0);
+    app.send_json(
+        reqwest::Method::PUT,
+        &format!("/sandbox/verify/admin/accounts/{account}"),
+        settings,
+    )
+    .await;
+    assert_eq!(
+        app.wait_count("SELECT COUNT(*) FROM runs WHERE status = 'succeeded'", 1)
+            .await,
+        1
+    );
+    // The provider may have finished the first request after Ferry gave
+    // up on it: the retry carried the same idempotency key.
+    assert_eq!(checks_at_provider(&app).await.0, 1);
+}
