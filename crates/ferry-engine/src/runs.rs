@@ -509,37 +509,11 @@ impl Engine {
                         record,
                     );
                 };
-                let mut values = serde_json::Map::new();
-                for (name, e) in input {
-                    match e.eval(&data) {
-                        Ok(Value::Null) => {}
-                        Ok(v) => {
-                            values.insert(name.clone(), coerce(action_def.input, name, v));
-                        }
-                        Err(err) => {
-                            return (
-                                StepResult::Fail(format!("mapping {name}: {}", err.0)),
-                                record,
-                            );
-                        }
-                    }
-                }
-                let input_value = Value::Object(values.clone());
+                let (input_value, problem) = action_input(action_def, input, &data);
                 record.input = redact(action_def.input, action_def.output, &input_value);
                 // Validation before every write: nothing invalid leaves Ferry.
-                let violations = validate_input(action_def.input, &values);
-                if !violations.is_empty() {
-                    let reasons: Vec<String> = violations
-                        .iter()
-                        .map(|v| format!("{}: {}", v.field, v.message))
-                        .collect();
-                    return (
-                        StepResult::Fail(format!(
-                            "validation failed, nothing written: {}",
-                            reasons.join("; ")
-                        )),
-                        record,
-                    );
+                if let Some(problem) = problem {
+                    return (StepResult::Fail(problem), record);
                 }
                 let Some(connection) = bindings.get(connector.as_str()) else {
                     return (
@@ -866,32 +840,9 @@ impl Engine {
                         out.push(row);
                         break;
                     };
-                    let mut values = serde_json::Map::new();
-                    let mut failed = None;
-                    for (name, e) in input {
-                        match e.eval(&data) {
-                            Ok(Value::Null) => {}
-                            Ok(v) => {
-                                values.insert(name.clone(), coerce(def.input, name, v));
-                            }
-                            Err(err) => failed = Some(format!("mapping {name}: {}", err.0)),
-                        }
-                    }
-                    let value = Value::Object(values.clone());
+                    let (value, problem) = action_input(def, input, &data);
                     row.input = redact(def.input, def.output, &value);
-                    let violations = validate_input(def.input, &values);
-                    if let Some(f) = failed.or_else(|| {
-                        (!violations.is_empty()).then(|| {
-                            format!(
-                                "validation failed: {}",
-                                violations
-                                    .iter()
-                                    .map(|v| format!("{}: {}", v.field, v.message))
-                                    .collect::<Vec<_>>()
-                                    .join("; ")
-                            )
-                        })
-                    }) {
+                    if let Some(f) = problem {
                         row.status = "failed";
                         row.note = f;
                         out.push(row);
@@ -1013,6 +964,43 @@ impl Handler for Engine {
 /// The key a wait step and an inbound event meet on.
 pub fn correlation_key(connector: ConnectorKey, event: &str, value: &str) -> String {
     format!("{connector}:{event}:{value}")
+}
+
+/// An action's input from the run's data: each mapped field (a number
+/// made text for a text or id field), then the schema's checks. The problem,
+/// if any, is a mapping error or the validation failure ("nothing written").
+fn action_input(
+    def: &ferry_core::catalog::ActionDef,
+    input: &std::collections::BTreeMap<String, ferry_core::mapping::Expr>,
+    data: &Value,
+) -> (Value, Option<String>) {
+    let mut values = serde_json::Map::new();
+    for (name, e) in input {
+        match e.eval(data) {
+            Ok(Value::Null) => {}
+            Ok(v) => {
+                values.insert(name.clone(), coerce(def.input, name, v));
+            }
+            Err(err) => {
+                return (
+                    Value::Object(values),
+                    Some(format!("mapping {name}: {}", err.0)),
+                );
+            }
+        }
+    }
+    let violations = validate_input(def.input, &values);
+    let problem = (!violations.is_empty()).then(|| {
+        format!(
+            "validation failed, nothing written: {}",
+            violations
+                .iter()
+                .map(|v| format!("{}: {}", v.field, v.message))
+                .collect::<Vec<_>>()
+                .join("; ")
+        )
+    });
+    (Value::Object(values), problem)
 }
 
 /// A number mapped into a text or id field becomes its decimal text (a

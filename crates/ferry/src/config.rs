@@ -450,81 +450,37 @@ impl Settings {
                 "must be 1 to 64 letters, digits, '.', '_', '-' or ':'"
             ));
         }
-        let worker_concurrency = raw
-            .worker_concurrency
-            .trim()
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=64).contains(n))
-            .ok_or_else(|| {
-                bad(
-                    "FERRY_WORKER_CONCURRENCY",
-                    format!("'{}' is not a number from 1 to 64", raw.worker_concurrency),
-                )
-            })?;
-
-        let hubspot_rate_limit = raw
-            .hubspot_rate_limit
-            .trim()
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=1_000_000).contains(n))
-            .ok_or_else(|| {
-                bad(
-                    "FERRY_HUBSPOT_RATE_LIMIT",
-                    format!(
-                        "'{}' is not a number of calls per 10 s from 1 to 1000000",
-                        raw.hubspot_rate_limit
-                    ),
-                )
-            })?;
-
-        let verification_rate_limit = raw
-            .verification_rate_limit
-            .trim()
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=1_000_000).contains(n))
-            .ok_or_else(|| {
-                bad(
-                    "FERRY_VERIFICATION_RATE_LIMIT",
-                    format!(
-                        "'{}' is not a number of calls per second from 1 to 1000000",
-                        raw.verification_rate_limit
-                    ),
-                )
-            })?;
-        let run_lease_secs = raw
-            .run_lease_secs
-            .trim()
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (5..=86_400).contains(n))
-            .ok_or_else(|| {
-                bad(
-                    "FERRY_RUN_LEASE_SECS",
-                    format!(
-                        "'{}' is not a number of seconds from 5 to 86400",
-                        raw.run_lease_secs
-                    ),
-                )
-            })?;
-
-        let http_timeout_secs = raw
-            .http_timeout_secs
-            .trim()
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=600).contains(n))
-            .ok_or_else(|| {
-                bad(
-                    "FERRY_HTTP_TIMEOUT_SECS",
-                    format!(
-                        "'{}' is not a number of seconds from 1 to 600",
-                        raw.http_timeout_secs
-                    ),
-                )
-            })?;
+        let worker_concurrency = usize::try_from(parse_number(
+            "FERRY_WORKER_CONCURRENCY",
+            &raw.worker_concurrency,
+            1..=64,
+            "",
+        )?)
+        .unwrap_or(4);
+        let hubspot_rate_limit = parse_number(
+            "FERRY_HUBSPOT_RATE_LIMIT",
+            &raw.hubspot_rate_limit,
+            1..=1_000_000,
+            " of calls per 10 s",
+        )?;
+        let verification_rate_limit = parse_number(
+            "FERRY_VERIFICATION_RATE_LIMIT",
+            &raw.verification_rate_limit,
+            1..=1_000_000,
+            " of calls per second",
+        )?;
+        let run_lease_secs = parse_number(
+            "FERRY_RUN_LEASE_SECS",
+            &raw.run_lease_secs,
+            5..=86_400,
+            " of seconds",
+        )?;
+        let http_timeout_secs = parse_number(
+            "FERRY_HTTP_TIMEOUT_SECS",
+            &raw.http_timeout_secs,
+            1..=600,
+            " of seconds",
+        )?;
 
         Ok(Self {
             bind,
@@ -554,6 +510,30 @@ impl Settings {
     pub fn is_sqlite(&self) -> bool {
         self.database_url.expose_secret().starts_with("sqlite:")
     }
+}
+
+/// A whole number in `range`; the error says what it counts (`unit`, e.g.
+/// " of seconds").
+fn parse_number(
+    setting: &'static str,
+    raw: &str,
+    range: std::ops::RangeInclusive<u32>,
+    unit: &str,
+) -> anyhow::Result<u32> {
+    raw.trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|n| range.contains(n))
+        .ok_or_else(|| {
+            bad(
+                setting,
+                format!(
+                    "'{raw}' is not a number{unit} from {} to {}",
+                    range.start(),
+                    range.end()
+                ),
+            )
+        })
 }
 
 fn parse_bool(setting: &'static str, raw: &str) -> anyhow::Result<bool> {

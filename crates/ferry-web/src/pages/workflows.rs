@@ -712,6 +712,45 @@ pub struct DefinitionForm {
     definition: String,
 }
 
+/// Saves a draft that passed its check, audits it, and goes back to the
+/// workflow page with `message`.
+async fn save_checked(
+    state: &AppState,
+    req: &HttpRequest,
+    admin: &Member,
+    wf: &Workflow,
+    draft: &Definition,
+    mut details: serde_json::Value,
+    message: &str,
+) -> Result<HttpResponse, AppError> {
+    store::save_draft(
+        &state.db,
+        &admin.tenant_id,
+        &wf.id,
+        draft,
+        &wf.bindings,
+        state.clock.now(),
+    )
+    .await?;
+    details["steps"] = json!(draft.steps.len());
+    audit(
+        state,
+        req,
+        Some(&admin.tenant_id),
+        Some(&admin.user),
+        "workflow.draft_saved",
+        "workflow",
+        wf.id.as_str(),
+        details,
+    )
+    .await?;
+    Ok(redirect_with_flash(
+        &format!("/workflows/{}", wf.id),
+        "success",
+        message,
+    ))
+}
+
 /// POST /workflows/{id}/definition: parsed, then checked against the
 /// connectors' schemas; any problem re-renders with 422, naming step and field.
 pub async fn save_definition(
@@ -728,31 +767,8 @@ pub async fn save_definition(
         Ok(d) => {
             let found: Vec<Issue> = d.check();
             if found.is_empty() {
-                store::save_draft(
-                    &state.db,
-                    &admin.tenant_id,
-                    &id,
-                    &d,
-                    &wf.bindings,
-                    state.clock.now(),
-                )
-                .await?;
-                audit(
-                    &state,
-                    &req,
-                    Some(&admin.tenant_id),
-                    Some(&admin.user),
-                    "workflow.draft_saved",
-                    "workflow",
-                    id.as_str(),
-                    json!({ "steps": d.steps.len() }),
-                )
-                .await?;
-                return Ok(redirect_with_flash(
-                    &format!("/workflows/{id}"),
-                    "success",
-                    "Draft saved.",
-                ));
+                return save_checked(&state, &req, &admin, &wf, &d, json!({}), "Draft saved.")
+                    .await;
             }
             found.iter().map(ToString::to_string).collect()
         }
@@ -1249,31 +1265,16 @@ pub async fn edit_steps(
         Ok(done) => {
             let found = draft.check();
             if found.is_empty() {
-                store::save_draft(
-                    &state.db,
-                    &admin.tenant_id,
-                    &id,
-                    &draft,
-                    &wf.bindings,
-                    state.clock.now(),
-                )
-                .await?;
-                audit(
+                return save_checked(
                     &state,
                     &req,
-                    Some(&admin.tenant_id),
-                    Some(&admin.user),
-                    "workflow.draft_saved",
-                    "workflow",
-                    id.as_str(),
-                    json!({ "steps": draft.steps.len(), "op": form.op }),
-                )
-                .await?;
-                return Ok(redirect_with_flash(
-                    &format!("/workflows/{id}"),
-                    "success",
+                    &admin,
+                    &wf,
+                    &draft,
+                    json!({ "op": form.op }),
                     &format!("{done} Draft saved."),
-                ));
+                )
+                .await;
             }
             found.iter().map(ToString::to_string).collect()
         }
