@@ -244,7 +244,7 @@ impl Engine {
                     self.finish(
                         &tenant,
                         id,
-                        &run,
+                        run.step_index,
                         &context,
                         RunStatus::Failed,
                         "the workflow version no longer exists",
@@ -434,7 +434,9 @@ impl Engine {
                 }
             }
         }
-        self.finish(&tenant, id, &run, &context, RunStatus::Succeeded, "")
+        // Past the last step: pages show the run as done.
+        let end = i32::try_from(version.definition.steps.len()).unwrap_or(i32::MAX);
+        self.finish(&tenant, id, end, &context, RunStatus::Succeeded, "")
             .await?;
         tracing::info!(tenant_id = %tenant, run_id = %id, workflow_id = %run.workflow_id, "run succeeded");
         Ok(())
@@ -444,7 +446,7 @@ impl Engine {
         &self,
         tenant: &TenantId,
         id: &RunId,
-        run: &runs::Run,
+        step_index: i32,
         context: &Value,
         status: RunStatus,
         error: &str,
@@ -458,7 +460,7 @@ impl Engine {
             &self.db,
             tenant,
             id,
-            run.step_index,
+            step_index,
             0,
             &sealed,
             Outcome::Finished(status),
