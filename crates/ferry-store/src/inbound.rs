@@ -1,15 +1,13 @@
 //! Inbound events: stored durably before Ferry answers the sender, once per
-//! dedupe key per tenant (the same event delivered twice is one row).
+//! dedupe key per tenant (the same event delivered twice is one row). They
+//! are written with their runs by [`crate::runs::ingest`].
 
 use crate::entities::{connection, inbound_event};
 use crate::{Db, StoreError};
 use chrono::{DateTime, Utc};
 use ferry_core::catalog::ConnectorKey;
 use ferry_core::{ConnectionId, EventId, TenantId};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set,
-    SqlErr,
-};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
 
 /// A new event to store.
 #[derive(Debug, Clone)]
@@ -33,38 +31,6 @@ pub enum Stored {
     New(EventId),
     /// Seen before: the first copy's id.
     Duplicate(EventId),
-}
-
-/// Stores an event unless its dedupe key was seen for the tenant; safe
-/// under concurrent deliveries (the unique index decides).
-pub async fn record(
-    db: &Db,
-    tenant: &TenantId,
-    event: NewEvent<'_>,
-    now: DateTime<Utc>,
-) -> Result<Stored, StoreError> {
-    let id = EventId::generate();
-    let inserted = inbound_event::ActiveModel {
-        id: Set(id.to_string()),
-        tenant_id: Set(tenant.to_string()),
-        connection_id: Set(event.connection_id.to_string()),
-        source: Set(event.source.to_owned()),
-        event_type: Set(event.event_type.to_owned()),
-        dedupe_key: Set(event.dedupe_key.to_owned()),
-        payload: Set(event.payload.to_owned()),
-        status: Set("received".to_owned()),
-        received_at: Set(now),
-        correlation_key: Set(None),
-    }
-    .insert(&db.conn)
-    .await;
-    match inserted {
-        Ok(_) => Ok(Stored::New(id)),
-        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => Ok(
-            Stored::Duplicate(first_copy(db, tenant, event.dedupe_key).await?),
-        ),
-        Err(e) => Err(e.into()),
-    }
 }
 
 /// The id of the first stored copy of an event.
