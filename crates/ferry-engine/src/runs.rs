@@ -664,7 +664,7 @@ impl Engine {
         output_schema: &[FieldSchema],
         record: &mut StepRecord,
     ) -> StepResult {
-        let (_, mut ctx) = match self.connections.context(tenant, connection).await {
+        let (conn, mut ctx) = match self.connections.context(tenant, connection).await {
             Ok(c) => c,
             Err(e) => return classify(e),
         };
@@ -706,13 +706,21 @@ impl Engine {
         match outcome {
             Ok(output) => {
                 record.output = redact(output_schema, &[], &output);
-                let _ = ferry_store::connections::mark_used(
-                    &self.db,
-                    tenant,
-                    connection,
-                    self.clock.now(),
-                )
-                .await;
+                // "Last used" to the minute: one write a minute per busy
+                // connection, not one per call (a broken one is healed now).
+                let fresh = conn.status == ferry_core::ConnectionStatus::Healthy
+                    && conn
+                        .last_used_at
+                        .is_some_and(|t| self.clock.now() - t < ChronoDuration::minutes(1));
+                if !fresh {
+                    let _ = ferry_store::connections::mark_used(
+                        &self.db,
+                        tenant,
+                        connection,
+                        self.clock.now(),
+                    )
+                    .await;
+                }
                 if let Err(e) = self
                     .note_verification(tenant, id, run, connector, action, input, &output)
                     .await

@@ -226,11 +226,29 @@ pub async fn version(
     id: &WorkflowId,
     version: i32,
 ) -> Result<Version, StoreError> {
-    versions(db, tenant, id)
+    let m = workflow_version::Entity::find()
+        .filter(workflow_version::Column::TenantId.eq(tenant.to_string()))
+        .filter(workflow_version::Column::WorkflowId.eq(id.to_string()))
+        .filter(workflow_version::Column::Version.eq(version))
+        .one(&db.conn)
         .await?
-        .into_iter()
-        .find(|v| v.version == version)
-        .ok_or(StoreError::NotFound)
+        .ok_or(StoreError::NotFound)?;
+    version_of(m)
+}
+
+fn version_of(m: workflow_version::Model) -> Result<Version, StoreError> {
+    Ok(Version {
+        version: m.version,
+        definition: serde_json::from_str(&m.definition)
+            .map_err(corrupt("workflow_versions.definition"))?,
+        bindings: serde_json::from_str(&m.bindings)
+            .map_err(corrupt("workflow_versions.bindings"))?,
+        published_by: m
+            .published_by
+            .parse()
+            .map_err(|_| StoreError::Corrupt("workflow_versions.published_by"))?,
+        published_at: m.published_at,
+    })
 }
 
 /// Every published version, newest first.
@@ -246,20 +264,7 @@ pub async fn versions(
         .all(&db.conn)
         .await?
         .into_iter()
-        .map(|m| {
-            Ok(Version {
-                version: m.version,
-                definition: serde_json::from_str(&m.definition)
-                    .map_err(corrupt("workflow_versions.definition"))?,
-                bindings: serde_json::from_str(&m.bindings)
-                    .map_err(corrupt("workflow_versions.bindings"))?,
-                published_by: m
-                    .published_by
-                    .parse()
-                    .map_err(|_| StoreError::Corrupt("workflow_versions.published_by"))?,
-                published_at: m.published_at,
-            })
-        })
+        .map(version_of)
         .collect()
 }
 
