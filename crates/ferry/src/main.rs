@@ -358,6 +358,9 @@ async fn serve(
             println!(
                 "  Demo Accounting has sandbox HubSpot and verification connections and the reference workflow published."
             );
+            println!(
+                "  Sign in as the admin and press \"Create sample contacts\" on the overview: runs fill {url}/runs within seconds."
+            );
             println!("  HubSpot simulator fault knobs: {url}/sandbox/hubspot/admin");
         }
         println!("\nPress Ctrl-C to stop.\n");
