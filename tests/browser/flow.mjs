@@ -274,6 +274,19 @@ async function runs(admin) {
   await shot(admin, '48-verification-status-phone');
   await admin.setViewportSize({ width: 1280, height: 860 });
 
+  // The builder's dry run on one of those contacts: every step shown, nothing written.
+  await go(admin, '/runs?status=succeeded');
+  const record = (await admin.locator('tbody tr td:nth-child(3)').first().textContent()).trim();
+  await admin.getByRole('link', { name: 'Workflows' }).first().click();
+  await admin.locator('a[href^="/workflows/wf_"]').first().click();
+  await admin.waitForLoadState();
+  await admin.locator('#payload').fill(JSON.stringify({ objectId: record, subscriptionType: 'contact.creation' }));
+  await admin.getByRole('button', { name: 'Dry run' }).click();
+  await admin.waitForLoadState();
+  expect((await admin.content()).includes('not called: a dry run writes nothing'), 'the dry run writes nothing');
+  expect((await admin.content()).includes('read from the bound connection'), 'the dry run reads the contact');
+  await shot(admin, '53-workflow-dry-run');
+
   // HubSpot fails every call: the next contacts' runs are dead-lettered.
   await setFault(admin, '500');
   await shot(admin, '49-sandbox-fault-500');

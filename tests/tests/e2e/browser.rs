@@ -88,6 +88,10 @@ async fn the_invite_flow_works_in_a_real_browser() {
         "16-team-admin",
         "22-team-staff",
         "29-server-error",
+        "45-runs",
+        "47-verification-status",
+        "52-run-replayed",
+        "53-workflow-dry-run",
     ] {
         assert!(
             screenshot_dir().join(format!("{shot}.png")).exists(),
