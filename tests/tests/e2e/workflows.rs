@@ -489,8 +489,13 @@ async fn steps_are_added_moved_mapped_validated_and_removed_from_the_builder() {
                 .unwrap()
         }
     };
-    // The schemas' fields are offered.
+    // The schemas' fields are offered; the only step cannot move.
     let body = client.get(&page).await.body;
+    assert!(
+        !body.contains("aria-label=\"Move up fetch_contact\"")
+            && !body.contains("aria-label=\"Move down fetch_contact\"")
+    );
+    assert!(body.contains("aria-label=\"Remove fetch_contact\""));
     assert!(body.contains("trigger.objectId") && body.contains("steps.fetch_contact.email"));
     assert!(body.contains("Email — an email, personal"));
 
