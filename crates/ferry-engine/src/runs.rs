@@ -193,7 +193,6 @@ impl Engine {
         for id in found.enqueue.iter().chain(&found.timed_out) {
             self.enqueue(id).await;
         }
-        runs::purge_echo_guards(&self.db, now).await?;
         Ok(found.enqueue.len() + found.timed_out.len())
     }
 
@@ -204,10 +203,18 @@ impl Engine {
         stop: tokio::sync::watch::Receiver<bool>,
     ) {
         let mut stop = stop;
+        let mut ticks: u64 = 0;
         loop {
             if let Err(e) = self.sweep().await {
                 tracing::error!(error = %e, "run sweep failed");
             }
+            // Expired echo guards go about once a minute, not every sweep.
+            if ticks.is_multiple_of(60)
+                && let Err(e) = runs::purge_echo_guards(&self.db, self.clock.now()).await
+            {
+                tracing::warn!(error = %e, "purging expired echo guards failed");
+            }
+            ticks = ticks.wrapping_add(1);
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}
                 _ = stop.changed() => return,
