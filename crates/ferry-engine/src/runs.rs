@@ -248,13 +248,14 @@ impl Engine {
             match workflows::version(&self.db, &tenant, &run.workflow_id, run.version).await {
                 Ok(v) => v,
                 Err(StoreError::NotFound) => {
-                    self.finish(
+                    self.persist(
                         &tenant,
                         id,
                         run.step_index,
+                        0,
                         &context,
-                        RunStatus::Failed,
-                        "the workflow version no longer exists",
+                        Outcome::Finished(RunStatus::Failed),
+                        Some("the workflow version no longer exists"),
                     )
                     .await?;
                     return Ok(());
@@ -279,12 +280,12 @@ impl Engine {
                     attempt,
                 )
                 .await;
+            let step_at = i32::try_from(index).unwrap_or(i32::MAX);
             let mut record = record;
-            record.step_index = i32::try_from(index).unwrap_or(i32::MAX);
+            record.step_index = step_at;
             record.attempt = attempt;
             record.started_at = started;
             record.finished_at = self.clock.now();
-            let step_at = i32::try_from(index).unwrap_or(i32::MAX);
             match result {
                 StepResult::Next(output) => {
                     if record.status.is_empty() {
@@ -294,24 +295,20 @@ impl Engine {
                     context["steps"][&step.key] = output;
                     index += 1;
                     attempt = 0;
-                    let sealed = vault
-                        .seal(&tenant, context.to_string().as_bytes(), id.as_str())
-                        .await?;
                     let now = self.clock.now();
-                    let held = runs::save(
-                        &self.db,
-                        &tenant,
-                        id,
-                        i32::try_from(index).unwrap_or(i32::MAX),
-                        0,
-                        &sealed,
-                        Outcome::Progress {
-                            lease_until: now + self.lease,
-                        },
-                        None,
-                        now,
-                    )
-                    .await?;
+                    let held = self
+                        .persist(
+                            &tenant,
+                            id,
+                            i32::try_from(index).unwrap_or(i32::MAX),
+                            0,
+                            &context,
+                            Outcome::Progress {
+                                lease_until: now + self.lease,
+                            },
+                            None,
+                        )
+                        .await?;
                     if !held {
                         tracing::warn!(run_id = %id, "run was taken back while running; stopping");
                         return Ok(());
@@ -326,39 +323,32 @@ impl Engine {
                     record.status = if last { "failed" } else { "retrying" }.into();
                     record.error = Some(error.clone());
                     runs::record_step(&self.db, &tenant, id, &record).await?;
-                    let sealed = vault
-                        .seal(&tenant, context.to_string().as_bytes(), id.as_str())
-                        .await?;
                     let now = self.clock.now();
                     if last {
                         let message =
                             format!("step {} failed after {attempt} attempts: {error}", step.key);
                         tracing::error!(tenant_id = %tenant, run_id = %id, workflow_id = %run.workflow_id, step = %step.key, error = %error, "run dead-lettered");
-                        runs::save(
-                            &self.db,
+                        self.persist(
                             &tenant,
                             id,
                             step_at,
                             attempt,
-                            &sealed,
+                            &context,
                             Outcome::Finished(RunStatus::Dead),
                             Some(&message),
-                            now,
                         )
                         .await?;
                     } else {
                         let delay = backoff(policy.backoff_ms, attempt, retry_after);
                         tracing::warn!(tenant_id = %tenant, run_id = %id, step = %step.key, attempt, delay_ms = delay.num_milliseconds(), error = %error, "step failed; will retry");
-                        runs::save(
-                            &self.db,
+                        self.persist(
                             &tenant,
                             id,
                             step_at,
                             attempt,
-                            &sealed,
+                            &context,
                             Outcome::RetryAt(now + delay),
                             Some(&error),
-                            now,
                         )
                         .await?;
                     }
@@ -370,19 +360,14 @@ impl Engine {
                     runs::record_step(&self.db, &tenant, id, &record).await?;
                     let message = format!("step {} failed: {error}", step.key);
                     tracing::error!(tenant_id = %tenant, run_id = %id, workflow_id = %run.workflow_id, step = %step.key, error = %error, "run failed");
-                    let sealed = vault
-                        .seal(&tenant, context.to_string().as_bytes(), id.as_str())
-                        .await?;
-                    runs::save(
-                        &self.db,
+                    self.persist(
                         &tenant,
                         id,
                         step_at,
                         attempt,
-                        &sealed,
+                        &context,
                         Outcome::Finished(RunStatus::Failed),
                         Some(&message),
-                        self.clock.now(),
                     )
                     .await?;
                     return Ok(());
@@ -390,22 +375,17 @@ impl Engine {
                 StepResult::Wait { key, deadline } => {
                     record.status = "waiting".into();
                     runs::record_step(&self.db, &tenant, id, &record).await?;
-                    let sealed = vault
-                        .seal(&tenant, context.to_string().as_bytes(), id.as_str())
-                        .await?;
-                    runs::save(
-                        &self.db,
+                    self.persist(
                         &tenant,
                         id,
                         step_at,
                         0,
-                        &sealed,
+                        &context,
                         Outcome::Wait {
                             key: key.clone(),
                             deadline,
                         },
                         None,
-                        self.clock.now(),
                     )
                     .await?;
                     // The event may have arrived between the look and the park.
@@ -422,19 +402,14 @@ impl Engine {
                     record.status = "stopped".into();
                     record.error = Some(reason.clone());
                     runs::record_step(&self.db, &tenant, id, &record).await?;
-                    let sealed = vault
-                        .seal(&tenant, context.to_string().as_bytes(), id.as_str())
-                        .await?;
-                    runs::save(
-                        &self.db,
+                    self.persist(
                         &tenant,
                         id,
                         step_at,
                         0,
-                        &sealed,
+                        &context,
                         Outcome::Finished(RunStatus::Succeeded),
                         Some(&reason),
-                        self.clock.now(),
                     )
                     .await?;
                     return Ok(());
@@ -443,21 +418,33 @@ impl Engine {
         }
         // Past the last step: pages show the run as done.
         let end = i32::try_from(version.definition.steps.len()).unwrap_or(i32::MAX);
-        self.finish(&tenant, id, end, &context, RunStatus::Succeeded, "")
-            .await?;
+        self.persist(
+            &tenant,
+            id,
+            end,
+            0,
+            &context,
+            Outcome::Finished(RunStatus::Succeeded),
+            None,
+        )
+        .await?;
         tracing::info!(tenant_id = %tenant, run_id = %id, workflow_id = %run.workflow_id, "run succeeded");
         Ok(())
     }
 
-    async fn finish(
+    /// Seals the run's context and saves where the run is and what it
+    /// becomes; false when the run was taken from this worker.
+    #[allow(clippy::too_many_arguments)] // the run's row, named at the call
+    async fn persist(
         &self,
         tenant: &TenantId,
         id: &RunId,
         step_index: i32,
+        step_attempt: i32,
         context: &Value,
-        status: RunStatus,
-        error: &str,
-    ) -> Result<(), StoreError> {
+        outcome: Outcome,
+        error: Option<&str>,
+    ) -> Result<bool, StoreError> {
         let sealed = self
             .connections
             .vault()
@@ -468,14 +455,13 @@ impl Engine {
             tenant,
             id,
             step_index,
-            0,
+            step_attempt,
             &sealed,
-            Outcome::Finished(status),
-            (!error.is_empty()).then_some(error),
+            outcome,
+            error,
             self.clock.now(),
         )
-        .await?;
-        Ok(())
+        .await
     }
 
     #[allow(clippy::too_many_arguments)]
