@@ -568,6 +568,16 @@ async fn runs_pages_filter_export_and_keep_tenants_apart() {
     assert_eq!(json_log["run"]["status"], "failed");
     assert!(json_log["steps"].as_array().is_some_and(|s| s.len() == 2));
 
+    // Bulk replay needs a range.
+    let res = client
+        .submit("/runs", "/runs/replay", &[("from", ""), ("to", "someday")])
+        .await;
+    assert_eq!(res.status, 422);
+    assert!(
+        res.body.contains("Enter the start of the range.")
+            && res.body.contains("Enter a date like")
+    );
+
     // Staff: read-only.
     let staff = app
         .add_member(&tenant, "staff@acme.test", "Sam", Role::Staff)

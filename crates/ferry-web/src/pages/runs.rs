@@ -222,6 +222,28 @@ pub async fn list(
             }
         })
         .collect();
+    let next = next.map(|c| next_link(&q, &c));
+    render_list(
+        &req,
+        member.role == Role::Admin,
+        q,
+        errors,
+        names,
+        rows,
+        next,
+    )
+}
+
+/// The runs page: 422 when the filter (or the bulk-replay range) is wrong.
+fn render_list(
+    req: &HttpRequest,
+    is_admin: bool,
+    query: ListQuery,
+    errors: FieldErrors,
+    names: HashMap<String, (String, Vec<String>)>,
+    rows: Vec<RunRow>,
+    next: Option<String>,
+) -> Result<HttpResponse, AppError> {
     let mut workflows: Vec<(String, String)> = names
         .into_iter()
         .map(|(id, (name, _))| (id, name))
@@ -232,14 +254,13 @@ pub async fn list(
     } else {
         StatusCode::UNPROCESSABLE_ENTITY
     };
-    let next = next.map(|c| next_link(&q, &c));
     render(
-        &req,
+        req,
         status,
         &ListPage {
-            layout: Layout::new(&req, "Runs", "/runs"),
-            is_admin: member.role == Role::Admin,
-            query: q,
+            layout: Layout::new(req, "Runs", "/runs"),
+            is_admin,
+            query,
             errors,
             workflows,
             statuses: RunStatus::ALL.iter().map(|s| s.as_str()).collect(),
@@ -441,23 +462,7 @@ pub async fn bulk_replay(
     }
     if !errors.is_empty() {
         let names = workflow_names(&state, &member).await?;
-        let mut workflows: Vec<(String, String)> =
-            names.into_iter().map(|(id, (n, _))| (id, n)).collect();
-        workflows.sort_by(|a, b| a.1.cmp(&b.1));
-        return render(
-            &req,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            &ListPage {
-                layout: Layout::new(&req, "Runs", "/runs"),
-                is_admin: true,
-                query: q,
-                errors,
-                workflows,
-                statuses: RunStatus::ALL.iter().map(|s| s.as_str()).collect(),
-                rows: vec![],
-                next: None,
-            },
-        );
+        return render_list(&req, true, q, errors, names, vec![], None);
     }
     let (Some(from), Some(to)) = (filter.from.take(), filter.to.take()) else {
         return Err(AppError::NotFound);
