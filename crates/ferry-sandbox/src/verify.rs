@@ -84,6 +84,9 @@ struct Account {
     checks: BTreeMap<String, Check>,
     idempotency: HashMap<String, (String, String)>,
     created_requests: u64,
+    /// Authenticated requests received (counted on arrival, before any
+    /// simulated latency), so a test can tell a call is in flight.
+    received: u64,
     deliveries: Vec<(u32, u16)>,
 }
 
@@ -131,6 +134,7 @@ impl VerifySim {
             checks: BTreeMap::new(),
             idempotency: HashMap::new(),
             created_requests: 0,
+            received: 0,
             deliveries: Vec::new(),
         };
         let out = (
@@ -245,14 +249,15 @@ async fn authenticate(sim: &VerifySim, req: &HttpRequest) -> Result<String, Http
         .and_then(|v| v.strip_prefix("Token token="))
         .map(|v| v.trim_matches('"').to_owned());
     let (id, faults) = {
-        let state = sim.lock();
-        let Some(a) = key.and_then(|k| state.accounts.iter().find(|a| a.api_key == k)) else {
+        let mut state = sim.lock();
+        let Some(a) = key.and_then(|k| state.accounts.iter_mut().find(|a| a.api_key == k)) else {
             return Err(error(
                 actix_web::http::StatusCode::UNAUTHORIZED,
                 "authorization_error",
                 "Invalid or missing API token",
             ));
         };
+        a.received += 1;
         (a.id.clone(), a.settings.faults.clone())
     };
     if faults.latency_ms > 0 {
@@ -476,6 +481,7 @@ async fn admin_get(sim: web::Data<VerifySim>, id: web::Path<String>) -> HttpResp
             "settings": a.settings,
             "checks": a.checks.len(),
             "create_requests": a.created_requests,
+            "received": a.received,
             "deliveries": a.deliveries,
         })),
         None => error(
