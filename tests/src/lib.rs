@@ -203,6 +203,9 @@ async fn try_spawn(options: TestOptions) -> anyhow::Result<TestApp> {
     }
     if let Some(url) = &options.redis_url {
         pairs.push(("redis_url", url));
+        // With Redis, every run goes through the queue: the Redis pass
+        // tests the queue, the SQLite pass in-process execution.
+        pairs.push(("in_process_runs", "0"));
     }
     // Tests share one Redis: each app has its own queue.
     let queue_name = format!("ferry.test.{:016x}", rand::random::<u64>());

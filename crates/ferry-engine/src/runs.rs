@@ -14,9 +14,10 @@ use ferry_core::catalog::{ConnectorKey, FieldSchema};
 use ferry_core::redact::{redact, redact_all};
 use ferry_core::validate::{validate, validate_input};
 use ferry_core::workflow::{Definition, Step, StepKind};
-use ferry_core::{Clock, ConnectionId, RunId, TenantId};
+use ferry_core::{Clock, ConnectionId, RunId, TenantId, WorkflowId};
 use ferry_store::inbound::NewEvent;
 use ferry_store::runs::{self, Ingested, NewRun, Outcome, RunStatus, StepRecord};
+use ferry_store::workflows::Version;
 use ferry_store::{Db, StoreError, workflows};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -32,6 +33,70 @@ pub struct Engine {
     clock: Arc<dyn Clock>,
     queue: Queue,
     lease: ChronoDuration,
+    versions: VersionCache,
+    local: Option<Arc<Local>>,
+}
+
+/// Published workflow versions never change: the ones runs use are kept
+/// here (bounded) instead of being read and parsed for every run.
+type VersionKey = (TenantId, WorkflowId, i32);
+
+#[derive(Clone, Default)]
+struct VersionCache(Arc<std::sync::Mutex<std::collections::HashMap<VersionKey, Arc<Version>>>>);
+
+const VERSION_CACHE_MAX: usize = 4096;
+
+impl VersionCache {
+    async fn get(
+        &self,
+        db: &Db,
+        tenant: &TenantId,
+        workflow: &WorkflowId,
+        version: i32,
+    ) -> Result<Arc<Version>, StoreError> {
+        let key = (tenant.clone(), workflow.clone(), version);
+        if let Some(v) = self.0.lock().ok().and_then(|m| m.get(&key).cloned()) {
+            return Ok(v);
+        }
+        let v = Arc::new(workflows::version(db, tenant, workflow, version).await?);
+        if let Ok(mut m) = self.0.lock() {
+            if m.len() >= VERSION_CACHE_MAX {
+                m.clear();
+            }
+            m.insert(key, v.clone());
+        }
+        Ok(v)
+    }
+}
+
+/// Runs this process executes itself, straight after storing them, when it
+/// is also a worker: no queue round trip. Bounded by `permits`; beyond it
+/// (and once shutting down) runs go through the queue. A run started here
+/// is held by a lease like any other, so if the process dies the sweeper
+/// hands it to another worker.
+struct Local {
+    permits: Arc<tokio::sync::Semaphore>,
+    total: u32,
+    closed: std::sync::atomic::AtomicBool,
+    /// To the task that starts them (a spawn from `enqueue` itself would
+    /// make `execute` a future that contains itself).
+    starts: tokio::sync::mpsc::UnboundedSender<(RunId, tokio::sync::OwnedSemaphorePermit)>,
+}
+
+/// Starts each run handed over on `starts`, each on its own task.
+async fn start_local(
+    engine: Engine,
+    mut starts: tokio::sync::mpsc::UnboundedReceiver<(RunId, tokio::sync::OwnedSemaphorePermit)>,
+) {
+    while let Some((id, permit)) = starts.recv().await {
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            if let Err(e) = engine.execute(&id).await {
+                tracing::error!(run_id = %id, error = %e, "run execution failed; will be picked up again");
+            }
+            drop(permit);
+        });
+    }
 }
 
 /// Where an inbound event came from, for matching it to workflows.
@@ -82,6 +147,45 @@ impl Engine {
             clock,
             queue,
             lease: ChronoDuration::minutes(5),
+            versions: VersionCache::default(),
+            local: None,
+        }
+    }
+
+    /// Lets this process execute up to `concurrency` runs itself as soon
+    /// as it has stored them (or they become due), instead of sending each
+    /// through the queue; the queue takes the rest. For processes that are
+    /// workers; `0` turns it off.
+    /// Must be called within the Tokio runtime.
+    pub fn with_in_process(mut self, concurrency: u32) -> Self {
+        if concurrency == 0 {
+            self.local = None;
+            return self;
+        }
+        let (starts, receiver) = tokio::sync::mpsc::unbounded_channel();
+        self.local = Some(Arc::new(Local {
+            permits: Arc::new(tokio::sync::Semaphore::new(concurrency as usize)),
+            total: concurrency,
+            closed: std::sync::atomic::AtomicBool::new(false),
+            starts,
+        }));
+        tokio::spawn(start_local(self.clone(), receiver));
+        self
+    }
+
+    /// Stops starting runs in this process and waits (up to `limit`) for
+    /// the ones it is executing to finish.
+    pub async fn drain(&self, limit: std::time::Duration) {
+        if let Some(local) = &self.local {
+            local
+                .closed
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            let all = local.permits.acquire_many(local.total);
+            if tokio::time::timeout(limit, all).await.is_err() {
+                tracing::warn!(
+                    "runs still executing at shutdown; their leases will lapse and another worker takes them"
+                );
+            }
         }
     }
 
@@ -110,17 +214,10 @@ impl Engine {
         record_id: Option<&str>,
     ) -> Result<Ingested, StoreError> {
         let now = self.clock.now();
-        let triggered = runs::triggered_by(
-            &self.db,
-            tenant,
-            source.connector.as_str(),
-            event.event_type,
-            source.connection.as_str(),
-        )
-        .await?;
+        let triggered = self.triggered_by(tenant, &source, event.event_type).await?;
         let payload: Value = serde_json::from_str(event.payload).unwrap_or(Value::Null);
         let mut new_runs = Vec::new();
-        for t in triggered {
+        for (workflow_id, t) in triggered {
             let id = RunId::generate();
             // A generic webhook's trigger is its whole body (schema: `body`).
             let trigger = if source.connector == ConnectorKey::Webhook {
@@ -136,7 +233,7 @@ impl Engine {
                 .await?;
             new_runs.push(NewRun {
                 id,
-                workflow_id: t.workflow_id,
+                workflow_id,
                 version: t.version,
                 record_id: record_id.map(str::to_owned),
                 context: sealed,
@@ -165,9 +262,47 @@ impl Engine {
         Ok(ingested)
     }
 
-    /// Enqueues a run; a failure is logged, not returned (the sweeper
-    /// enqueues again).
+    /// The published workflows (their versions) an event from `source` of
+    /// type `event` starts: trigger and bound connection match.
+    async fn triggered_by(
+        &self,
+        tenant: &TenantId,
+        source: &Source<'_>,
+        event: &str,
+    ) -> Result<Vec<(WorkflowId, Arc<Version>)>, StoreError> {
+        let mut out = Vec::new();
+        for (workflow, version) in runs::published(&self.db, tenant).await? {
+            let v = match self
+                .versions
+                .get(&self.db, tenant, &workflow, version)
+                .await
+            {
+                Ok(v) => v,
+                Err(StoreError::NotFound) => continue,
+                Err(e) => return Err(e),
+            };
+            let trigger = &v.definition.trigger;
+            if trigger.connector == source.connector
+                && trigger.event == event
+                && v.bindings.get(source.connector.as_str()) == Some(source.connection)
+            {
+                out.push((workflow, v));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Hands a run to a worker: this process when it executes runs itself
+    /// and has room, otherwise the queue. A failed enqueue is logged, not
+    /// returned (the sweeper enqueues again).
     pub async fn enqueue(&self, id: &RunId) {
+        if let Some(local) = &self.local
+            && !local.closed.load(std::sync::atomic::Ordering::SeqCst)
+            && let Ok(permit) = local.permits.clone().try_acquire_owned()
+            && local.starts.send((id.clone(), permit)).is_ok()
+        {
+            return;
+        }
         if let Err(e) = self
             .queue
             .push(ExecuteRunV1 {
@@ -244,28 +379,35 @@ impl Engine {
         let mut context: Value =
             serde_json::from_slice(&vault.open(&tenant, &claimed.context, id.as_str()).await?)
                 .map_err(|_| StoreError::Corrupt("runs.context"))?;
-        let version =
-            match workflows::version(&self.db, &tenant, &run.workflow_id, run.version).await {
-                Ok(v) => v,
-                Err(StoreError::NotFound) => {
-                    self.persist(
-                        &tenant,
-                        id,
-                        run.step_index,
-                        0,
-                        &context,
-                        Outcome::Finished(RunStatus::Failed),
-                        Some("the workflow version no longer exists"),
-                    )
-                    .await?;
-                    return Ok(());
-                }
-                Err(e) => return Err(e),
-            };
+        let version = match self
+            .versions
+            .get(&self.db, &tenant, &run.workflow_id, run.version)
+            .await
+        {
+            Ok(v) => v,
+            Err(StoreError::NotFound) => {
+                self.persist(
+                    &tenant,
+                    id,
+                    None,
+                    (run.step_index, 0),
+                    &context,
+                    Outcome::Finished(RunStatus::Failed),
+                    Some("the workflow version no longer exists"),
+                )
+                .await?;
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        let steps = &version.definition.steps;
         let mut index = usize::try_from(run.step_index).unwrap_or(0);
         let mut attempt = run.step_attempt;
+        // A step that went well is saved with the next step's progress (or
+        // with the run's end), in one transaction.
+        let mut done: Option<StepRecord> = None;
         tracing::info!(tenant_id = %tenant, run_id = %id, step = index, "run started or resumed");
-        while let Some(step) = version.definition.steps.get(index) {
+        while let Some(step) = steps.get(index) {
             attempt += 1;
             let started = self.clock.now();
             let (result, record) = self
@@ -286,143 +428,135 @@ impl Engine {
             record.attempt = attempt;
             record.started_at = started;
             record.finished_at = self.clock.now();
-            match result {
-                StepResult::Next(output) => {
-                    if record.status.is_empty() {
-                        record.status = "ok".into();
+            // Every way a step ends but success: the attempt and what the
+            // run becomes, saved together.
+            let (outcome, error, at, parked): (Outcome, Option<String>, i32, Option<String>) =
+                match result {
+                    StepResult::Next(output) => {
+                        if record.status.is_empty() {
+                            record.status = "ok".into();
+                        }
+                        context["steps"][&step.key] = output;
+                        index += 1;
+                        attempt = 0;
+                        if index >= steps.len() {
+                            done = Some(record);
+                            break;
+                        }
+                        let now = self.clock.now();
+                        let held = self
+                            .persist(
+                                &tenant,
+                                id,
+                                Some(&record),
+                                (i32::try_from(index).unwrap_or(i32::MAX), 0),
+                                &context,
+                                Outcome::Progress {
+                                    lease_until: now + self.lease,
+                                },
+                                None,
+                            )
+                            .await?;
+                        if !held {
+                            tracing::warn!(run_id = %id, "run was taken back while running; stopping");
+                            return Ok(());
+                        }
+                        continue;
                     }
-                    runs::record_step(&self.db, &tenant, id, &record).await?;
-                    context["steps"][&step.key] = output;
-                    index += 1;
-                    attempt = 0;
-                    let now = self.clock.now();
-                    let held = self
-                        .persist(
-                            &tenant,
-                            id,
-                            i32::try_from(index).unwrap_or(i32::MAX),
-                            0,
-                            &context,
-                            Outcome::Progress {
-                                lease_until: now + self.lease,
-                            },
+                    StepResult::Retry { error, retry_after } => {
+                        let policy = match &step.kind {
+                            StepKind::Action { retry, .. } => *retry,
+                            _ => Default::default(),
+                        };
+                        let last = u32::try_from(attempt).unwrap_or(u32::MAX) >= policy.attempts;
+                        record.status = if last { "failed" } else { "retrying" }.into();
+                        record.error = Some(error.clone());
+                        if last {
+                            let message = format!(
+                                "step {} failed after {attempt} attempts: {error}",
+                                step.key
+                            );
+                            tracing::error!(tenant_id = %tenant, run_id = %id, workflow_id = %run.workflow_id, step = %step.key, error = %error, "run dead-lettered");
+                            (
+                                Outcome::Finished(RunStatus::Dead),
+                                Some(message),
+                                attempt,
+                                None,
+                            )
+                        } else {
+                            let delay = backoff(policy.backoff_ms, attempt, retry_after);
+                            tracing::warn!(tenant_id = %tenant, run_id = %id, step = %step.key, attempt, delay_ms = delay.num_milliseconds(), error = %error, "step failed; will retry");
+                            (
+                                Outcome::RetryAt(self.clock.now() + delay),
+                                Some(error),
+                                attempt,
+                                None,
+                            )
+                        }
+                    }
+                    StepResult::Fail(error) => {
+                        record.status = "failed".into();
+                        record.error = Some(error.clone());
+                        let message = format!("step {} failed: {error}", step.key);
+                        tracing::error!(tenant_id = %tenant, run_id = %id, workflow_id = %run.workflow_id, step = %step.key, error = %error, "run failed");
+                        (
+                            Outcome::Finished(RunStatus::Failed),
+                            Some(message),
+                            attempt,
                             None,
                         )
-                        .await?;
-                    if !held {
-                        tracing::warn!(run_id = %id, "run was taken back while running; stopping");
-                        return Ok(());
                     }
-                }
-                StepResult::Retry { error, retry_after } => {
-                    let policy = match &step.kind {
-                        StepKind::Action { retry, .. } => *retry,
-                        _ => Default::default(),
-                    };
-                    let last = u32::try_from(attempt).unwrap_or(u32::MAX) >= policy.attempts;
-                    record.status = if last { "failed" } else { "retrying" }.into();
-                    record.error = Some(error.clone());
-                    runs::record_step(&self.db, &tenant, id, &record).await?;
-                    let now = self.clock.now();
-                    if last {
-                        let message =
-                            format!("step {} failed after {attempt} attempts: {error}", step.key);
-                        tracing::error!(tenant_id = %tenant, run_id = %id, workflow_id = %run.workflow_id, step = %step.key, error = %error, "run dead-lettered");
-                        self.persist(
-                            &tenant,
-                            id,
-                            step_at,
-                            attempt,
-                            &context,
-                            Outcome::Finished(RunStatus::Dead),
-                            Some(&message),
+                    StepResult::Wait { key, deadline } => {
+                        record.status = "waiting".into();
+                        (
+                            Outcome::Wait {
+                                key: key.clone(),
+                                deadline,
+                            },
+                            None,
+                            0,
+                            Some(key),
                         )
-                        .await?;
-                    } else {
-                        let delay = backoff(policy.backoff_ms, attempt, retry_after);
-                        tracing::warn!(tenant_id = %tenant, run_id = %id, step = %step.key, attempt, delay_ms = delay.num_milliseconds(), error = %error, "step failed; will retry");
-                        self.persist(
-                            &tenant,
-                            id,
-                            step_at,
-                            attempt,
-                            &context,
-                            Outcome::RetryAt(now + delay),
-                            Some(&error),
+                    }
+                    StepResult::Stop(reason) => {
+                        record.status = "stopped".into();
+                        record.error = Some(reason.clone());
+                        (
+                            Outcome::Finished(RunStatus::Succeeded),
+                            Some(reason),
+                            0,
+                            None,
                         )
-                        .await?;
                     }
-                    return Ok(());
-                }
-                StepResult::Fail(error) => {
-                    record.status = "failed".into();
-                    record.error = Some(error.clone());
-                    runs::record_step(&self.db, &tenant, id, &record).await?;
-                    let message = format!("step {} failed: {error}", step.key);
-                    tracing::error!(tenant_id = %tenant, run_id = %id, workflow_id = %run.workflow_id, step = %step.key, error = %error, "run failed");
-                    self.persist(
-                        &tenant,
-                        id,
-                        step_at,
-                        attempt,
-                        &context,
-                        Outcome::Finished(RunStatus::Failed),
-                        Some(&message),
-                    )
-                    .await?;
-                    return Ok(());
-                }
-                StepResult::Wait { key, deadline } => {
-                    record.status = "waiting".into();
-                    runs::record_step(&self.db, &tenant, id, &record).await?;
-                    self.persist(
-                        &tenant,
-                        id,
-                        step_at,
-                        0,
-                        &context,
-                        Outcome::Wait {
-                            key: key.clone(),
-                            deadline,
-                        },
-                        None,
-                    )
-                    .await?;
-                    // The event may have arrived between the look and the park.
-                    if runs::correlated_event(&self.db, &tenant, &key)
-                        .await?
-                        .is_some()
-                        && runs::resume_if_waiting(&self.db, id, self.clock.now()).await?
-                    {
-                        self.enqueue(id).await;
-                    }
-                    return Ok(());
-                }
-                StepResult::Stop(reason) => {
-                    record.status = "stopped".into();
-                    record.error = Some(reason.clone());
-                    runs::record_step(&self.db, &tenant, id, &record).await?;
-                    self.persist(
-                        &tenant,
-                        id,
-                        step_at,
-                        0,
-                        &context,
-                        Outcome::Finished(RunStatus::Succeeded),
-                        Some(&reason),
-                    )
-                    .await?;
-                    return Ok(());
-                }
+                };
+            self.persist(
+                &tenant,
+                id,
+                Some(&record),
+                (step_at, at),
+                &context,
+                outcome,
+                error.as_deref(),
+            )
+            .await?;
+            // A wait: the event may have arrived between the look and the park.
+            if let Some(key) = parked
+                && runs::correlated_event(&self.db, &tenant, &key)
+                    .await?
+                    .is_some()
+                && runs::resume_if_waiting(&self.db, id, self.clock.now()).await?
+            {
+                self.enqueue(id).await;
             }
+            return Ok(());
         }
         // Past the last step: pages show the run as done.
-        let end = i32::try_from(version.definition.steps.len()).unwrap_or(i32::MAX);
+        let end = i32::try_from(steps.len()).unwrap_or(i32::MAX);
         self.persist(
             &tenant,
             id,
-            end,
-            0,
+            done.as_ref(),
+            (end, 0),
             &context,
             Outcome::Finished(RunStatus::Succeeded),
             None,
@@ -432,15 +566,17 @@ impl Engine {
         Ok(())
     }
 
-    /// Seals the run's context and saves where the run is and what it
-    /// becomes; false when the run was taken from this worker.
+    /// Seals the run's context and saves the step attempt that just ended
+    /// (if any) with where the run is (`(step index, attempt)`) and what it
+    /// becomes, in one transaction; false when the run was taken from this
+    /// worker (the attempt is recorded all the same).
     #[allow(clippy::too_many_arguments)] // the run's row, named at the call
     async fn persist(
         &self,
         tenant: &TenantId,
         id: &RunId,
-        step_index: i32,
-        step_attempt: i32,
+        attempt: Option<&StepRecord>,
+        (step_index, step_attempt): (i32, i32),
         context: &Value,
         outcome: Outcome,
         error: Option<&str>,
@@ -454,8 +590,11 @@ impl Engine {
             &self.db,
             tenant,
             id,
-            step_index,
-            step_attempt,
+            attempt,
+            runs::Position {
+                step_index,
+                step_attempt,
+            },
             &sealed,
             outcome,
             error,

@@ -211,6 +211,32 @@ pub async fn with_credentials(
     Ok((model.try_into()?, credentials))
 }
 
+/// The tenant, connector and credentials of the connection an inbound
+/// hook URL names (no tenant is known yet: the URL says which connection),
+/// from one read.
+pub async fn for_hook(
+    db: &Db,
+    vault: &Vault,
+    id: &ConnectionId,
+) -> Result<(TenantId, ConnectorKey, Credentials), StoreError> {
+    let model = connection::Entity::find_by_id(id.to_string())
+        .one(&db.conn)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    let tenant: TenantId = model
+        .tenant_id
+        .parse()
+        .map_err(|_| StoreError::Corrupt("connections.tenant_id"))?;
+    let connector = ConnectorKey::parse(&model.connector)
+        .ok_or(StoreError::Corrupt("connections.connector"))?;
+    let plain = vault
+        .open(&tenant, &model.secret_ciphertext, &secret_aad(id))
+        .await?;
+    let credentials = serde_json::from_slice(&plain)
+        .map_err(|_| StoreError::Crypto("credentials did not parse"))?;
+    Ok((tenant, connector, credentials))
+}
+
 #[allow(clippy::too_many_arguments)]
 /// Replaces the credentials if nobody else did since `expected_version`
 /// (a refresh racing another process); returns false when someone did.

@@ -68,24 +68,6 @@ pub async fn stats(
     Ok((count, last))
 }
 
-/// The connection an inbound request names, with its tenant. Inbound
-/// endpoints have no session: the tenant comes from the connection row.
-pub async fn connection_for_hook(
-    db: &Db,
-    id: &ConnectionId,
-) -> Result<(TenantId, ConnectorKey), StoreError> {
-    let m = connection::Entity::find_by_id(id.to_string())
-        .one(&db.conn)
-        .await?
-        .ok_or(StoreError::NotFound)?;
-    Ok((
-        m.tenant_id
-            .parse()
-            .map_err(|_| StoreError::Corrupt("connections.tenant_id"))?,
-        ConnectorKey::parse(&m.connector).ok_or(StoreError::Corrupt("connections.connector"))?,
-    ))
-}
-
 /// HubSpot connections for a portal, with their tenants (the tenant of a
 /// HubSpot webhook is found from its `portalId`).
 pub async fn hubspot_connections_for_portal(

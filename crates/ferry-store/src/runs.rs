@@ -5,12 +5,10 @@
 //! and exports show are the step records, whose PII fields are redacted
 //! before they are stored.
 
-use crate::entities::workflow_version;
 use crate::entities::{echo_guard, inbound_event, run, run_step, verification, workflow};
 use crate::inbound::{NewEvent, Stored};
 use crate::{Db, StoreError};
 use chrono::{DateTime, Utc};
-use ferry_core::workflow::Definition;
 use ferry_core::{EventId, RunId, TenantId, WorkflowId};
 use sea_orm::sea_query::{Expr, ExprTrait, Order};
 use sea_orm::{
@@ -150,64 +148,28 @@ pub struct Claimed {
     pub tenant: TenantId,
 }
 
-/// A published workflow an event starts.
-#[derive(Debug, Clone)]
-pub struct Triggered {
-    /// The workflow.
-    pub workflow_id: WorkflowId,
-    /// Its published version.
-    pub version: i32,
-    /// The version's definition.
-    pub definition: Definition,
-}
-
-/// Published workflows of a tenant whose trigger is `connector`/`event`
-/// through the connection `connection`.
-pub async fn triggered_by(
-    db: &Db,
-    tenant: &TenantId,
-    connector: &str,
-    event: &str,
-    connection: &str,
-) -> Result<Vec<Triggered>, StoreError> {
-    let published = workflow::Entity::find()
+/// The published version of each of a tenant's published workflows (the
+/// engine matches them to events; versions never change once published).
+pub async fn published(db: &Db, tenant: &TenantId) -> Result<Vec<(WorkflowId, i32)>, StoreError> {
+    let rows: Vec<(String, Option<i32>)> = workflow::Entity::find()
+        .select_only()
+        .column(workflow::Column::Id)
+        .column(workflow::Column::PublishedVersion)
         .filter(workflow::Column::TenantId.eq(tenant.to_string()))
         .filter(workflow::Column::PublishedVersion.is_not_null())
+        .into_tuple()
         .all(&db.conn)
         .await?;
-    let mut out = Vec::new();
-    for w in published {
-        let Some(version) = w.published_version else {
-            continue;
-        };
-        let Some(v) = workflow_version::Entity::find()
-            .filter(workflow_version::Column::TenantId.eq(tenant.to_string()))
-            .filter(workflow_version::Column::WorkflowId.eq(w.id.clone()))
-            .filter(workflow_version::Column::Version.eq(version))
-            .one(&db.conn)
-            .await?
-        else {
-            continue;
-        };
-        let definition: Definition = serde_json::from_str(&v.definition)
-            .map_err(|_| StoreError::Corrupt("workflow_versions.definition"))?;
-        let bindings: crate::workflows::Bindings = serde_json::from_str(&v.bindings)
-            .map_err(|_| StoreError::Corrupt("workflow_versions.bindings"))?;
-        if definition.trigger.connector.as_str() == connector
-            && definition.trigger.event == event
-            && bindings.get(connector).map(|c| c.as_str()) == Some(connection)
-        {
-            out.push(Triggered {
-                workflow_id: w
-                    .id
-                    .parse()
+    rows.into_iter()
+        .filter_map(|(id, v)| v.map(|v| (id, v)))
+        .map(|(id, v)| {
+            Ok((
+                id.parse()
                     .map_err(|_| StoreError::Corrupt("workflows.id"))?,
-                version,
-                definition,
-            });
-        }
-    }
-    Ok(out)
+                v,
+            ))
+        })
+        .collect()
 }
 
 /// A run to create with an event.
@@ -450,7 +412,8 @@ pub async fn claim(
     now: DateTime<Utc>,
     lease_until: DateTime<Utc>,
 ) -> Result<Option<Claimed>, StoreError> {
-    let r = run::Entity::update_many()
+    // One statement: the compare-and-set and the row it leaves.
+    let Some(m) = run::Entity::update_many()
         .col_expr(
             run::Column::Status,
             Expr::value(RunStatus::Running.as_str()),
@@ -464,15 +427,12 @@ pub async fn claim(
                 .add(run::Column::WakeAt.is_null())
                 .add(run::Column::WakeAt.lte(now)),
         )
-        .exec(&db.conn)
-        .await?;
-    if r.rows_affected != 1 {
-        return Ok(None);
-    }
-    let m = run::Entity::find_by_id(id.to_string())
-        .one(&db.conn)
+        .exec_with_returning(&db.conn)
         .await?
-        .ok_or(StoreError::NotFound)?;
+        .pop()
+    else {
+        return Ok(None);
+    };
     let tenant = m
         .tenant_id
         .parse()
@@ -506,23 +466,34 @@ pub enum Outcome {
     Finished(RunStatus),
 }
 
-/// Saves a held run's position, context and state. Only the holder (status
-/// `running`) can save; returns false when the run was taken from it.
+/// Where a run stands: the step it is at and that step's attempts so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    /// Step position.
+    pub step_index: i32,
+    /// Attempts of that step so far.
+    pub step_attempt: i32,
+}
+
+/// Saves the step attempt that just ended (if any) together with a held
+/// run's position, context and state, in one transaction. Only the holder
+/// (status `running`) can change the run; returns false when the run was
+/// taken from it (the attempt is recorded all the same: it happened).
 #[allow(clippy::too_many_arguments)] // one row's columns, named at the call
 pub async fn save(
     db: &Db,
     tenant: &TenantId,
     id: &RunId,
-    step_index: i32,
-    step_attempt: i32,
+    attempt: Option<&StepRecord>,
+    at: Position,
     context: &str,
     outcome: Outcome,
     error: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
     let mut q = run::Entity::update_many()
-        .col_expr(run::Column::StepIndex, Expr::value(step_index))
-        .col_expr(run::Column::StepAttempt, Expr::value(step_attempt))
+        .col_expr(run::Column::StepIndex, Expr::value(at.step_index))
+        .col_expr(run::Column::StepAttempt, Expr::value(at.step_attempt))
         .col_expr(run::Column::Context, Expr::value(context.to_owned()))
         .col_expr(run::Column::Error, Expr::value(error.map(str::to_owned)))
         .col_expr(run::Column::UpdatedAt, Expr::value(now));
@@ -550,13 +521,20 @@ pub async fn save(
             .col_expr(run::Column::WaitKey, Expr::value(Option::<String>::None))
             .col_expr(run::Column::FinishedAt, Expr::value(Some(now))),
     };
-    let r = q
+    let q = q
         .filter(run::Column::Id.eq(id.to_string()))
         .filter(run::Column::TenantId.eq(tenant.to_string()))
-        .filter(run::Column::Status.eq(RunStatus::Running.as_str()))
-        .exec(&db.conn)
+        .filter(run::Column::Status.eq(RunStatus::Running.as_str()));
+    let Some(s) = attempt else {
+        return Ok(q.exec(&db.conn).await?.rows_affected == 1);
+    };
+    let txn = db.conn.begin().await?;
+    run_step::Entity::insert(step_row(tenant, id, s))
+        .exec_without_returning(&txn)
         .await?;
-    Ok(r.rows_affected == 1)
+    let held = q.exec(&txn).await?.rows_affected == 1;
+    txn.commit().await?;
+    Ok(held)
 }
 
 /// Moves a waiting run back to the queue if its event has arrived by now
@@ -596,13 +574,7 @@ pub struct StepRecord {
     pub finished_at: DateTime<Utc>,
 }
 
-/// Appends a step attempt to a run's record.
-pub async fn record_step(
-    db: &Db,
-    tenant: &TenantId,
-    run: &RunId,
-    s: &StepRecord,
-) -> Result<(), StoreError> {
+fn step_row(tenant: &TenantId, run: &RunId, s: &StepRecord) -> run_step::ActiveModel {
     run_step::ActiveModel {
         tenant_id: Set(tenant.to_string()),
         run_id: Set(run.to_string()),
@@ -619,9 +591,6 @@ pub async fn record_step(
         finished_at: Set(s.finished_at),
         ..Default::default()
     }
-    .insert(&db.conn)
-    .await?;
-    Ok(())
 }
 
 /// A run's step attempts, in order.

@@ -51,6 +51,8 @@ struct RawSettings {
     #[serde(deserialize_with = "lenient::text")]
     worker_concurrency: String,
     #[serde(deserialize_with = "lenient::text")]
+    in_process_runs: String,
+    #[serde(deserialize_with = "lenient::text")]
     hubspot_rate_limit: String,
     #[serde(deserialize_with = "lenient::text")]
     verification_rate_limit: String,
@@ -80,6 +82,7 @@ impl Default for RawSettings {
             hubspot_client_secret: None,
             queue_name: "ferry.runs".into(),
             worker_concurrency: "4".into(),
+            in_process_runs: "16".into(),
             hubspot_rate_limit: "100".into(),
             verification_rate_limit: "50".into(),
             run_lease_secs: "300".into(),
@@ -214,6 +217,11 @@ pub struct Settings {
     /// Runs one worker process executes at once (`FERRY_WORKER_CONCURRENCY`,
     /// default 4).
     pub worker_concurrency: usize,
+    /// Runs a worker process executes itself, at once, as it stores or
+    /// wakes them, before it hands further runs to the queue
+    /// (`FERRY_IN_PROCESS_RUNS`, default 16; 0: every run goes through the
+    /// queue). A process serving webhooks with `--web-only` never does.
+    pub in_process_runs: u32,
     /// Calls per 10 s Ferry allows itself per HubSpot account
     /// (`FERRY_HUBSPOT_RATE_LIMIT`, default 100: HubSpot's standard limit;
     /// raise it for accounts on a higher tier).
@@ -457,6 +465,12 @@ impl Settings {
             "",
         )?)
         .unwrap_or(4);
+        let in_process_runs = parse_number(
+            "FERRY_IN_PROCESS_RUNS",
+            &raw.in_process_runs,
+            0..=1024,
+            " of runs",
+        )?;
         let hubspot_rate_limit = parse_number(
             "FERRY_HUBSPOT_RATE_LIMIT",
             &raw.hubspot_rate_limit,
@@ -499,6 +513,7 @@ impl Settings {
             hubspot_app,
             queue_name,
             worker_concurrency,
+            in_process_runs,
             hubspot_rate_limit,
             verification_rate_limit,
             run_lease_secs,

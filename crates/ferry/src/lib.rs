@@ -114,7 +114,12 @@ pub async fn build(
     )
     .with_lease(std::time::Duration::from_secs(u64::from(
         settings.run_lease_secs,
-    )));
+    )))
+    .with_in_process(if roles.worker {
+        settings.in_process_runs
+    } else {
+        0
+    });
 
     if roles.worker {
         let mut shutdown = stop_rx.clone();
@@ -156,6 +161,17 @@ pub async fn build(
                 .clone()
                 .run_sweeper(std::time::Duration::from_secs(1), stop_rx.clone()),
         ));
+        // At shutdown, the runs this process executes itself finish too.
+        let mut stopping = stop_rx.clone();
+        let drained = engine.clone();
+        tasks.push(tokio::spawn(async move {
+            while !*stopping.borrow() {
+                if stopping.changed().await.is_err() {
+                    break;
+                }
+            }
+            drained.drain(std::time::Duration::from_secs(20)).await;
+        }));
         if let Some(url) = &settings.smtp_url {
             let delivery = MailDelivery::new(
                 db.clone(),

@@ -123,7 +123,22 @@ async fn reference_flow(options: TestOptions) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_reference_workflow_runs_end_to_end_on_the_embedded_queue() {
-    reference_flow(TestOptions::default()).await;
+    reference_flow(TestOptions {
+        redis_url: None,
+        settings: vec![("in_process_runs", "0".into())],
+        ..TestOptions::default()
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_reference_workflow_runs_end_to_end_in_process() {
+    reference_flow(TestOptions {
+        redis_url: None,
+        settings: vec![("in_process_runs", "16".into())],
+        ..TestOptions::default()
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

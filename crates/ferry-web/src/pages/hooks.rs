@@ -53,23 +53,22 @@ async fn hook_target(
     let Ok(id) = parse_id::<ConnectionId>(raw_id) else {
         return Err(answer(StatusCode::NOT_FOUND, "no such webhook"));
     };
-    let tenant = match inbound::connection_for_hook(&state.db, &id).await {
-        Ok((tenant, connector)) if connector == expected => tenant,
-        Ok(_) | Err(StoreError::NotFound) => {
-            return Err(answer(StatusCode::NOT_FOUND, "no such webhook"));
-        }
-        Err(e) => return Err(internal(&e)),
-    };
+    let (tenant, secret) =
+        match connections::for_hook(&state.db, state.connections.vault(), &id).await {
+            Ok((tenant, connector, c)) if connector == expected => {
+                (tenant, c.signing_secret.unwrap_or_default())
+            }
+            Ok(_) | Err(StoreError::NotFound) => {
+                return Err(answer(StatusCode::NOT_FOUND, "no such webhook"));
+            }
+            Err(e) => return Err(internal(&e)),
+        };
     match tenants::get(&state.db, &tenant).await {
         Ok(t) if t.status == TenantStatus::Suspended => {
             tracing::warn!(tenant_id = %tenant, "inbound request refused: tenant suspended");
-            return Err(answer(StatusCode::FORBIDDEN, "this tenant is suspended"));
+            Err(answer(StatusCode::FORBIDDEN, "this tenant is suspended"))
         }
-        Ok(_) => {}
-        Err(e) => return Err(internal(&e)),
-    }
-    match connections::with_credentials(&state.db, state.connections.vault(), &tenant, &id).await {
-        Ok((_, c)) => Ok((tenant, id, c.signing_secret.unwrap_or_default())),
+        Ok(_) => Ok((tenant, id, secret)),
         Err(e) => Err(internal(&e)),
     }
 }
