@@ -8,7 +8,8 @@ use crate::{Db, StoreError};
 use chrono::{DateTime, Utc};
 use ferry_core::catalog::ConnectorKey;
 use ferry_core::{
-    AuthEventId, ConnectionId, ConnectionStatus, Credentials, Environment, TenantId, UserId,
+    AuthEventId, ConnectionId, ConnectionStatus, Credentials, Environment, TenantId, TenantStatus,
+    UserId,
 };
 use sea_orm::Condition;
 use sea_orm::sea_query::Expr;
@@ -211,30 +212,51 @@ pub async fn with_credentials(
     Ok((model.try_into()?, credentials))
 }
 
-/// The tenant, connector and credentials of the connection an inbound
-/// hook URL names (no tenant is known yet: the URL says which connection),
-/// from one read.
-pub async fn for_hook(
-    db: &Db,
-    vault: &Vault,
-    id: &ConnectionId,
-) -> Result<(TenantId, ConnectorKey, Credentials), StoreError> {
-    let model = connection::Entity::find_by_id(id.to_string())
-        .one(&db.conn)
-        .await?
-        .ok_or(StoreError::NotFound)?;
-    let tenant: TenantId = model
-        .tenant_id
+/// The connection an inbound hook URL names (no tenant is known yet: the
+/// URL says which connection), read with its tenant's status in one query.
+#[derive(Debug, Clone)]
+pub struct HookTarget {
+    /// Its tenant.
+    pub tenant: TenantId,
+    /// The tenant's status (a suspended tenant's events are refused).
+    pub tenant_status: TenantStatus,
+    /// Its connector.
+    pub connector: ConnectorKey,
+    /// Its credentials (the signing secret).
+    pub credentials: Credentials,
+}
+
+/// See [`HookTarget`].
+pub async fn for_hook(db: &Db, vault: &Vault, id: &ConnectionId) -> Result<HookTarget, StoreError> {
+    let (tenant, connector, sealed, status): (String, String, String, Option<String>) =
+        connection::Entity::find_by_id(id.to_string())
+            .select_only()
+            .column(connection::Column::TenantId)
+            .column(connection::Column::Connector)
+            .column(connection::Column::SecretCiphertext)
+            .column_as(
+                Expr::cust("(SELECT t.status FROM tenants t WHERE t.id = connections.tenant_id)"),
+                "tenant_status",
+            )
+            .into_tuple()
+            .one(&db.conn)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+    let tenant: TenantId = tenant
         .parse()
         .map_err(|_| StoreError::Corrupt("connections.tenant_id"))?;
-    let connector = ConnectorKey::parse(&model.connector)
-        .ok_or(StoreError::Corrupt("connections.connector"))?;
-    let plain = vault
-        .open(&tenant, &model.secret_ciphertext, &secret_aad(id))
-        .await?;
-    let credentials = serde_json::from_slice(&plain)
-        .map_err(|_| StoreError::Crypto("credentials did not parse"))?;
-    Ok((tenant, connector, credentials))
+    let plain = vault.open(&tenant, &sealed, &secret_aad(id)).await?;
+    Ok(HookTarget {
+        tenant_status: status
+            .as_deref()
+            .and_then(TenantStatus::parse)
+            .ok_or(StoreError::Corrupt("tenants.status"))?,
+        connector: ConnectorKey::parse(&connector)
+            .ok_or(StoreError::Corrupt("connections.connector"))?,
+        credentials: serde_json::from_slice(&plain)
+            .map_err(|_| StoreError::Crypto("credentials did not parse"))?,
+        tenant,
+    })
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -238,7 +238,7 @@ pub async fn ingest(
         None => false,
     };
     let txn = db.conn.begin().await?;
-    let inserted = inbound_event::ActiveModel {
+    let inserted = inbound_event::Entity::insert(inbound_event::ActiveModel {
         id: Set(event_id.to_string()),
         tenant_id: Set(tenant.to_string()),
         connection_id: Set(event.connection_id.to_string()),
@@ -249,8 +249,8 @@ pub async fn ingest(
         status: Set(if is_echo { "echo" } else { "received" }.to_owned()),
         received_at: Set(now),
         correlation_key: Set(correlation_key.map(str::to_owned)),
-    }
-    .insert(&txn)
+    })
+    .exec_without_returning(&txn)
     .await;
     if let Err(e) = inserted {
         txn.rollback().await?;
@@ -296,7 +296,7 @@ pub async fn ingest(
                 ),
                 None => (RunStatus::Queued, None),
             };
-            run::ActiveModel {
+            run::Entity::insert(run::ActiveModel {
                 id: Set(r.id.to_string()),
                 tenant_id: Set(tenant.to_string()),
                 workflow_id: Set(r.workflow_id.to_string()),
@@ -316,8 +316,8 @@ pub async fn ingest(
                 created_at: Set(now),
                 updated_at: Set(now),
                 finished_at: Set(status.is_final().then_some(now)),
-            }
-            .insert(&txn)
+            })
+            .exec_without_returning(&txn)
             .await?;
             if status == RunStatus::Skipped {
                 out.skipped.push(r.id);

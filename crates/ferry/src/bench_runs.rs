@@ -104,6 +104,20 @@ async fn start(backend: &Backend, concurrency: usize) -> anyhow::Result<Env> {
     if let Some(r) = &backend.redis {
         pairs.push(("redis_url", r.as_str()));
     }
+    // The engine's tuning can be tried from the environment.
+    let tuned: Vec<(&str, String)> = [
+        "in_process_runs",
+        "worker_concurrency",
+        "database_pool_size",
+    ]
+    .into_iter()
+    .filter_map(|k| {
+        std::env::var(format!("FERRY_{}", k.to_uppercase()))
+            .ok()
+            .map(|v| (k, v))
+    })
+    .collect();
+    pairs.extend(tuned.iter().map(|(k, v)| (*k, v.as_str())));
     let settings = Settings::from_pairs(pairs)?;
     let ferry = crate::build(
         &settings,

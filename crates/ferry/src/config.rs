@@ -21,6 +21,8 @@ struct RawSettings {
     #[serde(deserialize_with = "lenient::optional_text")]
     database_url: Option<String>,
     #[serde(deserialize_with = "lenient::optional_text")]
+    database_pool_size: Option<String>,
+    #[serde(deserialize_with = "lenient::optional_text")]
     redis_url: Option<String>,
     #[serde(deserialize_with = "lenient::optional_text")]
     smtp_url: Option<String>,
@@ -67,6 +69,7 @@ impl Default for RawSettings {
         Self {
             bind: "127.0.0.1:8080".into(),
             database_url: None,
+            database_pool_size: None,
             redis_url: None,
             smtp_url: None,
             mail_from: "Ferry <ferry@localhost>".into(),
@@ -82,7 +85,7 @@ impl Default for RawSettings {
             hubspot_client_secret: None,
             queue_name: "ferry.runs".into(),
             worker_concurrency: "4".into(),
-            in_process_runs: "16".into(),
+            in_process_runs: "64".into(),
             hubspot_rate_limit: "100".into(),
             verification_rate_limit: "50".into(),
             run_lease_secs: "300".into(),
@@ -182,6 +185,10 @@ pub struct Settings {
     /// `sqlite://…` or `postgres://…` (`FERRY_DATABASE_URL`, default a SQLite
     /// file in the data directory).
     pub database_url: SecretString,
+    /// Database connections per process (`FERRY_DATABASE_POOL_SIZE`;
+    /// default 10 on PostgreSQL, 4 on SQLite: it has one writer at a time,
+    /// and each connection is a thread of its own).
+    pub database_pool_size: u32,
     /// Redis for the shared queue (`FERRY_REDIS_URL`; none: embedded queue).
     pub redis_url: Option<SecretString>,
     /// SMTP server (`FERRY_SMTP_URL`; none: mail stays in the outbox).
@@ -219,7 +226,7 @@ pub struct Settings {
     pub worker_concurrency: usize,
     /// Runs a worker process executes itself, at once, as it stores or
     /// wakes them, before it hands further runs to the queue
-    /// (`FERRY_IN_PROCESS_RUNS`, default 16; 0: every run goes through the
+    /// (`FERRY_IN_PROCESS_RUNS`, default 64; 0: every run goes through the
     /// queue). A process serving webhooks with `--web-only` never does.
     pub in_process_runs: u32,
     /// Calls per 10 s Ferry allows itself per HubSpot account
@@ -407,6 +414,12 @@ impl Settings {
             )),
         };
 
+        let is_sqlite = database_url.starts_with("sqlite:");
+        let database_pool_size = match raw.database_pool_size.filter(|s| !s.trim().is_empty()) {
+            Some(n) => parse_number("FERRY_DATABASE_POOL_SIZE", &n, 1..=256, " of connections")?,
+            None if is_sqlite => 4,
+            None => 10,
+        };
         let web_workers = match raw.web_workers.filter(|s| !s.trim().is_empty()) {
             Some(n) => n
                 .trim()
@@ -499,6 +512,7 @@ impl Settings {
         Ok(Self {
             bind,
             database_url: SecretString::from(database_url),
+            database_pool_size,
             redis_url,
             smtp_url,
             mail_from,

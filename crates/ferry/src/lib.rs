@@ -50,10 +50,12 @@ pub async fn open_database(settings: &Settings) -> anyhow::Result<Db> {
             )
         })?;
     }
-    let pool_size = if settings.is_sqlite() { 8 } else { 10 };
-    let db = Db::connect(settings.database_url.expose_secret(), pool_size)
-        .await
-        .context("connecting to the database (FERRY_DATABASE_URL)")?;
+    let db = Db::connect(
+        settings.database_url.expose_secret(),
+        settings.database_pool_size,
+    )
+    .await
+    .context("connecting to the database (FERRY_DATABASE_URL)")?;
     db.migrate().await.context("applying database migrations")?;
     Ok(db)
 }

@@ -115,10 +115,21 @@ fn numbers_and_booleans_in_the_environment_are_read_as_settings() {
             ("FERRY_WEB_WORKERS", "3"),
             ("FERRY_WORKER_CONCURRENCY", "8"),
             ("FERRY_RUN_LEASE_SECS", "60"),
+            ("FERRY_IN_PROCESS_RUNS", "0"),
         ],
         None,
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = ferry(
+        dir.path(),
+        &["migrate"],
+        &[("FERRY_IN_PROCESS_RUNS", "many")],
+        None,
+    );
+    assert_eq!(
+        text(&out.stderr).trim(),
+        "configuration error: FERRY_IN_PROCESS_RUNS: 'many' is not a number of runs from 0 to 1024"
+    );
     let out = ferry(
         dir.path(),
         &["migrate"],

@@ -53,22 +53,18 @@ async fn hook_target(
     let Ok(id) = parse_id::<ConnectionId>(raw_id) else {
         return Err(answer(StatusCode::NOT_FOUND, "no such webhook"));
     };
-    let (tenant, secret) =
-        match connections::for_hook(&state.db, state.connections.vault(), &id).await {
-            Ok((tenant, connector, c)) if connector == expected => {
-                (tenant, c.signing_secret.unwrap_or_default())
-            }
-            Ok(_) | Err(StoreError::NotFound) => {
-                return Err(answer(StatusCode::NOT_FOUND, "no such webhook"));
-            }
-            Err(e) => return Err(internal(&e)),
-        };
-    match tenants::get(&state.db, &tenant).await {
-        Ok(t) if t.status == TenantStatus::Suspended => {
-            tracing::warn!(tenant_id = %tenant, "inbound request refused: tenant suspended");
+    match connections::for_hook(&state.db, state.connections.vault(), &id).await {
+        Ok(t) if t.connector != expected => Err(answer(StatusCode::NOT_FOUND, "no such webhook")),
+        Ok(t) if t.tenant_status == TenantStatus::Suspended => {
+            tracing::warn!(tenant_id = %t.tenant, "inbound request refused: tenant suspended");
             Err(answer(StatusCode::FORBIDDEN, "this tenant is suspended"))
         }
-        Ok(_) => Ok((tenant, id, secret)),
+        Ok(t) => Ok((
+            t.tenant,
+            id,
+            t.credentials.signing_secret.unwrap_or_default(),
+        )),
+        Err(StoreError::NotFound) => Err(answer(StatusCode::NOT_FOUND, "no such webhook")),
         Err(e) => Err(internal(&e)),
     }
 }
