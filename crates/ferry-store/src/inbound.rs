@@ -6,8 +6,9 @@ use crate::entities::{connection, inbound_event};
 use crate::{Db, StoreError};
 use chrono::{DateTime, Utc};
 use ferry_core::catalog::ConnectorKey;
-use ferry_core::{ConnectionId, EventId, TenantId};
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
+use ferry_core::{ConnectionId, EventId, TenantId, TenantStatus};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 
 /// A new event to store.
 #[derive(Debug, Clone)]
@@ -68,27 +69,39 @@ pub async fn stats(
     Ok((count, last))
 }
 
-/// HubSpot connections for a portal, with their tenants (the tenant of a
-/// HubSpot webhook is found from its `portalId`).
-pub async fn hubspot_connections_for_portal(
+/// The HubSpot connection for a portal (the first made, if several), with
+/// its tenant and the tenant's status, in one query: the tenant of a HubSpot
+/// webhook is found from its `portalId`.
+pub async fn hubspot_connection_for_portal(
     db: &Db,
     portal: &str,
-) -> Result<Vec<(TenantId, ConnectionId)>, StoreError> {
-    connection::Entity::find()
+) -> Result<Option<(TenantId, ConnectionId, TenantStatus)>, StoreError> {
+    let row: Option<(String, String, Option<String>)> = connection::Entity::find()
+        .select_only()
+        .column(connection::Column::TenantId)
+        .column(connection::Column::Id)
+        .column_as(
+            Expr::cust("(SELECT t.status FROM tenants t WHERE t.id = connections.tenant_id)"),
+            "tenant_status",
+        )
         .filter(connection::Column::Connector.eq(ConnectorKey::HubSpot.as_str()))
         .filter(connection::Column::ExternalAccount.eq(portal))
         .order_by_asc(connection::Column::CreatedAt)
-        .all(&db.conn)
-        .await?
-        .into_iter()
-        .map(|m| {
-            Ok((
-                m.tenant_id
-                    .parse()
-                    .map_err(|_| StoreError::Corrupt("connections.tenant_id"))?,
-                m.id.parse()
-                    .map_err(|_| StoreError::Corrupt("connections.id"))?,
-            ))
-        })
-        .collect()
+        .into_tuple()
+        .one(&db.conn)
+        .await?;
+    row.map(|(tenant, id, status)| {
+        Ok((
+            tenant
+                .parse()
+                .map_err(|_| StoreError::Corrupt("connections.tenant_id"))?,
+            id.parse()
+                .map_err(|_| StoreError::Corrupt("connections.id"))?,
+            status
+                .as_deref()
+                .and_then(TenantStatus::parse)
+                .ok_or(StoreError::Corrupt("tenants.status"))?,
+        ))
+    })
+    .transpose()
 }

@@ -28,7 +28,7 @@ async fn post(
 #[tokio::test]
 async fn a_standard_webhook_is_verified_stored_once_and_bad_signatures_get_401() {
     let app = spawn_app().await;
-    let (_, admin) = app.create_tenant("Acme").await;
+    let (tenant, admin) = app.create_tenant("Acme").await;
     let client = app.login(&admin).await;
     let created = client
         .submit(
@@ -175,7 +175,9 @@ async fn a_standard_webhook_is_verified_stored_once_and_bad_signatures_get_401()
         404
     );
     assert_eq!(
-        post(&app, "/hooks/webhook/nonsense", &[], body).await.0,
+        post(&app, "/hooks/webhook/nonsense", &[], body.clone())
+            .await
+            .0,
         404
     );
     assert_eq!(
@@ -189,6 +191,24 @@ async fn a_standard_webhook_is_verified_stored_once_and_bad_signatures_get_401()
             .await
             .body
             .contains("Events received</dt><dd>1")
+    );
+    // A suspended tenant's hooks refuse even well-signed events (403).
+    ferry_store::tenants::set_status(&app.db, &tenant, TenantStatus::Suspended, app.clock.now())
+        .await
+        .unwrap();
+    let (status, refused) = post(
+        &app,
+        &path,
+        &headers("msg_7", now, sign("msg_7", now, &body)),
+        body,
+    )
+    .await;
+    assert_eq!(status, 403, "{refused}");
+    assert_eq!(refused["error"], "this tenant is suspended");
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM inbound_events").await,
+        1,
+        "the refused event was not stored"
     );
 }
 

@@ -16,7 +16,7 @@ use ferry_core::{ConnectionId, Environment, TenantId, TenantStatus};
 use ferry_engine::runs::{Source, correlation_key};
 use ferry_store::inbound::{self, NewEvent, Stored};
 use ferry_store::runs::EchoKey;
-use ferry_store::{StoreError, connections, tenants};
+use ferry_store::{StoreError, connections};
 use serde_json::{Value, json};
 
 fn answer(status: StatusCode, message: &str) -> HttpResponse {
@@ -243,24 +243,21 @@ pub async fn hubspot(
                     .map_or_else(|| p.as_str().unwrap_or("").to_owned(), |n| n.to_string())
             })
             .unwrap_or_default();
-        let targets = match inbound::hubspot_connections_for_portal(&state.db, &portal).await {
-            Ok(t) => t,
-            Err(e) => return internal(&e),
-        };
-        let Some((tenant, connection)) = targets.into_iter().next() else {
-            unknown += 1;
-            tracing::warn!(portal = %portal, "HubSpot event for an unknown portal refused");
-            continue;
-        };
-        match tenants::get(&state.db, &tenant).await {
-            Ok(t) if t.status == TenantStatus::Suspended => {
-                suspended += 1;
-                tracing::warn!(tenant_id = %tenant, "HubSpot event refused: tenant suspended");
-                continue;
-            }
-            Ok(_) => {}
-            Err(e) => return internal(&e),
-        }
+        let (tenant, connection) =
+            match inbound::hubspot_connection_for_portal(&state.db, &portal).await {
+                Ok(Some((tenant, _, TenantStatus::Suspended))) => {
+                    suspended += 1;
+                    tracing::warn!(tenant_id = %tenant, "HubSpot event refused: tenant suspended");
+                    continue;
+                }
+                Ok(Some((tenant, connection, _))) => (tenant, connection),
+                Ok(None) => {
+                    unknown += 1;
+                    tracing::warn!(portal = %portal, "HubSpot event for an unknown portal refused");
+                    continue;
+                }
+                Err(e) => return internal(&e),
+            };
         let event_id = event
             .get("eventId")
             .map(Value::to_string)
