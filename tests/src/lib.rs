@@ -164,6 +164,7 @@ pub struct TestApp {
     /// The app's Redis, when its queue is there.
     pub redis_url: Option<String>,
     handle: ferry_web::ServerHandle,
+    background: ferry::BackgroundHandle,
 }
 
 /// Starts the app with default options (SMTP capture on).
@@ -238,6 +239,7 @@ async fn try_spawn(options: TestOptions) -> anyhow::Result<TestApp> {
     )
     .await?;
     let handle = app.server_handle().context("no server")?;
+    let background = app.background_handle();
     let db = app.db().clone();
     let connections = app.connections().clone();
     let engine = app.engine().clone();
@@ -260,6 +262,7 @@ async fn try_spawn(options: TestOptions) -> anyhow::Result<TestApp> {
         smtp,
         data_dir,
         handle,
+        background,
     })
 }
 
@@ -273,6 +276,13 @@ impl TestApp {
     /// Stops the server gracefully.
     pub async fn stop(&self) {
         self.handle.stop(true).await;
+    }
+
+    /// Stops the app's background work (queue worker, in-process runs,
+    /// sweeper) as SIGTERM does in a `ferry worker` process, leaving the
+    /// server — and the simulators it serves — up.
+    pub fn stop_background(&self) {
+        self.background.stop();
     }
 
     /// Creates a platform operator with a known password, straight in storage.

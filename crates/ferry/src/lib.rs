@@ -76,7 +76,7 @@ pub struct Ferry {
     connections: ConnectionService,
     engine: Engine,
     db: Db,
-    stop: watch::Sender<bool>,
+    stop: Arc<watch::Sender<bool>>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -242,7 +242,7 @@ pub async fn build(
         connections: connection_service,
         engine,
         db,
-        stop,
+        stop: Arc::new(stop),
         tasks,
     })
 }
@@ -389,18 +389,43 @@ impl Ferry {
             Some(app) => app.run_until_stopped().await?,
             None => wait_for_signal().await,
         }
-        tracing::info!("shutting down: finishing background work");
-        let _ = self.stop.send(true);
+        stop_background(&self.stop);
         for task in self.tasks {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(20), task).await;
         }
         Ok(())
     }
 
+    /// A handle that stops the background work (queue worker, in-process
+    /// runs, sweeper, mail, refresh) as SIGTERM does after the server has
+    /// stopped: no new work is taken, work in flight finishes.
+    pub fn background_handle(&self) -> BackgroundHandle {
+        BackgroundHandle(self.stop.clone())
+    }
+
     /// A handle that stops the HTTP server gracefully (tests, embedding).
     pub fn server_handle(&self) -> Option<ferry_web::ServerHandle> {
         self.app.as_ref().map(Application::handle)
     }
+}
+
+/// Stops a Ferry's background work; see [`Ferry::background_handle`].
+#[derive(Clone)]
+pub struct BackgroundHandle(Arc<watch::Sender<bool>>);
+
+impl BackgroundHandle {
+    /// Tells the background work to stop taking work and finish what it
+    /// has; `run_until_stopped` waits for it.
+    pub fn stop(&self) {
+        stop_background(&self.0);
+    }
+}
+
+fn stop_background(stop: &watch::Sender<bool>) {
+    if !*stop.borrow() {
+        tracing::info!("shutting down: finishing background work");
+    }
+    let _ = stop.send(true);
 }
 
 async fn wait_for_signal() {

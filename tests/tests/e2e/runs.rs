@@ -1017,7 +1017,20 @@ async fn a_429_with_retry_after_is_honoured_and_the_step_retried_no_sooner() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_graceful_shutdown_lets_the_step_in_flight_finish() {
-    let (app, _client, _, portal) = reference_setup().await;
+    // Runs executed in process, on either database: shutting down must
+    // wait for them (the queue's worker is apalis' own graceful stop).
+    let app = spawn_app_with(TestOptions {
+        redis_url: None,
+        settings: vec![("in_process_runs", "16".into())],
+        ..TestOptions::default()
+    })
+    .await;
+    let (_, admin) = app.create_tenant("Acme").await;
+    let client = app.login(&admin).await;
+    app.connect_hubspot(&client).await;
+    app.connect_sandbox_verification(&client).await;
+    app.publish_reference(&client, &admin).await;
+    let portal = app.portal().await;
     // The provider takes 2 s to create a check.
     let account = verification_account(&app).await;
     let mut settings = app
@@ -1038,9 +1051,7 @@ async fn a_graceful_shutdown_lets_the_step_in_flight_finish() {
         json!({"email": "ada@client.test", "firstname": "Ada", "lastname": "Lovelace"}),
     )
     .await;
-    // Stop only once the provider has the call (it answers 2 s later):
-    // stopping earlier would close the listener the simulator shares with
-    // Ferry before the call is made, which is not the case under test.
+    // Stop once the provider has the call (it answers 2 s later).
     let mut now = before;
     for _ in 0..150 {
         now = app.json(&path).await["received"].as_u64().unwrap_or(0);
@@ -1050,23 +1061,34 @@ async fn a_graceful_shutdown_lets_the_step_in_flight_finish() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert_eq!(now, before + 1, "the check call reached the provider");
-    // SIGTERM's path: the server stops, then the worker stops taking jobs
-    // and waits for the one in flight.
-    app.stop().await;
-    assert_eq!(
-        app.wait_count("SELECT COUNT(*) FROM runs WHERE status = 'waiting'", 1)
-            .await,
-        1,
-        "the check call finished and the run was parked, not left running: {:?}",
-        app.json_rows("SELECT status, error FROM runs").await
-    );
+    // SIGTERM's path in a worker: stop taking work, let the step in flight
+    // finish. (The server stays up: it also serves the simulators, which
+    // stand in for remote systems that a stopping Ferry does not stop.)
+    app.stop_background();
+    // What the process waits for before it exits: by then the step is done.
+    app.engine.drain(std::time::Duration::from_secs(20)).await;
     assert_eq!(
         app.count(
             "SELECT COUNT(*) FROM run_steps WHERE step_key = 'start_check' AND status = 'ok'"
         )
         .await,
-        1
+        1,
+        "the check call finished before shutdown completed: {:?}",
+        app.json_rows("SELECT status, error FROM runs").await
     );
+    // Parked at the wait (or already woken by the result, which nobody
+    // takes now): not left running, and the check's outcome kept.
+    assert_eq!(
+        app.wait_count(
+            "SELECT COUNT(*) FROM runs WHERE status IN ('waiting', 'queued') AND error IS NULL",
+            1
+        )
+        .await,
+        1,
+        "{:?}",
+        app.json_rows("SELECT status, error FROM runs").await
+    );
+    assert_eq!(checks_at_provider(&app).await.0, 1);
     assert!(ferry_tests::captured_logs().contains("shutting down: finishing background work"));
 }
 
