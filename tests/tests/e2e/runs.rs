@@ -178,7 +178,20 @@ async fn reference_setup() -> (
     ferry_core::TenantId,
     u64,
 ) {
-    let app = spawn_app().await;
+    reference_setup_with(TestOptions::default()).await
+}
+
+/// A tenant with both sandbox connections and the reference workflow
+/// published, on an app started with `options`.
+async fn reference_setup_with(
+    options: TestOptions,
+) -> (
+    ferry_tests::TestApp,
+    ferry_tests::TestClient,
+    ferry_core::TenantId,
+    u64,
+) {
+    let app = spawn_app_with(options).await;
     let (tenant, admin) = app.create_tenant("Acme").await;
     let client = app.login(&admin).await;
     app.connect_hubspot(&client).await;
@@ -672,12 +685,17 @@ async fn verification_account(app: &ferry_tests::TestApp) -> String {
 }
 
 async fn set_provider_faults(app: &ferry_tests::TestApp, force: Option<&str>) {
+    set_provider_fault(app, "force", json!(force)).await;
+}
+
+/// Sets one of the sandbox provider's fault knobs (`force`, `latency_ms`).
+async fn set_provider_fault(app: &ferry_tests::TestApp, knob: &str, value: serde_json::Value) {
     let account = verification_account(app).await;
     let mut settings = app
         .json(&format!("/sandbox/verify/admin/accounts/{account}"))
         .await["settings"]
         .clone();
-    settings["faults"]["force"] = json!(force);
+    settings["faults"][knob] = value;
     assert_eq!(
         app.send_json(
             reqwest::Method::PUT,
@@ -1019,31 +1037,15 @@ async fn a_429_with_retry_after_is_honoured_and_the_step_retried_no_sooner() {
 async fn a_graceful_shutdown_lets_the_step_in_flight_finish() {
     // Runs executed in process, on either database: shutting down must
     // wait for them (the queue's worker is apalis' own graceful stop).
-    let app = spawn_app_with(TestOptions {
+    let (app, _client, _, portal) = reference_setup_with(TestOptions {
         redis_url: None,
         settings: vec![("in_process_runs", "16".into())],
         ..TestOptions::default()
     })
     .await;
-    let (_, admin) = app.create_tenant("Acme").await;
-    let client = app.login(&admin).await;
-    app.connect_hubspot(&client).await;
-    app.connect_sandbox_verification(&client).await;
-    app.publish_reference(&client, &admin).await;
-    let portal = app.portal().await;
     // The provider takes 2 s to create a check.
+    set_provider_fault(&app, "latency_ms", json!(2000)).await;
     let account = verification_account(&app).await;
-    let mut settings = app
-        .json(&format!("/sandbox/verify/admin/accounts/{account}"))
-        .await["settings"]
-        .clone();
-    settings["faults"]["latency_ms"] = json!(2000);
-    app.send_json(
-        reqwest::Method::PUT,
-        &format!("/sandbox/verify/admin/accounts/{account}"),
-        settings,
-    )
-    .await;
     let path = format!("/sandbox/verify/admin/accounts/{account}");
     let before = app.json(&path).await["received"].as_u64().unwrap_or(0);
     app.create_contact(
@@ -1094,29 +1096,12 @@ async fn a_graceful_shutdown_lets_the_step_in_flight_finish() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_call_that_times_out_is_retried_and_leaves_one_check() {
-    let app = spawn_app_with(TestOptions {
+    let (app, _client, _, portal) = reference_setup_with(TestOptions {
         settings: vec![("http_timeout_secs", "2".into())],
         ..TestOptions::default()
     })
     .await;
-    let (_, admin) = app.create_tenant("Acme").await;
-    let client = app.login(&admin).await;
-    app.connect_hubspot(&client).await;
-    app.connect_sandbox_verification(&client).await;
-    app.publish_reference(&client, &admin).await;
-    let portal = app.portal().await;
-    let account = verification_account(&app).await;
-    let mut settings = app
-        .json(&format!("/sandbox/verify/admin/accounts/{account}"))
-        .await["settings"]
-        .clone();
-    settings["faults"]["latency_ms"] = json!(3000);
-    app.send_json(
-        reqwest::Method::PUT,
-        &format!("/sandbox/verify/admin/accounts/{account}"),
-        settings.clone(),
-    )
-    .await;
+    set_provider_fault(&app, "latency_ms", json!(3000)).await;
     app.create_contact(
         portal,
         json!({"email": "ada@client.test", "firstname": "Ada", "lastname": "Lovelace"}),
@@ -1128,13 +1113,7 @@ async fn a_call_that_times_out_is_retried_and_leaves_one_check() {
         "{:?}",
         app.json_rows("SELECT step_key, status, error FROM run_steps").await
     );
-    settings["faults"]["latency_ms"] = json!(0);
-    app.send_json(
-        reqwest::Method::PUT,
-        &format!("/sandbox/verify/admin/accounts/{account}"),
-        settings,
-    )
-    .await;
+    set_provider_fault(&app, "latency_ms", json!(0)).await;
     assert_eq!(
         app.wait_count("SELECT COUNT(*) FROM runs WHERE status = 'succeeded'", 1)
             .await,
