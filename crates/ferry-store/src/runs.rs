@@ -327,43 +327,41 @@ pub async fn ingest(
         }
     }
     if let Some(key) = correlation_key {
-        let waiting: Vec<String> = run::Entity::find()
-            .select_only()
-            .column(run::Column::Id)
-            .filter(run::Column::TenantId.eq(tenant.to_string()))
-            .filter(run::Column::WaitKey.eq(key))
-            .filter(run::Column::Status.eq(RunStatus::Waiting.as_str()))
-            .into_tuple()
-            .all(&txn)
-            .await?;
-        for id in waiting {
-            if resume_waiting(&txn, &id, now).await? {
-                out.resumed
-                    .push(id.parse().map_err(|_| StoreError::Corrupt("runs.id"))?);
-            }
-        }
+        out.resumed = resume_waiting_on(&txn, tenant, key, now).await?;
     }
     txn.commit().await?;
     // A run that parked while this transaction ran saw no event and was
     // not seen waiting here: look again now that the event is committed.
     if let Some(key) = correlation_key {
-        let waiting: Vec<String> = run::Entity::find()
-            .select_only()
-            .column(run::Column::Id)
-            .filter(run::Column::TenantId.eq(tenant.to_string()))
-            .filter(run::Column::WaitKey.eq(key))
-            .filter(run::Column::Status.eq(RunStatus::Waiting.as_str()))
-            .into_tuple()
-            .all(&db.conn)
-            .await?;
-        for id in waiting {
-            if resume_waiting(&db.conn, &id, now).await? {
-                out.resumed
-                    .push(id.parse().map_err(|_| StoreError::Corrupt("runs.id"))?);
-            }
-        }
+        let late = resume_waiting_on(&db.conn, tenant, key, now).await?;
+        out.resumed.extend(late);
     }
     Ok(out)
+}
+
+/// Moves a tenant's runs waiting on `key` back to the queue; returns them.
+async fn resume_waiting_on(
+    conn: &impl ConnectionTrait,
+    tenant: &TenantId,
+    key: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<RunId>, StoreError> {
+    let waiting: Vec<String> = run::Entity::find()
+        .select_only()
+        .column(run::Column::Id)
+        .filter(run::Column::TenantId.eq(tenant.to_string()))
+        .filter(run::Column::WaitKey.eq(key))
+        .filter(run::Column::Status.eq(RunStatus::Waiting.as_str()))
+        .into_tuple()
+        .all(conn)
+        .await?;
+    let mut resumed = Vec::new();
+    for id in waiting {
+        if resume_waiting(conn, &id, now).await? {
+            resumed.push(id.parse().map_err(|_| StoreError::Corrupt("runs.id"))?);
+        }
+    }
+    Ok(resumed)
 }
 
 async fn resume_waiting(
