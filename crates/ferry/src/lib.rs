@@ -133,11 +133,7 @@ pub async fn build(
             loop {
                 let mut watch = shutdown.clone();
                 let signal = async move {
-                    while !*watch.borrow() {
-                        if watch.changed().await.is_err() {
-                            break;
-                        }
-                    }
+                    let _ = watch.wait_for(|stopped| *stopped).await;
                 };
                 if let Err(e) = ferry_engine::queue::run_worker(
                     queue.clone(),
@@ -167,11 +163,7 @@ pub async fn build(
         let mut stopping = stop_rx.clone();
         let drained = engine.clone();
         tasks.push(tokio::spawn(async move {
-            while !*stopping.borrow() {
-                if stopping.changed().await.is_err() {
-                    break;
-                }
-            }
+            let _ = stopping.wait_for(|stopped| *stopped).await;
             drained.drain(std::time::Duration::from_secs(20)).await;
         }));
         if let Some(url) = &settings.smtp_url {
