@@ -198,6 +198,9 @@ async fn try_spawn(options: TestOptions) -> anyhow::Result<TestApp> {
         ("database_url", &database_url),
         ("data_dir", &data_dir_text),
         ("web_workers", "2"),
+        // The simulators as `ferry demo` serves them (a local tool); tests
+        // of a shared sandbox set `("sandbox", "true")`.
+        ("sandbox", "local"),
     ];
     if let Some(url) = &smtp_url {
         pairs.push(("smtp_url", url));
@@ -518,31 +521,50 @@ impl TestApp {
         res.location.expect("consent URL").parse().expect("URL")
     }
 
-    /// Answers the simulator's consent screen the way its form does; returns
-    /// the callback URL it redirects to.
+    /// Answers the simulator's consent screen the way its form does (a
+    /// fresh browser on this machine); returns the callback URL it
+    /// redirects to.
     pub async fn consent(&self, consent_url: &url::Url, decision: &str) -> url::Url {
+        let browser = self.client();
+        let res = self
+            .consent_as(&browser, consent_url, decision, "new")
+            .await;
+        assert_eq!(res.status, 302, "{}", res.body);
+        res.location.expect("redirect").parse().expect("URL")
+    }
+
+    /// Opens the consent screen as `client` (its cookies: a Ferry session
+    /// on a shared sandbox) and submits `decision` for `portal` ("new" or
+    /// a portal id) with the screen's anti-forgery token.
+    pub async fn consent_as(
+        &self,
+        client: &TestClient,
+        consent_url: &url::Url,
+        decision: &str,
+        portal: &str,
+    ) -> Page {
+        let screen = client
+            .get(&format!(
+                "{}?{}",
+                consent_url.path(),
+                consent_url.query().unwrap_or("")
+            ))
+            .await;
+        assert_eq!(screen.status, 200, "consent screen: {}", screen.body);
         let mut fields: Vec<(String, String)> = consent_url
             .query_pairs()
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect();
         fields.push(("decision".into(), decision.into()));
-        fields.push(("portal".into(), "new".into()));
-        let res = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("client")
-            .post(format!("{}/sandbox/hubspot/oauth/authorize", self.address))
-            .form(&fields)
-            .send()
+        fields.push(("portal".into(), portal.into()));
+        fields.push(("csrf_token".into(), screen.csrf().expect("token")));
+        let fields: Vec<(&str, &str)> = fields
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        client
+            .post_raw("/sandbox/hubspot/oauth/authorize", &fields)
             .await
-            .expect("consent");
-        assert_eq!(res.status().as_u16(), 302);
-        res.headers()
-            .get("location")
-            .and_then(|v| v.to_str().ok())
-            .expect("redirect")
-            .parse()
-            .expect("URL")
     }
 
     /// Connects sandbox HubSpot end to end; returns the connection id.

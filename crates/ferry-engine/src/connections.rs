@@ -377,6 +377,17 @@ pub fn sandbox_client_secret(master_key: &[u8; 32]) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
+/// The simulators' admin key (a bearer token for their admin API), derived
+/// from the master key so that Ferry's pages, `ferry sandbox` and the tests
+/// sharing the key agree on it.
+pub fn sandbox_admin_key(master_key: &[u8; 32]) -> String {
+    use hmac::Mac;
+    let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(master_key)
+        .unwrap_or_else(|_| unreachable!());
+    mac.update(b"ferry sandbox admin api key");
+    hex::encode(mac.finalize().into_bytes())
+}
+
 /// Refreshes every OAuth connection whose token is about to expire, used or
 /// not, so a revoked grant is found (and recorded) before a workflow needs
 /// the connection. Returns (refreshed, failed).

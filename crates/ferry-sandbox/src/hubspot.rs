@@ -5,6 +5,7 @@
 //! arrays signed with signature v3, retried with back-off), and fault knobs
 //! per portal. Data is kept per portal, so two tenants' sandboxes never mix.
 
+use crate::access::{self, Access, Caller, MAX_CONTACTS_PER_PORTAL, MAX_PER_OWNER};
 use crate::util::{hubspot_error, random_hex};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -12,6 +13,7 @@ use askama::Template;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL};
 use chrono::{DateTime, SecondsFormat, Utc};
+use ferry_connectors::HttpClient;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -122,6 +124,8 @@ struct App {
     secret: String,
     app_id: u64,
     webhook: Option<WebhookSettings>,
+    /// Registered redirect URLs; empty accepts any (a local tool).
+    redirect_uris: Vec<String>,
 }
 
 struct CodeGrant {
@@ -156,6 +160,8 @@ struct Contact {
 
 #[derive(Default)]
 struct Portal {
+    /// The tenant that created it (shared sandbox), if any.
+    owner: Option<String>,
     contacts: BTreeMap<u64, Contact>,
     next_contact: u64,
     custom_properties: BTreeSet<String>,
@@ -196,12 +202,15 @@ pub struct DeliveryRecord {
 #[derive(Clone)]
 pub struct HubSpotSim {
     state: Arc<Mutex<State>>,
-    http: reqwest::Client,
+    http: HttpClient,
+    access: Access,
 }
 
 impl HubSpotSim {
-    /// A simulator with one registered app.
-    pub fn new(client_id: &str, client_secret: &str) -> Self {
+    /// A simulator with one registered app. Its webhooks go out through
+    /// `http` (the guarded client: no redirects, private addresses only
+    /// where its policy allows); `access` decides its pages and admin API.
+    pub fn new(client_id: &str, client_secret: &str, http: HttpClient, access: Access) -> Self {
         let mut apps = HashMap::new();
         apps.insert(
             client_id.to_owned(),
@@ -209,6 +218,7 @@ impl HubSpotSim {
                 secret: client_secret.to_owned(),
                 app_id: 1_000_001,
                 webhook: None,
+                redirect_uris: Vec::new(),
             },
         );
         Self {
@@ -218,19 +228,27 @@ impl HubSpotSim {
                 access: HashMap::new(),
                 refresh: HashMap::new(),
                 portals: BTreeMap::new(),
-                next_portal: 40_000_001,
+                // Far above the ids HubSpot hands out, so a sandbox portal is never
+                // mistaken for a real one (lookups are per environment anyway).
+                next_portal: 9_000_000_001,
                 token_ttl: Duration::from_secs(1800),
                 deliveries: Vec::new(),
             })),
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .unwrap_or_default(),
+            http,
+            access,
         }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Registers a redirect URL for an app: from then on the consent screen
+    /// sends codes only to registered URLs (as HubSpot does).
+    pub fn register_redirect(&self, client_id: &str, uri: &str) {
+        if let Some(app) = self.lock().apps.get_mut(client_id) {
+            app.redirect_uris.push(uri.to_owned());
+        }
     }
 
     /// Points an app's webhooks at `settings.target_url`.
@@ -318,18 +336,23 @@ impl HubSpotSim {
             let body = serde_json::to_vec(&batch).unwrap_or_default();
             let timestamp = Utc::now().timestamp_millis();
             let signature = sign_v3(&secret, "POST", &settings.target_url, &body, timestamp);
-            let status = match self
-                .http
-                .post(&settings.target_url)
-                .header("Content-Type", "application/json")
-                .header(SIGNATURE_HEADER, signature)
-                .header(TIMESTAMP_HEADER, timestamp.to_string())
-                .body(body)
-                .send()
-                .await
-            {
-                Ok(r) => r.status().as_u16(),
-                Err(_) => 0,
+            let request = url::Url::parse(&settings.target_url)
+                .ok()
+                .and_then(|u| self.http.request(reqwest::Method::POST, &u).ok());
+            let refused = request.is_none();
+            let status = match request {
+                Some(r) => match r
+                    .header("Content-Type", "application/json")
+                    .header(SIGNATURE_HEADER, signature)
+                    .header(TIMESTAMP_HEADER, timestamp.to_string())
+                    .body(body)
+                    .send()
+                    .await
+                {
+                    Ok(r) => r.status().as_u16(),
+                    Err(_) => 0,
+                },
+                None => 0,
             };
             self.lock().deliveries.push(DeliveryRecord {
                 url: settings.target_url.clone(),
@@ -337,7 +360,11 @@ impl HubSpotSim {
                 status,
                 events: batch.len(),
             });
-            if (200..300).contains(&status) || matches!(status, 400 | 401 | 403 | 404 | 405) {
+            // A target the network policy refuses is not retried.
+            if refused
+                || (200..300).contains(&status)
+                || matches!(status, 400 | 401 | 403 | 404 | 405)
+            {
                 return;
             }
             let delay = settings
@@ -486,16 +513,20 @@ pub fn routes(cfg: &mut web::ServiceConfig, sim: HubSpotSim) {
         )
         .route("/static/sim.css", web::get().to(sim_css))
         .route("/admin", web::get().to(admin_page))
+        .route(
+            "/admin/ui/portals/{id}/faults",
+            web::post().to(admin_set_faults_form),
+        )
+        .route(
+            "/admin/ui/portals/{id}/revoke-tokens",
+            web::post().to(admin_revoke_tokens_form),
+        )
         .route("/admin/portals", web::get().to(admin_portals))
         .route("/admin/portals", web::post().to(admin_create_portal))
         .route("/admin/portals/{id}", web::get().to(admin_portal))
         .route(
             "/admin/portals/{id}/faults",
             web::put().to(admin_set_faults),
-        )
-        .route(
-            "/admin/portals/{id}/faults",
-            web::post().to(admin_set_faults_form),
         )
         .route(
             "/admin/portals/{id}/contacts",
@@ -555,6 +586,7 @@ struct ConsentPage {
     code_challenge_method: String,
     scopes: Vec<(String, &'static str)>,
     portals: Vec<u64>,
+    csrf_token: String,
 }
 
 fn scope_label(scope: &str) -> &'static str {
@@ -589,13 +621,38 @@ fn escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-async fn consent_page(sim: web::Data<HubSpotSim>, q: web::Query<AuthorizeQuery>) -> HttpResponse {
-    let q = q.into_inner();
-    if !sim.lock().apps.contains_key(&q.client_id) {
-        return plain_error("Unknown client_id: this app is not registered with the sandbox.");
+/// Whether `client_id` is registered and `redirect_uri` is one of its
+/// redirect URLs; the refusal to show otherwise.
+fn check_app(sim: &HubSpotSim, client_id: &str, redirect_uri: &str) -> Result<(), HttpResponse> {
+    let state = sim.lock();
+    let Some(app) = state.apps.get(client_id) else {
+        return Err(plain_error(
+            "Unknown client_id: this app is not registered with the sandbox.",
+        ));
+    };
+    if url::Url::parse(redirect_uri).is_err() {
+        return Err(plain_error("The redirect_uri is missing or not a URL."));
     }
-    if url::Url::parse(&q.redirect_uri).is_err() {
-        return plain_error("The redirect_uri is missing or not a URL.");
+    if !app.redirect_uris.is_empty() && !app.redirect_uris.iter().any(|u| u == redirect_uri) {
+        return Err(plain_error(
+            "The redirect_uri is not registered for this app.",
+        ));
+    }
+    Ok(())
+}
+
+async fn consent_page(
+    sim: web::Data<HubSpotSim>,
+    req: HttpRequest,
+    q: web::Query<AuthorizeQuery>,
+) -> HttpResponse {
+    let caller = match sim.access.page(&req, false).await {
+        Ok(c) => c,
+        Err(refusal) => return refusal,
+    };
+    let q = q.into_inner();
+    if let Err(refusal) = check_app(&sim, &q.client_id, &q.redirect_uri) {
+        return refusal;
     }
     let mut scopes: Vec<(String, &'static str)> = Vec::new();
     for s in q
@@ -607,7 +664,14 @@ async fn consent_page(sim: web::Data<HubSpotSim>, q: web::Query<AuthorizeQuery>)
             scopes.push((s.to_owned(), scope_label(s)));
         }
     }
-    let portals = sim.lock().portals.keys().copied().collect();
+    let portals = sim
+        .lock()
+        .portals
+        .iter()
+        .filter(|(_, p)| caller.can_see(p.owner.as_deref()))
+        .map(|(id, _)| *id)
+        .collect();
+    let (csrf_token, cookie) = sim.access.form_token(&req);
     let page = ConsentPage {
         client_id: q.client_id,
         redirect_uri: q.redirect_uri,
@@ -621,9 +685,10 @@ async fn consent_page(sim: web::Data<HubSpotSim>, q: web::Query<AuthorizeQuery>)
         code_challenge_method: q.code_challenge_method,
         scopes,
         portals,
+        csrf_token,
     };
     match page.render() {
-        Ok(body) => html(StatusCode::OK, body),
+        Ok(body) => access::with_cookie(html(StatusCode::OK, body), cookie),
         Err(_) => plain_error("The consent page failed to render."),
     }
 }
@@ -646,6 +711,8 @@ struct Decision {
     decision: String,
     #[serde(default)]
     portal: String,
+    #[serde(default)]
+    csrf_token: String,
 }
 
 fn with_query(base: &str, pairs: &[(&str, &str)]) -> Option<String> {
@@ -659,21 +726,64 @@ fn with_query(base: &str, pairs: &[(&str, &str)]) -> Option<String> {
     Some(url.to_string())
 }
 
-async fn consent_decision(sim: web::Data<HubSpotSim>, form: web::Form<Decision>) -> HttpResponse {
+/// Creates a portal for `caller`, within the per-owner cap.
+fn create_portal(state: &mut State, caller: &Caller) -> Result<u64, HttpResponse> {
+    let owner = caller.owner();
+    if owner.is_some()
+        && state.portals.values().filter(|p| p.owner == owner).count() >= MAX_PER_OWNER
+    {
+        return Err(hubspot_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "LIMIT_REACHED",
+            &format!("A tenant may create at most {MAX_PER_OWNER} sandbox portals."),
+        ));
+    }
+    let id = state.next_portal;
+    state.next_portal += 1;
+    state.portals.insert(
+        id,
+        Portal {
+            owner,
+            ..Portal::default()
+        },
+    );
+    Ok(id)
+}
+
+async fn consent_decision(
+    sim: web::Data<HubSpotSim>,
+    req: HttpRequest,
+    form: web::Form<Decision>,
+) -> HttpResponse {
+    let caller = match sim.access.page(&req, false).await {
+        Ok(c) => c,
+        Err(refusal) => return refusal,
+    };
     let d = form.into_inner();
-    if !sim.lock().apps.contains_key(&d.client_id) {
-        return plain_error("Unknown client_id.");
+    if let Err(refusal) = sim.access.check_form(&req, &d.csrf_token) {
+        return refusal;
+    }
+    if let Err(refusal) = check_app(&sim, &d.client_id, &d.redirect_uri) {
+        return refusal;
     }
     let location = if d.decision == "approve" {
         let mut state = sim.lock();
-        let portal = match d.portal.parse::<u64>() {
-            Ok(id) if state.portals.contains_key(&id) => id,
-            _ => {
-                let id = state.next_portal;
-                state.next_portal += 1;
-                state.portals.insert(id, Portal::default());
-                id
-            }
+        let portal = match d.portal.as_str() {
+            "new" | "" => match create_portal(&mut state, &caller) {
+                Ok(id) => id,
+                Err(refusal) => return refusal,
+            },
+            raw => match raw.parse::<u64>() {
+                Ok(id)
+                    if state
+                        .portals
+                        .get(&id)
+                        .is_some_and(|p| caller.can_see(p.owner.as_deref())) =>
+                {
+                    id
+                }
+                _ => return plain_error("No such sandbox account."),
+            },
         };
         let code = format!("sandbox-code-{}", random_hex(32));
         let method_ok = d.code_challenge.is_empty() || d.code_challenge_method == "S256";
@@ -1865,46 +1975,69 @@ fn portal_json(id: u64, p: &Portal) -> Value {
     })
 }
 
-async fn admin_portals(sim: web::Data<HubSpotSim>) -> HttpResponse {
+fn no_portal() -> HttpResponse {
+    hubspot_error(StatusCode::NOT_FOUND, "OBJECT_NOT_FOUND", "no such portal")
+}
+
+/// The portal `raw` names, if it exists and `caller` may see it.
+fn visible_portal<'a>(
+    state: &'a mut State,
+    caller: &Caller,
+    raw: &str,
+) -> Option<(u64, &'a mut Portal)> {
+    let id = portal_id(raw)?;
+    state
+        .portals
+        .get_mut(&id)
+        .filter(|p| caller.can_see(p.owner.as_deref()))
+        .map(|p| (id, p))
+}
+
+async fn admin_portals(sim: web::Data<HubSpotSim>, caller: Caller) -> HttpResponse {
     let state = sim.lock();
     HttpResponse::Ok().json(
         state
             .portals
             .iter()
+            .filter(|(_, p)| caller.can_see(p.owner.as_deref()))
             .map(|(id, p)| portal_json(*id, p))
             .collect::<Vec<_>>(),
     )
 }
 
-async fn admin_create_portal(sim: web::Data<HubSpotSim>) -> HttpResponse {
-    let mut state = sim.lock();
-    let id = state.next_portal;
-    state.next_portal += 1;
-    state.portals.insert(id, Portal::default());
-    HttpResponse::Created().json(json!({ "portalId": id }))
+async fn admin_create_portal(sim: web::Data<HubSpotSim>, caller: Caller) -> HttpResponse {
+    match create_portal(&mut sim.lock(), &caller) {
+        Ok(id) => HttpResponse::Created().json(json!({ "portalId": id })),
+        Err(refusal) => refusal,
+    }
 }
 
 fn portal_id(raw: &str) -> Option<u64> {
     raw.parse().ok()
 }
 
-async fn admin_portal(sim: web::Data<HubSpotSim>, id: web::Path<String>) -> HttpResponse {
-    let state = sim.lock();
-    match portal_id(&id).and_then(|n| state.portals.get(&n).map(|p| portal_json(n, p))) {
-        Some(v) => HttpResponse::Ok().json(v),
-        None => hubspot_error(StatusCode::NOT_FOUND, "OBJECT_NOT_FOUND", "no such portal"),
+async fn admin_portal(
+    sim: web::Data<HubSpotSim>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> HttpResponse {
+    let mut state = sim.lock();
+    match visible_portal(&mut state, &caller, &id) {
+        Some((n, p)) => HttpResponse::Ok().json(portal_json(n, p)),
+        None => no_portal(),
     }
 }
 
 async fn admin_set_faults(
     sim: web::Data<HubSpotSim>,
+    caller: Caller,
     id: web::Path<String>,
     faults: web::Json<Faults>,
 ) -> HttpResponse {
-    set_faults(&sim, &id, faults.into_inner())
+    set_faults(&sim, &caller, &id, faults.into_inner())
 }
 
-fn set_faults(sim: &HubSpotSim, id: &str, faults: Faults) -> HttpResponse {
+fn set_faults(sim: &HubSpotSim, caller: &Caller, id: &str, faults: Faults) -> HttpResponse {
     if !(0.0..=1.0).contains(&faults.error_rate) {
         return hubspot_error(
             StatusCode::BAD_REQUEST,
@@ -1924,12 +2057,12 @@ fn set_faults(sim: &HubSpotSim, id: &str, faults: Faults) -> HttpResponse {
         );
     }
     let mut state = sim.lock();
-    match portal_id(id).and_then(|n| state.portals.get_mut(&n)) {
-        Some(p) => {
+    match visible_portal(&mut state, caller, id) {
+        Some((_, p)) => {
             p.faults = faults;
             HttpResponse::Ok().json(&p.faults)
         }
-        None => hubspot_error(StatusCode::NOT_FOUND, "OBJECT_NOT_FOUND", "no such portal"),
+        None => no_portal(),
     }
 }
 
@@ -1943,66 +2076,125 @@ struct FaultsForm {
     force: String,
     #[serde(default)]
     rotate_refresh_tokens: Option<String>,
+    #[serde(default)]
+    csrf_token: String,
 }
 
+fn back_to_admin() -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header(("Location", "/sandbox/hubspot/admin"))
+        .finish()
+}
+
+/// The fault-knob form (a browser page: the local user, an operator, or
+/// the portal's tenant admin; anti-forgery token required).
 async fn admin_set_faults_form(
     sim: web::Data<HubSpotSim>,
+    req: HttpRequest,
+    caller: Caller,
     id: web::Path<String>,
     form: web::Form<FaultsForm>,
 ) -> HttpResponse {
+    if let Err(refusal) = sim.access.check_form(&req, &form.csrf_token) {
+        return refusal;
+    }
+    let (Ok(error_rate), Ok(latency_ms)) = (
+        parse_or_zero::<f64>(&form.error_rate),
+        parse_or_zero::<u64>(&form.latency_ms),
+    ) else {
+        return hubspot_error(
+            StatusCode::BAD_REQUEST,
+            "VALIDATION_ERROR",
+            "error_rate must be a number between 0 and 1 and latency_ms a whole number of milliseconds",
+        );
+    };
     let faults = Faults {
-        error_rate: form.error_rate.trim().parse().unwrap_or(0.0),
-        latency_ms: form.latency_ms.trim().parse().unwrap_or(0),
+        error_rate,
+        latency_ms,
         force: Some(form.force.clone()).filter(|f| !f.is_empty()),
         rotate_refresh_tokens: form.rotate_refresh_tokens.is_some(),
         unlimited: false,
     };
-    let res = set_faults(&sim, &id, faults);
+    let res = set_faults(&sim, &caller, &id, faults);
     if res.status().is_success() {
-        HttpResponse::SeeOther()
-            .insert_header(("Location", "/sandbox/hubspot/admin"))
-            .finish()
+        back_to_admin()
     } else {
         res
     }
 }
 
+fn parse_or_zero<T: std::str::FromStr + Default>(raw: &str) -> Result<T, T::Err> {
+    match raw.trim() {
+        "" => Ok(T::default()),
+        t => t.parse(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct TokenOnlyForm {
+    #[serde(default)]
+    csrf_token: String,
+}
+
+/// The "Revoke all tokens" button of the fault-knob page.
+async fn admin_revoke_tokens_form(
+    sim: web::Data<HubSpotSim>,
+    req: HttpRequest,
+    caller: Caller,
+    id: web::Path<String>,
+    form: web::Form<TokenOnlyForm>,
+) -> HttpResponse {
+    if let Err(refusal) = sim.access.check_form(&req, &form.csrf_token) {
+        return refusal;
+    }
+    match revoke_portal_tokens(&sim, &caller, &id) {
+        Ok(()) => back_to_admin(),
+        Err(refusal) => refusal,
+    }
+}
+
 async fn admin_create_contact(
     sim: web::Data<HubSpotSim>,
+    caller: Caller,
     id: web::Path<String>,
     body: web::Json<Value>,
 ) -> HttpResponse {
-    let Some(portal) = portal_id(&id) else {
-        return not_found(&id);
-    };
     let props = {
-        let state = sim.lock();
-        let Some(p) = state.portals.get(&portal) else {
-            return not_found(&id);
+        let mut state = sim.lock();
+        let Some((_, p)) = visible_portal(&mut state, &caller, &id) else {
+            return no_portal();
         };
+        if p.contacts.len() >= MAX_CONTACTS_PER_PORTAL {
+            return hubspot_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "LIMIT_REACHED",
+                &format!("A sandbox portal holds at most {MAX_CONTACTS_PER_PORTAL} contacts."),
+            );
+        }
         match validate_properties(p, &properties_of(&body)) {
             Ok(props) => props,
             Err(r) => return r,
         }
     };
+    let Some(portal) = portal_id(&id) else {
+        return no_portal();
+    };
     match sim.create_contact_as_user(portal, props) {
         Some(record) => HttpResponse::Created().json(record),
-        None => not_found(&id),
+        None => no_portal(),
     }
 }
 
 /// A contact with every property set (what a CRM user sees).
 async fn admin_get_contact(
     sim: web::Data<HubSpotSim>,
+    caller: Caller,
     path: web::Path<(String, String)>,
 ) -> HttpResponse {
     let (id, contact) = path.into_inner();
-    let Some(portal) = portal_id(&id) else {
-        return not_found(&id);
-    };
     let mut state = sim.lock();
-    let Some(p) = state.portals.get_mut(&portal) else {
-        return not_found(&id);
+    let Some((_, p)) = visible_portal(&mut state, &caller, &id) else {
+        return no_portal();
     };
     match find_contact(p, &contact, None) {
         Some(c) => {
@@ -2013,21 +2205,36 @@ async fn admin_get_contact(
     }
 }
 
-async fn admin_revoke_tokens(sim: web::Data<HubSpotSim>, id: web::Path<String>) -> HttpResponse {
-    let Some(portal) = portal_id(&id) else {
-        return not_found(&id);
-    };
+fn revoke_portal_tokens(sim: &HubSpotSim, caller: &Caller, id: &str) -> Result<(), HttpResponse> {
     let mut state = sim.lock();
+    let Some((portal, _)) = visible_portal(&mut state, caller, id) else {
+        return Err(no_portal());
+    };
     state.access.retain(|_, g| g.portal != portal);
     state.refresh.retain(|_, g| g.portal != portal);
-    HttpResponse::NoContent().finish()
+    Ok(())
 }
 
-async fn admin_expire_tokens(sim: web::Data<HubSpotSim>, id: web::Path<String>) -> HttpResponse {
-    let Some(portal) = portal_id(&id) else {
-        return not_found(&id);
-    };
+async fn admin_revoke_tokens(
+    sim: web::Data<HubSpotSim>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> HttpResponse {
+    match revoke_portal_tokens(&sim, &caller, &id) {
+        Ok(()) => HttpResponse::NoContent().finish(),
+        Err(refusal) => refusal,
+    }
+}
+
+async fn admin_expire_tokens(
+    sim: web::Data<HubSpotSim>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> HttpResponse {
     let mut state = sim.lock();
+    let Some((portal, _)) = visible_portal(&mut state, &caller, &id) else {
+        return no_portal();
+    };
     let past = Instant::now()
         .checked_sub(Duration::from_secs(1))
         .unwrap_or_else(Instant::now);
@@ -2037,7 +2244,12 @@ async fn admin_expire_tokens(sim: web::Data<HubSpotSim>, id: web::Path<String>) 
     HttpResponse::NoContent().finish()
 }
 
-async fn admin_expire_codes(sim: web::Data<HubSpotSim>) -> HttpResponse {
+/// Expires every outstanding authorization code (operators and the local
+/// user only: codes are not tied to a tenant until they are exchanged).
+async fn admin_expire_codes(sim: web::Data<HubSpotSim>, caller: Caller) -> HttpResponse {
+    if caller != Caller::Everything {
+        return no_portal();
+    }
     let mut state = sim.lock();
     let past = Instant::now()
         .checked_sub(Duration::from_secs(1))
@@ -2048,11 +2260,17 @@ async fn admin_expire_codes(sim: web::Data<HubSpotSim>) -> HttpResponse {
     HttpResponse::NoContent().finish()
 }
 
+/// Points an app's webhooks (the app is Ferry's: operators and Ferry
+/// itself only). Deliveries go through the guarded client.
 async fn admin_set_webhooks(
     sim: web::Data<HubSpotSim>,
+    caller: Caller,
     client_id: web::Path<String>,
     body: web::Json<WebhookSettings>,
 ) -> HttpResponse {
+    if caller != Caller::Everything {
+        return hubspot_error(StatusCode::NOT_FOUND, "OBJECT_NOT_FOUND", "no such app");
+    }
     if url::Url::parse(&body.target_url).is_err() {
         return hubspot_error(
             StatusCode::BAD_REQUEST,
@@ -2067,7 +2285,10 @@ async fn admin_set_webhooks(
     }
 }
 
-async fn admin_deliveries(sim: web::Data<HubSpotSim>) -> HttpResponse {
+async fn admin_deliveries(sim: web::Data<HubSpotSim>, caller: Caller) -> HttpResponse {
+    if caller != Caller::Everything {
+        return HttpResponse::Ok().json(Vec::<DeliveryRecord>::new());
+    }
     HttpResponse::Ok().json(&sim.lock().deliveries)
 }
 
@@ -2075,6 +2296,7 @@ async fn admin_deliveries(sim: web::Data<HubSpotSim>) -> HttpResponse {
 #[template(path = "sandbox/admin.html")]
 struct AdminPage {
     portals: Vec<AdminRow>,
+    csrf_token: String,
 }
 
 struct AdminRow {
@@ -2088,11 +2310,14 @@ struct AdminRow {
     rotate: bool,
 }
 
-async fn admin_page(sim: web::Data<HubSpotSim>) -> HttpResponse {
+/// The fault-knob page: every portal for the local user or an operator,
+/// a tenant admin's own portals otherwise.
+async fn admin_page(sim: web::Data<HubSpotSim>, req: HttpRequest, caller: Caller) -> HttpResponse {
     let portals = sim
         .lock()
         .portals
         .iter()
+        .filter(|(_, p)| caller.can_see(p.owner.as_deref()))
         .map(|(id, p)| AdminRow {
             id: *id,
             contacts: p.contacts.len(),
@@ -2104,8 +2329,14 @@ async fn admin_page(sim: web::Data<HubSpotSim>) -> HttpResponse {
             rotate: p.faults.rotate_refresh_tokens,
         })
         .collect();
-    match (AdminPage { portals }).render() {
-        Ok(body) => html(StatusCode::OK, body),
+    let (csrf_token, cookie) = sim.access.form_token(&req);
+    match (AdminPage {
+        portals,
+        csrf_token,
+    })
+    .render()
+    {
+        Ok(body) => access::with_cookie(html(StatusCode::OK, body), cookie),
         Err(_) => plain_error("admin page failed to render"),
     }
 }

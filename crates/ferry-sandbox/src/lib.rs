@@ -8,13 +8,16 @@
 // responses are large, but this is a test double, not a hot path.
 #![allow(clippy::result_large_err)]
 
+pub mod access;
 pub mod hubspot;
 pub mod verify;
 
 mod util;
 
 use actix_web::web;
+use ferry_connectors::HttpClient;
 
+pub use access::{Access, Caller, Gate, Mode, Visitor};
 pub use hubspot::{HubSpotSim, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign_v3};
 pub use verify::{VerifySim, sign_result};
 
@@ -25,24 +28,46 @@ pub struct Sandbox {
     pub hubspot: HubSpotSim,
     /// The verification-provider simulator.
     pub verify: VerifySim,
+    access: Access,
 }
 
 impl Sandbox {
-    /// Simulators with the sandbox HubSpot app registered.
-    pub fn new(hubspot_client_id: &str, hubspot_client_secret: &str) -> Self {
+    /// Simulators with the sandbox HubSpot app registered; their outbound
+    /// calls (webhooks) go through `http`, and `access` decides who uses
+    /// their pages and admin API.
+    pub fn new(
+        hubspot_client_id: &str,
+        hubspot_client_secret: &str,
+        http: HttpClient,
+        access: Access,
+    ) -> Self {
         Self {
-            hubspot: HubSpotSim::new(hubspot_client_id, hubspot_client_secret),
-            verify: VerifySim::new(),
+            hubspot: HubSpotSim::new(
+                hubspot_client_id,
+                hubspot_client_secret,
+                http.clone(),
+                access.clone(),
+            ),
+            verify: VerifySim::new(http),
+            access,
         }
     }
 
-    /// Mounts both under `/sandbox`.
+    /// Mounts both under `/sandbox`, each behind the access layer that
+    /// decides its admin API and pages.
     pub fn configure(&self, cfg: &mut web::ServiceConfig) {
+        let access = web::Data::new(self.access.clone());
         cfg.service(
-            web::scope("/sandbox/hubspot").configure(|c| hubspot::routes(c, self.hubspot.clone())),
+            web::scope("/sandbox/hubspot")
+                .app_data(access.clone())
+                .wrap(actix_web::middleware::from_fn(access::admin_layer))
+                .configure(|c| hubspot::routes(c, self.hubspot.clone())),
         )
         .service(
-            web::scope("/sandbox/verify").configure(|c| verify::routes(c, self.verify.clone())),
+            web::scope("/sandbox/verify")
+                .app_data(access)
+                .wrap(actix_web::middleware::from_fn(access::admin_layer))
+                .configure(|c| verify::routes(c, self.verify.clone())),
         );
     }
 }

@@ -13,9 +13,11 @@
 //! `consider`; one containing `pending` never completes; anything else is
 //! `clear`.
 
+use crate::access::{Caller, MAX_PER_OWNER};
 use crate::util::random_hex;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{SecondsFormat, Utc};
+use ferry_connectors::HttpClient;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -78,6 +80,8 @@ struct Check {
 
 struct Account {
     id: String,
+    /// The tenant that created it (shared sandbox), if any.
+    owner: Option<String>,
     api_key: String,
     webhook_secret: String,
     settings: AccountSettings,
@@ -99,24 +103,16 @@ struct State {
 #[derive(Clone)]
 pub struct VerifySim {
     state: Arc<Mutex<State>>,
-    http: reqwest::Client,
-}
-
-impl Default for VerifySim {
-    fn default() -> Self {
-        Self::new()
-    }
+    http: HttpClient,
 }
 
 impl VerifySim {
-    /// An empty simulator.
-    pub fn new() -> Self {
+    /// An empty simulator whose result webhooks go out through `http` (the
+    /// guarded client). Its admin API is decided by the access layer.
+    pub fn new(http: HttpClient) -> Self {
         Self {
             state: Arc::new(Mutex::new(State::default())),
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .unwrap_or_default(),
+            http,
         }
     }
 
@@ -126,7 +122,16 @@ impl VerifySim {
 
     /// Creates an account; returns (account id, API key, webhook secret).
     pub fn create_account(&self, settings: AccountSettings) -> (String, String, String) {
+        self.create_owned(settings, None)
+    }
+
+    fn create_owned(
+        &self,
+        settings: AccountSettings,
+        owner: Option<String>,
+    ) -> (String, String, String) {
         let account = Account {
+            owner,
             id: format!("acc_{}", random_hex(16)),
             api_key: format!("sk_sandbox_{}", random_hex(40)),
             webhook_secret: format!("whsec_{}", random_hex(40)),
@@ -181,22 +186,28 @@ impl VerifySim {
         .unwrap_or_default();
         let signature = sign_result(&secret, &body);
         for attempt in 1..=5u32 {
-            let status = match self
-                .http
-                .post(&url)
-                .header("Content-Type", "application/json")
-                .header("X-Signature", &signature)
-                .body(body.clone())
-                .send()
-                .await
-            {
-                Ok(r) => r.status().as_u16(),
-                Err(_) => 0,
+            let request = url::Url::parse(&url)
+                .ok()
+                .and_then(|u| self.http.request(reqwest::Method::POST, &u).ok());
+            let refused = request.is_none();
+            let status = match request {
+                Some(r) => match r
+                    .header("Content-Type", "application/json")
+                    .header("X-Signature", &signature)
+                    .body(body.clone())
+                    .send()
+                    .await
+                {
+                    Ok(r) => r.status().as_u16(),
+                    Err(_) => 0,
+                },
+                None => 0,
             };
             if let Some(a) = self.lock().accounts.iter_mut().find(|a| a.id == account_id) {
                 a.deliveries.push((attempt, status));
             }
-            if (200..300).contains(&status) || (400..500).contains(&status) {
+            // A URL the network policy refuses is not retried.
+            if refused || (200..300).contains(&status) || (400..500).contains(&status) {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(500 * (1 << attempt))).await;
@@ -425,42 +436,71 @@ async fn account(sim: web::Data<VerifySim>, req: HttpRequest) -> HttpResponse {
     }
 }
 
+fn no_account() -> HttpResponse {
+    error(
+        actix_web::http::StatusCode::NOT_FOUND,
+        "resource_not_found",
+        "No such account",
+    )
+}
+
 async fn admin_create(
     sim: web::Data<VerifySim>,
+    caller: Caller,
     body: Option<web::Json<AccountSettings>>,
 ) -> HttpResponse {
+    let owner = caller.owner();
+    if owner.is_some()
+        && sim
+            .lock()
+            .accounts
+            .iter()
+            .filter(|a| a.owner == owner)
+            .count()
+            >= MAX_PER_OWNER
+    {
+        return error(
+            actix_web::http::StatusCode::TOO_MANY_REQUESTS,
+            "limit_reached",
+            &format!("A tenant may create at most {MAX_PER_OWNER} sandbox accounts."),
+        );
+    }
     let settings = body.map(web::Json::into_inner).unwrap_or_default();
-    let (id, key, secret) = sim.create_account(settings);
+    let (id, key, secret) = sim.create_owned(settings, owner);
     HttpResponse::Created()
         .json(json!({ "account_id": id, "api_key": key, "webhook_secret": secret }))
 }
 
+fn visible<'a>(accounts: &'a mut [Account], caller: &Caller, id: &str) -> Option<&'a mut Account> {
+    accounts
+        .iter_mut()
+        .find(|a| a.id == id && caller.can_see(a.owner.as_deref()))
+}
+
 async fn admin_update(
     sim: web::Data<VerifySim>,
+    caller: Caller,
     id: web::Path<String>,
     body: web::Json<AccountSettings>,
 ) -> HttpResponse {
     let mut state = sim.lock();
-    match state.accounts.iter_mut().find(|a| a.id == *id) {
+    match visible(&mut state.accounts, &caller, &id) {
         Some(a) => {
             a.settings = body.into_inner();
             HttpResponse::Ok().json(&a.settings)
         }
-        None => error(
-            actix_web::http::StatusCode::NOT_FOUND,
-            "resource_not_found",
-            "No such account",
-        ),
+        None => no_account(),
     }
 }
 
-/// Every account with its counts (no keys or secrets).
-async fn admin_list(sim: web::Data<VerifySim>) -> HttpResponse {
+/// Every account the caller may see, with its counts (no keys or secrets).
+async fn admin_list(sim: web::Data<VerifySim>, caller: Caller) -> HttpResponse {
     let state = sim.lock();
     HttpResponse::Ok().json(
         state
             .accounts
             .iter()
+            .filter(|a| caller.can_see(a.owner.as_deref()))
             .map(|a| {
                 json!({
                     "account_id": a.id,
@@ -473,9 +513,13 @@ async fn admin_list(sim: web::Data<VerifySim>) -> HttpResponse {
     )
 }
 
-async fn admin_get(sim: web::Data<VerifySim>, id: web::Path<String>) -> HttpResponse {
-    let state = sim.lock();
-    match state.accounts.iter().find(|a| a.id == *id) {
+async fn admin_get(
+    sim: web::Data<VerifySim>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> HttpResponse {
+    let mut state = sim.lock();
+    match visible(&mut state.accounts, &caller, &id) {
         Some(a) => HttpResponse::Ok().json(json!({
             "account_id": a.id,
             "settings": a.settings,
@@ -484,10 +528,6 @@ async fn admin_get(sim: web::Data<VerifySim>, id: web::Path<String>) -> HttpResp
             "received": a.received,
             "deliveries": a.deliveries,
         })),
-        None => error(
-            actix_web::http::StatusCode::NOT_FOUND,
-            "resource_not_found",
-            "No such account",
-        ),
+        None => no_account(),
     }
 }

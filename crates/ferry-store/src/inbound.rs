@@ -74,6 +74,7 @@ pub async fn stats(
 /// webhook is found from its `portalId`.
 pub async fn hubspot_connection_for_portal(
     db: &Db,
+    environment: ferry_core::Environment,
     portal: &str,
 ) -> Result<Option<(TenantId, ConnectionId, TenantStatus)>, StoreError> {
     let row: Option<(String, String, Option<String>)> = connection::Entity::find()
@@ -85,6 +86,7 @@ pub async fn hubspot_connection_for_portal(
             "tenant_status",
         )
         .filter(connection::Column::Connector.eq(ConnectorKey::HubSpot.as_str()))
+        .filter(connection::Column::Environment.eq(environment.as_str()))
         .filter(connection::Column::ExternalAccount.eq(portal))
         .order_by_asc(connection::Column::CreatedAt)
         .into_tuple()

@@ -22,7 +22,7 @@ use std::sync::Arc;
 pub use actix_web::dev::ServerHandle;
 pub use error::AppError;
 pub use password::{hash_password, verify_password};
-pub use session::{CurrentUser, Principal};
+pub use session::{CurrentUser, Principal, user_of};
 
 /// Settings the web layer needs, already validated.
 #[derive(Debug, Clone)]
@@ -70,8 +70,17 @@ pub struct AppState {
     pub connections: ferry_engine::connections::ConnectionService,
     /// The run engine: inbound events become runs through it.
     pub engine: ferry_engine::runs::Engine,
-    /// Where this process reaches its own sandbox simulators, when enabled.
-    pub sandbox_url: Option<url::Url>,
+    /// This process's own sandbox simulators, when enabled.
+    pub sandbox: Option<SandboxLink>,
+}
+
+/// How Ferry's pages reach the simulators it serves.
+#[derive(Clone)]
+pub struct SandboxLink {
+    /// Where this process reaches itself.
+    pub url: url::Url,
+    /// The simulators' admin key (`Authorization: Bearer`).
+    pub admin_key: secrecy::SecretString,
 }
 
 /// Extra routes mounted into the same server (the sandbox simulators).

@@ -192,9 +192,10 @@ pub async fn session_layer(
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    // The simulators stand for other companies' systems: no Ferry session
-    // or anti-forgery token applies to them.
-    // Inbound hooks authenticate by signature, not by session.
+    // The simulators stand for other companies' systems: they decide access
+    // to their pages and admin API themselves (ferry_sandbox::access, which
+    // asks `user_of` for the session) and carry their own anti-forgery
+    // tokens. Inbound hooks authenticate by signature, not by session.
     if req.path().starts_with("/sandbox/") || req.path().starts_with("/hooks/") {
         return Ok(next.call(req).await?.map_into_left_body());
     }
@@ -277,6 +278,21 @@ pub async fn session_layer(
             .add_cookie(&removal(session_cookie_name(secure), secure))?;
     }
     Ok(res.map_into_left_body())
+}
+
+/// The signed-in user of a request the session layer passes through (the
+/// simulators' pages, which decide access themselves), from its session
+/// cookie; `None` without a live session.
+pub async fn user_of(req: &HttpRequest) -> Option<CurrentUser> {
+    let state = req.app_data::<web::Data<AppState>>()?.clone();
+    let cookie = req.cookie(session_cookie_name(state.config.secure_cookies()))?;
+    match resolve(&state, cookie.value()).await {
+        Ok(user) => user,
+        Err(e) => {
+            tracing::error!(error = %e, "resolving a session for the sandbox failed");
+            None
+        }
+    }
 }
 
 /// What the middleware stored for this request.

@@ -52,6 +52,7 @@ pub async fn connector_overhead(calls: usize) -> anyhow::Result<(Stats, Stats)> 
         ("bind", bind.as_str()),
         ("data_dir", dir_text.as_str()),
         ("web_workers", "1"),
+        ("sandbox", "local"),
     ])?;
     let ferry = crate::build(
         &settings,

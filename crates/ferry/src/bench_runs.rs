@@ -94,6 +94,7 @@ async fn start(backend: &Backend, concurrency: usize) -> anyhow::Result<Env> {
         ("data_dir", dir_text.as_str()),
         ("database_url", database_url.as_str()),
         ("web_workers", "2"),
+        ("sandbox", "local"),
         ("allow_private_networks", "true"),
         ("queue_name", queue_name.as_str()),
         ("worker_concurrency", workers.as_str()),
@@ -349,7 +350,7 @@ pub async fn ingest(
     .await?;
     let secret =
         ferry_engine::connections::sandbox_client_secret(env.settings.master_key.expose_secret());
-    let uri = format!("{}/hooks/hubspot", env.address);
+    let uri = format!("{}/hooks/hubspot/sandbox", env.address);
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(concurrency)
         .build()?;

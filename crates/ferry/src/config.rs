@@ -79,7 +79,7 @@ impl Default for RawSettings {
             data_dir: "./data".into(),
             log_format: "text".into(),
             web_workers: None,
-            sandbox: "true".into(),
+            sandbox: "false".into(),
             allow_private_networks: "false".into(),
             hubspot_client_id: None,
             hubspot_client_secret: None,
@@ -209,9 +209,9 @@ pub struct Settings {
     pub log_json: bool,
     /// HTTP worker threads (`FERRY_WEB_WORKERS`, default: one per core).
     pub web_workers: usize,
-    /// Serve the HubSpot and verification simulators under `/sandbox`
-    /// (`FERRY_SANDBOX`, default true).
-    pub sandbox: bool,
+    /// Whether and how the HubSpot and verification simulators are served
+    /// under `/sandbox` (`FERRY_SANDBOX`, default off).
+    pub sandbox: SandboxMode,
     /// Let production connections reach private, loopback and link-local
     /// addresses (`FERRY_ALLOW_PRIVATE_NETWORKS`, default false).
     pub allow_private_networks: bool,
@@ -437,7 +437,7 @@ impl Settings {
 
         let (master_key, master_key_file) =
             load_master_key(raw.master_key, raw.master_key_file, &data_dir)?;
-        let sandbox = parse_bool("FERRY_SANDBOX", &raw.sandbox)?;
+        let sandbox = SandboxMode::parse(&raw.sandbox)?;
         let allow_private_networks =
             parse_bool("FERRY_ALLOW_PRIVATE_NETWORKS", &raw.allow_private_networks)?;
         let hubspot_app = match (
@@ -563,6 +563,42 @@ fn parse_number(
                 ),
             )
         })
+}
+
+/// How the simulators are served (`FERRY_SANDBOX`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SandboxMode {
+    /// Not at all (`false`, the default): a production Ferry exposes no
+    /// simulator.
+    Off,
+    /// For the tenants of a shared Ferry (`true`): each tenant's admin
+    /// reaches only their own sandbox portals and accounts, through their
+    /// session; the raw admin API needs an operator's session.
+    Shared,
+    /// As a local tool (`local`, what `ferry demo` uses): pages and admin
+    /// API answer loopback clients only.
+    Local,
+}
+
+impl SandboxMode {
+    fn parse(raw: &str) -> anyhow::Result<Self> {
+        if raw.trim().eq_ignore_ascii_case("local") {
+            return Ok(Self::Local);
+        }
+        match parse_bool("FERRY_SANDBOX", raw) {
+            Ok(true) => Ok(Self::Shared),
+            Ok(false) => Ok(Self::Off),
+            Err(_) => bail!(bad(
+                "FERRY_SANDBOX",
+                format!("'{}' is not true, false or local", raw.trim())
+            )),
+        }
+    }
+
+    /// Whether the simulators are served at all.
+    pub fn is_on(self) -> bool {
+        self != Self::Off
+    }
 }
 
 fn parse_bool(setting: &'static str, raw: &str) -> anyhow::Result<bool> {

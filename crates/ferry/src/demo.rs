@@ -173,9 +173,17 @@ pub async fn connect_sandbox(
         .query_pairs()
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
+    // The consent screen sets its anti-forgery cookie and token.
+    let screen = page(url(&format!(
+        "{}?{}",
+        consent.path(),
+        consent.query().unwrap_or("")
+    )))
+    .await?;
     decision.extend([
         ("decision".to_owned(), "approve".to_owned()),
         ("portal".to_owned(), "new".to_owned()),
+        ("csrf_token".to_owned(), token_of(&screen)?),
     ]);
     let approved = client
         .post(url("/sandbox/hubspot/oauth/authorize"))

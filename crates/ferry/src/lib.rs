@@ -192,12 +192,20 @@ pub async fn build(
     }
 
     let app = if roles.web {
-        let sandbox_url = settings.sandbox.then(|| internal.clone());
-        let extra: Option<ferry_web::ExtraRoutes> = settings.sandbox.then(|| {
-            let sandbox = Sandbox::new(SANDBOX_CLIENT_ID, &sandbox_secret);
-            Arc::new(move |cfg: &mut actix_web::web::ServiceConfig| sandbox.configure(cfg))
-                as ferry_web::ExtraRoutes
+        let admin_key = connections::sandbox_admin_key(settings.master_key.expose_secret());
+        let sandbox_link = settings.sandbox.is_on().then(|| ferry_web::SandboxLink {
+            url: internal.clone(),
+            admin_key: admin_key.clone().into(),
         });
+        let extra: Option<ferry_web::ExtraRoutes> = if settings.sandbox.is_on() {
+            let sandbox = mounted_sandbox(settings, &internal, &sandbox_secret, &admin_key)?;
+            Some(
+                Arc::new(move |cfg: &mut actix_web::web::ServiceConfig| sandbox.configure(cfg))
+                    as ferry_web::ExtraRoutes,
+            )
+        } else {
+            None
+        };
         let redis = settings
             .redis_url
             .as_ref()
@@ -216,7 +224,7 @@ pub async fn build(
             redis,
             connections: connection_service.clone(),
             engine: engine.clone(),
-            sandbox_url,
+            sandbox: sandbox_link,
         };
         let listener = TcpListener::bind(settings.bind)
             .with_context(|| format!("binding {} (FERRY_BIND)", settings.bind))?;
@@ -237,6 +245,70 @@ pub async fn build(
         stop: Arc::new(stop),
         tasks,
     })
+}
+
+/// The simulators as Ferry mounts them: their webhooks go out through a
+/// guarded client that reaches Ferry itself (its internal and public
+/// origins) and, on a shared sandbox, no other private address; their
+/// pages and admin API are decided by the sandbox mode.
+fn mounted_sandbox(
+    settings: &Settings,
+    internal: &url::Url,
+    client_secret: &str,
+    admin_key: &str,
+) -> anyhow::Result<Sandbox> {
+    use config::SandboxMode;
+    let origin = |u: &url::Url| {
+        format!(
+            "{}:{}",
+            u.host_str().unwrap_or_default(),
+            u.port_or_known_default().unwrap_or(80)
+        )
+    };
+    let shared = settings.sandbox == SandboxMode::Shared;
+    let http = HttpClient::new(
+        NetworkPolicy {
+            // A local tool may call other local tools; a shared sandbox
+            // reaches private addresses only where connectors may.
+            allow_private: !shared || settings.allow_private_networks,
+            allowed_origins: vec![origin(internal), origin(&settings.public_url)],
+        },
+        std::time::Duration::from_secs(10),
+    )?;
+    let public = settings.public_url.as_str().trim_end_matches('/');
+    let access = if shared {
+        let gate: ferry_sandbox::Gate = Arc::new(|req: &actix_web::HttpRequest| {
+            let req = req.clone();
+            Box::pin(async move {
+                ferry_web::user_of(&req).await.map(|u| match u.principal {
+                    ferry_web::Principal::Operator => ferry_sandbox::Visitor::Operator,
+                    ferry_web::Principal::Member {
+                        tenant_id, role, ..
+                    } => ferry_sandbox::Visitor::Member {
+                        tenant: tenant_id.to_string(),
+                        admin: role == ferry_core::Role::Admin,
+                    },
+                })
+            })
+        });
+        ferry_sandbox::Access::new(
+            ferry_sandbox::Mode::Shared(gate),
+            admin_key,
+            settings.public_url.scheme() == "https",
+            "/login",
+        )
+    } else {
+        ferry_sandbox::Access::local(admin_key)
+    };
+    let sandbox = Sandbox::new(SANDBOX_CLIENT_ID, client_secret, http, access);
+    if shared {
+        // Codes go only to Ferry's own callback.
+        sandbox.hubspot.register_redirect(
+            SANDBOX_CLIENT_ID,
+            &format!("{public}/connections/oauth/callback"),
+        );
+    }
+    Ok(sandbox)
 }
 
 /// The sandbox HubSpot app's client id.
@@ -506,7 +578,22 @@ pub async fn rotate_master_key(settings: &Settings) -> anyhow::Result<Rotation> 
 /// from the master key, so a Ferry sharing the key agrees with it.
 pub async fn serve_sandbox(settings: &Settings) -> anyhow::Result<()> {
     let secret = connections::sandbox_client_secret(settings.master_key.expose_secret());
-    let sandbox = Sandbox::new(SANDBOX_CLIENT_ID, &secret);
+    let admin_key = connections::sandbox_admin_key(settings.master_key.expose_secret());
+    // A local tool: pages and admin API answer this machine (or the admin
+    // key); webhooks may go to other local tools, never through redirects.
+    let http = HttpClient::new(
+        NetworkPolicy {
+            allow_private: true,
+            allowed_origins: Vec::new(),
+        },
+        std::time::Duration::from_secs(10),
+    )?;
+    let sandbox = Sandbox::new(
+        SANDBOX_CLIENT_ID,
+        &secret,
+        http,
+        ferry_sandbox::Access::local(&admin_key),
+    );
     let server = actix_web::HttpServer::new(move || {
         let sandbox = sandbox.clone();
         actix_web::App::new().configure(move |cfg| sandbox.configure(cfg))

@@ -210,6 +210,11 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Demo => {
+            // The demo is a local tool: its simulators answer this machine.
+            let mut settings = settings;
+            if settings.sandbox == ferry::config::SandboxMode::Off {
+                settings.sandbox = ferry::config::SandboxMode::Local;
+            }
             let db = ferry::open_database(&settings).await?;
             let logins = ferry::demo::seed(&db, clock.as_ref()).await?;
             serve(
@@ -320,7 +325,7 @@ async fn serve(
         .to_owned();
     tracing::info!(url = %url, web = roles.web, worker = roles.worker, "Ferry is serving");
     if let Some(logins) = &logins
-        && settings.sandbox
+        && settings.sandbox.is_on()
         && let Some(admin) = logins.iter().find(|l| l.role == "Tenant admin")
     {
         // The server must be accepting before the demo can use it.
@@ -354,7 +359,7 @@ async fn serve(
         if settings.smtp_url.is_none() {
             println!("\n  Mail (invites, password resets) is kept in the outbox: {url}/outbox");
         }
-        if settings.sandbox {
+        if settings.sandbox.is_on() {
             println!(
                 "  Demo Accounting has sandbox HubSpot and verification connections and the reference workflow published."
             );

@@ -221,7 +221,7 @@ async fn hubspot_webhooks_are_verified_routed_by_portal_and_refused_clearly() {
     let portal = app.json("/sandbox/hubspot/admin/portals").await[0]["portalId"]
         .as_u64()
         .unwrap();
-    let hook = format!("{}/hooks/hubspot", app.address);
+    let hook = format!("{}/hooks/hubspot/sandbox", app.address);
     app.send_json(reqwest::Method::PUT, "/sandbox/hubspot/admin/apps/ferry-sandbox-app/webhooks", json!({ "target_url": hook, "subscriptions": ["contact.creation"], "base_delay_ms": 50, "max_attempts": 3 }))
         .await;
     let contacts = format!("/sandbox/hubspot/admin/portals/{portal}/contacts");
@@ -285,7 +285,7 @@ async fn hubspot_webhooks_are_verified_routed_by_portal_and_refused_clearly() {
     let ts = chrono::Utc::now().timestamp_millis().to_string();
     let bad = post(
         &app,
-        "/hooks/hubspot",
+        "/hooks/hubspot/sandbox",
         &[
             ("x-hubspot-signature-v3", "bogus".into()),
             ("x-hubspot-request-timestamp", ts.clone()),
@@ -294,12 +294,17 @@ async fn hubspot_webhooks_are_verified_routed_by_portal_and_refused_clearly() {
     )
     .await;
     assert_eq!(bad.0, 401);
-    assert_eq!(post(&app, "/hooks/hubspot", &[], body.clone()).await.0, 401);
+    assert_eq!(
+        post(&app, "/hooks/hubspot/sandbox", &[], body.clone())
+            .await
+            .0,
+        401
+    );
     let secret = app.sandbox_client_secret();
     let sig = ferry_connectors::hubspot::signature_v3(&secret, "POST", &hook, &body, &ts);
     let unknown = post(
         &app,
-        "/hooks/hubspot",
+        "/hooks/hubspot/sandbox",
         &[
             ("x-hubspot-signature-v3", sig),
             ("x-hubspot-request-timestamp", ts),
@@ -438,4 +443,69 @@ async fn a_sandbox_hubspot_connection_receives_contact_events_without_setup() {
             .body
             .contains("Events received</dt><dd>1")
     );
+}
+
+#[tokio::test]
+async fn hubspot_deliveries_are_verified_and_routed_within_one_environment() {
+    let production_secret = "production-app-secret-0123456789";
+    let app = ferry_tests::spawn_app_with(ferry_tests::TestOptions {
+        settings: vec![
+            ("hubspot_client_id", "production-app".into()),
+            ("hubspot_client_secret", production_secret.into()),
+        ],
+        ..ferry_tests::TestOptions::default()
+    })
+    .await;
+    let (_, admin) = app.create_tenant("Acme").await;
+    let client = app.login(&admin).await;
+    app.connect_hubspot(&client).await;
+    let portal = app.portal().await;
+    let body = serde_json::to_vec(&json!([{ "eventId": 7, "portalId": portal, "subscriptionType": "contact.creation", "objectId": 101 }])).unwrap();
+    let send = |path: &'static str, secret: String| {
+        let body = body.clone();
+        let app = &app;
+        async move {
+            let ts = chrono::Utc::now().timestamp_millis().to_string();
+            let uri = format!("{}{path}", app.address);
+            let sig = ferry_connectors::hubspot::signature_v3(&secret, "POST", &uri, &body, &ts);
+            post(
+                app,
+                path,
+                &[
+                    ("x-hubspot-signature-v3", sig),
+                    ("x-hubspot-request-timestamp", ts),
+                ],
+                body,
+            )
+            .await
+        }
+    };
+    let sandbox_secret = app.sandbox_client_secret();
+    // The sandbox's secret opens only the sandbox endpoint, and the
+    // production secret only the production one.
+    assert_eq!(send("/hooks/hubspot", sandbox_secret.clone()).await.0, 401);
+    assert_eq!(
+        send("/hooks/hubspot/sandbox", production_secret.into())
+            .await
+            .0,
+        401
+    );
+    // A production delivery naming the sandbox portal's id finds no
+    // production connection: nothing is stored, no run starts.
+    let (status, summary) = send("/hooks/hubspot", production_secret.into()).await;
+    assert_eq!(status, 404, "{summary}");
+    assert_eq!(summary["unknown_portal"], 1);
+    assert_eq!(app.count("SELECT COUNT(*) FROM inbound_events").await, 0);
+    // The sandbox delivery reaches the sandbox connection.
+    let (status, summary) = send("/hooks/hubspot/sandbox", sandbox_secret).await;
+    assert_eq!(status, 200, "{summary}");
+    assert_eq!(summary["accepted"], 1);
+    assert_eq!(app.count("SELECT COUNT(*) FROM inbound_events").await, 1);
+}
+
+#[tokio::test]
+async fn production_hubspot_webhooks_are_404_until_production_is_configured() {
+    let app = spawn_app().await;
+    let (status, _) = post(&app, "/hooks/hubspot", &[], b"[]".to_vec()).await;
+    assert_eq!(status, 404);
 }

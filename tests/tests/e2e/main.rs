@@ -13,6 +13,7 @@ mod operator;
 mod pages;
 mod runs;
 mod sandbox;
+mod sandbox_access;
 mod smtp;
 mod storage;
 mod users;

@@ -218,7 +218,7 @@ async fn reference_setup_with(
 async fn hubspot_batch(app: &ferry_tests::TestApp, events: &serde_json::Value) -> u16 {
     use ferry_core::Clock;
     let body = events.to_string();
-    let uri = format!("{}/hooks/hubspot", app.address);
+    let uri = format!("{}/hooks/hubspot/sandbox", app.address);
     let ts = app.clock.now().timestamp_millis().to_string();
     let sig = ferry_connectors::hubspot::signature_v3(
         &app.sandbox_client_secret(),

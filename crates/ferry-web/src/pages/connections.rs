@@ -201,7 +201,7 @@ fn new_page(
             ),
             needs_username: key == ConnectorKey::Smtp,
             needs_signing_secret: key == ConnectorKey::Verification,
-            sandbox_available: state.sandbox_url.is_some()
+            sandbox_available: state.sandbox.is_some()
                 && matches!(key, ConnectorKey::HubSpot | ConnectorKey::Verification),
             scopes: d.all_scopes(),
             form,
@@ -218,7 +218,7 @@ pub async fn new_form(
     key: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let key = connector_of(&key)?;
-    let environment = if state.sandbox_url.is_some() {
+    let environment = if state.sandbox.is_some() {
         "sandbox"
     } else {
         "production"
@@ -254,7 +254,7 @@ pub async fn create(
             "environment",
             "Choose sandbox or production.",
         )),
-        Some(Environment::Sandbox) if state.sandbox_url.is_none() => {
+        Some(Environment::Sandbox) if state.sandbox.is_none() => {
             errors.push(FieldError::new(
                 "environment",
                 "The sandbox is turned off on this Ferry (FERRY_SANDBOX).",
@@ -476,7 +476,7 @@ async fn create_with_key(
     let http = state.connections.http(environment).clone();
     let mut credentials = Credentials::default();
     let mut sandbox_account: Option<String> = None;
-    let sandbox_base = |path: &str| state.sandbox_url.as_ref().and_then(|u| u.join(path).ok());
+    let sandbox_base = |path: &str| state.sandbox.as_ref().and_then(|s| s.url.join(path).ok());
 
     let base_url: Option<Url> = match (key, environment) {
         (ConnectorKey::Verification, Environment::Sandbox) => sandbox_base("/sandbox/verify"),
@@ -531,7 +531,7 @@ async fn create_with_key(
         ConnectorKey::Verification
             if environment == Environment::Sandbox && form.api_key.trim().is_empty() =>
         {
-            match provision_sandbox_account(state).await {
+            match provision_sandbox_account(state, &admin.tenant_id).await {
                 Ok((account, api_key, secret)) => {
                     credentials.api_key = Some(api_key);
                     credentials.signing_secret = Some(secret);
@@ -671,19 +671,28 @@ async fn create_with_key(
 
 /// Sends a JSON request to the simulators' admin API over HTTP; returns the
 /// answer's JSON (null when it has none), or why it failed.
+/// Ferry calls with the simulators' admin key; `owner` names the tenant on
+/// whose behalf something is created (the simulators cap it per tenant).
 async fn sandbox_admin(
     state: &AppState,
     method: reqwest::Method,
     path: &str,
+    owner: Option<&ferry_core::TenantId>,
     body: serde_json::Value,
 ) -> Result<serde_json::Value, String> {
-    let base = state.sandbox_url.as_ref().ok_or("the sandbox is off")?;
-    let url = base.join(path).map_err(|e| e.to_string())?;
-    let response = state
+    use secrecy::ExposeSecret;
+    let link = state.sandbox.as_ref().ok_or("the sandbox is off")?;
+    let url = link.url.join(path).map_err(|e| e.to_string())?;
+    let mut request = state
         .connections
         .http(Environment::Sandbox)
         .request(method, &url)
         .map_err(|e| e.to_string())?
+        .bearer_auth(link.admin_key.expose_secret());
+    if let Some(owner) = owner {
+        request = request.header("X-Sandbox-Owner", owner.as_str());
+    }
+    let response = request
         .json(&body)
         .send()
         .await
@@ -745,6 +754,7 @@ pub async fn sample_contacts(
             &state,
             reqwest::Method::POST,
             &format!("/sandbox/hubspot/admin/portals/{portal}/contacts"),
+            None,
             json!({ "properties": properties }),
         )
         .await
@@ -779,12 +789,12 @@ pub async fn sample_contacts(
     ))
 }
 
-/// Points the HubSpot simulator app's webhooks at Ferry's `/hooks/hubspot`
+/// Points the HubSpot simulator app's webhooks at Ferry's `/hooks/hubspot/sandbox`
 /// (on real HubSpot this is set once in the app's developer settings).
 async fn subscribe_sandbox_webhooks(state: &AppState, client_id: &str) -> Result<(), String> {
     // The simulator signs the URI it calls; Ferry verifies against its public URL.
     let target = format!(
-        "{}/hooks/hubspot",
+        "{}/hooks/hubspot/sandbox",
         state.config.public_url.as_str().trim_end_matches('/')
     );
     let body = json!({ "target_url": target, "subscriptions": ["contact.creation", "contact.propertyChange"] });
@@ -792,6 +802,7 @@ async fn subscribe_sandbox_webhooks(state: &AppState, client_id: &str) -> Result
         state,
         reqwest::Method::PUT,
         &format!("/sandbox/hubspot/admin/apps/{client_id}/webhooks"),
+        None,
         body,
     )
     .await?;
@@ -802,11 +813,15 @@ async fn subscribe_sandbox_webhooks(state: &AppState, client_id: &str) -> Result
 type SandboxAccount = (String, String, String);
 
 /// Creates an account at the sandbox verification provider.
-async fn provision_sandbox_account(state: &AppState) -> Result<SandboxAccount, String> {
+async fn provision_sandbox_account(
+    state: &AppState,
+    tenant: &ferry_core::TenantId,
+) -> Result<SandboxAccount, String> {
     let body = sandbox_admin(
         state,
         reqwest::Method::POST,
         "/sandbox/verify/admin/accounts",
+        Some(tenant),
         json!({ "delay_ms": 1500 }),
     )
     .await?;
@@ -830,7 +845,7 @@ async fn point_sandbox_webhooks(
     account: &str,
     connection: &ConnectionId,
 ) -> Result<(), String> {
-    let base = state.sandbox_url.as_ref().ok_or("the sandbox is off")?;
+    let base = &state.sandbox.as_ref().ok_or("the sandbox is off")?.url;
     let hook = base
         .join(&format!("/hooks/verification/{connection}"))
         .map_err(|e| e.to_string())?;
@@ -839,6 +854,7 @@ async fn point_sandbox_webhooks(
         state,
         reqwest::Method::PUT,
         &format!("/sandbox/verify/admin/accounts/{account}"),
+        None,
         body,
     )
     .await?;
@@ -908,6 +924,9 @@ async fn connection_page(
     let base = state.config.public_url.as_str().trim_end_matches('/');
     let hook_url = match c.connector {
         ConnectorKey::Webhook => format!("{base}/hooks/webhook/{id}"),
+        ConnectorKey::HubSpot if c.environment == Environment::Sandbox => {
+            format!("{base}/hooks/hubspot/sandbox")
+        }
         ConnectorKey::HubSpot => format!("{base}/hooks/hubspot"),
         ConnectorKey::Verification => format!("{base}/hooks/verification/{id}"),
         _ => String::new(),

@@ -83,7 +83,7 @@ pub async fn overview(
         .filter(|(_, n)| *n > 0)
         .collect();
     let sandbox_portal = is_admin
-        && state.sandbox_url.is_some()
+        && state.sandbox.is_some()
         && super::connections::sandbox_portal(&state, &member.tenant_id)
             .await?
             .is_some();

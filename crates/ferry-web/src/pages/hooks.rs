@@ -36,6 +36,12 @@ fn internal(e: &StoreError) -> HttpResponse {
     )
 }
 
+/// Dedupe keys are per connection: the same id from two connections (two
+/// apps, or one app's sandbox and production) is two events.
+fn dedupe_key(connection: &ConnectionId, key: &str) -> String {
+    format!("{connection}:{key}")
+}
+
 fn header<'a>(req: &'a HttpRequest, name: &str) -> &'a str {
     req.headers()
         .get(name)
@@ -133,7 +139,7 @@ pub async fn generic(
         connection_id: &id,
         source: "webhook",
         event_type: &event_type,
-        dedupe_key: &format!("webhook:{webhook_id}"),
+        dedupe_key: &dedupe_key(&id, &format!("webhook:{webhook_id}")),
         payload: &payload.to_string(),
     };
     let source = Source {
@@ -184,7 +190,7 @@ pub async fn verification(
         connection_id: &id,
         source: "verification",
         event_type: kind,
-        dedupe_key: &format!("verification:{check}:{kind}"),
+        dedupe_key: &dedupe_key(&id, &format!("verification:{check}:{kind}")),
         payload: &payload.to_string(),
     };
     let source = Source {
@@ -196,22 +202,40 @@ pub async fn verification(
     store_and_answer(&state, &tenant, source, event, Some(&key), Some(check)).await
 }
 
-/// POST /hooks/hubspot: HubSpot's batched, v3-signed webhooks.
+/// POST /hooks/hubspot: production HubSpot's batched, v3-signed webhooks.
 pub async fn hubspot(
     state: web::Data<AppState>,
     req: HttpRequest,
     body: web::Bytes,
 ) -> HttpResponse {
-    let secrets: Vec<String> = [Environment::Sandbox, Environment::Production]
-        .into_iter()
-        .filter_map(|env| {
-            state
-                .connections
-                .hubspot(env)
-                .map(|a| a.oauth.client_secret.clone())
-        })
-        .collect();
-    let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+    hubspot_in(&state, &req, &body, Environment::Production).await
+}
+
+/// POST /hooks/hubspot/sandbox: the HubSpot simulator's webhooks.
+pub async fn hubspot_sandbox(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    hubspot_in(&state, &req, &body, Environment::Sandbox).await
+}
+
+/// One environment at a time: a delivery is verified with that
+/// environment's app secret only, and its portals are looked up among that
+/// environment's connections only, so a sandbox delivery can never start a
+/// run on a production connection (or the other way round), whatever the
+/// portal ids.
+async fn hubspot_in(
+    state: &AppState,
+    req: &HttpRequest,
+    body: &[u8],
+    environment: Environment,
+) -> HttpResponse {
+    let Some(app) = state.connections.hubspot(environment) else {
+        return answer(StatusCode::NOT_FOUND, "no such webhook");
+    };
+    let secret = app.oauth.client_secret.clone();
+    let secrets = [secret.as_str()];
     let uri = format!(
         "{}{}",
         state.config.public_url.as_str().trim_end_matches('/'),
@@ -221,14 +245,14 @@ pub async fn hubspot(
         &secrets,
         req.method().as_str(),
         &uri,
-        &body,
-        header(&req, "x-hubspot-request-timestamp"),
-        header(&req, "x-hubspot-signature-v3"),
+        body,
+        header(req, "x-hubspot-request-timestamp"),
+        header(req, "x-hubspot-signature-v3"),
         state.clock.now().timestamp_millis(),
     ) {
         return unauthorized(&e);
     }
-    let Ok(Value::Array(events)) = serde_json::from_slice::<Value>(&body) else {
+    let Ok(Value::Array(events)) = serde_json::from_slice::<Value>(body) else {
         return answer(
             StatusCode::BAD_REQUEST,
             "the body is not a JSON array of events",
@@ -244,7 +268,7 @@ pub async fn hubspot(
             })
             .unwrap_or_default();
         let (tenant, connection) =
-            match inbound::hubspot_connection_for_portal(&state.db, &portal).await {
+            match inbound::hubspot_connection_for_portal(&state.db, environment, &portal).await {
                 Ok(Some((tenant, _, TenantStatus::Suspended))) => {
                     suspended += 1;
                     tracing::warn!(tenant_id = %tenant, "HubSpot event refused: tenant suspended");
@@ -294,7 +318,7 @@ pub async fn hubspot(
                     connection_id: &connection,
                     source: "hubspot",
                     event_type: kind,
-                    dedupe_key: &format!("hubspot:{portal}:{event_id}"),
+                    dedupe_key: &dedupe_key(&connection, &format!("hubspot:{portal}:{event_id}")),
                     payload: &event.to_string(),
                 },
                 None,

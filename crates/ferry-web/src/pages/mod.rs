@@ -80,6 +80,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(connections::revoke),
         )
         .route("/hooks/hubspot", web::post().to(hooks::hubspot))
+        .route(
+            "/hooks/hubspot/sandbox",
+            web::post().to(hooks::hubspot_sandbox),
+        )
         .route("/hooks/webhook/{id}", web::post().to(hooks::generic))
         .route(
             "/hooks/verification/{id}",
