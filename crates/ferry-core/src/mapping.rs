@@ -278,7 +278,7 @@ pub fn apply(t: &Transform, v: Value) -> Result<Value, MapError> {
             None => Value::Null,
             Some(s) => {
                 let d = chrono::NaiveDate::parse_from_str(s.trim(), pattern(from))
-                    .map_err(|_| MapError(format!("'{s}' is not a date in the form {from}")))?;
+                    .map_err(|_| MapError(format!("the value is not a date in the form {from}")))?;
                 Value::String(d.format(pattern(to)).to_string())
             }
         },
@@ -290,7 +290,7 @@ pub fn apply(t: &Transform, v: Value) -> Result<Value, MapError> {
             None => fallback.clone().unwrap_or(Value::Null),
             Some(s) => match table.get(&s).or(fallback.as_ref()) {
                 Some(found) => found.clone(),
-                None => return Err(MapError(format!("'{s}' is not in the lookup table"))),
+                None => return Err(MapError("the value is not in the lookup table".into())),
             },
         },
     })
@@ -305,7 +305,7 @@ pub fn phone_e164(raw: &str, country_code: &str) -> Result<String, MapError> {
         || trimmed.matches('+').count() > 1
         || (trimmed.contains('+') && !trimmed.starts_with('+'))
     {
-        return Err(MapError(format!("'{raw}' is not a phone number")));
+        return Err(MapError("the value is not a phone number".into()));
     }
     let digits: String = trimmed.chars().filter(char::is_ascii_digit).collect();
     let international = if trimmed.starts_with('+') {
@@ -314,18 +314,18 @@ pub fn phone_e164(raw: &str, country_code: &str) -> Result<String, MapError> {
         rest.to_owned()
     } else if let Some(rest) = digits.strip_prefix('0') {
         if country_code.is_empty() || !country_code.chars().all(|c| c.is_ascii_digit()) {
-            return Err(MapError(format!(
-                "'{raw}' is a national number and no country code is set"
-            )));
+            return Err(MapError(
+                "the value is a national phone number and no country code is set".into(),
+            ));
         }
         format!("{country_code}{rest}")
     } else {
         digits
     };
     if !(8..=15).contains(&international.len()) || international.starts_with('0') {
-        return Err(MapError(format!(
-            "'{raw}' does not make an international number of 8 to 15 digits"
-        )));
+        return Err(MapError(
+            "the value does not make an international phone number of 8 to 15 digits".into(),
+        ));
     }
     Ok(format!("+{international}"))
 }

@@ -78,34 +78,35 @@ pub fn check_value(check: &Check, v: &Value) -> Result<(), String> {
     let text = match v {
         Value::String(s) => s.clone(),
         Value::Number(n) => n.to_string(),
-        other => return Err(format!("must be text, not {other}")),
+        Value::Bool(_) => return Err("must be text, not true or false".into()),
+        Value::Array(_) => return Err("must be text, not a list".into()),
+        Value::Object(_) => return Err("must be text, not an object".into()),
+        Value::Null => return Ok(()),
     };
     match check {
         Check::Required => Ok(()),
         Check::Email => EmailAddress::parse("email", &text)
             .map(|_| ())
-            .map_err(|_| format!("'{text}' is not an email address")),
+            .map_err(|_| "is not an email address".to_owned()),
         Check::Phone => match phone_e164(&text, "") {
             Ok(e) if e == text => Ok(()),
-            _ => Err(format!(
-                "'{text}' is not a phone number in E.164 (+ and 8 to 15 digits)"
-            )),
+            _ => Err("is not a phone number in E.164 (+ and 8 to 15 digits)".into()),
         },
         Check::Date => chrono::NaiveDate::parse_from_str(&text, "%Y-%m-%d")
             .map(|_| ())
-            .map_err(|_| format!("'{text}' is not a date like 2024-02-29")),
+            .map_err(|_| "is not a date like 2024-02-29".to_owned()),
         Check::Country => {
             if text.len() == 2 && COUNTRIES.split(' ').any(|c| c == text) {
                 Ok(())
             } else {
-                Err(format!("'{text}' is not an ISO country code like GB"))
+                Err("is not an ISO country code like GB".into())
             }
         }
         Check::OneOf { values } => {
             if values.iter().any(|x| x == &text) {
                 Ok(())
             } else {
-                Err(format!("'{text}' is not one of {}", values.join(", ")))
+                Err(format!("is not one of {}", values.join(", ")))
             }
         }
         Check::MaxLen { max } => {

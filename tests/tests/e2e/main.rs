@@ -11,6 +11,7 @@ mod invites;
 mod kill;
 mod operator;
 mod pages;
+mod privacy;
 mod runs;
 mod sandbox;
 mod sandbox_access;
