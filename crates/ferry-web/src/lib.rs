@@ -31,8 +31,10 @@ pub struct WebConfig {
     pub public_url: url::Url,
     /// Idle and absolute session timeouts.
     pub session: SessionPolicy,
-    /// How long invite and reset links work.
+    /// How long invite links work.
     pub link_ttl: chrono::Duration,
+    /// How long password-reset links work.
+    pub reset_ttl: chrono::Duration,
 }
 
 impl WebConfig {
@@ -101,6 +103,7 @@ impl Application {
         extra: Option<ExtraRoutes>,
     ) -> std::io::Result<Self> {
         let port = listener.local_addr()?.port();
+        let hsts = state.config.secure_cookies();
         let data = web::Data::new(state);
         let server = HttpServer::new(move || {
             App::new()
@@ -120,7 +123,7 @@ impl Application {
                 .default_service(web::to(pages::not_found))
                 .wrap(middleware::from_fn(session::session_layer))
                 .wrap(middleware::from_fn(error::request_id_layer))
-                .wrap(security_headers())
+                .wrap(security_headers(hsts))
         })
         .workers(workers.max(1))
         .shutdown_timeout(20)
@@ -145,8 +148,17 @@ impl Application {
     }
 }
 
-fn security_headers() -> middleware::DefaultHeaders {
-    middleware::DefaultHeaders::new()
+fn security_headers(hsts: bool) -> middleware::DefaultHeaders {
+    let headers = if hsts {
+        // Served over TLS: browsers must never fall back to plain HTTP.
+        middleware::DefaultHeaders::new().add((
+            "Strict-Transport-Security",
+            "max-age=31536000; includeSubDomains",
+        ))
+    } else {
+        middleware::DefaultHeaders::new()
+    };
+    headers
         .add((
             "Content-Security-Policy",
             "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; \

@@ -277,6 +277,9 @@ pub async fn session_layer(
         res.response_mut()
             .add_cookie(&removal(session_cookie_name(secure), secure))?;
     }
+    if secure {
+        secure_every_cookie(res.response_mut().headers_mut());
+    }
     Ok(res.map_into_left_body())
 }
 
@@ -292,6 +295,27 @@ pub async fn user_of(req: &HttpRequest) -> Option<CurrentUser> {
             tracing::error!(error = %e, "resolving a session for the sandbox failed");
             None
         }
+    }
+}
+
+/// Under TLS every cookie Ferry sets is `Secure`, including those set by
+/// helpers that do not know the scheme (the flash message).
+fn secure_every_cookie(headers: &mut actix_web::http::header::HeaderMap) {
+    let cookies: Vec<header::HeaderValue> = headers.get_all(header::SET_COOKIE).cloned().collect();
+    if cookies.is_empty() {
+        return;
+    }
+    headers.remove(header::SET_COOKIE);
+    for value in cookies {
+        let secured = value.to_str().ok().and_then(|v| {
+            let has_secure = v
+                .split(';')
+                .any(|part| part.trim().eq_ignore_ascii_case("secure"));
+            (!has_secure)
+                .then(|| header::HeaderValue::from_str(&format!("{v}; Secure")).ok())
+                .flatten()
+        });
+        headers.append(header::SET_COOKIE, secured.unwrap_or(value));
     }
 }
 

@@ -37,8 +37,10 @@ pub struct Roles {
     pub worker: bool,
 }
 
-/// How long one-time links (invites, password resets) work.
+/// How long invite links work.
 pub const LINK_TTL_HOURS: i64 = 72;
+/// How long password-reset links work (OWASP: short-lived).
+pub const RESET_TTL_HOURS: i64 = 1;
 
 /// Opens the database named by the settings and applies migrations.
 pub async fn open_database(settings: &Settings) -> anyhow::Result<Db> {
@@ -220,6 +222,7 @@ pub async fn build(
                 public_url: settings.public_url.clone(),
                 session: SessionPolicy::default(),
                 link_ttl: chrono::Duration::hours(LINK_TTL_HOURS),
+                reset_ttl: chrono::Duration::hours(RESET_TTL_HOURS),
             },
             redis,
             connections: connection_service.clone(),

@@ -297,3 +297,61 @@ async fn reset_links_are_capped_at_three_an_hour_per_account() {
         4
     );
 }
+
+#[tokio::test]
+async fn a_reset_link_lives_one_hour_and_the_reset_is_audited_in_the_users_tenant() {
+    let app = spawn_app().await;
+    let (tenant, admin) = app.create_tenant("Acme").await;
+    let client = app.client();
+    let fields = [("email", admin.email.as_str())];
+    let ask = || client.submit("/password/forgot", "/password/forgot", &fields);
+    assert_eq!(ask().await.status, 303);
+    let mail = app.wait_for_mail(&admin.email, "Reset").await;
+    assert!(mail.body.contains("for 1 hour"), "{}", mail.body);
+    let stale = path_of(&mail.link_containing("/password/reset/").unwrap());
+    app.clock.advance(Duration::minutes(61));
+    assert_eq!(client.get(&stale).await.status, 410);
+
+    // A fresh link works within the hour; the reset is in the tenant's log.
+    assert_eq!(ask().await.status, 303);
+    let sink = app.smtp.as_ref().unwrap();
+    for _ in 0..100 {
+        if sink.messages().len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let fresh = path_of(
+        &sink
+            .messages()
+            .last()
+            .unwrap()
+            .link_containing("/password/reset/")
+            .unwrap(),
+    );
+    assert_ne!(fresh, stale);
+    app.clock.advance(Duration::minutes(59));
+    let res = client
+        .submit(
+            &fresh,
+            &fresh,
+            &[
+                ("password", "a brand new passphrase"),
+                ("password_confirmation", "a brand new passphrase"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, 303, "{}", res.body);
+    assert_eq!(
+        app.count(&format!(
+            "SELECT COUNT(*) FROM audit_events WHERE action = 'user.password_reset' AND tenant_id = '{tenant}'"
+        ))
+        .await,
+        1
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM audit_events WHERE action = 'user.password_reset' AND tenant_id IS NULL")
+            .await,
+        0
+    );
+}

@@ -215,7 +215,12 @@ async fn without_smtp_mail_lands_in_the_local_outbox() {
             ],
         )
         .await;
-    let outbox = app.client().get("/outbox").await;
+    // Only a platform operator reads the outbox: it holds everyone's links.
+    assert_eq!(app.client().get("/outbox").await.status, 303);
+    assert_eq!(client.get("/outbox").await.status, 403);
+    let op = app.create_operator("op@ferry.test").await;
+    let operator = app.login(&op).await;
+    let outbox = operator.get("/outbox").await;
     assert_eq!(outbox.status, 200);
     assert!(
         outbox.body.contains("sam@acme.test") && outbox.body.contains("You are invited to Ferry")
@@ -225,7 +230,8 @@ async fn without_smtp_mail_lands_in_the_local_outbox() {
         .chars()
         .take_while(|c| *c != '"')
         .collect();
-    let email = app.client().get(&href).await;
+    assert_eq!(app.client().get(&href).await.status, 303);
+    let email = operator.get(&href).await;
     assert!(
         email.body.contains("<a href=\"http://127.0.0.1:"),
         "links are clickable"
@@ -241,14 +247,18 @@ async fn without_smtp_mail_lands_in_the_local_outbox() {
 #[tokio::test]
 async fn the_outbox_is_hidden_when_smtp_is_configured_or_the_install_is_public() {
     let app = spawn_app().await;
-    assert_eq!(app.client().get("/outbox").await.status, 404);
+    let op = app.create_operator("op@ferry.test").await;
+    assert_eq!(app.login(&op).await.get("/outbox").await.status, 404);
     let app = spawn_app_with(TestOptions {
         smtp: false,
         public_url: Some("https://ferry.example.com".into()),
         ..TestOptions::default()
     })
     .await;
-    assert_eq!(app.client().get("/outbox").await.status, 404);
+    // Anonymous visitors are sent to sign in, never shown the mail.
+    let anonymous = app.client().get("/outbox").await;
+    assert_eq!(anonymous.status, 303);
+    assert!(!anonymous.body.contains("eml_"));
 }
 
 #[tokio::test]
@@ -268,4 +278,51 @@ async fn under_https_cookies_are_secure_and_host_prefixed() {
         cookie.contains("Secure") && cookie.contains("Path=/") && !cookie.contains("Domain"),
         "{cookie}"
     );
+    // HSTS under https, and no cookie without Secure (the flash message too).
+    assert_eq!(
+        page.header("strict-transport-security"),
+        Some("max-age=31536000; includeSubDomains")
+    );
+    // The test client speaks plain http, so its jar would not send Secure
+    // cookies back: send the anti-forgery cookie by hand.
+    let token = cookie
+        .trim_start_matches("__Host-ferry_csrf=")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let res = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(format!("{}/password/forgot", app.address))
+        .header("cookie", format!("__Host-ferry_csrf={token}"))
+        .form(&[
+            ("email", "nobody@acme.test"),
+            ("csrf_token", token.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let flash: Vec<&str> = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    assert!(
+        flash.iter().any(|c| c.starts_with("ferry_flash=")),
+        "{flash:?}"
+    );
+    for c in flash {
+        assert!(c.contains("; Secure"), "{c}");
+    }
+}
+
+#[tokio::test]
+async fn plain_http_has_no_hsts() {
+    let app = spawn_app().await;
+    let page = app.client().get("/login").await;
+    assert_eq!(page.header("strict-transport-security"), None);
 }

@@ -254,7 +254,7 @@ async fn invite_input_is_validated_and_markup_is_escaped_everywhere() {
         .await;
     assert_eq!(res.status, 422);
     assert!(res.body.contains("Use at most 100 characters."));
-    // An existing account cannot be invited again.
+    // Someone already on the team cannot be invited again.
     let res = client
         .submit(
             "/users",
@@ -263,7 +263,7 @@ async fn invite_input_is_validated_and_markup_is_escaped_everywhere() {
         )
         .await;
     assert_eq!(res.status, 422);
-    assert!(res.body.contains("already has a Ferry account"));
+    assert!(res.body.contains("already on your team"));
 
     let nasty = "<script>alert('x')</script> \"O'Brien\"";
     let sql = "Robert'); DROP TABLE users;--";
@@ -360,4 +360,49 @@ async fn markup_in_every_stored_text_is_escaped_on_every_page() {
     ] {
         assert_escaped(&operator.get(&path).await, firm);
     }
+}
+
+#[tokio::test]
+async fn the_invite_form_does_not_reveal_an_account_at_another_firm() {
+    let app = ferry_tests::spawn_app().await;
+    let (_, other) = app.create_tenant("Globex").await;
+    let (_, admin) = app.create_tenant("Acme").await;
+    let client = app.login(&admin).await;
+    let invite = |email: String| {
+        let client = &client;
+        async move {
+            client
+                .submit(
+                    "/users",
+                    "/users/invite",
+                    &[("name", "Pat"), ("email", &email), ("role", "staff")],
+                )
+                .await
+        }
+    };
+    let taken = invite(other.email.clone()).await;
+    let free = invite("pat@acme.test".to_owned()).await;
+    // The inviter sees the same thing either way.
+    assert_eq!(taken.status, 303, "{}", taken.body);
+    assert_eq!(free.status, taken.status);
+    assert_eq!(free.location, taken.location);
+    let flash = |page: &ferry_tests::Page, email: &str| {
+        page.set_cookies
+            .iter()
+            .find(|c| c.starts_with("ferry_flash="))
+            .map(|c| c.replace(&email.replace('@', "%40"), "EMAIL"))
+    };
+    assert_eq!(flash(&taken, &other.email), flash(&free, "pat@acme.test"));
+    let list = client.get("/users").await;
+    assert!(list.body.contains(&other.email) && list.body.contains("pat@acme.test"));
+    // The owner of the existing account is told, with no usable link.
+    let mail = app.wait_for_mail(&other.email, "invited").await;
+    assert!(
+        mail.body.contains("already has a Ferry account"),
+        "{}",
+        mail.body
+    );
+    assert!(mail.link_containing("/invite/").is_none());
+    let normal = app.wait_for_mail("pat@acme.test", "invited").await;
+    assert!(normal.link_containing("/invite/").is_some());
 }

@@ -338,6 +338,7 @@ pub async fn forgot(
                 tenant: None,
                 user_id: Some(&user.id),
                 invited_by: None,
+                already_registered: false,
             },
         )
         .await?;
@@ -500,11 +501,19 @@ pub async fn redeem_link(
         InviteKind::Invite => "invite.accepted",
         InviteKind::PasswordReset => "user.password_reset",
     };
+    // A tenant member's reset belongs in their tenant's log (the reset
+    // link itself names no tenant); an operator's in the platform log.
+    let tenant = match invite.kind {
+        InviteKind::Invite => invite.tenant_id.clone(),
+        InviteKind::PasswordReset => users::membership_of(&state.db, &user.id)
+            .await?
+            .map(|m| m.tenant.id),
+    };
     let auth = request_auth(&req);
     audit_log::record(
         &state.db,
         audit_log::NewAuditEvent {
-            tenant_id: invite.tenant_id.as_ref(),
+            tenant_id: tenant.as_ref(),
             actor_user_id: Some(&user.id),
             actor_label: &user.email,
             action,

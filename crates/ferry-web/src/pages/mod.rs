@@ -183,6 +183,9 @@ pub(crate) struct LinkRequest<'a> {
     pub tenant: Option<(&'a TenantId, &'a str, Role)>,
     pub user_id: Option<&'a UserId>,
     pub invited_by: Option<&'a CurrentUser>,
+    /// The address already has a Ferry account elsewhere: the email tells
+    /// its owner so, without a usable link (and the inviter is not told).
+    pub already_registered: bool,
 }
 
 /// Creates a one-time link (stored hashed) and emails it.
@@ -192,6 +195,10 @@ pub(crate) async fn send_link(
 ) -> Result<invites::Invite, AppError> {
     let token = new_token();
     let now = state.clock.now();
+    let ttl = match link.kind {
+        InviteKind::Invite => state.config.link_ttl,
+        InviteKind::PasswordReset => state.config.reset_ttl,
+    };
     let invite = invites::create(
         &state.db,
         invites::NewInvite {
@@ -202,15 +209,35 @@ pub(crate) async fn send_link(
             role: link.tenant.map(|(_, _, r)| r),
             user_id: link.user_id,
             invited_by: link.invited_by.map(|u| &u.user_id),
-            expires_at: now + state.config.link_ttl,
+            expires_at: now + ttl,
         },
         &token_hash(&token),
         now,
     )
     .await?;
     let base = state.config.public_url.as_str().trim_end_matches('/');
-    let hours = state.config.link_ttl.num_hours();
+    let hours = match ttl.num_hours() {
+        1 => "1 hour".to_owned(),
+        n => format!("{n} hours"),
+    };
     let (subject, body) = match link.kind {
+        InviteKind::Invite if link.already_registered => {
+            let (tenant_name, inviter) = (
+                link.tenant.map_or("a firm", |(_, n, _)| n),
+                link.invited_by.map_or("Someone", |u| u.name.as_str()),
+            );
+            (
+                "You are invited to Ferry".to_owned(),
+                format!(
+                    "Hello {name},\n\n{inviter} invited you to join {tenant_name} on Ferry.\n\n\
+                     This email address already has a Ferry account, and an account belongs to \
+                     one firm only, so this invitation cannot be accepted with it. If you should \
+                     join {tenant_name}, reply to {inviter} with another address.\n\n\
+                     If you did not expect this, ignore this email.\n",
+                    name = link.name,
+                ),
+            )
+        }
         InviteKind::Invite => {
             let what = match link.tenant {
                 Some((_, tenant_name, role)) => {
@@ -228,7 +255,7 @@ pub(crate) async fn send_link(
                 "You are invited to Ferry".to_owned(),
                 format!(
                     "Hello {name},\n\n{inviter} invited you to {what}.\n\n\
-                     Choose your password here (the link works once, for {hours} hours):\n\
+                     Choose your password here (the link works once, for {hours}):\n\
                      {base}/invite/{token}\n\n\
                      If you did not expect this, ignore this email.\n",
                     name = link.name,
@@ -239,7 +266,7 @@ pub(crate) async fn send_link(
             "Reset your Ferry password".to_owned(),
             format!(
                 "Hello {name},\n\nSomeone (hopefully you) asked to reset your Ferry password.\n\n\
-                 Choose a new password here (the link works once, for {hours} hours):\n\
+                 Choose a new password here (the link works once, for {hours}):\n\
                  {base}/password/reset/{token}\n\n\
                  If you did not ask for this, ignore this email: your password stays as it is.\n",
                 name = link.name,

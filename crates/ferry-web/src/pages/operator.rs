@@ -135,6 +135,7 @@ pub async fn create(
             tenant: Some((&tenant.id, &tenant.name, Role::Admin)),
             user_id: None,
             invited_by: Some(&op.0),
+            already_registered: false,
         },
     )
     .await?;

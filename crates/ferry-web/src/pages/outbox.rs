@@ -1,12 +1,12 @@
 //! The local mail outbox: with no SMTP configured, emails stay here and this
 //! page shows them. It exists only on a local install (public URL on this
-//! machine) and answers only requests from this machine, because the mail
-//! holds one-time links.
+//! machine), answers only requests from this machine, and only to a platform
+//! operator's session, because the mail holds one-time links for everyone.
 
 use super::parse_id;
 use crate::AppState;
 use crate::error::AppError;
-use crate::session::request_auth;
+use crate::session::{Operator, request_auth};
 use crate::templates::{Layout, render};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -38,7 +38,11 @@ struct OutboxPage {
 }
 
 /// GET /outbox
-pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, AppError> {
+pub async fn list(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    _operator: Operator,
+) -> Result<HttpResponse, AppError> {
     if !allowed(&state, &req) {
         return Err(AppError::NotFound);
     }
@@ -83,6 +87,7 @@ struct BodyLine {
 pub async fn detail(
     state: web::Data<AppState>,
     req: HttpRequest,
+    _operator: Operator,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     if !allowed(&state, &req) {

@@ -141,13 +141,25 @@ pub async fn invite(
     if role.is_none() {
         errors.push(FieldError::new("role", "Choose Admin or Staff."));
     }
+    // Whether the address has an account is said only when it is on this
+    // team (visible on this page anyway). An account elsewhere (another firm,
+    // an operator) looks like any invite to the inviter; its owner is told
+    // by email, and the link it gets cannot create a second account.
+    let mut already_registered = false;
     if let Some(email) = &email
-        && users::find_by_email(&state.db, email).await?.is_some()
+        && let Some(existing) = users::find_by_email(&state.db, email).await?
     {
-        errors.push(FieldError::new(
-            "email",
-            "This person already has a Ferry account.",
-        ));
+        let on_this_team = users::membership_of(&state.db, &existing.id)
+            .await?
+            .is_some_and(|m| m.tenant.id == admin.tenant_id);
+        if on_this_team {
+            errors.push(FieldError::new(
+                "email",
+                "This person is already on your team.",
+            ));
+        } else {
+            already_registered = true;
+        }
     }
     let (Some(name), Some(email), Some(role), true) = (name, email, role, errors.is_empty()) else {
         let cut = |s: String| s.chars().take(300).collect::<String>();
@@ -176,6 +188,7 @@ pub async fn invite(
             tenant: Some((&tenant.id, &tenant.name, role)),
             user_id: None,
             invited_by: Some(&admin.user),
+            already_registered,
         },
     )
     .await?;
