@@ -216,6 +216,21 @@ impl Engine {
         let now = self.clock.now();
         let triggered = self.triggered_by(tenant, &source, event.event_type).await?;
         let payload: Value = serde_json::from_str(event.payload).unwrap_or(Value::Null);
+        // Payloads carry personal data: at rest they are sealed like run
+        // contexts, bound to the event's dedupe key.
+        let sealed_payload = self
+            .connections
+            .vault()
+            .seal(
+                tenant,
+                event.payload.as_bytes(),
+                &ferry_store::inbound::payload_aad(event.dedupe_key),
+            )
+            .await?;
+        let event = NewEvent {
+            payload: &sealed_payload,
+            ..event
+        };
         let mut new_runs = Vec::new();
         for (workflow_id, t) in triggered {
             let id = RunId::generate();
@@ -260,6 +275,27 @@ impl Engine {
             self.enqueue(id).await;
         }
         Ok(ingested)
+    }
+
+    /// The payload of the event with this correlation key, opened (rows
+    /// stored before payloads were sealed are read as they are).
+    async fn correlated_payload(
+        &self,
+        tenant: &TenantId,
+        key: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some((dedupe_key, stored)) = runs::correlated_event(&self.db, tenant, key).await?
+        else {
+            return Ok(None);
+        };
+        let aad = ferry_store::inbound::payload_aad(&dedupe_key);
+        match self.connections.vault().open(tenant, &stored, &aad).await {
+            Ok(plain) => Ok(Some(plain)),
+            Err(_) if stored.starts_with('{') || stored.starts_with('[') => {
+                Ok(Some(stored.into_bytes()))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// The published workflows (their versions) an event from `source` of
@@ -725,9 +761,9 @@ impl Engine {
                 let key = correlation_key(*connector, event, &value);
                 record.input = json!({ "correlation": key });
                 let fields = connector.def().trigger(event).map_or(&[][..], |t| t.fields);
-                match runs::correlated_event(&self.db, tenant, &key).await {
+                match self.correlated_payload(tenant, &key).await {
                     Ok(Some(payload)) => {
-                        let v: Value = serde_json::from_str(&payload).unwrap_or(Value::Null);
+                        let v: Value = serde_json::from_slice(&payload).unwrap_or(Value::Null);
                         record.output = redact(fields, &[], &v);
                         StepResult::Next(v)
                     }

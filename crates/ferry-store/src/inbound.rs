@@ -21,8 +21,15 @@ pub struct NewEvent<'a> {
     pub event_type: &'a str,
     /// The source's event id, or a hash of the payload.
     pub dedupe_key: &'a str,
-    /// The event as received (JSON text).
+    /// The event as received (JSON text); the engine stores it sealed with
+    /// the tenant's data key (see [`payload_aad`]).
     pub payload: &'a str,
+}
+
+/// The associated data an event's payload is sealed with: its dedupe key,
+/// so a sealed payload cannot be moved to another event's row.
+pub fn payload_aad(dedupe_key: &str) -> String {
+    format!("inbound:{dedupe_key}")
 }
 
 /// Whether the event was new.

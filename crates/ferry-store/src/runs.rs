@@ -387,19 +387,20 @@ async fn resume_waiting(
     Ok(r.rows_affected == 1)
 }
 
-/// The payload of the event with this correlation key, if it arrived.
+/// The event with this correlation key, if it arrived: its dedupe key and
+/// its (sealed) payload.
 pub async fn correlated_event(
     db: &Db,
     tenant: &TenantId,
     key: &str,
-) -> Result<Option<String>, StoreError> {
+) -> Result<Option<(String, String)>, StoreError> {
     Ok(inbound_event::Entity::find()
         .filter(inbound_event::Column::TenantId.eq(tenant.to_string()))
         .filter(inbound_event::Column::CorrelationKey.eq(key))
         .order_by_asc(inbound_event::Column::ReceivedAt)
         .one(&db.conn)
         .await?
-        .map(|m| m.payload))
+        .map(|m| (m.dedupe_key, m.payload)))
 }
 
 /// Takes a queued run whose time has come; `None` if another worker has

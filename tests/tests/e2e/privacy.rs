@@ -201,6 +201,17 @@ async fn no_personal_data_reaches_pages_exports_emails_or_logs() {
             assert!(line.is_none(), "{value} in the log: {line:?}");
         }
     }
+    // At rest, inbound payloads are sealed: no email in the events table.
+    let stored = app.json_rows("SELECT payload FROM inbound_events").await;
+    assert!(!stored.is_empty());
+    for person in &people {
+        if let Some(email) = &person.email {
+            assert!(
+                !format!("{stored:?}").contains(email.as_str()),
+                "{email} stored in clear"
+            );
+        }
+    }
     // The log was read: this test's runs are in it.
     assert!(logs.contains(&ids[0]), "the runs were logged");
 }

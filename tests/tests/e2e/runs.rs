@@ -271,7 +271,7 @@ async fn advance(app: &ferry_tests::TestApp, minutes: i64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_same_event_ten_times_concurrently_is_one_run_and_one_check_and_a_repeat_record_is_skipped()
  {
-    let (app, _client, _, portal) = reference_setup().await;
+    let (app, _client, tenant, portal) = reference_setup().await;
     let contact = app
         .create_contact(
             portal,
@@ -283,10 +283,20 @@ async fn the_same_event_ten_times_concurrently_is_one_run_and_one_check_and_a_re
             .await,
         1
     );
-    let payload = &app
-        .json_rows("SELECT payload FROM inbound_events WHERE event_type = 'contact.creation'")
-        .await[0][0];
-    let event: serde_json::Value = serde_json::from_str(payload.as_deref().unwrap()).unwrap();
+    let row = &app
+        .json_rows(
+            "SELECT payload, dedupe_key FROM inbound_events WHERE event_type = 'contact.creation'",
+        )
+        .await[0];
+    let (sealed, dedupe) = (row[0].as_deref().unwrap(), row[1].as_deref().unwrap());
+    // Payloads are sealed at rest.
+    assert!(serde_json::from_str::<serde_json::Value>(sealed).is_err());
+    let payload = app
+        .vault()
+        .open(&tenant, sealed, &ferry_store::inbound::payload_aad(dedupe))
+        .await
+        .unwrap();
+    let event: serde_json::Value = serde_json::from_slice(&payload).unwrap();
     // HubSpot redelivers the same event, ten times at once.
     let batch = json!([event]);
     let sends = (0..10).map(|_| hubspot_batch(&app, &batch));
