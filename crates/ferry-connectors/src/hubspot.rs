@@ -188,7 +188,7 @@ async fn ensure_property(
 }
 
 fn urlencode(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+    crate::path_segment(s)
 }
 
 /// What HubSpot says about an access token: the portal and the scopes.

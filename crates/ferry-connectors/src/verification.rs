@@ -82,7 +82,7 @@ impl Connector for Verification {
                     self.def(),
                     ctx,
                     Method::GET,
-                    &format!("/v1/checks/{id}"),
+                    &format!("/v1/checks/{}", crate::path_segment(id)),
                     None,
                     auth,
                     &mut calls,

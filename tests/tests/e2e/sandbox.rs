@@ -266,3 +266,18 @@ async fn two_tenants_sandboxes_never_mix() {
         .unwrap();
     assert_eq!(from_a.status().as_u16(), 200);
 }
+
+#[tokio::test]
+async fn ids_from_providers_cannot_change_the_path_they_are_put_in() {
+    let app = spawn_app().await;
+    let (ctx, _, _) = verification_context(&app, None).await;
+    let v = ferry_connectors::verification::Verification;
+    // Unencoded, "../account" would read GET /v1/account (the account's
+    // details) instead of a check.
+    let got = v
+        .call("get_check", &json!({ "check_id": "../account" }), &ctx)
+        .await;
+    assert!(matches!(got, Err(ConnectorError::NotFound)), "{got:?}");
+    let logged = format!("{:?}", ctx.log);
+    assert!(logged.contains("..%2Faccount"), "{logged}");
+}
