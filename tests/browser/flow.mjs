@@ -133,6 +133,7 @@ async function main() {
   await connections(admin);
   // The outbox is the platform operator's (it holds everyone's links).
   expect(await go(admin, '/outbox') === 403, 'a tenant admin cannot read the outbox');
+  await go(admin, '/home');
   await signIn(op, operator.email, operator.password);
   const staffLink = await openLatestMail(op, 'sol@harbor.test');
   await admin.getByRole('button', { name: 'Sign out' }).click();
@@ -320,8 +321,27 @@ async function error500(tenantId) {
   await shot(op, '29-server-error');
 }
 
+// Issue 7: connecting production HubSpot leaves for HubSpot's consent screen
+// under Ferry's CSP (a form whose answer redirects elsewhere is subject to
+// `form-action`). Here there is no internet: the request leaving is the proof.
+async function productionHubspot(email, password) {
+  const page = await newPage();
+  const violations = [];
+  page.on('console', (m) => { if (/Content Security Policy/i.test(m.text())) violations.push(m.text()); });
+  await signIn(page, email, password);
+  await go(page, '/connections/new/hubspot');
+  await page.getByLabel('Name').fill('HubSpot');
+  await page.getByRole('radio', { name: /Production/ }).check();
+  const leaving = page.waitForRequest((r) => r.url().startsWith('https://app.hubspot.com/oauth/authorize'), { timeout: 10000 });
+  await page.getByRole('button', { name: /Continue to/ }).click();
+  const request = await leaving;
+  expect(request.url().includes('client_id=production-app'), `the consent screen is asked for (${request.url()})`);
+  expect(violations.length === 0, `no CSP violation: ${violations.join(' | ')}`);
+}
+
 try {
   if (phase === 'error500') await error500(process.argv[3]);
+  else if (phase === 'production-hubspot') await productionHubspot(process.argv[3], process.argv[4]);
   else await main();
   console.log(`browser flow "${phase}" passed`);
 } catch (e) {

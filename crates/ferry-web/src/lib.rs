@@ -104,6 +104,18 @@ impl Application {
     ) -> std::io::Result<Self> {
         let port = listener.local_addr()?.port();
         let hsts = state.config.secure_cookies();
+        // Starting an OAuth connection is a form whose answer redirects to
+        // the provider's consent screen: browsers apply `form-action` to
+        // that redirect, so the providers' authorize origins are allowed.
+        let form_targets: Vec<String> = [
+            ferry_core::Environment::Production,
+            ferry_core::Environment::Sandbox,
+        ]
+        .into_iter()
+        .filter_map(|env| state.connections.hubspot(env))
+        .map(|app| app.oauth.authorize_url.origin().ascii_serialization())
+        .filter(|o| o != "null" && *o != state.config.public_url.origin().ascii_serialization())
+        .collect();
         let data = web::Data::new(state);
         let server = HttpServer::new(move || {
             App::new()
@@ -123,7 +135,7 @@ impl Application {
                 .default_service(web::to(pages::not_found))
                 .wrap(middleware::from_fn(session::session_layer))
                 .wrap(middleware::from_fn(error::request_id_layer))
-                .wrap(security_headers(hsts))
+                .wrap(security_headers(hsts, &form_targets))
         })
         .workers(workers.max(1))
         .shutdown_timeout(20)
@@ -148,7 +160,12 @@ impl Application {
     }
 }
 
-fn security_headers(hsts: bool) -> middleware::DefaultHeaders {
+fn security_headers(hsts: bool, form_targets: &[String]) -> middleware::DefaultHeaders {
+    let mut form_action = "'self'".to_owned();
+    for origin in form_targets {
+        form_action.push(' ');
+        form_action.push_str(origin);
+    }
     let headers = if hsts {
         // Served over TLS: browsers must never fall back to plain HTTP.
         middleware::DefaultHeaders::new().add((
@@ -161,8 +178,10 @@ fn security_headers(hsts: bool) -> middleware::DefaultHeaders {
     headers
         .add((
             "Content-Security-Policy",
-            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; \
-             object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+            format!(
+                "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; \
+                 object-src 'none'; base-uri 'none'; form-action {form_action}; frame-ancestors 'none'"
+            ),
         ))
         .add(("X-Content-Type-Options", "nosniff"))
         .add(("X-Frame-Options", "DENY"))

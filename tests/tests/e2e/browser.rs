@@ -99,3 +99,44 @@ async fn the_invite_flow_works_in_a_real_browser() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connecting_production_hubspot_reaches_its_consent_screen_under_the_csp() {
+    if std::env::var("FERRY_SKIP_BROWSER").is_ok_and(|v| v == "1") {
+        eprintln!("FERRY_SKIP_BROWSER=1: browser test skipped");
+        return;
+    }
+    let app = spawn_app_with(TestOptions {
+        settings: vec![
+            ("hubspot_client_id", "production-app".into()),
+            (
+                "hubspot_client_secret",
+                "production-secret-0123456789".into(),
+            ),
+        ],
+        ..TestOptions::default()
+    })
+    .await;
+    let page = app.client().get("/login").await;
+    let csp = page.header("content-security-policy").unwrap_or_default();
+    assert!(
+        csp.contains("form-action 'self' https://app.hubspot.com;"),
+        "{csp}"
+    );
+    let (_, admin) = app.create_tenant("Acme").await;
+    let (address, email, password) = (
+        app.address.clone(),
+        admin.email.clone(),
+        admin.password.clone(),
+    );
+    tokio::task::spawn_blocking(move || {
+        run_flow(
+            &address,
+            "unused@ferry.test",
+            "unused",
+            &["production-hubspot", &email, &password],
+        )
+    })
+    .await
+    .expect("flow");
+}
