@@ -32,6 +32,10 @@ pub fn path_segment(id: &str) -> String {
     }
 }
 
+pub use net::{HttpClient, NetworkPolicy};
+pub use ratelimit::RateLimiter;
+pub use registry::{CallContext, Connector, Registry};
+
 #[cfg(test)]
 mod tests {
     use super::path_segment;
@@ -51,6 +55,3 @@ mod tests {
         assert_eq!(url.query(), None);
     }
 }
-pub use net::{HttpClient, NetworkPolicy};
-pub use ratelimit::RateLimiter;
-pub use registry::{CallContext, Connector, Registry};

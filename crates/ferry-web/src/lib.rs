@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 pub use actix_web::dev::ServerHandle;
 pub use error::AppError;
+pub use pages::route_table;
 pub use password::{hash_password, verify_password};
 pub use session::{CurrentUser, Principal, user_of};
 

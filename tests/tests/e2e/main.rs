@@ -1,6 +1,7 @@
 //! End-to-end tests: the real app over real HTTP, on SQLite by default and
 //! on PostgreSQL with `FERRY_TEST_DB=postgres`.
 
+mod access;
 mod auth;
 mod browser;
 mod conformance;

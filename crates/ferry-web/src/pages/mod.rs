@@ -20,118 +20,132 @@ use ferry_core::{EmailAddress, InviteKind, Role, TenantId, UserId};
 use ferry_engine::OutgoingEmail;
 use ferry_store::{audit as audit_log, invites, new_token, token_hash};
 
+/// Records every route as it is mounted, so the access-control test can
+/// enumerate the router itself (a route added without a decision there
+/// fails the suite).
+struct Router<'a> {
+    cfg: Option<&'a mut web::ServiceConfig>,
+    seen: Vec<(&'static str, &'static str)>,
+}
+
+impl Router<'_> {
+    fn add<F, Args>(
+        &mut self,
+        method: &'static str,
+        path: &'static str,
+        route: actix_web::Route,
+        handler: F,
+    ) where
+        F: actix_web::Handler<Args>,
+        Args: actix_web::FromRequest + 'static,
+        F::Output: actix_web::Responder + 'static,
+    {
+        self.seen.push((method, path));
+        if let Some(cfg) = self.cfg.as_deref_mut() {
+            cfg.route(path, route.to(handler));
+        }
+    }
+
+    fn get<F, Args>(&mut self, path: &'static str, handler: F)
+    where
+        F: actix_web::Handler<Args>,
+        Args: actix_web::FromRequest + 'static,
+        F::Output: actix_web::Responder + 'static,
+    {
+        self.add("GET", path, web::get(), handler);
+    }
+
+    fn post<F, Args>(&mut self, path: &'static str, handler: F)
+    where
+        F: actix_web::Handler<Args>,
+        Args: actix_web::FromRequest + 'static,
+        F::Output: actix_web::Responder + 'static,
+    {
+        self.add("POST", path, web::post(), handler);
+    }
+}
+
 /// Every route of the web UI.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz))
-        .route("/static/{file}", web::get().to(crate::assets::serve))
-        .route("/", web::get().to(home::root))
-        .route("/home", web::get().to(home::overview))
-        .route("/account", web::get().to(home::account))
-        .route("/login", web::get().to(auth::login_page))
-        .route("/login", web::post().to(auth::login))
-        .route("/logout", web::post().to(auth::logout))
-        .route("/password/forgot", web::get().to(auth::forgot_page))
-        .route("/password/forgot", web::post().to(auth::forgot))
-        .route("/invite/{token}", web::get().to(auth::link_page))
-        .route("/invite/{token}", web::post().to(auth::redeem_link))
-        .route("/password/reset/{token}", web::get().to(auth::link_page))
-        .route("/password/reset/{token}", web::post().to(auth::redeem_link))
-        .route("/operator/tenants", web::get().to(operator::list))
-        .route("/operator/tenants", web::post().to(operator::create))
-        .route("/operator/tenants/new", web::get().to(operator::new_page))
-        .route("/operator/tenants/{id}", web::get().to(operator::detail))
-        .route(
-            "/operator/tenants/{id}/suspend",
-            web::post().to(operator::suspend),
-        )
-        .route(
-            "/operator/tenants/{id}/reactivate",
-            web::post().to(operator::reactivate),
-        )
-        .route(
-            "/operator/tenants/{id}/delete",
-            web::post().to(operator::delete),
-        )
-        .route("/operator/audit", web::get().to(audit::platform))
-        .route("/users", web::get().to(users::list))
-        .route("/users/invite", web::post().to(users::invite))
-        .route("/users/{id}", web::get().to(users::detail))
-        .route("/users/{id}/role", web::post().to(users::change_role))
-        .route("/users/{id}/deactivate", web::post().to(users::deactivate))
-        .route("/users/{id}/reactivate", web::post().to(users::reactivate))
-        .route("/connections", web::get().to(connections::list))
-        .route(
-            "/connections/oauth/callback",
-            web::get().to(connections::oauth_callback),
-        )
-        .route(
-            "/connections/new/{connector}",
-            web::get().to(connections::new_form),
-        )
-        .route(
-            "/connections/new/{connector}",
-            web::post().to(connections::create),
-        )
-        .route("/connections/{id}", web::get().to(connections::detail))
-        .route("/connections/{id}/test", web::post().to(connections::test))
-        .route(
-            "/connections/{id}/revoke",
-            web::post().to(connections::revoke),
-        )
-        .route("/hooks/hubspot", web::post().to(hooks::hubspot))
-        .route(
-            "/hooks/hubspot/sandbox",
-            web::post().to(hooks::hubspot_sandbox),
-        )
-        .route("/hooks/webhook/{id}", web::post().to(hooks::generic))
-        .route(
-            "/hooks/verification/{id}",
-            web::post().to(hooks::verification),
-        )
-        .route("/workflows", web::get().to(workflows::list))
-        .route("/workflows", web::post().to(workflows::create))
-        .route("/workflows/new", web::get().to(workflows::new_form))
-        .route("/workflows/{id}", web::get().to(workflows::detail))
-        .route(
-            "/workflows/{id}/definition",
-            web::post().to(workflows::save_definition),
-        )
-        .route(
-            "/workflows/{id}/bindings",
-            web::post().to(workflows::save_bindings),
-        )
-        .route(
-            "/workflows/{id}/publish",
-            web::post().to(workflows::publish),
-        )
-        .route(
-            "/workflows/{id}/rollback",
-            web::post().to(workflows::roll_back),
-        )
-        .route(
-            "/sandbox-samples",
-            web::post().to(connections::sample_contacts),
-        )
-        .route(
-            "/workflows/{id}/steps",
-            web::post().to(workflows::edit_steps),
-        )
-        .route(
-            "/workflows/{id}/dry-run",
-            web::post().to(workflows::dry_run),
-        )
-        .route("/runs", web::get().to(runs::list))
-        .route("/runs/replay", web::post().to(runs::bulk_replay))
-        .route("/runs/{id}", web::get().to(runs::detail))
-        .route("/runs/{id}/replay", web::post().to(runs::replay))
-        .route("/runs/{id}/log.json", web::get().to(runs::export_json))
-        .route("/runs/{id}/log.csv", web::get().to(runs::export_csv))
-        .route("/api/runs", web::get().to(runs::api_list))
-        .route("/verifications", web::get().to(runs::verifications))
-        .route("/audit", web::get().to(audit::tenant))
-        .route("/outbox", web::get().to(outbox::list))
-        .route("/outbox/{id}", web::get().to(outbox::detail));
+    register(&mut Router {
+        cfg: Some(cfg),
+        seen: Vec::new(),
+    });
+}
+
+/// Every (method, path pattern) the web UI serves, in mounting order.
+pub fn route_table() -> Vec<(&'static str, &'static str)> {
+    let mut r = Router {
+        cfg: None,
+        seen: Vec::new(),
+    };
+    register(&mut r);
+    r.seen
+}
+
+fn register(r: &mut Router<'_>) {
+    r.get("/healthz", health::healthz);
+    r.get("/readyz", health::readyz);
+    r.get("/static/{file}", crate::assets::serve);
+    r.get("/", home::root);
+    r.get("/home", home::overview);
+    r.get("/account", home::account);
+    r.get("/login", auth::login_page);
+    r.post("/login", auth::login);
+    r.post("/logout", auth::logout);
+    r.get("/password/forgot", auth::forgot_page);
+    r.post("/password/forgot", auth::forgot);
+    r.get("/invite/{token}", auth::link_page);
+    r.post("/invite/{token}", auth::redeem_link);
+    r.get("/password/reset/{token}", auth::link_page);
+    r.post("/password/reset/{token}", auth::redeem_link);
+    r.get("/operator/tenants", operator::list);
+    r.post("/operator/tenants", operator::create);
+    r.get("/operator/tenants/new", operator::new_page);
+    r.get("/operator/tenants/{id}", operator::detail);
+    r.post("/operator/tenants/{id}/suspend", operator::suspend);
+    r.post("/operator/tenants/{id}/reactivate", operator::reactivate);
+    r.post("/operator/tenants/{id}/delete", operator::delete);
+    r.get("/operator/audit", audit::platform);
+    r.get("/users", users::list);
+    r.post("/users/invite", users::invite);
+    r.get("/users/{id}", users::detail);
+    r.post("/users/{id}/role", users::change_role);
+    r.post("/users/{id}/deactivate", users::deactivate);
+    r.post("/users/{id}/reactivate", users::reactivate);
+    r.get("/connections", connections::list);
+    r.get("/connections/oauth/callback", connections::oauth_callback);
+    r.get("/connections/new/{connector}", connections::new_form);
+    r.post("/connections/new/{connector}", connections::create);
+    r.get("/connections/{id}", connections::detail);
+    r.post("/connections/{id}/test", connections::test);
+    r.post("/connections/{id}/revoke", connections::revoke);
+    r.post("/hooks/hubspot", hooks::hubspot);
+    r.post("/hooks/hubspot/sandbox", hooks::hubspot_sandbox);
+    r.post("/hooks/webhook/{id}", hooks::generic);
+    r.post("/hooks/verification/{id}", hooks::verification);
+    r.get("/workflows", workflows::list);
+    r.post("/workflows", workflows::create);
+    r.get("/workflows/new", workflows::new_form);
+    r.get("/workflows/{id}", workflows::detail);
+    r.post("/workflows/{id}/definition", workflows::save_definition);
+    r.post("/workflows/{id}/bindings", workflows::save_bindings);
+    r.post("/workflows/{id}/publish", workflows::publish);
+    r.post("/workflows/{id}/rollback", workflows::roll_back);
+    r.post("/sandbox-samples", connections::sample_contacts);
+    r.post("/workflows/{id}/steps", workflows::edit_steps);
+    r.post("/workflows/{id}/dry-run", workflows::dry_run);
+    r.get("/runs", runs::list);
+    r.post("/runs/replay", runs::bulk_replay);
+    r.get("/runs/{id}", runs::detail);
+    r.post("/runs/{id}/replay", runs::replay);
+    r.get("/runs/{id}/log.json", runs::export_json);
+    r.get("/runs/{id}/log.csv", runs::export_csv);
+    r.get("/api/runs", runs::api_list);
+    r.get("/verifications", runs::verifications);
+    r.get("/audit", audit::tenant);
+    r.get("/outbox", outbox::list);
+    r.get("/outbox/{id}", outbox::detail);
 }
 
 /// The 404 page for any unknown path.
