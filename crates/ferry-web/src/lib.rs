@@ -6,6 +6,7 @@
 mod assets;
 mod error;
 mod pages;
+pub mod redirect;
 mod password;
 mod session;
 mod templates;

@@ -11,6 +11,7 @@ mod invites;
 mod kill;
 mod operator;
 mod pages;
+mod redirects;
 mod runs;
 mod sandbox;
 mod smtp;
