@@ -6,8 +6,8 @@
 mod assets;
 mod error;
 mod pages;
-pub mod redirect;
 mod password;
+pub mod redirect;
 mod session;
 mod templates;
 
