@@ -223,6 +223,7 @@ impl HubSpotSim {
                 deliveries: Vec::new(),
             })),
             http: reqwest::Client::builder()
+                .no_proxy()
                 .timeout(Duration::from_secs(10))
                 .build()
                 .unwrap_or_default(),

@@ -114,6 +114,7 @@ impl VerifySim {
         Self {
             state: Arc::new(Mutex::new(State::default())),
             http: reqwest::Client::builder()
+                .no_proxy()
                 .timeout(Duration::from_secs(10))
                 .build()
                 .unwrap_or_default(),
