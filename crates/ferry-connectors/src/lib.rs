@@ -12,6 +12,9 @@ pub mod registry;
 pub mod verification;
 pub mod webhook;
 
+#[cfg(test)]
+mod test_server;
+
 pub use error::ConnectorError;
 pub use net::{HttpClient, NetworkPolicy};
 pub use ratelimit::RateLimiter;

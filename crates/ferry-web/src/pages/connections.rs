@@ -679,9 +679,8 @@ async fn sandbox_admin(
 ) -> Result<serde_json::Value, String> {
     let base = state.sandbox_url.as_ref().ok_or("the sandbox is off")?;
     let url = base.join(path).map_err(|e| e.to_string())?;
-    let response = state
-        .connections
-        .http(Environment::Sandbox)
+    let http = state.connections.http(Environment::Sandbox);
+    let response = http
         .request(method, &url)
         .map_err(|e| e.to_string())?
         .json(&body)
@@ -692,7 +691,8 @@ async fn sandbox_admin(
     if !status.is_success() {
         return Err(format!("the sandbox answered {status}"));
     }
-    Ok(response.json().await.unwrap_or(serde_json::Value::Null))
+    let body = http.read_body(response).await.map_err(|e| e.to_string())?;
+    Ok(serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null))
 }
 
 /// The portal of the tenant's sandbox HubSpot connection, if any.
