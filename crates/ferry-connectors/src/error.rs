@@ -1,4 +1,7 @@
-//! What a connector call can fail with. Messages never carry a secret.
+//! What a connector call can fail with. Messages never carry a secret, and
+//! never the remote system's own words: a status and a short machine
+//! category (`VALIDATION_ERROR`, `invalid_grant`), not a body that may hold
+//! personal data.
 
 use std::time::Duration;
 
@@ -25,7 +28,7 @@ pub enum ConnectorError {
     Rejected {
         /// HTTP status.
         status: u16,
-        /// The remote message, shortened.
+        /// The remote error's machine category, or what Ferry found wrong.
         message: String,
     },
     /// The remote system failed (5xx).
@@ -33,8 +36,14 @@ pub enum ConnectorError {
     Remote {
         /// HTTP status.
         status: u16,
-        /// The remote message, shortened.
+        /// The remote error's machine category, or what Ferry found wrong.
         message: String,
+    },
+    /// The remote system's answer was longer than Ferry reads.
+    #[error("the remote system's answer was larger than the {limit_bytes}-byte limit")]
+    TooLarge {
+        /// The limit, in bytes.
+        limit_bytes: usize,
     },
     /// No answer in time.
     #[error("the remote system did not answer in time")]

@@ -212,12 +212,13 @@ pub async fn token_info(
     )?;
     let response = http.request(Method::GET, &url)?.send().await?;
     let status = response.status().as_u16();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
     if status != 200 {
         return Err(ConnectorError::Unauthorized(format!(
             "HubSpot did not recognise the new access token ({status})"
         )));
     }
+    let body: Value =
+        serde_json::from_slice(&http.read_body(response).await?).unwrap_or(Value::Null);
     Ok(TokenInfo {
         hub_id: body["hub_id"]
             .as_u64()

@@ -12,6 +12,9 @@ pub mod registry;
 pub mod verification;
 pub mod webhook;
 
+#[cfg(test)]
+mod test_server;
+
 pub use error::ConnectorError;
 
 /// Characters kept as they are in a URL path segment (RFC 3986's

@@ -117,7 +117,7 @@ impl OAuthApp {
             .client()
             .exchange_code(AuthorizationCode::new(code.to_owned()))
             .set_pkce_verifier(PkceCodeVerifier::new(verifier.to_owned()))
-            .request_async(http.raw())
+            .request_async(http)
             .await
             .map_err(token_error)?;
         Ok(token_set(&response))
@@ -133,7 +133,7 @@ impl OAuthApp {
         let response = self
             .client()
             .exchange_refresh_token(&RefreshToken::new(refresh_token.to_owned()))
-            .request_async(http.raw())
+            .request_async(http)
             .await
             .map_err(token_error)?;
         Ok(token_set(&response))
@@ -148,40 +148,30 @@ fn token_set(r: &oauth2::basic::BasicTokenResponse) -> TokenSet {
     }
 }
 
-fn token_error<RE: std::error::Error + 'static>(
-    e: RequestTokenError<RE, oauth2::StandardErrorResponse<BasicErrorResponseType>>,
+/// What a failed token request becomes. The provider's
+/// `error_description` is prose that may quote anything back; only its
+/// `error` code is kept.
+fn token_error(
+    e: RequestTokenError<ConnectorError, oauth2::StandardErrorResponse<BasicErrorResponseType>>,
 ) -> ConnectorError {
     match e {
         RequestTokenError::ServerResponse(r) => {
-            let description = r
-                .error_description()
-                .cloned()
-                .unwrap_or_else(|| r.error().to_string());
+            let code = crate::registry::error_category(&serde_json::json!({
+                "error": r.error().to_string(),
+            }));
             match r.error() {
-                BasicErrorResponseType::InvalidGrant => {
-                    ConnectorError::Unauthorized(ConnectorError::short(&description))
-                }
+                BasicErrorResponseType::InvalidGrant => ConnectorError::Unauthorized(code),
                 BasicErrorResponseType::InvalidClient
-                | BasicErrorResponseType::UnauthorizedClient => {
-                    ConnectorError::Unauthorized(format!(
-                        "the app's client credentials were refused: {}",
-                        ConnectorError::short(&description)
-                    ))
-                }
+                | BasicErrorResponseType::UnauthorizedClient => ConnectorError::Unauthorized(
+                    format!("the app's client credentials were refused: {code}"),
+                ),
                 _ => ConnectorError::Rejected {
                     status: 400,
-                    message: ConnectorError::short(&description),
+                    message: code,
                 },
             }
         }
-        RequestTokenError::Request(inner) => {
-            let text = inner.to_string();
-            if text.contains("timed out") || text.contains("timeout") {
-                ConnectorError::Timeout
-            } else {
-                ConnectorError::Network(ConnectorError::short(&text))
-            }
-        }
+        RequestTokenError::Request(inner) => inner,
         RequestTokenError::Parse(_, body) => ConnectorError::Remote {
             status: 502,
             message: format!(
@@ -189,6 +179,87 @@ fn token_error<RE: std::error::Error + 'static>(
                 body.len()
             ),
         },
+        // The oauth2 crate's own words (an empty answer, a wrong content type).
         RequestTokenError::Other(m) => ConnectorError::Network(ConnectorError::short(&m)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::NetworkPolicy;
+    use crate::test_server::{Answer, http, json};
+
+    async fn app(answer: Answer) -> (OAuthApp, HttpClient) {
+        let addr = http(answer).await;
+        let base = format!("http://{addr}");
+        let app = OAuthApp {
+            client_id: "client".into(),
+            client_secret: "secret".into(),
+            authorize_url: Url::parse(&format!("{base}/authorize")).unwrap(),
+            token_url: Url::parse(&format!("{base}/token")).unwrap(),
+            redirect_url: Url::parse("http://127.0.0.1:1/callback").unwrap(),
+        };
+        let client = HttpClient::new(
+            NetworkPolicy {
+                allow_private: true,
+                ..NetworkPolicy::default()
+            },
+            Duration::from_secs(10),
+        )
+        .unwrap()
+        .with_body_limit(4096);
+        (app, client)
+    }
+
+    #[tokio::test]
+    async fn token_answers_are_read_within_the_limit() {
+        let (a, client) = app(json(
+            200,
+            r#"{"access_token":"at","token_type":"bearer","expires_in":1800,"refresh_token":"rt2"}"#,
+        ))
+        .await;
+        let tokens = a.refresh(&client, "rt").await.unwrap();
+        assert_eq!(tokens.access_token, "at");
+        assert_eq!(tokens.refresh_token.as_deref(), Some("rt2"));
+
+        let (a, client) = app(Answer::EndlessChunked).await;
+        assert_eq!(
+            a.refresh(&client, "rt").await,
+            Err(ConnectorError::TooLarge { limit_bytes: 4096 })
+        );
+        assert_eq!(
+            a.exchange(&client, "code", "verifier").await,
+            Err(ConnectorError::TooLarge { limit_bytes: 4096 })
+        );
+    }
+
+    #[tokio::test]
+    async fn token_errors_keep_the_code_not_the_description() {
+        let (a, client) = app(json(
+            400,
+            r#"{"error":"invalid_grant","error_description":"The refresh token of ada@example.com (Ada Lovelace) was revoked"}"#,
+        ))
+        .await;
+        let err = a.refresh(&client, "rt").await.unwrap_err();
+        assert_eq!(err, ConnectorError::Unauthorized("invalid_grant".into()));
+        let (a, client) = app(json(
+            400,
+            r#"{"error":"invalid_request","error_description":"ada@example.com"}"#,
+        ))
+        .await;
+        let err = a.exchange(&client, "code", "verifier").await.unwrap_err();
+        assert!(!err.to_string().contains("ada@"), "{err}");
+        assert!(err.to_string().contains("invalid_request"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn token_urls_are_guarded() {
+        let (a, _) = app(json(200, "{}")).await;
+        let guarded = HttpClient::new(NetworkPolicy::default(), Duration::from_secs(5)).unwrap();
+        assert!(matches!(
+            a.refresh(&guarded, "rt").await,
+            Err(ConnectorError::Blocked(_))
+        ));
     }
 }

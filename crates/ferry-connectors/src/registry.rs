@@ -207,16 +207,14 @@ pub async fn send(
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let text = response.text().await.unwrap_or_default();
-        let json: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        let message = || {
-            ConnectorError::short(
-                json.get("message")
-                    .and_then(Value::as_str)
-                    .or_else(|| json.pointer("/error/message").and_then(Value::as_str))
-                    .unwrap_or(""),
-            )
+        let body = match ctx.http.read_body(response).await {
+            Ok(body) => body,
+            // An error status classifies the answer without its body.
+            Err(ConnectorError::TooLarge { .. }) if !(200..=299).contains(&status) => Vec::new(),
+            Err(e) => return Err(e),
         };
+        let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let message = || error_category(&json);
         match status {
             200..=299 => return Ok((status, json)),
             429 => {
@@ -250,6 +248,65 @@ pub async fn send(
                 });
             }
         }
+    }
+}
+
+/// The machine category of an error answer, for messages and logs: the
+/// codes the remote system gives (HubSpot's `category` and the `error`
+/// codes inside its validation message, `error.type`, `error.code`,
+/// `errors[].code`, an OAuth `error`), each only if it looks like a code
+/// (letters, digits, `_ . -`, at most 64), at most four. Never the remote
+/// system's prose, which may quote personal data back.
+pub fn error_category(body: &Value) -> String {
+    fn is_code(s: &str) -> bool {
+        (1..=64).contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+    }
+    let mut codes: Vec<String> = Vec::new();
+    let mut add = |v: Option<&Value>| {
+        if let Some(code) = v.and_then(Value::as_str)
+            && is_code(code)
+            && !codes.iter().any(|c| c == code)
+            && codes.len() < 4
+        {
+            codes.push(code.to_owned());
+        }
+    };
+    add(body.get("category"));
+    add(body.pointer("/error/type"));
+    add(body.pointer("/error/code"));
+    add(body.get("code"));
+    add(body.get("error"));
+    for e in body
+        .get("errors")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        add(e.get("code"));
+        add(e.get("error"));
+    }
+    // HubSpot puts the details of a validation error, as JSON, inside its
+    // message: "Property values were not valid: [{…"error":"PROPERTY_DOESNT_EXIST"…}]".
+    let embedded: Option<Value> = body
+        .get("message")
+        .and_then(Value::as_str)
+        .and_then(|m| m.find('[').map(|i| &m[i..]))
+        .and_then(|list| serde_json::from_str(list).ok());
+    for e in embedded
+        .as_ref()
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        add(e.get("error"));
+        add(e.get("code"));
+    }
+    if codes.is_empty() {
+        "no error category given".to_owned()
+    } else {
+        codes.join(", ")
     }
 }
 
@@ -295,5 +352,158 @@ mod tests {
         for key in ConnectorKey::ALL {
             assert_eq!(r.get(key).map(|c| c.def().key), Some(key));
         }
+    }
+
+    fn context(addr: std::net::SocketAddr, limit: usize) -> CallContext {
+        CallContext {
+            connection_id: "con_test".into(),
+            base_url: Url::parse(&format!("http://{addr}/")).unwrap(),
+            credentials: Credentials::default(),
+            http: HttpClient::new(
+                crate::NetworkPolicy {
+                    allow_private: true,
+                    ..crate::NetworkPolicy::default()
+                },
+                Duration::from_secs(10),
+            )
+            .unwrap()
+            .with_body_limit(limit),
+            limiter: RateLimiter::memory(),
+            idempotency_key: None,
+            log: CallLog::default(),
+            rate_limit: None,
+        }
+    }
+
+    async fn call(
+        answer: crate::test_server::Answer,
+        limit: usize,
+    ) -> Result<(u16, Value), ConnectorError> {
+        let addr = crate::test_server::http(answer).await;
+        send(
+            ConnectorKey::Http.def(),
+            &context(addr, limit),
+            Method::POST,
+            "/things",
+            Some(&serde_json::json!({ "a": 1 })),
+            Auth::None,
+            &mut Vec::new(),
+        )
+        .await
+    }
+
+    /// What a provider says in prose may quote personal data; errors carry
+    /// the status and machine codes only.
+    #[tokio::test]
+    async fn error_messages_never_echo_the_remote_body() {
+        use crate::test_server::json;
+        let prose = "Contact Ada Lovelace (ada@example.com, born 1815-12-10) already exists";
+        for (status, body) in [
+            (
+                400,
+                format!(
+                    r#"{{"status":"error","message":"{prose}","category":"VALIDATION_ERROR"}}"#
+                ),
+            ),
+            (401, format!(r#"{{"message":"{prose}"}}"#)),
+            (
+                403,
+                format!(r#"{{"error":{{"type":"forbidden","message":"{prose}"}}}}"#),
+            ),
+            (
+                409,
+                format!(
+                    r#"{{"message":"{prose}","category":"CONFLICT","errors":[{{"code":"{prose}"}}]}}"#
+                ),
+            ),
+            (
+                422,
+                format!(r#"{{"error":{{"type":"validation_error","message":"{prose}"}}}}"#),
+            ),
+            (500, format!(r#"{{"message":"{prose}"}}"#)),
+            (503, prose.to_owned()),
+        ] {
+            let err = call(json(status, &body), 1 << 20).await.unwrap_err();
+            let text = err.to_string();
+            assert!(
+                !text.contains("Ada") && !text.contains("ada@") && !text.contains("1815"),
+                "{status}: {text}"
+            );
+            assert!(
+                text.contains(&status.to_string()) || status == 401 || status == 403,
+                "{text}"
+            );
+        }
+        let err = call(
+            json(
+                400,
+                r#"{"status":"error","message":"x","category":"VALIDATION_ERROR"}"#,
+            ),
+            1 << 20,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(
+            err,
+            ConnectorError::Rejected {
+                status: 400,
+                message: "VALIDATION_ERROR".into()
+            }
+        );
+    }
+
+    #[test]
+    fn error_categories_are_machine_codes_only() {
+        // HubSpot's validation error names the missing property's code
+        // inside its message; the code is kept, the prose is not.
+        let hubspot = serde_json::json!({
+            "status": "error",
+            "message": "Property values were not valid: [{\"isValid\":false,\"message\":\"Property \\\"ada_lovelace\\\" does not exist\",\"error\":\"PROPERTY_DOESNT_EXIST\",\"name\":\"ada_lovelace\"}]",
+            "correlationId": "0f1e",
+            "category": "VALIDATION_ERROR",
+        });
+        assert_eq!(
+            error_category(&hubspot),
+            "VALIDATION_ERROR, PROPERTY_DOESNT_EXIST"
+        );
+        assert_eq!(
+            error_category(
+                &serde_json::json!({ "error": "invalid_grant", "error_description": "token of ada@example.com revoked" })
+            ),
+            "invalid_grant"
+        );
+        assert_eq!(
+            error_category(&serde_json::json!({ "error": "ada@example.com is not allowed" })),
+            "no error category given"
+        );
+        assert_eq!(error_category(&Value::Null), "no error category given");
+        let long = "A".repeat(65);
+        assert_eq!(
+            error_category(&serde_json::json!({ "code": long })),
+            "no error category given"
+        );
+    }
+
+    #[tokio::test]
+    async fn bodies_over_the_limit_fail_the_call_without_echo() {
+        use crate::test_server::{Answer, json};
+        let err = call(Answer::EndlessChunked, 4096).await.unwrap_err();
+        assert_eq!(err, ConnectorError::TooLarge { limit_bytes: 4096 });
+        let big = format!(
+            r#"{{"name":"Ada Lovelace","padding":"{}"}}"#,
+            "x".repeat(8192)
+        );
+        let err = call(json(200, &big), 4096).await.unwrap_err();
+        assert_eq!(err, ConnectorError::TooLarge { limit_bytes: 4096 });
+        assert!(!err.to_string().contains("Ada"));
+        // Under the limit, the body is the call's output.
+        let (status, body) = call(json(201, r#"{"id":"7"}"#), 4096).await.unwrap();
+        assert_eq!((status, body), (201, serde_json::json!({ "id": "7" })));
+        // An error status is classified by its status even when its body is too long.
+        let err = call(json(503, &big), 4096).await.unwrap_err();
+        assert!(
+            matches!(err, ConnectorError::Remote { status: 503, .. }),
+            "{err:?}"
+        );
     }
 }

@@ -186,15 +186,15 @@ impl Connector for Smtp {
     }
 
     async fn test(&self, ctx: &CallContext) -> Result<String, ConnectorError> {
-        let (transport, host, port) = smtp_transport(ctx).await?;
+        let target = SmtpTarget::resolve(&ctx.base_url, ctx.http.policy()).await?;
+        let transport = smtp_transport(&target, ctx)?;
+        let (host, port) = (&target.host, target.addr.port());
         match transport.test_connection().await {
             Ok(true) => Ok(format!("The SMTP server at {host}:{port} answered.")),
             Ok(false) => Err(ConnectorError::Network(format!(
                 "the SMTP server at {host}:{port} did not answer"
             ))),
-            Err(e) => Err(ConnectorError::Network(ConnectorError::short(
-                &e.to_string(),
-            ))),
+            Err(e) => Err(ConnectorError::Network(smtp_error(&e))),
         }
     }
 
@@ -215,7 +215,7 @@ impl Connector for Smtp {
             text.parse::<Mailbox>()
                 .map_err(|_| ConnectorError::Rejected {
                     status: 422,
-                    message: format!("{field}: '{text}' is not an email address"),
+                    message: format!("{field}: is not an email address"),
                 })
         };
         let to = parse("to", input_str(input, "to")?)?;
@@ -240,61 +240,148 @@ impl Connector for Smtp {
                 status: 422,
                 message: ConnectorError::short(&e.to_string()),
             })?;
-        let (transport, _, _) = smtp_transport(ctx).await?;
+        let target = SmtpTarget::resolve(&ctx.base_url, ctx.http.policy()).await?;
+        let transport = smtp_transport(&target, ctx)?;
         let response = transport
             .send(message)
             .await
             .map_err(|e| ConnectorError::Remote {
                 status: 502,
-                message: ConnectorError::short(&e.to_string()),
+                message: smtp_error(&e),
             })?;
         Ok(json!({ "accepted": response.is_positive() }))
     }
 }
 
-/// The SMTP transport for a connection's URL: `smtps://host[:465]` is
-/// implicit TLS; `smtp://host[:587]` requires STARTTLS unless the URL says
-/// `?tls=none` (a local relay). The host passes the SSRF guard first.
-async fn smtp_transport(
-    ctx: &CallContext,
-) -> Result<
-    (
-        lettre::AsyncSmtpTransport<lettre::Tokio1Executor>,
-        String,
-        u16,
-    ),
-    ConnectorError,
-> {
-    use lettre::{AsyncSmtpTransport, Tokio1Executor};
-    let url = &ctx.base_url;
-    let host = url
-        .host_str()
-        .ok_or_else(|| ConnectorError::Config("the SMTP URL has no host".into()))?
-        .to_owned();
-    let implicit_tls = url.scheme() == "smtps";
-    let port = url.port().unwrap_or(if implicit_tls { 465 } else { 587 });
-    ctx.http.policy().check_host(&host, port).await?;
-    let plain = url.query_pairs().any(|(k, v)| k == "tls" && v == "none");
-    let builder = if implicit_tls {
-        AsyncSmtpTransport::<Tokio1Executor>::relay(&host)
-    } else if plain {
-        Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(
-            &host,
-        ))
-    } else {
-        AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&host)
+/// How the SMTP connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpSecurity {
+    /// `smtps://`: TLS from the first byte (port 465 by default).
+    ImplicitTls,
+    /// `smtp://`: STARTTLS, required (port 587 by default).
+    StartTls,
+    /// `smtp://…?tls=none`: plain text (a local relay).
+    None,
+}
+
+/// Where the SMTP connector connects: the one address that passed the SSRF
+/// guard (the host is resolved once; lettre is given this IP, so it cannot
+/// resolve the name again to somewhere else), and the host name the
+/// server's TLS certificate is verified against (and sent as SNI).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmtpTarget {
+    /// The checked address to dial.
+    pub addr: std::net::SocketAddr,
+    /// The host as written in the URL (without IPv6 brackets), for TLS.
+    pub host: String,
+    /// How the connection is secured.
+    pub security: SmtpSecurity,
+}
+
+impl SmtpTarget {
+    /// The target for a connection's URL, resolved by the system resolver.
+    pub async fn resolve(
+        url: &url::Url,
+        policy: &crate::NetworkPolicy,
+    ) -> Result<Self, ConnectorError> {
+        Self::resolve_with(url, policy, crate::net::system_resolve).await
     }
-    .map_err(|e| ConnectorError::Config(ConnectorError::short(&e.to_string())))?;
-    let mut builder = builder
-        .port(port)
-        .timeout(Some(std::time::Duration::from_secs(10)));
+
+    /// [`Self::resolve`] with the resolver given (tests).
+    pub async fn resolve_with<F, Fut>(
+        url: &url::Url,
+        policy: &crate::NetworkPolicy,
+        resolve: F,
+    ) -> Result<Self, ConnectorError>
+    where
+        F: FnOnce(String, u16) -> Fut,
+        Fut: std::future::Future<Output = std::io::Result<Vec<std::net::SocketAddr>>>,
+    {
+        let host = url
+            .host_str()
+            .ok_or_else(|| ConnectorError::Config("the SMTP URL has no host".into()))?;
+        let security = if url.scheme() == "smtps" {
+            SmtpSecurity::ImplicitTls
+        } else if url.query_pairs().any(|(k, v)| k == "tls" && v == "none") {
+            SmtpSecurity::None
+        } else {
+            SmtpSecurity::StartTls
+        };
+        let port = url
+            .port()
+            .unwrap_or(if security == SmtpSecurity::ImplicitTls {
+                465
+            } else {
+                587
+            });
+        let addr = policy.resolve_checked_with(host, port, resolve).await?;
+        Ok(Self {
+            addr,
+            host: host.trim_matches(|c| c == '[' || c == ']').to_owned(),
+            security,
+        })
+    }
+}
+
+/// The SMTP transport to a checked target: `smtps://host[:465]` is implicit
+/// TLS; `smtp://host[:587]` requires STARTTLS unless the URL says
+/// `?tls=none` (a local relay). The certificate must name the URL's host.
+fn smtp_transport(
+    target: &SmtpTarget,
+    ctx: &CallContext,
+) -> Result<lettre::AsyncSmtpTransport<lettre::Tokio1Executor>, ConnectorError> {
+    use lettre::transport::smtp::client::{Tls, TlsParameters};
+    use lettre::{AsyncSmtpTransport, Tokio1Executor};
+    let parameters = || {
+        TlsParameters::new(target.host.clone())
+            .map_err(|e| ConnectorError::Config(ConnectorError::short(&e.to_string())))
+    };
+    let tls = match target.security {
+        SmtpSecurity::ImplicitTls => Tls::Wrapper(parameters()?),
+        SmtpSecurity::StartTls => Tls::Required(parameters()?),
+        SmtpSecurity::None => Tls::None,
+    };
+    let mut builder =
+        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(target.addr.ip().to_string())
+            .port(target.addr.port())
+            .tls(tls)
+            .timeout(Some(std::time::Duration::from_secs(10)));
     if let (Some(user), Some(pass)) = (&ctx.credentials.username, &ctx.credentials.api_key) {
         builder = builder.credentials(lettre::transport::smtp::authentication::Credentials::new(
             user.clone(),
             pass.clone(),
         ));
     }
-    Ok((builder.build(), host, port))
+    Ok(builder.build())
+}
+
+/// What went wrong with the SMTP server, in Ferry's words: the reply code,
+/// never the server's text (which may quote addresses back).
+fn smtp_error(e: &lettre::transport::smtp::Error) -> String {
+    if let Some(code) = e.status() {
+        if e.is_permanent() {
+            format!("the SMTP server refused ({code})")
+        } else {
+            format!("the SMTP server deferred ({code})")
+        }
+    } else if e.is_timeout() {
+        "the SMTP server did not answer in time".into()
+    } else if e.is_tls() {
+        "TLS with the SMTP server failed".into()
+    } else if e.is_response() {
+        "the SMTP server's answer was not understood".into()
+    } else if e.is_client() {
+        "the SMTP session failed (does the server offer STARTTLS?)".into()
+    } else {
+        let mut source = std::error::Error::source(e);
+        while let Some(s) = source {
+            if let Some(io) = s.downcast_ref::<std::io::Error>() {
+                return format!("could not reach the SMTP server ({})", io.kind());
+            }
+            source = s.source();
+        }
+        "could not reach the SMTP server".into()
+    }
 }
 
 #[cfg(test)]
@@ -340,5 +427,111 @@ mod tests {
                 Err(SignatureError::Missing)
             );
         }
+    }
+
+    /// A resolver that answers `addrs` (with the port asked for), once.
+    fn resolved_to(
+        addrs: &[&str],
+    ) -> impl FnOnce(String, u16) -> std::future::Ready<std::io::Result<Vec<std::net::SocketAddr>>>
+    {
+        let ips: Vec<std::net::IpAddr> = addrs.iter().map(|a| a.parse().unwrap()).collect();
+        move |_, port| {
+            std::future::ready(Ok(ips
+                .into_iter()
+                .map(|ip| std::net::SocketAddr::new(ip, port))
+                .collect()))
+        }
+    }
+
+    #[tokio::test]
+    async fn smtp_dials_the_checked_address_and_verifies_the_host_name() {
+        let p = crate::NetworkPolicy::default();
+        let url = |s: &str| url::Url::parse(s).unwrap();
+        let target = SmtpTarget::resolve_with(
+            &url("smtps://mail.example.com"),
+            &p,
+            resolved_to(&["93.184.216.34", "93.184.216.35"]),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            target,
+            SmtpTarget {
+                addr: "93.184.216.34:465".parse().unwrap(),
+                host: "mail.example.com".into(),
+                security: SmtpSecurity::ImplicitTls,
+            }
+        );
+        let target = SmtpTarget::resolve_with(
+            &url("smtp://mail.example.com:2525"),
+            &p,
+            resolved_to(&["2606:4700:4700::1111"]),
+        )
+        .await
+        .unwrap();
+        assert_eq!(target.addr, "[2606:4700:4700::1111]:2525".parse().unwrap());
+        assert_eq!(target.security, SmtpSecurity::StartTls);
+        let target = SmtpTarget::resolve_with(
+            &url("smtps://[2606:4700:4700::1111]"),
+            &p,
+            resolved_to(&["127.0.0.1"]), // an IP literal is not resolved
+        )
+        .await
+        .unwrap();
+        assert_eq!(target.host, "2606:4700:4700::1111");
+        assert_eq!(target.addr, "[2606:4700:4700::1111]:465".parse().unwrap());
+
+        // A name with one private answer is refused, whatever else it has.
+        for private in [
+            &["93.184.216.34", "127.0.0.1"][..],
+            &["169.254.169.254"],
+            &["64:ff9b::a00:1"],
+            &["2002:a9fe:a9fe::1"],
+        ] {
+            let refused =
+                SmtpTarget::resolve_with(&url("smtp://mail.example.com"), &p, resolved_to(private))
+                    .await;
+            assert!(
+                matches!(refused, Err(ConnectorError::Blocked(_))),
+                "{private:?}: {refused:?}"
+            );
+        }
+    }
+
+    /// lettre is given the checked IP, not the name: a name that does not
+    /// resolve at all (`.invalid`) is reached at the address it was checked as.
+    #[tokio::test]
+    async fn the_smtp_transport_connects_to_the_checked_ip() {
+        let server = crate::test_server::smtp().await;
+        let policy = crate::NetworkPolicy {
+            allow_private: true,
+            ..crate::NetworkPolicy::default()
+        };
+        let url = url::Url::parse(&format!(
+            "smtp://mail.ferry-test.invalid:{}?tls=none",
+            server.port()
+        ))
+        .unwrap();
+        let target = SmtpTarget::resolve_with(&url, &policy, resolved_to(&["127.0.0.1"]))
+            .await
+            .unwrap();
+        assert_eq!(target.addr, server);
+        let ctx = CallContext {
+            connection_id: "con_smtp".into(),
+            base_url: url.clone(),
+            credentials: ferry_core::Credentials::default(),
+            http: crate::HttpClient::new(policy, std::time::Duration::from_secs(5)).unwrap(),
+            limiter: crate::RateLimiter::memory(),
+            idempotency_key: None,
+            log: crate::registry::CallLog::default(),
+            rate_limit: None,
+        };
+        let transport = smtp_transport(&target, &ctx).unwrap();
+        assert!(matches!(transport.test_connection().await, Ok(true)));
+        // Left to resolve the name itself, the connection fails.
+        assert!(matches!(
+            Smtp.test(&ctx).await,
+            Err(ConnectorError::Network(_))
+        ));
     }
 }

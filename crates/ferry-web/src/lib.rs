@@ -7,6 +7,7 @@ mod assets;
 mod error;
 mod pages;
 mod password;
+pub mod redirect;
 mod session;
 mod templates;
 

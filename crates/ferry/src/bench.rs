@@ -71,6 +71,7 @@ pub async fn connector_overhead(calls: usize) -> anyhow::Result<(Stats, Stats)> 
 
     // A grant, straight from the simulator's OAuth endpoints.
     let http = reqwest::Client::builder()
+        .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
         .build()?;
     let redirect = format!("http://127.0.0.1:{port}/cb");
@@ -144,6 +145,7 @@ pub async fn connector_overhead(calls: usize) -> anyhow::Result<(Stats, Stats)> 
         rate_limit: None,
     };
     let bare = reqwest::Client::builder()
+        .no_proxy()
         .timeout(Duration::from_secs(10))
         .build()?;
     let url = format!("{base}/crm/v3/objects/contacts?limit=1");

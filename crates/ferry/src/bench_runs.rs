@@ -352,6 +352,7 @@ pub async fn ingest(
         ferry_engine::connections::sandbox_client_secret(env.settings.master_key.expose_secret());
     let uri = format!("{}/hooks/hubspot/sandbox", env.address);
     let http = reqwest::Client::builder()
+        .no_proxy()
         .pool_max_idle_per_host(concurrency)
         .build()?;
     let run_id = rand::random::<u32>();
@@ -569,6 +570,7 @@ pub async fn peer_flow(
 
     let uri = format!("{}/hooks/webhook/{}", env.address, hook.id);
     let http = reqwest::Client::builder()
+        .no_proxy()
         .pool_max_idle_per_host(concurrency)
         .build()?;
     let make = {
@@ -642,7 +644,7 @@ pub async fn reference(backend: &Backend, contacts: usize) -> anyhow::Result<Rep
     let env = start(backend, 16).await?;
     let (idle, _) = memory_kib();
     crate::demo::connect_sandbox(&env.address, &env.admin_email, &env.admin_password).await?;
-    let http = reqwest::Client::new();
+    let http = reqwest::Client::builder().no_proxy().build()?;
     let portal = http
         .get(format!("{}/sandbox/hubspot/admin/portals", env.address))
         .send()
@@ -751,6 +753,7 @@ pub async fn runs_page(
     );
     env.db.analyze().await?;
     let client = reqwest::Client::builder()
+        .no_proxy()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
         .build()?;

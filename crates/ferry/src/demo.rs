@@ -90,6 +90,7 @@ pub async fn connect_sandbox(
 ) -> anyhow::Result<()> {
     use anyhow::{Context, bail};
     let client = reqwest::Client::builder()
+        .no_proxy()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
         .build()?;

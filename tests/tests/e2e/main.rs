@@ -13,6 +13,7 @@ mod kill;
 mod operator;
 mod pages;
 mod privacy;
+mod redirects;
 mod runs;
 mod sandbox;
 mod sandbox_access;

@@ -683,9 +683,8 @@ async fn sandbox_admin(
     use secrecy::ExposeSecret;
     let link = state.sandbox.as_ref().ok_or("the sandbox is off")?;
     let url = link.url.join(path).map_err(|e| e.to_string())?;
-    let mut request = state
-        .connections
-        .http(Environment::Sandbox)
+    let http = state.connections.http(Environment::Sandbox);
+    let mut request = http
         .request(method, &url)
         .map_err(|e| e.to_string())?
         .bearer_auth(link.admin_key.expose_secret());
@@ -701,7 +700,8 @@ async fn sandbox_admin(
     if !status.is_success() {
         return Err(format!("the sandbox answered {status}"));
     }
-    Ok(response.json().await.unwrap_or(serde_json::Value::Null))
+    let body = http.read_body(response).await.map_err(|e| e.to_string())?;
+    Ok(serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null))
 }
 
 /// The portal of the tenant's sandbox HubSpot connection, if any.

@@ -20,6 +20,8 @@ use ferry_core::{EmailAddress, InviteKind, Role, TenantId, UserId};
 use ferry_engine::OutgoingEmail;
 use ferry_store::{audit as audit_log, invites, new_token, token_hash};
 
+pub(crate) use crate::redirect::safe_next;
+
 /// Records every route as it is mounted, so the access-control test can
 /// enumerate the router itself (a route added without a decision there
 /// fails the suite).
@@ -304,28 +306,5 @@ fn home_for(user: &CurrentUser) -> &'static str {
     match user.principal {
         crate::Principal::Operator => "/operator/tenants",
         crate::Principal::Member { .. } => "/home",
-    }
-}
-
-/// Only local paths are followed after login (no open redirect).
-fn safe_next(next: &str) -> Option<&str> {
-    (next.starts_with('/')
-        && !next.starts_with("//")
-        && !next.starts_with("/\\")
-        && next.len() < 512)
-        .then_some(next)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::safe_next;
-
-    #[test]
-    fn only_local_paths_are_followed_after_login() {
-        assert_eq!(safe_next("/users"), Some("/users"));
-        assert_eq!(safe_next("//evil.example"), None);
-        assert_eq!(safe_next("/\\evil.example"), None);
-        assert_eq!(safe_next("https://evil.example"), None);
-        assert_eq!(safe_next(""), None);
     }
 }
