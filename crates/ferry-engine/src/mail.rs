@@ -169,7 +169,7 @@ impl MailDelivery {
         self.transport
             .send(message)
             .await
-            .context("SMTP server refused or was unreachable")?;
+            .map_err(|e| anyhow::anyhow!(smtp_failure(&e)))?;
         Ok(())
     }
 
@@ -189,5 +189,26 @@ impl MailDelivery {
                 return;
             }
         }
+    }
+}
+
+/// What went wrong with an SMTP delivery, for the log and the outbox row:
+/// the kind and the reply code, never the server's text (which may quote the
+/// recipient's address).
+fn smtp_failure(e: &lettre::transport::smtp::Error) -> String {
+    let kind = if e.is_permanent() {
+        "the SMTP server refused the message permanently"
+    } else if e.is_transient() {
+        "the SMTP server refused the message for now"
+    } else if e.is_timeout() {
+        "the SMTP server did not answer in time"
+    } else if e.is_tls() {
+        "TLS with the SMTP server failed"
+    } else {
+        "the SMTP server was unreachable or broke the connection"
+    };
+    match e.status() {
+        Some(code) => format!("{kind} (reply {code})"),
+        None => kind.to_owned(),
     }
 }

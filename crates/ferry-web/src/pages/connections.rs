@@ -408,8 +408,15 @@ pub async fn oauth_callback(
         Ok(t) => t,
         Err(e) => {
             tracing::warn!(error = %e, "OAuth code exchange failed");
+            // Providers' own wording is not shown (it may quote anything);
+            // the OAuth error code is, with what it means.
+            let meaning = if e.to_string().contains("invalid_grant") {
+                " — the code expired, was already used, or did not match this sign-in"
+            } else {
+                ""
+            };
             return Ok(connect_failed(&format!(
-                "HubSpot refused the authorization code ({e}). Nothing was connected; start again from Connections."
+                "HubSpot refused the authorization code ({e}){meaning}. Nothing was connected; start again from Connections."
             )));
         }
     };
