@@ -255,13 +255,19 @@ pub async fn send(
 /// codes the remote system gives (HubSpot's `category` and the `error`
 /// codes inside its validation message, `error.type`, `error.code`,
 /// `errors[].code`, an OAuth `error`), each only if it looks like a code
-/// (letters, digits, `_ . -`, at most 64), at most four. Never the remote
+/// (see `is_code`: never a name or a date), at most four. Never the remote
 /// system's prose, which may quote personal data back.
 pub fn error_category(body: &Value) -> String {
+    // A machine code looks like one: a letter first, then letters,
+    // digits, `_` or `.`, and either an underscore (`invalid_grant`) or all
+    // capitals (`VALIDATION_ERROR`, `FORBIDDEN`) — so a name ("Lovelace")
+    // or a date ("1815-12-10") a provider puts in a code field is dropped.
     fn is_code(s: &str) -> bool {
         (1..=64).contains(&s.len())
+            && s.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
             && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.'))
+            && (s.contains('_') || !s.bytes().any(|b| b.is_ascii_lowercase()))
     }
     let mut codes: Vec<String> = Vec::new();
     let mut add = |v: Option<&Value>| {
@@ -477,6 +483,17 @@ mod tests {
             "no error category given"
         );
         assert_eq!(error_category(&Value::Null), "no error category given");
+        // Personal data in a code field is not a code.
+        for not_a_code in ["Lovelace", "1815-12-10", "ada.lovelace", "+442079460018"] {
+            let got = error_category(&serde_json::json!({ "code": not_a_code }));
+            assert_eq!(got, "no error category given", "{not_a_code} kept");
+        }
+        assert_eq!(
+            error_category(
+                &serde_json::json!({ "error": { "type": "FORBIDDEN" }, "code": "rate_limit" })
+            ),
+            "FORBIDDEN, rate_limit"
+        );
         let long = "A".repeat(65);
         assert_eq!(
             error_category(&serde_json::json!({ "code": long })),

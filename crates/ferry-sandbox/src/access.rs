@@ -125,7 +125,9 @@ pub async fn admin_layer(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    let path = req.path();
+    // The path as the router matches it (percent-decoded), so
+    // `/sandbox/hubspot/%61dmin/…` is decided like `/admin/…`.
+    let path = req.match_info().as_str().to_owned();
     let Some(rest) = path
         .strip_prefix("/sandbox/hubspot")
         .or_else(|| path.strip_prefix("/sandbox/verify"))
@@ -167,8 +169,23 @@ fn forbidden(message: &str) -> HttpResponse {
     }))
 }
 
+/// A loopback client that also asked for a loopback name: a page on
+/// another site whose name an attacker pointed at 127.0.0.1 (DNS
+/// rebinding) sends its own name as `Host`, and is refused.
 fn is_loopback(req: &HttpRequest) -> bool {
-    req.peer_addr().is_some_and(|a| a.ip().is_loopback())
+    let host = req.connection_info().host().to_ascii_lowercase();
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default().to_owned(),
+        None => host
+            .rsplit_once(':')
+            .map_or(host.clone(), |(h, _)| h.to_owned()),
+    };
+    let loopback_name = name == "localhost"
+        || name.ends_with(".localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    loopback_name && req.peer_addr().is_some_and(|a| a.ip().is_loopback())
 }
 
 /// A browser marks requests another site started (`Sec-Fetch-Site`);
@@ -226,8 +243,11 @@ impl Access {
     /// loopback client that no other site sent (local).
     pub async fn admin_api(&self, req: &HttpRequest) -> Result<Caller, HttpResponse> {
         if self.key_matches(req) {
+            // A local tool has one user: owners matter on a shared sandbox.
             return Ok(match header(req, "x-sandbox-owner") {
-                Some(owner) if !owner.is_empty() => Caller::Owner(owner.to_owned()),
+                Some(owner) if !owner.is_empty() && self.is_shared() => {
+                    Caller::Owner(owner.to_owned())
+                }
                 _ => Caller::Everything,
             });
         }
@@ -235,6 +255,12 @@ impl Access {
             Mode::Local if is_loopback(req) && !is_cross_site(req) => Ok(Caller::Everything),
             Mode::Local => Err(forbidden(
                 "The sandbox's admin API answers only this machine.",
+            )),
+            // A session cookie alone does not prove the operator meant it:
+            // a request another site (even a sibling subdomain) started is
+            // refused.
+            Mode::Shared(_) if is_cross_site(req) => Err(forbidden(
+                "The sandbox's admin API refuses requests started by another site.",
             )),
             Mode::Shared(_) => match self.visitor(req).await {
                 Some(Visitor::Operator) => Ok(Caller::Everything),
@@ -356,16 +382,27 @@ mod tests {
             .insert_header(("Sec-Fetch-Site", "cross-site"))
             .to_http_request();
         assert!(access.admin_api(&cross).await.is_err());
+        // DNS rebinding: another site's name pointed at 127.0.0.1.
+        let rebound = TestRequest::default()
+            .peer_addr(peer("127.0.0.1"))
+            .insert_header(("Host", "evil.example:8080"))
+            .to_http_request();
+        assert!(access.admin_api(&rebound).await.is_err());
+        for host in ["127.0.0.1:8080", "localhost", "[::1]:8080"] {
+            let named = TestRequest::default()
+                .peer_addr(peer("127.0.0.1"))
+                .insert_header(("Host", host))
+                .to_http_request();
+            assert!(access.admin_api(&named).await.is_ok(), "{host}");
+        }
         // The key opens it from anywhere, scoped to the owner it names.
         let keyed = TestRequest::default()
             .peer_addr(peer("10.1.2.3"))
             .insert_header(("Authorization", format!("Bearer {}", "k".repeat(64))))
             .insert_header(("X-Sandbox-Owner", "ten_a"))
             .to_http_request();
-        assert_eq!(
-            access.admin_api(&keyed).await.unwrap(),
-            Caller::Owner("ten_a".into())
-        );
+        // A local tool has one user: the owner header changes nothing.
+        assert_eq!(access.admin_api(&keyed).await.unwrap(), Caller::Everything);
         let wrong = TestRequest::default()
             .peer_addr(peer("10.1.2.3"))
             .insert_header(("Authorization", "Bearer nope"))
@@ -405,6 +442,22 @@ mod tests {
         assert_eq!(
             access.admin_api(&req("op")).await.unwrap(),
             Caller::Everything
+        );
+        // Not when another site (even a sibling subdomain) started it.
+        let forged = TestRequest::default()
+            .peer_addr(peer("127.0.0.1"))
+            .insert_header(("x-test-who", "op"))
+            .insert_header(("Sec-Fetch-Site", "same-site"))
+            .to_http_request();
+        assert!(access.admin_api(&forged).await.is_err());
+        // On a shared sandbox the key's owner header scopes the caller.
+        let keyed = TestRequest::default()
+            .insert_header(("Authorization", "Bearer key"))
+            .insert_header(("X-Sandbox-Owner", "ten_b"))
+            .to_http_request();
+        assert_eq!(
+            access.admin_api(&keyed).await.unwrap(),
+            Caller::Owner("ten_b".into())
         );
         assert_eq!(
             access.page(&req("admin"), true).await.unwrap(),

@@ -180,10 +180,12 @@ struct State {
     access: HashMap<String, AccessGrant>,
     refresh: HashMap<String, RefreshGrant>,
     portals: BTreeMap<u64, Portal>,
-    next_portal: u64,
     token_ttl: Duration,
     deliveries: Vec<DeliveryRecord>,
 }
+
+/// Webhook delivery attempts kept for the admin API (the oldest go first).
+const MAX_DELIVERIES_KEPT: usize = 1000;
 
 /// One webhook delivery attempt, for the admin API and tests.
 #[derive(Debug, Clone, Serialize)]
@@ -228,9 +230,6 @@ impl HubSpotSim {
                 access: HashMap::new(),
                 refresh: HashMap::new(),
                 portals: BTreeMap::new(),
-                // Far above the ids HubSpot hands out, so a sandbox portal is never
-                // mistaken for a real one (lookups are per environment anyway).
-                next_portal: 9_000_000_001,
                 token_ttl: Duration::from_secs(1800),
                 deliveries: Vec::new(),
             })),
@@ -354,12 +353,18 @@ impl HubSpotSim {
                 },
                 None => 0,
             };
-            self.lock().deliveries.push(DeliveryRecord {
-                url: settings.target_url.clone(),
-                attempt,
-                status,
-                events: batch.len(),
-            });
+            {
+                let mut state = self.lock();
+                if state.deliveries.len() >= MAX_DELIVERIES_KEPT {
+                    state.deliveries.remove(0);
+                }
+                state.deliveries.push(DeliveryRecord {
+                    url: settings.target_url.clone(),
+                    attempt,
+                    status,
+                    events: batch.len(),
+                });
+            }
             // A target the network policy refuses is not retried.
             if refused
                 || (200..300).contains(&status)
@@ -738,8 +743,16 @@ fn create_portal(state: &mut State, caller: &Caller) -> Result<u64, HttpResponse
             &format!("A tenant may create at most {MAX_PER_OWNER} sandbox portals."),
         ));
     }
-    let id = state.next_portal;
-    state.next_portal += 1;
+    // Random, far above the ids HubSpot hands out (a sandbox portal is never
+    // mistaken for a real one), and never the id of a portal from before a
+    // restart (the simulator keeps its state in memory; Ferry's connections
+    // remember portal ids): a new tenant's portal cannot be an old one's.
+    let id = loop {
+        let candidate = 9_000_000_000 + rand::random::<u64>() % 1_000_000_000_000;
+        if !state.portals.contains_key(&candidate) {
+            break candidate;
+        }
+    };
     state.portals.insert(
         id,
         Portal {
@@ -790,6 +803,19 @@ async fn consent_decision(
         if !method_ok {
             drop(state);
             return plain_error("Only code_challenge_method=S256 is supported.");
+        }
+        // Codes nobody exchanged are dropped once expired, and the form's
+        // free-text fields are bounded: a scripted consent loop cannot grow
+        // the simulator without limit.
+        let now = Instant::now();
+        state.codes.retain(|_, c| c.expires_at > now);
+        if d.scope.len() > 1024 || d.code_challenge.len() > 128 || d.redirect_uri.len() > 2048 {
+            drop(state);
+            return plain_error("The request's scope, code_challenge or redirect_uri is too long.");
+        }
+        if state.codes.len() >= 10_000 {
+            drop(state);
+            return plain_error("Too many authorizations in flight; try again in a few minutes.");
         }
         state.codes.insert(
             code.clone(),
@@ -1379,6 +1405,13 @@ fn source_event(mut e: Value, app: u64) -> Value {
 }
 
 fn create_one(p: &mut Portal, props: &Map<String, Value>) -> Result<Contact, HttpResponse> {
+    if p.contacts.len() >= MAX_CONTACTS_PER_PORTAL {
+        return Err(hubspot_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "LIMIT_REACHED",
+            &format!("A sandbox portal holds at most {MAX_CONTACTS_PER_PORTAL} contacts."),
+        ));
+    }
     let props = validate_properties(p, props)?;
     if !["email", "firstname", "lastname"]
         .iter()

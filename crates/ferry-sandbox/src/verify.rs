@@ -26,6 +26,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+/// Checks one sandbox account holds (the simulator lives in memory).
+const MAX_CHECKS_PER_ACCOUNT: usize = 10_000;
+
 /// hex(HMAC-SHA256(secret, body)), the `X-Signature` of result webhooks.
 pub fn sign_result(secret: &str, body: &[u8]) -> String {
     let mut mac =
@@ -204,6 +207,9 @@ impl VerifySim {
                 None => 0,
             };
             if let Some(a) = self.lock().accounts.iter_mut().find(|a| a.id == account_id) {
+                if a.deliveries.len() >= 1000 {
+                    a.deliveries.remove(0);
+                }
                 a.deliveries.push((attempt, status));
             }
             // A URL the network policy refuses is not retried.
@@ -370,6 +376,13 @@ async fn create_check(
                     .insert_header(("Idempotent-Replayed", "true"))
                     .json(check_json(c));
             }
+        }
+        if a.checks.len() >= MAX_CHECKS_PER_ACCOUNT {
+            return error(
+                actix_web::http::StatusCode::TOO_MANY_REQUESTS,
+                "limit_reached",
+                &format!("A sandbox account holds at most {MAX_CHECKS_PER_ACCOUNT} checks."),
+            );
         }
         let check = Check {
             id: format!("chk_{}", random_hex(24)),

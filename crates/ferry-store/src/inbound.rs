@@ -76,15 +76,17 @@ pub async fn stats(
     Ok((count, last))
 }
 
-/// The HubSpot connection for a portal (the first made, if several), with
-/// its tenant and the tenant's status, in one query: the tenant of a HubSpot
-/// webhook is found from its `portalId`.
+/// The connection a HubSpot portal's events belong to, in one environment:
+/// its tenant, id and the tenant's status. The oldest connection wins when
+/// one tenant connected the portal twice; when connections of different
+/// tenants name the same portal, nobody gets its events (`None`, logged):
+/// a portal's data never goes to a tenant it might not belong to.
 pub async fn hubspot_connection_for_portal(
     db: &Db,
     environment: ferry_core::Environment,
     portal: &str,
 ) -> Result<Option<(TenantId, ConnectionId, TenantStatus)>, StoreError> {
-    let row: Option<(String, String, Option<String>)> = connection::Entity::find()
+    let rows: Vec<(String, String, Option<String>)> = connection::Entity::find()
         .select_only()
         .column(connection::Column::TenantId)
         .column(connection::Column::Id)
@@ -96,21 +98,29 @@ pub async fn hubspot_connection_for_portal(
         .filter(connection::Column::Environment.eq(environment.as_str()))
         .filter(connection::Column::ExternalAccount.eq(portal))
         .order_by_asc(connection::Column::CreatedAt)
+        .limit(16)
         .into_tuple()
-        .one(&db.conn)
+        .all(&db.conn)
         .await?;
-    row.map(|(tenant, id, status)| {
-        Ok((
-            tenant
-                .parse()
-                .map_err(|_| StoreError::Corrupt("connections.tenant_id"))?,
-            id.parse()
-                .map_err(|_| StoreError::Corrupt("connections.id"))?,
-            status
-                .as_deref()
-                .and_then(TenantStatus::parse)
-                .ok_or(StoreError::Corrupt("tenants.status"))?,
-        ))
-    })
-    .transpose()
+    let Some((tenant, id, status)) = rows.first().cloned() else {
+        return Ok(None);
+    };
+    if rows.iter().any(|(t, _, _)| *t != tenant) {
+        tracing::warn!(
+            environment = environment.as_str(),
+            "HubSpot portal connected by more than one tenant: its events are refused"
+        );
+        return Ok(None);
+    }
+    Ok(Some((
+        tenant
+            .parse()
+            .map_err(|_| StoreError::Corrupt("connections.tenant_id"))?,
+        id.parse()
+            .map_err(|_| StoreError::Corrupt("connections.id"))?,
+        status
+            .as_deref()
+            .and_then(TenantStatus::parse)
+            .ok_or(StoreError::Corrupt("tenants.status"))?,
+    )))
 }

@@ -602,13 +602,12 @@ async fn idle_connections_are_refreshed_in_the_background_and_a_revoked_grant_is
     let kept = app.connect_hubspot(&client).await;
     let revoked = app.connect_hubspot(&client).await;
     let before = app.credentials(&tenant, &kept).await.access_token;
-    let portals = app.json("/sandbox/hubspot/admin/portals").await;
-    let second = portals
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["portalId"].as_u64().unwrap())
-        .max()
+    let second = app
+        .json_rows(&format!(
+            "SELECT external_account FROM connections WHERE id = '{revoked}'"
+        ))
+        .await[0][0]
+        .clone()
         .unwrap();
     app.send_json(
         reqwest::Method::POST,

@@ -509,3 +509,53 @@ async fn production_hubspot_webhooks_are_404_until_production_is_configured() {
     let (status, _) = post(&app, "/hooks/hubspot", &[], b"[]".to_vec()).await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn a_portal_connected_by_two_tenants_gives_its_events_to_neither() {
+    // A local sandbox offers every portal on its consent screen, so a second
+    // tenant can pick the first one's portal: then nobody gets its events.
+    let app = spawn_app().await;
+    let (_, alice) = app.create_tenant("Acme").await;
+    let (_, bob) = app.create_tenant("Globex").await;
+    let a = app.login(&alice).await;
+    let b = app.login(&bob).await;
+    app.connect_hubspot(&a).await;
+    let portal = app.portal().await;
+    let consent = app.start_hubspot(&b, "Same portal").await;
+    let res = app
+        .consent_as(&b, &consent, "approve", &portal.to_string())
+        .await;
+    assert_eq!(res.status, 302, "{}", res.body);
+    let callback: url::Url = res.location.unwrap().parse().unwrap();
+    let done = b
+        .get(&format!(
+            "{}?{}",
+            callback.path(),
+            callback.query().unwrap_or("")
+        ))
+        .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let body = serde_json::to_vec(&json!([{ "eventId": 9, "portalId": portal, "subscriptionType": "contact.creation", "objectId": 101 }])).unwrap();
+    let ts = chrono::Utc::now().timestamp_millis().to_string();
+    let uri = format!("{}/hooks/hubspot/sandbox", app.address);
+    let sig = ferry_connectors::hubspot::signature_v3(
+        &app.sandbox_client_secret(),
+        "POST",
+        &uri,
+        &body,
+        &ts,
+    );
+    let (status, summary) = post(
+        &app,
+        "/hooks/hubspot/sandbox",
+        &[
+            ("x-hubspot-signature-v3", sig),
+            ("x-hubspot-request-timestamp", ts),
+        ],
+        body,
+    )
+    .await;
+    assert_eq!(status, 404, "{summary}");
+    assert_eq!(summary["unknown_portal"], 1);
+    assert_eq!(app.count("SELECT COUNT(*) FROM inbound_events").await, 0);
+}

@@ -109,6 +109,15 @@ async fn the_raw_admin_api_needs_an_operator_or_the_key_even_from_this_machine()
             "{method} {path}"
         );
     }
+    // Nor does spelling the path another way.
+    assert_eq!(
+        status(
+            reqwest::Method::GET,
+            format!("{}/sandbox/hubspot/%61dmin/portals", app.address)
+        )
+        .await,
+        403
+    );
     // A tenant admin's session does not open the raw API either.
     let (_, admin) = app.create_tenant("Acme").await;
     let tenant_admin = app.login(&admin).await;
@@ -419,4 +428,29 @@ async fn the_simulators_webhooks_go_through_the_guarded_client() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(last["status"], 303, "{last}");
+}
+
+#[tokio::test]
+async fn a_local_sandbox_refuses_other_sites_and_rebound_names() {
+    let app = spawn_app_with(with_sandbox("local")).await;
+    let url = format!("{}/sandbox/hubspot/admin/portals", app.address);
+    let client = reqwest::Client::new();
+    let ok = client.get(&url).send().await.unwrap();
+    assert_eq!(ok.status(), 200);
+    // A page on another site whose name resolves to 127.0.0.1.
+    let rebound = client
+        .get(&url)
+        .header("Host", "evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rebound.status(), 403);
+    // A request another site started in the local user's browser.
+    let cross = client
+        .post(format!("{}/sandbox/hubspot/admin/portals", app.address))
+        .header("Sec-Fetch-Site", "cross-site")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross.status(), 403);
 }

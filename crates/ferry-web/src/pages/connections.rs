@@ -761,7 +761,7 @@ pub async fn sample_contacts(
             &state,
             reqwest::Method::POST,
             &format!("/sandbox/hubspot/admin/portals/{portal}/contacts"),
-            None,
+            Some(&member.tenant_id),
             json!({ "properties": properties }),
         )
         .await
