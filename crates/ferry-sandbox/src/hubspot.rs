@@ -459,105 +459,64 @@ fn contact_json(c: &Contact, wanted: Option<&[String]>) -> Value {
 
 /// Routes, relative to `/sandbox/hubspot`.
 pub fn routes(cfg: &mut web::ServiceConfig, sim: HubSpotSim) {
-    cfg.app_data(web::Data::new(sim))
-        .app_data(
-            web::JsonConfig::default()
-                .limit(1 << 20)
-                .error_handler(|err, _| {
-                    let message = format!("Invalid input JSON: {err}");
-                    actix_web::error::InternalError::from_response(
-                        err,
-                        hubspot_error(StatusCode::BAD_REQUEST, "VALIDATION_ERROR", &message),
-                    )
-                    .into()
-                }),
-        )
-        .route("/oauth/authorize", web::get().to(consent_page))
-        .route("/oauth/authorize", web::post().to(consent_decision))
-        .route("/oauth/v1/token", web::post().to(token))
-        .route("/oauth/v1/access-tokens/{token}", web::get().to(token_info))
-        .route("/oauth/v1/refresh-tokens/{token}", web::delete().to(revoke))
-        .route("/crm/v3/objects/contacts", web::get().to(list_contacts))
-        .route("/crm/v3/objects/contacts", web::post().to(create_contact))
-        .route(
-            "/crm/v3/objects/contacts/search",
-            web::post().to(search_contacts),
-        )
-        .route(
-            "/crm/v3/objects/contacts/batch/read",
-            web::post().to(batch_read),
-        )
-        .route(
-            "/crm/v3/objects/contacts/batch/update",
-            web::post().to(batch_update),
-        )
-        .route(
-            "/crm/v3/objects/contacts/batch/create",
-            web::post().to(batch_create),
-        )
-        .route(
-            "/crm/v3/objects/contacts/batch/archive",
-            web::post().to(batch_archive),
-        )
-        .route("/crm/v3/objects/contacts/{id}", web::get().to(get_contact))
-        .route(
-            "/crm/v3/objects/contacts/{id}",
-            web::patch().to(update_contact),
-        )
-        .route(
-            "/crm/v3/objects/contacts/{id}",
-            web::delete().to(archive_contact),
-        )
-        .route(
-            "/crm/v3/properties/contacts",
-            web::post().to(create_property),
-        )
-        .route(
-            "/crm/v3/properties/contacts/{name}",
-            web::get().to(get_property),
-        )
-        .route("/static/sim.css", web::get().to(sim_css))
-        .route("/admin", web::get().to(admin_page))
-        .route(
-            "/admin/ui/portals/{id}/faults",
-            web::post().to(admin_set_faults_form),
-        )
-        .route(
-            "/admin/ui/portals/{id}/revoke-tokens",
-            web::post().to(admin_revoke_tokens_form),
-        )
-        .route("/admin/portals", web::get().to(admin_portals))
-        .route("/admin/portals", web::post().to(admin_create_portal))
-        .route("/admin/portals/{id}", web::get().to(admin_portal))
-        .route(
-            "/admin/portals/{id}/faults",
-            web::put().to(admin_set_faults),
-        )
-        .route(
-            "/admin/portals/{id}/contacts",
-            web::post().to(admin_create_contact),
-        )
-        .route(
-            "/admin/portals/{id}/contacts/{contact}",
-            web::get().to(admin_get_contact),
-        )
-        .route(
-            "/admin/portals/{id}/revoke-tokens",
-            web::post().to(admin_revoke_tokens),
-        )
-        .route(
-            "/admin/portals/{id}/expire-tokens",
-            web::post().to(admin_expire_tokens),
-        )
-        .route(
-            "/admin/oauth/expire-codes",
-            web::post().to(admin_expire_codes),
-        )
-        .route(
-            "/admin/apps/{client_id}/webhooks",
-            web::put().to(admin_set_webhooks),
-        )
-        .route("/admin/deliveries", web::get().to(admin_deliveries));
+    cfg.app_data(web::Data::new(sim)).app_data(
+        web::JsonConfig::default()
+            .limit(1 << 20)
+            .error_handler(|err, _| {
+                let message = format!("Invalid input JSON: {err}");
+                actix_web::error::InternalError::from_response(
+                    err,
+                    hubspot_error(StatusCode::BAD_REQUEST, "VALIDATION_ERROR", &message),
+                )
+                .into()
+            }),
+    );
+    register(&mut crate::util::Routes::mounting(cfg));
+}
+
+/// Every (method, path) this simulator serves, relative to `/sandbox/hubspot`.
+pub fn route_table() -> Vec<(&'static str, &'static str)> {
+    let mut r = crate::util::Routes::listing();
+    register(&mut r);
+    r.seen
+}
+
+fn register(r: &mut crate::util::Routes<'_>) {
+    r.get("/oauth/authorize", consent_page);
+    r.post("/oauth/authorize", consent_decision);
+    r.post("/oauth/v1/token", token);
+    r.get("/oauth/v1/access-tokens/{token}", token_info);
+    r.delete("/oauth/v1/refresh-tokens/{token}", revoke);
+    r.get("/crm/v3/objects/contacts", list_contacts);
+    r.post("/crm/v3/objects/contacts", create_contact);
+    r.post("/crm/v3/objects/contacts/search", search_contacts);
+    r.post("/crm/v3/objects/contacts/batch/read", batch_read);
+    r.post("/crm/v3/objects/contacts/batch/update", batch_update);
+    r.post("/crm/v3/objects/contacts/batch/create", batch_create);
+    r.post("/crm/v3/objects/contacts/batch/archive", batch_archive);
+    r.get("/crm/v3/objects/contacts/{id}", get_contact);
+    r.patch("/crm/v3/objects/contacts/{id}", update_contact);
+    r.delete("/crm/v3/objects/contacts/{id}", archive_contact);
+    r.post("/crm/v3/properties/contacts", create_property);
+    r.get("/crm/v3/properties/contacts/{name}", get_property);
+    r.get("/static/sim.css", sim_css);
+    r.get("/admin", admin_page);
+    r.post("/admin/ui/portals/{id}/faults", admin_set_faults_form);
+    r.post(
+        "/admin/ui/portals/{id}/revoke-tokens",
+        admin_revoke_tokens_form,
+    );
+    r.get("/admin/portals", admin_portals);
+    r.post("/admin/portals", admin_create_portal);
+    r.get("/admin/portals/{id}", admin_portal);
+    r.put("/admin/portals/{id}/faults", admin_set_faults);
+    r.post("/admin/portals/{id}/contacts", admin_create_contact);
+    r.get("/admin/portals/{id}/contacts/{contact}", admin_get_contact);
+    r.post("/admin/portals/{id}/revoke-tokens", admin_revoke_tokens);
+    r.post("/admin/portals/{id}/expire-tokens", admin_expire_tokens);
+    r.post("/admin/oauth/expire-codes", admin_expire_codes);
+    r.put("/admin/apps/{client_id}/webhooks", admin_set_webhooks);
+    r.get("/admin/deliveries", admin_deliveries);
 }
 
 // ---------------------------------------------------------------- OAuth

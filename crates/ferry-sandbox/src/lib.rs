@@ -53,6 +53,17 @@ impl Sandbox {
         }
     }
 
+    /// Every (method, full path) the simulators serve.
+    pub fn route_table() -> Vec<(&'static str, String)> {
+        let hubspot = hubspot::route_table()
+            .into_iter()
+            .map(|(m, p)| (m, format!("/sandbox/hubspot{p}")));
+        let verify = verify::route_table()
+            .into_iter()
+            .map(|(m, p)| (m, format!("/sandbox/verify{p}")));
+        hubspot.chain(verify).collect()
+    }
+
     /// Mounts both under `/sandbox`, each behind the access layer that
     /// decides its admin API and pages.
     pub fn configure(&self, cfg: &mut web::ServiceConfig) {

@@ -26,3 +26,52 @@ pub fn hubspot_error(
         "category": category,
     }))
 }
+
+/// Records every route as it is mounted (or only lists them), so a test can
+/// enumerate the simulators' routes and give each an access decision.
+pub struct Routes<'a> {
+    cfg: Option<&'a mut actix_web::web::ServiceConfig>,
+    /// (method, path) in mounting order.
+    pub seen: Vec<(&'static str, &'static str)>,
+}
+
+macro_rules! method {
+    ($name:ident, $method:literal, $route:path) => {
+        /// Mounts a handler for this method.
+        pub fn $name<F, Args>(&mut self, path: &'static str, handler: F)
+        where
+            F: actix_web::Handler<Args>,
+            Args: actix_web::FromRequest + 'static,
+            F::Output: actix_web::Responder + 'static,
+        {
+            self.seen.push(($method, path));
+            if let Some(cfg) = self.cfg.as_deref_mut() {
+                cfg.route(path, $route().to(handler));
+            }
+        }
+    };
+}
+
+impl<'a> Routes<'a> {
+    /// Mounts into `cfg`.
+    pub fn mounting(cfg: &'a mut actix_web::web::ServiceConfig) -> Self {
+        Self {
+            cfg: Some(cfg),
+            seen: Vec::new(),
+        }
+    }
+
+    /// Only lists.
+    pub fn listing() -> Self {
+        Self {
+            cfg: None,
+            seen: Vec::new(),
+        }
+    }
+
+    method!(get, "GET", actix_web::web::get);
+    method!(post, "POST", actix_web::web::post);
+    method!(put, "PUT", actix_web::web::put);
+    method!(patch, "PATCH", actix_web::web::patch);
+    method!(delete, "DELETE", actix_web::web::delete);
+}

@@ -231,30 +231,40 @@ fn error(status: actix_web::http::StatusCode, kind: &str, message: &str) -> Http
 
 /// Routes, relative to `/sandbox/verify`.
 pub fn routes(cfg: &mut web::ServiceConfig, sim: VerifySim) {
-    cfg.app_data(web::Data::new(sim))
-        .app_data(
-            web::JsonConfig::default()
-                .limit(1 << 20)
-                .error_handler(|err, _| {
-                    let message = format!("Invalid JSON: {err}");
-                    actix_web::error::InternalError::from_response(
-                        err,
-                        error(
-                            actix_web::http::StatusCode::BAD_REQUEST,
-                            "invalid_request",
-                            &message,
-                        ),
-                    )
-                    .into()
-                }),
-        )
-        .route("/v1/checks", web::post().to(create_check))
-        .route("/v1/checks/{id}", web::get().to(get_check))
-        .route("/v1/account", web::get().to(account))
-        .route("/admin/accounts", web::post().to(admin_create))
-        .route("/admin/accounts", web::get().to(admin_list))
-        .route("/admin/accounts/{id}", web::put().to(admin_update))
-        .route("/admin/accounts/{id}", web::get().to(admin_get));
+    cfg.app_data(web::Data::new(sim)).app_data(
+        web::JsonConfig::default()
+            .limit(1 << 20)
+            .error_handler(|err, _| {
+                let message = format!("Invalid JSON: {err}");
+                actix_web::error::InternalError::from_response(
+                    err,
+                    error(
+                        actix_web::http::StatusCode::BAD_REQUEST,
+                        "invalid_request",
+                        &message,
+                    ),
+                )
+                .into()
+            }),
+    );
+    register(&mut crate::util::Routes::mounting(cfg));
+}
+
+/// Every (method, path) this simulator serves, relative to `/sandbox/verify`.
+pub fn route_table() -> Vec<(&'static str, &'static str)> {
+    let mut r = crate::util::Routes::listing();
+    register(&mut r);
+    r.seen
+}
+
+fn register(r: &mut crate::util::Routes<'_>) {
+    r.post("/v1/checks", create_check);
+    r.get("/v1/checks/{id}", get_check);
+    r.get("/v1/account", account);
+    r.post("/admin/accounts", admin_create);
+    r.get("/admin/accounts", admin_list);
+    r.put("/admin/accounts/{id}", admin_update);
+    r.get("/admin/accounts/{id}", admin_get);
 }
 
 /// Authenticates and applies faults; returns the account id.

@@ -454,3 +454,204 @@ async fn a_local_sandbox_refuses_other_sites_and_rebound_names() {
         .unwrap();
     assert_eq!(cross.status(), 403);
 }
+
+/// What a caller got from a simulator route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Got {
+    Login,
+    Forbidden,
+    NotFound,
+    Served,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_simulator_route_has_a_decided_answer_on_a_shared_sandbox() {
+    let app = spawn_app_with(with_sandbox("true")).await;
+    let (tenant_a, alice) = app.create_tenant("Acme").await;
+    let (_, bob) = app.create_tenant("Globex").await;
+    let sam = app
+        .add_member(&tenant_a, "sam@acme.test", "Sam", Role::Staff)
+        .await;
+    let op = app.create_operator("op@ferry.test").await;
+    let a = app.login(&alice).await;
+    let consent = app.start_hubspot(&a, "HubSpot (sandbox)").await;
+    let res = app.consent_as(&a, &consent, "approve", "new").await;
+    assert_eq!(res.status, 302, "{}", res.body);
+    let callback: url::Url = res.location.unwrap().parse().unwrap();
+    a.get(&format!(
+        "{}?{}",
+        callback.path(),
+        callback.query().unwrap()
+    ))
+    .await;
+    app.connect_sandbox_verification(&a).await;
+    let portal = app
+        .json_rows("SELECT external_account FROM connections WHERE connector = 'hubspot'")
+        .await[0][0]
+        .clone()
+        .unwrap();
+    let contact = keyed(
+        &app,
+        reqwest::Method::POST,
+        &format!("/sandbox/hubspot/admin/portals/{portal}/contacts"),
+    )
+    .json(&json!({ "properties": { "email": "ann@client.test" } }))
+    .send()
+    .await
+    .unwrap()
+    .json::<Value>()
+    .await
+    .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let account = keyed(&app, reqwest::Method::GET, "/sandbox/verify/admin/accounts")
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()[0]["account_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let consent_path = format!("{}?{}", consent.path(), consent.query().unwrap());
+
+    let routes = ferry_sandbox::Sandbox::route_table();
+    assert!(routes.len() > 35, "the simulators' routes were enumerated");
+    // The decision per route: who gets what.
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum Policy {
+        /// Token- or key-authenticated machine API: a Ferry session changes
+        /// nothing (every caller gets the same answer).
+        Machine,
+        Public,
+        /// The consent screen: tenant admins only (each sees their own).
+        Consent,
+        /// The fault-knob page: tenant admins (their own) and operators.
+        Knobs,
+        /// A fault-knob form for tenant A's portal.
+        KnobsOwn,
+        /// The raw admin API: operators (or the key) only.
+        AdminApi,
+    }
+    let decide = |method: &str, path: &str| -> Option<Policy> {
+        Some(match path {
+            "/sandbox/hubspot/static/sim.css" => Policy::Public,
+            "/sandbox/hubspot/oauth/authorize" => Policy::Consent,
+            "/sandbox/hubspot/admin" if method == "GET" => Policy::Knobs,
+            p if p.starts_with("/sandbox/hubspot/admin/ui/") => Policy::KnobsOwn,
+            p if p.starts_with("/sandbox/hubspot/admin/")
+                || p.starts_with("/sandbox/verify/admin/") =>
+            {
+                Policy::AdminApi
+            }
+            p if p.starts_with("/sandbox/hubspot/oauth/v1/")
+                || p.starts_with("/sandbox/hubspot/crm/")
+                || p.starts_with("/sandbox/verify/v1/") =>
+            {
+                Policy::Machine
+            }
+            _ => return None,
+        })
+    };
+    let undecided: Vec<String> = routes
+        .iter()
+        .filter(|(m, p)| decide(m, p).is_none())
+        .map(|(m, p)| format!("{m} {p}"))
+        .collect();
+    assert!(undecided.is_empty(), "undecided: {undecided:?}");
+
+    let who = ["anonymous", "staff", "other admin", "admin", "operator"];
+    let mut machine: std::collections::BTreeMap<String, Vec<u16>> = Default::default();
+    let mut wrong = Vec::new();
+    for name in who {
+        let client = match name {
+            "anonymous" => app.client(),
+            "staff" => app.login(&sam).await,
+            "other admin" => app.login(&bob).await,
+            "admin" => app.login(&alice).await,
+            _ => app.login(&op).await,
+        };
+        // The simulators' own form token, from whichever page this caller sees.
+        let mut token = client.get(&consent_path).await.csrf();
+        if token.is_none() {
+            token = client.get("/sandbox/hubspot/admin").await.csrf();
+        }
+        let token = token.unwrap_or_default();
+        for (method, pattern) in &routes {
+            let path = pattern
+                .replace(
+                    "/admin/accounts/{id}",
+                    &format!("/admin/accounts/{account}"),
+                )
+                .replace("{id}", &portal)
+                .replace("{contact}", &contact)
+                .replace("{token}", &"f".repeat(40))
+                .replace("{client_id}", "ferry-sandbox-app")
+                .replace("{name}", "email");
+            let path = if path == "/sandbox/hubspot/oauth/authorize" {
+                consent_path.clone()
+            } else {
+                path
+            };
+            let url = format!("{}{path}", app.address);
+            let request = client.http.request(method.parse().unwrap(), &url);
+            let request = match *method {
+                "GET" | "DELETE" => request,
+                _ if path.contains("/admin/ui/") || path.contains("/oauth/authorize") => {
+                    request.form(&[("csrf_token", token.as_str()), ("decision", "deny")])
+                }
+                _ => request.json(&json!({})),
+            };
+            let res = request.send().await.unwrap();
+            let status = res.status().as_u16();
+            let location = res
+                .headers()
+                .get("location")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            let got = match status {
+                303 if location.starts_with("/login") => Got::Login,
+                403 => Got::Forbidden,
+                404 => Got::NotFound,
+                _ => Got::Served,
+            };
+            let policy = decide(method, pattern).unwrap();
+            let expected: &[Got] = match (policy, name) {
+                (Policy::Machine, _) => {
+                    machine
+                        .entry(format!("{method} {pattern}"))
+                        .or_default()
+                        .push(status);
+                    continue;
+                }
+                (Policy::Public, _) => &[Got::Served],
+                (Policy::AdminApi, "operator") => &[Got::Served, Got::NotFound],
+                (Policy::AdminApi, _) => &[Got::Forbidden],
+                (_, "anonymous") => &[Got::Login],
+                (_, "staff") => &[Got::Forbidden],
+                (Policy::Consent, "operator") => &[Got::Forbidden],
+                (Policy::KnobsOwn, "other admin") => &[Got::NotFound],
+                _ => &[Got::Served],
+            };
+            if !expected.contains(&got) {
+                wrong.push(format!("{method} {pattern} as {name}: {got:?} ({status})"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+    // A Ferry session opens nothing on the machine APIs: every caller got
+    // the same answer, and none of them a success.
+    for (route, statuses) in &machine {
+        assert!(
+            statuses.windows(2).all(|w| w[0] == w[1]),
+            "{route}: {statuses:?}"
+        );
+        assert!(
+            !(200..300).contains(&statuses[0]) || route.starts_with("DELETE"),
+            "{route}: {statuses:?}"
+        );
+    }
+}
