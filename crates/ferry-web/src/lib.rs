@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 pub use actix_web::dev::ServerHandle;
 pub use error::AppError;
-pub use password::{hash_password, verify_password};
+pub use password::{hash_password, hashing_threads, peak_concurrent_hashes, verify_password};
 pub use session::{CurrentUser, Principal};
 
 /// Settings the web layer needs, already validated.
