@@ -4,11 +4,13 @@
 //! run exactly what `ferry serve` runs.
 
 mod assets;
+mod client;
 mod error;
 mod pages;
 mod password;
 mod session;
 mod templates;
+mod throttle;
 
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, middleware, web};
@@ -20,6 +22,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 pub use actix_web::dev::ServerHandle;
+pub use client::TrustedProxies;
 pub use error::AppError;
 pub use password::{hash_password, hashing_threads, peak_concurrent_hashes, verify_password};
 pub use session::{CurrentUser, Principal};
@@ -33,6 +36,9 @@ pub struct WebConfig {
     pub session: SessionPolicy,
     /// How long invite and reset links work.
     pub link_ttl: chrono::Duration,
+    /// Proxies whose `X-Forwarded-For` names the client (none: the TCP
+    /// peer is the client).
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl WebConfig {
@@ -93,9 +99,13 @@ impl Application {
     ) -> std::io::Result<Self> {
         let port = listener.local_addr()?.port();
         let data = web::Data::new(state);
+        // One set for all workers: a pair's attempts queue behind each other
+        // whichever worker takes them.
+        let login_locks = web::Data::new(throttle::LoginLocks::default());
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
+                .app_data(login_locks.clone())
                 .app_data(
                     web::FormConfig::default()
                         .limit(64 * 1024)

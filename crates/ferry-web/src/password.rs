@@ -299,7 +299,11 @@ mod tests {
 
         let new = hash_password("a newer password".into()).await.unwrap();
         let parsed = PasswordHash::new(&new).unwrap();
-        assert!(context.verify_password(b"a newer password", &parsed).is_ok());
+        assert!(
+            context
+                .verify_password(b"a newer password", &parsed)
+                .is_ok()
+        );
         assert_eq!(parsed.hash.map(|h| h.len()), Some(OUTPUT_LEN));
     }
 

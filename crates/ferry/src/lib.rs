@@ -212,6 +212,7 @@ pub async fn build(
                 public_url: settings.public_url.clone(),
                 session: SessionPolicy::default(),
                 link_ttl: chrono::Duration::hours(LINK_TTL_HOURS),
+                trusted_proxies: settings.trusted_proxies.clone(),
             },
             redis,
             connections: connection_service.clone(),
