@@ -3,6 +3,7 @@
 //! [`build`], so tests run exactly what production runs.
 
 pub mod bench;
+pub mod bench_memory;
 pub mod bench_runs;
 pub mod config;
 pub mod demo;
