@@ -2,8 +2,9 @@
 //!
 //! - Per (account, client) pair: the first [`FREE_FAILURES`] failures cost
 //!   nothing; after that each further attempt must wait 2^(n-2) seconds after
-//!   the n-th failure (2 s, 4 s, 8 s, …) up to [`MAX_DELAY`]. A success from
-//!   that client clears its count; failures are remembered for [`MEMORY`].
+//!   the n-th failure (2 s, 4 s, 8 s, …) up to [`MAX_DELAY`]. A success (or a
+//!   password reset) from that client clears its count; failures are
+//!   remembered for [`MEMORY`].
 //!   Failures from one client never delay another, so a stranger cannot
 //!   lock an account: a correct password from a client with no recent
 //!   failures on the account always gets in.

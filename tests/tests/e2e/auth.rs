@@ -177,6 +177,60 @@ async fn after_three_failures_each_try_waits_twice_as_long_up_to_fifteen_minutes
 }
 
 #[tokio::test]
+async fn resetting_the_password_lifts_the_wait_at_once() {
+    let app = spawn_app().await;
+    let (_, admin) = app.create_tenant("Acme").await;
+    let client = app.client();
+    let mut failures = 0;
+    while failures < 10 {
+        let res = client.login(&admin.email, "wrong password!").await;
+        match res.status {
+            401 => failures += 1,
+            _ => app.clock.advance(Duration::seconds(retry_after(&res))),
+        }
+    }
+    let waiting = client.login(&admin.email, &admin.password).await;
+    assert!(
+        waiting.body.contains("or reset your password"),
+        "{}",
+        waiting.body
+    );
+    assert!(retry_after(&waiting) > 60);
+
+    client
+        .submit(
+            "/password/forgot",
+            "/password/forgot",
+            &[("email", &admin.email)],
+        )
+        .await;
+    let link = app
+        .wait_for_mail(&admin.email, "Reset")
+        .await
+        .link_containing("/password/reset/")
+        .expect("reset link");
+    let path = url::Url::parse(&link).expect("a URL").path().to_owned();
+    let res = client
+        .submit(
+            &path,
+            &path,
+            &[
+                ("password", "brand new passphrase"),
+                ("password_confirmation", "brand new passphrase"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, 303);
+    assert_eq!(
+        client
+            .login(&admin.email, "brand new passphrase")
+            .await
+            .status,
+        303
+    );
+}
+
+#[tokio::test]
 async fn a_stranger_failing_fifty_times_cannot_lock_the_owner_out() {
     let app = spawn_app_with(trusting_the_local_proxy()).await;
     let (_, alice) = app.create_tenant("Acme").await;

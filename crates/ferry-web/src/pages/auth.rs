@@ -510,6 +510,17 @@ pub async fn redeem_link(
         InviteKind::PasswordReset => "user.password_reset",
     };
     let auth = request_auth(&req);
+    // Whoever set the password holds the mailbox: this client's failures on
+    // the account (guesses at the old password) no longer delay it, as the
+    // throttled login page promised.
+    login_attempts::record(
+        &state.db,
+        &user.email.to_lowercase(),
+        &throttle::client_key(&auth.client_ip),
+        true,
+        state.clock.now(),
+    )
+    .await?;
     audit_log::record(
         &state.db,
         audit_log::NewAuditEvent {
