@@ -273,7 +273,13 @@ impl TestApp {
     /// A browser-like client with its own cookie jar that does not follow
     /// redirects (tests assert them).
     pub fn client(&self) -> TestClient {
-        TestClient::new(&self.address)
+        TestClient::new(&self.address, &[])
+    }
+
+    /// A client whose every request carries `X-Forwarded-For: forwarded_for`
+    /// (as if behind a proxy; Ferry believes it only from a trusted one).
+    pub fn client_forwarded_for(&self, forwarded_for: &str) -> TestClient {
+        TestClient::new(&self.address, &[("x-forwarded-for", forwarded_for)])
     }
 
     /// Stops the server gracefully.
@@ -785,10 +791,15 @@ pub struct TestClient {
 }
 
 impl TestClient {
-    fn new(base: &str) -> Self {
+    fn new(base: &str, headers: &[(&'static str, &str)]) -> Self {
         let jar = Arc::new(reqwest::cookie::Jar::default());
+        let mut default_headers = reqwest::header::HeaderMap::new();
+        for (name, value) in headers {
+            default_headers.append(*name, value.parse().expect("header value"));
+        }
         let http = reqwest::Client::builder()
             .cookie_provider(jar.clone())
+            .default_headers(default_headers)
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("http client");

@@ -173,7 +173,16 @@ fn forbidden(message: &str) -> HttpResponse {
 /// another site whose name an attacker pointed at 127.0.0.1 (DNS
 /// rebinding) sends its own name as `Host`, and is refused.
 fn is_loopback(req: &HttpRequest) -> bool {
-    let host = req.connection_info().host().to_ascii_lowercase();
+    // The Host header itself (not `Forwarded`/`X-Forwarded-Host`, which a
+    // script on a rebound page may set).
+    let host = req
+        .headers()
+        .get(actix_web::http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| req.uri().authority().map(|a| a.as_str().to_owned()))
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     let name = match host.strip_prefix('[') {
         Some(v6) => v6.split(']').next().unwrap_or_default().to_owned(),
         None => host
@@ -371,14 +380,21 @@ mod tests {
         let access = Access::local("k".repeat(64).as_str());
         let local = TestRequest::default()
             .peer_addr(peer("127.0.0.1"))
+            .insert_header(("Host", "127.0.0.1:8080"))
             .to_http_request();
         assert_eq!(access.admin_api(&local).await.unwrap(), Caller::Everything);
+        // A request without a Host (HTTP/1.0) is not taken for a local one.
+        let hostless = TestRequest::default()
+            .peer_addr(peer("127.0.0.1"))
+            .to_http_request();
+        assert!(access.admin_api(&hostless).await.is_err());
         let remote = TestRequest::default()
             .peer_addr(peer("10.1.2.3"))
             .to_http_request();
         assert!(access.admin_api(&remote).await.is_err());
         let cross = TestRequest::default()
             .peer_addr(peer("127.0.0.1"))
+            .insert_header(("Host", "127.0.0.1:8080"))
             .insert_header(("Sec-Fetch-Site", "cross-site"))
             .to_http_request();
         assert!(access.admin_api(&cross).await.is_err());
@@ -388,6 +404,12 @@ mod tests {
             .insert_header(("Host", "evil.example:8080"))
             .to_http_request();
         assert!(access.admin_api(&rebound).await.is_err());
+        let forwarded = TestRequest::default()
+            .peer_addr(peer("127.0.0.1"))
+            .insert_header(("Host", "evil.example"))
+            .insert_header(("X-Forwarded-Host", "localhost"))
+            .to_http_request();
+        assert!(access.admin_api(&forwarded).await.is_err());
         for host in ["127.0.0.1:8080", "localhost", "[::1]:8080"] {
             let named = TestRequest::default()
                 .peer_addr(peer("127.0.0.1"))

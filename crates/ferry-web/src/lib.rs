@@ -4,12 +4,14 @@
 //! run exactly what `ferry serve` runs.
 
 mod assets;
+mod client;
 mod error;
 mod pages;
 mod password;
 pub mod redirect;
 mod session;
 mod templates;
+mod throttle;
 
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, middleware, web};
@@ -21,9 +23,10 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 pub use actix_web::dev::ServerHandle;
+pub use client::TrustedProxies;
 pub use error::AppError;
 pub use pages::route_table;
-pub use password::{hash_password, verify_password};
+pub use password::{hash_password, hashing_threads, peak_concurrent_hashes, verify_password};
 pub use session::{CurrentUser, Principal, user_of};
 
 /// Settings the web layer needs, already validated.
@@ -37,6 +40,9 @@ pub struct WebConfig {
     pub link_ttl: chrono::Duration,
     /// How long password-reset links work.
     pub reset_ttl: chrono::Duration,
+    /// Proxies whose `X-Forwarded-For` names the client (none: the TCP
+    /// peer is the client).
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl WebConfig {
@@ -119,9 +125,13 @@ impl Application {
         .filter(|o| o != "null" && *o != state.config.public_url.origin().ascii_serialization())
         .collect();
         let data = web::Data::new(state);
+        // One set for all workers: a pair's attempts queue behind each other
+        // whichever worker takes them.
+        let login_locks = web::Data::new(throttle::LoginLocks::default());
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
+                .app_data(login_locks.clone())
                 .app_data(
                     web::FormConfig::default()
                         .limit(64 * 1024)

@@ -77,8 +77,8 @@ pub struct RequestAuth {
     pub user: Option<CurrentUser>,
     /// The token forms must carry.
     pub csrf_token: String,
-    /// The client address (the TCP peer; Ferry does not trust forwarding
-    /// headers it cannot verify).
+    /// The client address: the TCP peer, or what a trusted proxy says in
+    /// `X-Forwarded-For` (see `client`).
     pub client_ip: String,
 }
 
@@ -205,9 +205,20 @@ pub async fn session_layer(
         ));
     };
     let secure = state.config.secure_cookies();
-    let client_ip = req
-        .peer_addr()
-        .map_or_else(|| "-".to_owned(), |a| a.ip().to_string());
+    let client_ip = req.peer_addr().map_or_else(
+        || "-".to_owned(),
+        |peer| {
+            let forwarded_for = req
+                .headers()
+                .get_all("x-forwarded-for")
+                .map(|v| v.to_str().ok());
+            state
+                .config
+                .trusted_proxies
+                .client(peer.ip(), forwarded_for)
+                .to_string()
+        },
+    );
 
     let session_cookie = req.cookie(session_cookie_name(secure));
     let user = match &session_cookie {

@@ -62,6 +62,8 @@ struct RawSettings {
     run_lease_secs: String,
     #[serde(deserialize_with = "lenient::text")]
     http_timeout_secs: String,
+    #[serde(deserialize_with = "lenient::optional_text")]
+    trusted_proxies: Option<String>,
 }
 
 impl Default for RawSettings {
@@ -90,6 +92,7 @@ impl Default for RawSettings {
             verification_rate_limit: "50".into(),
             run_lease_secs: "300".into(),
             http_timeout_secs: "30".into(),
+            trusted_proxies: None,
         }
     }
 }
@@ -242,6 +245,10 @@ pub struct Settings {
     /// How long a call to a connected app may take before it counts as a
     /// (retryable) timeout (`FERRY_HTTP_TIMEOUT_SECS`, default 30).
     pub http_timeout_secs: u32,
+    /// Reverse proxies whose `X-Forwarded-For` names the client, as
+    /// addresses and CIDR ranges (`FERRY_TRUSTED_PROXIES`, comma-separated;
+    /// default none: the TCP peer is the client).
+    pub trusted_proxies: ferry_web::TrustedProxies,
 }
 
 /// A configuration error: which setting, and what is wrong with it.
@@ -509,6 +516,10 @@ impl Settings {
             " of seconds",
         )?;
 
+        let trusted_proxies =
+            ferry_web::TrustedProxies::parse(raw.trusted_proxies.as_deref().unwrap_or(""))
+                .map_err(|e| bad("FERRY_TRUSTED_PROXIES", e))?;
+
         Ok(Self {
             bind,
             database_url: SecretString::from(database_url),
@@ -532,6 +543,7 @@ impl Settings {
             verification_rate_limit,
             run_lease_secs,
             http_timeout_secs,
+            trusted_proxies,
         })
     }
 
@@ -835,6 +847,13 @@ mod tests {
                 },
                 "FERRY_MAIL_FROM",
             ),
+            (
+                RawSettings {
+                    trusted_proxies: Some("10.0.0.1, proxy.internal".into()),
+                    ..raw(dir.path())
+                },
+                "FERRY_TRUSTED_PROXIES",
+            ),
         ];
         for (r, setting) in cases {
             let m = message(Settings::validate(r));
@@ -844,6 +863,30 @@ mod tests {
             );
             assert!(!m.contains('\n'));
         }
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_and_ranges_separated_by_commas() {
+        let dir = tempfile::tempdir().unwrap();
+        let none = Settings::validate(raw(dir.path())).unwrap();
+        assert!(none.trusted_proxies.is_empty());
+        let s = Settings::from_pairs([
+            ("data_dir", dir.path().to_str().unwrap()),
+            ("trusted_proxies", " 10.0.0.7, 172.16.0.0/12,fd00::/8 "),
+        ])
+        .unwrap();
+        assert_eq!(
+            s.trusted_proxies,
+            ferry_web::TrustedProxies::parse("10.0.0.7,172.16.0.0/12,fd00::/8").unwrap()
+        );
+        let m = message(Settings::from_pairs([
+            ("data_dir", dir.path().to_str().unwrap()),
+            ("trusted_proxies", "10.0.0.0/40"),
+        ]));
+        assert!(
+            m.starts_with("configuration error: FERRY_TRUSTED_PROXIES: '10.0.0.0/40' is not"),
+            "{m}"
+        );
     }
 
     #[cfg(unix)]

@@ -3,6 +3,7 @@
 //! [`build`], so tests run exactly what production runs.
 
 pub mod bench;
+pub mod bench_memory;
 pub mod bench_runs;
 pub mod config;
 pub mod demo;
@@ -223,6 +224,7 @@ pub async fn build(
                 session: SessionPolicy::default(),
                 link_ttl: chrono::Duration::hours(LINK_TTL_HOURS),
                 reset_ttl: chrono::Duration::hours(RESET_TTL_HOURS),
+                trusted_proxies: settings.trusted_proxies.clone(),
             },
             redis,
             connections: connection_service.clone(),

@@ -87,6 +87,16 @@ enum BenchCommand {
         #[command(flatten)]
         backend: BenchBackend,
     },
+    /// Resident memory of `ferry serve` at rest after start, and at rest
+    /// again after a round of logins (half failed, half successful).
+    IdleMemory {
+        /// Logins performed between the two measurements.
+        #[arg(long, default_value_t = 100)]
+        logins: usize,
+        /// Seconds the server is left alone before each measurement.
+        #[arg(long, default_value_t = 8)]
+        settle_secs: u64,
+    },
     /// Latency of the runs page with a large history stored.
     RunsPage {
         /// Runs stored.
@@ -281,6 +291,18 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         }) => {
             let r =
                 ferry::bench_runs::runs_page(&backend.into_backend(), history, requests).await?;
+            println!("{r}");
+            Ok(())
+        }
+        Command::Bench(BenchCommand::IdleMemory {
+            logins,
+            settle_secs,
+        }) => {
+            let r = ferry::bench_memory::idle_memory(
+                logins,
+                std::time::Duration::from_secs(settle_secs),
+            )
+            .await?;
             println!("{r}");
             Ok(())
         }

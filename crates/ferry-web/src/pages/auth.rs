@@ -5,6 +5,7 @@ use crate::error::{AppError, error_page};
 use crate::password::{hash_password, verify_password};
 use crate::session::{CurrentUser, cookie, removal, request_auth, session_cookie_name};
 use crate::templates::{FieldErrors, Layout, redirect_with_flash, render};
+use crate::throttle::{self, LoginLocks, Reason, Verdict};
 use crate::{AppState, Principal};
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -17,9 +18,6 @@ use ferry_store::{
     token_hash, users,
 };
 
-/// Failures counted for throttling, and how long they count.
-const MAX_FAILURES: u64 = 5;
-const WINDOW_MINUTES: i64 = 15;
 /// Reset links emailed to one address per hour, at most.
 const MAX_RESETS_PER_HOUR: u64 = 3;
 const GENERIC_FAILURE: &str = "Invalid email or password.";
@@ -94,35 +92,46 @@ pub async fn login_page(
 /// POST /login
 pub async fn login(
     state: web::Data<AppState>,
+    locks: web::Data<LoginLocks>,
     req: HttpRequest,
     form: web::Form<LoginForm>,
 ) -> Result<HttpResponse, AppError> {
     let form = form.into_inner();
     let auth = request_auth(&req);
-    let now = state.clock.now();
-    let window = Duration::minutes(WINDOW_MINUTES);
     let key: String = form.email.trim().to_lowercase().chars().take(254).collect();
+    let client = throttle::client_key(&auth.client_ip);
 
-    let failures =
-        login_attempts::recent_failures(&state.db, &key, &auth.client_ip, now - window).await?;
-    if failures.for_email >= MAX_FAILURES || failures.for_client >= MAX_FAILURES {
-        let minutes = failures
-            .oldest
-            .map_or(WINDOW_MINUTES, |t| (t + window - now).num_minutes() + 1)
-            .clamp(1, WINDOW_MINUTES);
-        tracing::warn!(client_ip = %auth.client_ip, "login throttled");
-        return login_page_with(
+    // The check, the password and the record of the outcome happen as one
+    // step per (account, client) pair, so parallel guesses queue behind it.
+    let _turn = locks.lock(&key, &client).await;
+    let now = state.clock.now();
+    if let Verdict::Wait { until, reason } = throttle::check(&state.db, &key, &client, now).await? {
+        let wait = throttle::describe_wait(until - now);
+        let message = match reason {
+            Reason::Pair => format!(
+                "Too many failed sign-in attempts for this email address from your network. \
+                 Try again in {wait}, or reset your password."
+            ),
+            Reason::Address => {
+                format!("Too many failed sign-in attempts from your network. Try again in {wait}.")
+            }
+        };
+        tracing::warn!(client_ip = %auth.client_ip, ?reason, "login throttled");
+        let mut res = login_page_with(
             &req,
             StatusCode::TOO_MANY_REQUESTS,
             &form.email,
             &form.next,
-            Some(format!(
-                "Too many failed sign-in attempts. Sign-in is paused for this account and from this \
-                 address; try again in {minutes} minute{s}, or reset your password.",
-                s = if minutes == 1 { "" } else { "s" }
-            )),
+            Some(message),
             FieldErrors::new(),
-        );
+        )?;
+        let seconds = u64::try_from((until - now).num_milliseconds())
+            .unwrap_or(0)
+            .div_ceil(1000)
+            .max(1);
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
+        return Ok(res);
     }
 
     let mut errors = FieldErrors::new();
@@ -148,7 +157,7 @@ pub async fn login(
     )
     .await;
     let Some(user) = user.filter(|_| verified) else {
-        login_attempts::record(&state.db, &key, &auth.client_ip, false, now).await?;
+        login_attempts::record(&state.db, &key, &client, false, now).await?;
         return login_page_with(
             &req,
             StatusCode::UNAUTHORIZED,
@@ -193,7 +202,7 @@ pub async fn login(
         }
     };
 
-    login_attempts::record(&state.db, &key, &auth.client_ip, true, now).await?;
+    login_attempts::record(&state.db, &key, &client, true, now).await?;
     // A new session id at every login: a planted cookie is worth nothing.
     if let Some(old) = &auth.user {
         sessions::delete(&state.db, &old.session_hash).await?;
@@ -510,6 +519,17 @@ pub async fn redeem_link(
             .map(|m| m.tenant.id),
     };
     let auth = request_auth(&req);
+    // Whoever set the password holds the mailbox: this client's failures on
+    // the account (guesses at the old password) no longer delay it, as the
+    // throttled login page promised.
+    login_attempts::record(
+        &state.db,
+        &user.email.to_lowercase(),
+        &throttle::client_key(&auth.client_ip),
+        true,
+        state.clock.now(),
+    )
+    .await?;
     audit_log::record(
         &state.db,
         audit_log::NewAuditEvent {
