@@ -133,6 +133,9 @@ pub async fn idle_memory(logins: usize, settle: Duration) -> anyhow::Result<Memo
         .env("FERRY_DATA_DIR", &dir_text)
         .env("FERRY_BIND", &bind)
         .env("FERRY_LOG", "warn")
+        // The simulators on (shared), as measured before the default
+        // turned them off: the heavier of the two configurations.
+        .env("FERRY_SANDBOX", "true")
         .stdout(std::process::Stdio::null());
     let mut child = command.spawn().context("starting `ferry serve`")?;
     let pid = child.id().context("the server exited at once")?;

@@ -559,3 +559,62 @@ async fn a_portal_connected_by_two_tenants_gives_its_events_to_neither() {
     assert_eq!(summary["unknown_portal"], 1);
     assert_eq!(app.count("SELECT COUNT(*) FROM inbound_events").await, 0);
 }
+
+#[tokio::test]
+async fn webhook_dedupe_is_per_connection() {
+    let app = spawn_app().await;
+    let (_, admin) = app.create_tenant("Acme").await;
+    let client = app.login(&admin).await;
+    // Two senders, each with its own connection, that happen to use the
+    // same message id.
+    let mut hooks = Vec::new();
+    for name in ["Partner feed", "Other partner"] {
+        let created = client
+            .submit(
+                "/connections/new/webhook",
+                "/connections/new/webhook",
+                &[("name", name), ("environment", "production")],
+            )
+            .await;
+        assert_eq!(created.status, 201, "{}", created.body);
+        let secret: String = created
+            .body
+            .split("<code class=\"secret\">")
+            .nth(1)
+            .unwrap()
+            .chars()
+            .take_while(|c| *c != '<')
+            .collect();
+        let path: String = created
+            .body
+            .split(&format!("{}/hooks/webhook/", app.address))
+            .nth(1)
+            .map(|rest| {
+                format!(
+                    "/hooks/webhook/{}",
+                    rest.chars().take_while(|c| *c != '<').collect::<String>()
+                )
+            })
+            .unwrap();
+        hooks.push((path, secret));
+    }
+    let body = br#"{"type":"client.onboarded"}"#.to_vec();
+    let now = app.clock.now().timestamp();
+    for (path, secret) in &hooks {
+        let sig = standard_webhook_signature(secret, "msg_1", now, &body).unwrap();
+        let (status, answer) = post(
+            &app,
+            path,
+            &[
+                ("webhook-id", "msg_1".to_owned()),
+                ("webhook-timestamp", now.to_string()),
+                ("webhook-signature", sig),
+            ],
+            body.clone(),
+        )
+        .await;
+        assert_eq!(status, 202, "{answer}");
+        assert_eq!(answer["duplicate"], false, "a new event for {path}");
+    }
+    assert_eq!(app.count("SELECT COUNT(*) FROM inbound_events").await, 2);
+}
