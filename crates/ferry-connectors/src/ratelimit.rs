@@ -61,6 +61,13 @@ impl RateLimiter {
         Self::Memory(Arc::new(Mutex::new(HashMap::new())))
     }
 
+    /// A limiter shared through the Redis at `url` (connected lazily).
+    pub fn redis_url(url: &str, prefix: &str) -> Result<Self, ConnectorError> {
+        let client = redis::Client::open(url)
+            .map_err(|_| ConnectorError::Config("the Redis URL is not valid".into()))?;
+        Ok(Self::redis(client, prefix))
+    }
+
     /// A limiter shared through Redis.
     pub fn redis(client: redis::Client, prefix: &str) -> Self {
         Self::Redis {

@@ -29,16 +29,16 @@ pub struct QueueError(pub String);
 #[derive(Clone)]
 pub enum Queue {
     /// apalis' SQLite storage on its own database file.
-    Embedded(SqliteStorage<ExecuteRunV1>),
+    Embedded(SqliteStorage<ExecuteRunV1>, SqlitePool),
     /// apalis' Redis storage.
-    Redis(RedisStorage<ExecuteRunV1>),
+    Redis(RedisStorage<ExecuteRunV1>, apalis_redis::ConnectionManager),
 }
 
 impl std::fmt::Debug for Queue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            Self::Embedded(_) => "Queue::Embedded",
-            Self::Redis(_) => "Queue::Redis",
+            Self::Embedded(..) => "Queue::Embedded",
+            Self::Redis(..) => "Queue::Redis",
         })
     }
 }
@@ -55,7 +55,7 @@ impl Queue {
         SqliteStorage::setup(&pool)
             .await
             .map_err(|e| QueueError(e.to_string()))?;
-        Ok(Self::Embedded(embedded_storage(&pool, name)))
+        Ok(Self::Embedded(embedded_storage(&pool, name), pool))
     }
 
     /// The Redis queue at `url`.
@@ -69,26 +69,51 @@ impl Queue {
         )
         .map_err(|e| QueueError(e.to_string()))?;
         let config = apalis_redis::Config::default().queue(name);
-        Ok(Self::Redis(RedisStorage::new(conn).with_config(config)))
+        Ok(Self::Redis(
+            RedisStorage::new(conn.clone()).with_config(config),
+            conn,
+        ))
     }
 
     /// Which backend, for logs and health.
     pub fn kind(&self) -> &'static str {
         match self {
-            Self::Embedded(_) => "embedded",
-            Self::Redis(_) => "redis",
+            Self::Embedded(..) => "embedded",
+            Self::Redis(..) => "redis",
         }
+    }
+
+    /// Whether the backend in use answers (for readiness): the embedded
+    /// queue's file opens, or Redis answers `PING`; within 3 s.
+    pub async fn ping(&self) -> Result<(), QueueError> {
+        let attempt = async {
+            match self {
+                Self::Embedded(_, pool) => pool
+                    .acquire()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| QueueError(e.to_string())),
+                Self::Redis(_, conn) => redis::cmd("PING")
+                    .query_async::<String>(&mut conn.clone())
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| QueueError(e.to_string())),
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(3), attempt)
+            .await
+            .unwrap_or_else(|_| Err(QueueError("timed out".into())))
     }
 
     /// Enqueues one job.
     pub async fn push(&self, job: ExecuteRunV1) -> Result<(), QueueError> {
         match self {
-            Self::Embedded(s) => s
+            Self::Embedded(s, _) => s
                 .clone()
                 .push(job)
                 .await
                 .map_err(|e| QueueError(e.to_string())),
-            Self::Redis(s) => s
+            Self::Redis(s, _) => s
                 .clone()
                 .push(job)
                 .await
@@ -146,7 +171,7 @@ pub async fn run_worker(
     };
     let name = worker_name();
     let result = match queue {
-        Queue::Embedded(s) => {
+        Queue::Embedded(s, _) => {
             WorkerBuilder::new(name)
                 .backend(s.poll_with_interval(POLL))
                 .data(Jobs(handler.clone()))
@@ -155,7 +180,7 @@ pub async fn run_worker(
                 .run_until(signal)
                 .await
         }
-        Queue::Redis(s) => {
+        Queue::Redis(s, _) => {
             WorkerBuilder::new(name)
                 .backend(s.poll_with_interval(POLL))
                 .data(Jobs(handler.clone()))

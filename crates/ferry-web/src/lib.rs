@@ -74,8 +74,6 @@ pub struct AppState {
     pub mailer: Mailer,
     /// Validated settings.
     pub config: WebConfig,
-    /// The Redis queue backend, when configured (checked by /readyz).
-    pub redis: Option<redis::Client>,
     /// Using connections: credentials, refresh, test, revoke.
     pub connections: ferry_engine::connections::ConnectionService,
     /// The run engine: inbound events become runs through it.
@@ -200,10 +198,4 @@ fn security_headers(hsts: bool, form_targets: &[String]) -> middleware::DefaultH
         // One-time links carry their token in the path: never leak it onward.
         .add(("Referrer-Policy", "no-referrer"))
         .add(("Cross-Origin-Opener-Policy", "same-origin"))
-}
-
-/// A Redis client for `url`, for the readiness check (the queue itself
-/// arrives with the workflow engine).
-pub fn redis_client(url: &str) -> anyhow::Result<redis::Client> {
-    Ok(redis::Client::open(url)?)
 }

@@ -209,12 +209,6 @@ pub async fn build(
         } else {
             None
         };
-        let redis = settings
-            .redis_url
-            .as_ref()
-            .map(|u| ferry_web::redis_client(u.expose_secret()))
-            .transpose()
-            .context("FERRY_REDIS_URL")?;
         let state = AppState {
             db: db.clone(),
             clock,
@@ -226,7 +220,6 @@ pub async fn build(
                 reset_ttl: chrono::Duration::hours(RESET_TTL_HOURS),
                 trusted_proxies: settings.trusted_proxies.clone(),
             },
-            redis,
             connections: connection_service.clone(),
             engine: engine.clone(),
             sandbox: sandbox_link,
@@ -396,7 +389,9 @@ fn connection_service(
         })
         .transpose()?;
     let limiter = match &settings.redis_url {
-        Some(url) => RateLimiter::redis(ferry_web::redis_client(url.expose_secret())?, "ferry:"),
+        Some(url) => {
+            RateLimiter::redis_url(url.expose_secret(), "ferry:").context("FERRY_REDIS_URL")?
+        }
         None => RateLimiter::memory(),
     };
     Ok(ConnectionService::new(ServiceParts {

@@ -18,11 +18,9 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err("timed out".to_owned()),
     };
-    // Without Redis the queue is embedded in the database.
-    let queue = match &state.redis {
-        None => database.clone().map(|()| "embedded"),
-        Some(client) => ping_redis(client).await.map(|()| "redis"),
-    };
+    // The queue backend in use, asked through the engine.
+    let jobs = state.engine.queue();
+    let queue = jobs.ping().await.map(|()| jobs.kind());
     let mut failing = Vec::new();
     if let Err(e) = &database {
         tracing::warn!(error = %e, "readiness: database unreachable");
@@ -44,23 +42,5 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         HttpResponse::Ok().json(body)
     } else {
         HttpResponse::ServiceUnavailable().json(body)
-    }
-}
-
-async fn ping_redis(client: &redis::Client) -> Result<(), String> {
-    let attempt = async {
-        let mut conn = client
-            .get_multiplexed_async_connection()
-            .await
-            .map_err(|e| e.to_string())?;
-        redis::cmd("PING")
-            .query_async::<String>(&mut conn)
-            .await
-            .map_err(|e| e.to_string())
-            .map(|_| ())
-    };
-    match tokio::time::timeout(Duration::from_secs(3), attempt).await {
-        Ok(r) => r,
-        Err(_) => Err("timed out".to_owned()),
     }
 }
