@@ -3,6 +3,13 @@
 //! fresh SQLite file, or a fresh PostgreSQL database when
 //! `FERRY_TEST_DB=postgres` — its own SMTP server that captures mail, and a
 //! clock the test can move.
+//!
+//! The harness is test code under the workspace lints; its helpers assert
+//! with `expect`, which is a test failing with its reason.
+#![expect(
+    clippy::expect_used,
+    reason = "test harness: a failed expectation is a failed test, with its reason"
+)]
 
 pub mod smtp;
 
@@ -942,8 +949,13 @@ pub struct Receiver {
 }
 
 pub async fn receiver(fail_first: usize) -> Receiver {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hooks/test", listener.local_addr().unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a loopback port");
+    let url = format!(
+        "http://{}/hooks/test",
+        listener.local_addr().expect("its address")
+    );
     let seen: Received = Arc::default();
     let store = seen.clone();
     tokio::spawn(async move {
@@ -980,7 +992,10 @@ pub async fn receiver(fail_first: usize) -> Receiver {
                 .filter_map(|l| l.split_once(':'))
                 .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
                 .collect();
-            store.lock().unwrap().push((headers, body.to_owned()));
+            store
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push((headers, body.to_owned()));
             count += 1;
             let status = if count <= fail_first {
                 "500 Internal Server Error"
@@ -1001,10 +1016,17 @@ pub async fn receiver(fail_first: usize) -> Receiver {
 /// Waits up to 10 s for `n` requests.
 pub async fn wait_for(seen: &Received, n: usize) -> Vec<Request> {
     for _ in 0..100 {
-        if seen.lock().unwrap().len() >= n {
+        if seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
+            >= n
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    seen.lock().unwrap().clone()
+    seen.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone()
 }

@@ -371,8 +371,9 @@ pub fn apply(old: &Credentials, tokens: &TokenSet) -> Credentials {
 /// that the simulator and Ferry agree without storing it anywhere.
 pub fn sandbox_client_secret(master_key: &[u8; 32]) -> String {
     use hmac::Mac;
+    #[expect(clippy::expect_used, reason = "HMAC accepts keys of any length")]
     let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(master_key)
-        .unwrap_or_else(|_| unreachable!());
+        .expect("HMAC accepts keys of any length");
     mac.update(b"ferry sandbox hubspot app client secret");
     hex::encode(mac.finalize().into_bytes())
 }
@@ -382,8 +383,9 @@ pub fn sandbox_client_secret(master_key: &[u8; 32]) -> String {
 /// sharing the key agree on it.
 pub fn sandbox_admin_key(master_key: &[u8; 32]) -> String {
     use hmac::Mac;
+    #[expect(clippy::expect_used, reason = "HMAC accepts keys of any length")]
     let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(master_key)
-        .unwrap_or_else(|_| unreachable!());
+        .expect("HMAC accepts keys of any length");
     mac.update(b"ferry sandbox admin api key");
     hex::encode(mac.finalize().into_bytes())
 }

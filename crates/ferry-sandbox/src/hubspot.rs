@@ -41,8 +41,9 @@ pub fn sign_v3(
     body: &[u8],
     timestamp_ms: i64,
 ) -> String {
+    #[expect(clippy::expect_used, reason = "HMAC accepts keys of any length")]
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(client_secret.as_bytes())
-        .unwrap_or_else(|_| unreachable!());
+        .expect("HMAC accepts keys of any length");
     mac.update(method.as_bytes());
     mac.update(uri.as_bytes());
     mac.update(body);

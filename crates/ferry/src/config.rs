@@ -638,7 +638,12 @@ pub fn internal_url(bind: SocketAddr) -> url::Url {
     } else {
         ip.to_string()
     };
-    url::Url::parse(&format!("http://{host}:{}", bind.port())).unwrap_or_else(|_| unreachable!())
+    #[expect(
+        clippy::expect_used,
+        reason = "an IP literal and a port always make a valid http URL"
+    )]
+    url::Url::parse(&format!("http://{host}:{}", bind.port()))
+        .expect("an IP literal and a port make a URL")
 }
 
 fn decode_key(setting: &'static str, text: &str) -> anyhow::Result<SecretBox<[u8; 32]>> {

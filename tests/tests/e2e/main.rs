@@ -1,5 +1,12 @@
 //! End-to-end tests: the real app over real HTTP, on SQLite by default and
 //! on PostgreSQL with `FERRY_TEST_DB=postgres`.
+//!
+//! Helpers beside the tests assert with `unwrap`/`expect` like the tests do.
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed expectation is a failed test"
+)]
 
 mod access;
 mod auth;

@@ -50,8 +50,11 @@ fn starting_point() -> Definition {
 }
 
 fn trigger_object_id() -> FieldPath {
-    // A constant path; `parse` cannot fail on it, and a test covers it.
-    FieldPath::parse("trigger.objectId").unwrap_or_else(|_| unreachable!())
+    #[expect(
+        clippy::expect_used,
+        reason = "a constant, valid path; a test covers it"
+    )]
+    FieldPath::parse("trigger.objectId").expect("a valid constant path")
 }
 
 /// Connectors a definition uses.
