@@ -224,19 +224,11 @@ async fn try_spawn(options: TestOptions) -> anyhow::Result<TestApp> {
     for (k, v) in &options.settings {
         pairs.push((k, v));
     }
-    // The public URL needs the port, which is known only after binding:
-    // bind first on a probe to learn a free port.
-    let probe = std::net::TcpListener::bind("127.0.0.1:0")?;
-    let port = probe.local_addr()?.port();
-    drop(probe);
-    let bind = format!("127.0.0.1:{port}");
-    let public = options
-        .public_url
-        .clone()
-        .unwrap_or_else(|| format!("http://127.0.0.1:{port}"));
-    pairs[0] = ("bind", &bind);
-    pairs.push(("public_url", &public));
-
+    // Port 0: the app binds first and derives its own URLs from the port
+    // it got (the public URL too, unless the test sets one).
+    if let Some(public) = &options.public_url {
+        pairs.push(("public_url", public));
+    }
     let settings = ferry::Settings::from_pairs(pairs)?;
     let clock = ManualClock::new();
     let app = ferry::build(
@@ -248,6 +240,7 @@ async fn try_spawn(options: TestOptions) -> anyhow::Result<TestApp> {
         },
     )
     .await?;
+    let port = app.port().context("no listener")?;
     let handle = app.server_handle().context("no server")?;
     let background = app.background_handle();
     let db = app.db().clone();

@@ -43,13 +43,9 @@ fn stats(mut samples: Vec<Duration>) -> Stats {
 pub async fn connector_overhead(calls: usize) -> anyhow::Result<(Stats, Stats)> {
     let dir = std::env::temp_dir().join(format!("ferry-bench-{:x}", rand::random::<u64>()));
     let dir_text = dir.display().to_string();
-    // The sandbox's URLs are derived from the bind address, so pick the port first.
-    let probe = std::net::TcpListener::bind("127.0.0.1:0")?;
-    let port = probe.local_addr()?.port();
-    drop(probe);
-    let bind = format!("127.0.0.1:{port}");
+    // Port 0: Ferry derives the sandbox's URLs from the port it gets.
     let settings = Settings::from_pairs([
-        ("bind", bind.as_str()),
+        ("bind", "127.0.0.1:0"),
         ("data_dir", dir_text.as_str()),
         ("web_workers", "1"),
         ("sandbox", "local"),
@@ -63,6 +59,7 @@ pub async fn connector_overhead(calls: usize) -> anyhow::Result<(Stats, Stats)> 
         },
     )
     .await?;
+    let port = ferry.port().context("no listener")?;
     let handle = ferry.server_handle().context("no server")?;
     let server = tokio::spawn(ferry.run_until_stopped());
     let base = format!("http://127.0.0.1:{port}/sandbox/hubspot");

@@ -74,10 +74,6 @@ struct Env {
 async fn start(backend: &Backend, concurrency: usize) -> anyhow::Result<Env> {
     let dir = std::env::temp_dir().join(format!("ferry-bench-{:x}", rand::random::<u64>()));
     let dir_text = dir.display().to_string();
-    let probe = std::net::TcpListener::bind("127.0.0.1:0")?;
-    let port = probe.local_addr()?.port();
-    drop(probe);
-    let bind = format!("127.0.0.1:{port}");
     let database_url = match &backend.postgres {
         Some(base) => {
             let name = format!("ferry_bench_{:x}", rand::random::<u32>());
@@ -90,7 +86,8 @@ async fn start(backend: &Backend, concurrency: usize) -> anyhow::Result<Env> {
     let queue_name = format!("ferry.bench.{:x}", rand::random::<u32>());
     let workers = concurrency.clamp(1, 64).to_string();
     let mut pairs = vec![
-        ("bind", bind.as_str()),
+        // Port 0: Ferry derives its URLs from the port it gets.
+        ("bind", "127.0.0.1:0"),
         ("data_dir", dir_text.as_str()),
         ("database_url", database_url.as_str()),
         ("web_workers", "2"),
@@ -130,6 +127,7 @@ async fn start(backend: &Backend, concurrency: usize) -> anyhow::Result<Env> {
     )
     .await?;
     let db = ferry.db().clone();
+    let port = ferry.port().context("no listener")?;
     let handle = ferry.server_handle().context("no server")?;
     let server = tokio::spawn(ferry.run_until_stopped());
     let now = SystemClock.now();
@@ -152,7 +150,7 @@ async fn start(backend: &Backend, concurrency: usize) -> anyhow::Result<Env> {
         MasterKey::new(*settings.master_key.expose_secret()),
     );
     Ok(Env {
-        address: format!("http://{bind}"),
+        address: format!("http://127.0.0.1:{port}"),
         db,
         settings,
         tenant: tenant.id,

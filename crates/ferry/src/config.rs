@@ -204,8 +204,12 @@ pub struct Settings {
     pub master_key: SecretBox<[u8; 32]>,
     /// The file the master key came from (none: `FERRY_MASTER_KEY`).
     pub master_key_file: Option<PathBuf>,
-    /// Where users reach Ferry (`FERRY_PUBLIC_URL`, default `http://` + bind).
+    /// Where users reach Ferry (`FERRY_PUBLIC_URL`, default `http://` + the
+    /// address the listener got).
     pub public_url: url::Url,
+    /// Whether `FERRY_PUBLIC_URL` was set (otherwise it follows the bound
+    /// address, port 0 included).
+    pub public_url_explicit: bool,
     /// Directory for the SQLite file and the generated key (`FERRY_DATA_DIR`).
     pub data_dir: PathBuf,
     /// `text` or `json` logs (`FERRY_LOG_FORMAT`).
@@ -384,6 +388,10 @@ impl Settings {
             )
         })?;
 
+        let public_url_explicit = raw
+            .public_url
+            .as_deref()
+            .is_some_and(|s| !s.trim().is_empty());
         let public_url = match raw.public_url.filter(|s| !s.trim().is_empty()) {
             Some(u) => {
                 let parsed = url::Url::parse(u.trim())
@@ -396,20 +404,8 @@ impl Settings {
                 }
                 parsed
             }
-            None => {
-                let host = if bind.ip().is_unspecified() {
-                    "localhost".to_owned()
-                } else {
-                    bind.ip().to_string()
-                };
-                let host = if bind.is_ipv6() && host != "localhost" {
-                    format!("[{host}]")
-                } else {
-                    host
-                };
-                url::Url::parse(&format!("http://{host}:{}", bind.port()))
-                    .map_err(|e| bad("FERRY_BIND", format!("cannot derive a public URL ({e})")))?
-            }
+            None => default_public_url(bind)
+                .map_err(|e| bad("FERRY_BIND", format!("cannot derive a public URL ({e})")))?,
         };
 
         let log_json = match raw.log_format.trim() {
@@ -530,6 +526,7 @@ impl Settings {
             master_key,
             master_key_file,
             public_url,
+            public_url_explicit,
             data_dir,
             log_json,
             web_workers,
@@ -619,6 +616,19 @@ fn parse_bool(setting: &'static str, raw: &str) -> anyhow::Result<bool> {
         "false" | "0" | "no" | "off" => Ok(false),
         other => bail!(bad(setting, format!("'{other}' is neither true nor false"))),
     }
+}
+
+/// The default public URL for a listener at `bind`: `http://` + its address
+/// (`localhost` for an unspecified one).
+pub fn default_public_url(bind: SocketAddr) -> Result<url::Url, url::ParseError> {
+    let host = if bind.ip().is_unspecified() {
+        "localhost".to_owned()
+    } else if bind.is_ipv6() {
+        format!("[{}]", bind.ip())
+    } else {
+        bind.ip().to_string()
+    };
+    url::Url::parse(&format!("http://{host}:{}", bind.port()))
 }
 
 /// The address this process can reach itself at (the bind address, with an

@@ -76,6 +76,7 @@ fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
 /// A running Ferry process: the HTTP server and/or the background loops.
 pub struct Ferry {
     app: Option<Application>,
+    public_url: url::Url,
     connections: ConnectionService,
     engine: Engine,
     db: Db,
@@ -99,14 +100,33 @@ pub async fn build(
     let mailer = Mailer::new(db.clone(), clock.clone(), settings.smtp_url.is_some());
     let (stop, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
-    let internal = config::internal_url(settings.bind);
+    // The listener first: its address (port 0 picks one) is where this
+    // process reaches itself, and the public URL unless one is configured.
+    let listener = if roles.web {
+        Some(
+            TcpListener::bind(settings.bind)
+                .with_context(|| format!("binding {} (FERRY_BIND)", settings.bind))?,
+        )
+    } else {
+        None
+    };
+    let bound = match &listener {
+        Some(l) => l.local_addr().context("the listener's address")?,
+        None => settings.bind,
+    };
+    let internal = config::internal_url(bound);
+    let public_url = if settings.public_url_explicit {
+        settings.public_url.clone()
+    } else {
+        config::default_public_url(bound).context("deriving the public URL (FERRY_BIND)")?
+    };
     let sandbox_secret = connections::sandbox_client_secret(settings.master_key.expose_secret());
     let connection_service = connection_service(
         settings,
         &db,
         &vault,
         clock.clone(),
-        &internal,
+        (&internal, &public_url),
         &sandbox_secret,
     )?;
 
@@ -201,7 +221,12 @@ pub async fn build(
             admin_key: admin_key.clone().into(),
         });
         let extra: Option<ferry_web::ExtraRoutes> = if settings.sandbox.is_on() {
-            let sandbox = mounted_sandbox(settings, &internal, &sandbox_secret, &admin_key)?;
+            let sandbox = mounted_sandbox(
+                settings,
+                (&internal, &public_url),
+                &sandbox_secret,
+                &admin_key,
+            )?;
             Some(
                 Arc::new(move |cfg: &mut actix_web::web::ServiceConfig| sandbox.configure(cfg))
                     as ferry_web::ExtraRoutes,
@@ -214,7 +239,7 @@ pub async fn build(
             clock,
             mailer,
             config: WebConfig {
-                public_url: settings.public_url.clone(),
+                public_url: public_url.clone(),
                 session: SessionPolicy::default(),
                 link_ttl: chrono::Duration::hours(LINK_TTL_HOURS),
                 reset_ttl: chrono::Duration::hours(RESET_TTL_HOURS),
@@ -224,8 +249,7 @@ pub async fn build(
             engine: engine.clone(),
             sandbox: sandbox_link,
         };
-        let listener = TcpListener::bind(settings.bind)
-            .with_context(|| format!("binding {} (FERRY_BIND)", settings.bind))?;
+        let listener = listener.context("a web process has a listener")?;
         Some(Application::build(
             listener,
             state,
@@ -237,6 +261,7 @@ pub async fn build(
     };
     Ok(Ferry {
         app,
+        public_url,
         connections: connection_service,
         engine,
         db,
@@ -251,7 +276,7 @@ pub async fn build(
 /// pages and admin API are decided by the sandbox mode.
 fn mounted_sandbox(
     settings: &Settings,
-    internal: &url::Url,
+    (internal, public_url): (&url::Url, &url::Url),
     client_secret: &str,
     admin_key: &str,
 ) -> anyhow::Result<Sandbox> {
@@ -269,11 +294,11 @@ fn mounted_sandbox(
             // A local tool may call other local tools; a shared sandbox
             // reaches private addresses only where connectors may.
             allow_private: !shared || settings.allow_private_networks,
-            allowed_origins: vec![origin(internal), origin(&settings.public_url)],
+            allowed_origins: vec![origin(internal), origin(public_url)],
         },
         std::time::Duration::from_secs(10),
     )?;
-    let public = settings.public_url.as_str().trim_end_matches('/');
+    let public = public_url.as_str().trim_end_matches('/');
     let access = if shared {
         let gate: ferry_sandbox::Gate = Arc::new(|req: &actix_web::HttpRequest| {
             let req = req.clone();
@@ -292,7 +317,7 @@ fn mounted_sandbox(
         ferry_sandbox::Access::new(
             ferry_sandbox::Mode::Shared(gate),
             admin_key,
-            settings.public_url.scheme() == "https",
+            public_url.scheme() == "https",
             "/login",
         )
     } else {
@@ -337,7 +362,7 @@ fn connection_service(
     db: &Db,
     vault: &Vault,
     clock: Arc<dyn Clock>,
-    internal: &url::Url,
+    (internal, public_url): (&url::Url, &url::Url),
     sandbox_secret: &str,
 ) -> anyhow::Result<ConnectionService> {
     let timeout = std::time::Duration::from_secs(u64::from(settings.http_timeout_secs));
@@ -360,7 +385,7 @@ fn connection_service(
         },
         timeout,
     )?;
-    let public = settings.public_url.as_str().trim_end_matches('/');
+    let public = public_url.as_str().trim_end_matches('/');
     let redirect_url = url::Url::parse(&format!("{public}/connections/oauth/callback"))?;
     let hubspot_sandbox = HubSpotApp {
         oauth: OAuthApp {
@@ -424,6 +449,12 @@ fn connection_service(
 }
 
 impl Ferry {
+    /// Where users reach this Ferry: `FERRY_PUBLIC_URL`, or the address its
+    /// listener got.
+    pub fn public_url(&self) -> &url::Url {
+        &self.public_url
+    }
+
     /// The HTTP port, when serving.
     pub fn port(&self) -> Option<u16> {
         self.app.as_ref().map(Application::port)

@@ -340,18 +340,15 @@ async fn serve(
     logins: Option<Vec<ferry::demo::DemoLogin>>,
 ) -> anyhow::Result<()> {
     let ferry = ferry::build(settings, clock, roles).await?;
-    let url = settings
-        .public_url
-        .as_str()
-        .trim_end_matches('/')
-        .to_owned();
+    let url = ferry.public_url().as_str().trim_end_matches('/').to_owned();
     tracing::info!(url = %url, web = roles.web, worker = roles.worker, "Ferry is serving");
     if let Some(logins) = &logins
         && settings.sandbox.is_on()
         && let Some(admin) = logins.iter().find(|l| l.role == "Tenant admin")
     {
         // The server must be accepting before the demo can use it.
-        let base = ferry::config::internal_url(settings.bind)
+        let port = ferry.port().unwrap_or(settings.bind.port());
+        let base = ferry::config::internal_url(std::net::SocketAddr::new(settings.bind.ip(), port))
             .as_str()
             .trim_end_matches('/')
             .to_owned();
