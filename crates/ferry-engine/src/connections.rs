@@ -395,7 +395,7 @@ pub fn sandbox_admin_key(master_key: &[u8; 32]) -> String {
 /// the connection. Returns (refreshed, failed).
 pub async fn refresh_due(service: &ConnectionService) -> Result<(usize, usize), StoreError> {
     let horizon = service.clock.now() + ChronoDuration::seconds(REFRESH_AHEAD_SECS);
-    let due = connections::due_for_refresh(&service.db, horizon, 200).await?;
+    let due = ferry_store::system::due_for_refresh(&service.db, horizon, 200).await?;
     let (mut ok, mut failed) = (0, 0);
     for (tenant, id) in due {
         match service.refresh(&tenant, &id).await {

@@ -124,7 +124,7 @@ impl MailDelivery {
     /// Delivers every due email once; returns how many were sent.
     pub async fn deliver_due(&self) -> anyhow::Result<usize> {
         let now = self.clock.now();
-        let due = emails::due(&self.db, now, 50).await?;
+        let due = ferry_store::system::due(&self.db, now, 50).await?;
         let mut sent = 0;
         for email in due {
             // A lease, so two workers never send the same email at once.

@@ -13,11 +13,15 @@ use std::sync::Arc;
 /// How often an idle worker looks for jobs (besides being woken).
 const POLL: std::time::Duration = std::time::Duration::from_millis(200);
 
-/// The job: execute (or continue) one run.
+/// The job: execute (or continue) one run of one tenant. A job that fails
+/// to parse (an older shape) is dropped: the run stays in the database and
+/// the sweeper enqueues it again.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExecuteRunV1 {
+    /// The run's tenant: the worker claims the run within it.
+    pub tenant_id: ferry_core::TenantId,
     /// The run's id.
-    pub run_id: String,
+    pub run_id: ferry_core::RunId,
 }
 
 /// A queue failure.

@@ -80,18 +80,23 @@ struct Local {
     closed: std::sync::atomic::AtomicBool,
     /// To the task that starts them (a spawn from `enqueue` itself would
     /// make `execute` a future that contains itself).
-    starts: tokio::sync::mpsc::UnboundedSender<(RunId, tokio::sync::OwnedSemaphorePermit)>,
+    starts:
+        tokio::sync::mpsc::UnboundedSender<(TenantId, RunId, tokio::sync::OwnedSemaphorePermit)>,
 }
 
 /// Starts each run handed over on `starts`, each on its own task.
 async fn start_local(
     engine: Engine,
-    mut starts: tokio::sync::mpsc::UnboundedReceiver<(RunId, tokio::sync::OwnedSemaphorePermit)>,
+    mut starts: tokio::sync::mpsc::UnboundedReceiver<(
+        TenantId,
+        RunId,
+        tokio::sync::OwnedSemaphorePermit,
+    )>,
 ) {
-    while let Some((id, permit)) = starts.recv().await {
+    while let Some((tenant, id, permit)) = starts.recv().await {
         let engine = engine.clone();
         tokio::spawn(async move {
-            if let Err(e) = engine.execute(&id).await {
+            if let Err(e) = engine.execute(&tenant, &id).await {
                 tracing::error!(run_id = %id, error = %e, "run execution failed; will be picked up again");
             }
             drop(permit);
@@ -272,7 +277,7 @@ impl Engine {
             tracing::info!(tenant_id = %tenant, run_id = %id, record_id = record_id.unwrap_or(""), "record already processed: run skipped");
         }
         for id in ingested.queued.iter().chain(&ingested.resumed) {
-            self.enqueue(id).await;
+            self.enqueue(tenant, id).await;
         }
         Ok(ingested)
     }
@@ -331,18 +336,22 @@ impl Engine {
     /// Hands a run to a worker: this process when it executes runs itself
     /// and has room, otherwise the queue. A failed enqueue is logged, not
     /// returned (the sweeper enqueues again).
-    pub async fn enqueue(&self, id: &RunId) {
+    pub async fn enqueue(&self, tenant: &TenantId, id: &RunId) {
         if let Some(local) = &self.local
             && !local.closed.load(std::sync::atomic::Ordering::SeqCst)
             && let Ok(permit) = local.permits.clone().try_acquire_owned()
-            && local.starts.send((id.clone(), permit)).is_ok()
+            && local
+                .starts
+                .send((tenant.clone(), id.clone(), permit))
+                .is_ok()
         {
             return;
         }
         if let Err(e) = self
             .queue
             .push(ExecuteRunV1 {
-                run_id: id.to_string(),
+                tenant_id: tenant.clone(),
+                run_id: id.clone(),
             })
             .await
         {
@@ -354,15 +363,15 @@ impl Engine {
     /// deadline; enqueue what is due. Returns how many runs were enqueued.
     pub async fn sweep(&self) -> Result<usize, StoreError> {
         let now = self.clock.now();
-        let found = runs::sweep(&self.db, now, 500).await?;
-        for id in &found.orphaned {
-            tracing::warn!(run_id = %id, "run's worker stopped holding it; re-queued");
+        let found = ferry_store::system::sweep(&self.db, now, 500).await?;
+        for (tenant, id) in &found.orphaned {
+            tracing::warn!(tenant_id = %tenant, run_id = %id, "run's worker stopped holding it; re-queued");
         }
-        for id in &found.timed_out {
-            tracing::info!(run_id = %id, "wait deadline passed; run re-queued");
+        for (tenant, id) in &found.timed_out {
+            tracing::info!(tenant_id = %tenant, run_id = %id, "wait deadline passed; run re-queued");
         }
-        for id in found.enqueue.iter().chain(&found.timed_out) {
-            self.enqueue(id).await;
+        for (tenant, id) in found.enqueue.iter().chain(&found.timed_out) {
+            self.enqueue(tenant, id).await;
         }
         Ok(found.enqueue.len() + found.timed_out.len())
     }
@@ -381,7 +390,8 @@ impl Engine {
             }
             // Expired echo guards go about once a minute, not every sweep.
             if ticks.is_multiple_of(60)
-                && let Err(e) = runs::purge_echo_guards(&self.db, self.clock.now()).await
+                && let Err(e) =
+                    ferry_store::system::purge_echo_guards(&self.db, self.clock.now()).await
             {
                 tracing::warn!(error = %e, "purging expired echo guards failed");
             }
@@ -398,19 +408,27 @@ impl Engine {
         let ok = runs::replay(&self.db, tenant, id, self.clock.now()).await?;
         if ok {
             tracing::info!(tenant_id = %tenant, run_id = %id, "run replayed from its failed step");
-            self.enqueue(id).await;
+            self.enqueue(tenant, id).await;
         }
         Ok(ok)
     }
 
-    /// Executes a run as far as it can go now.
-    pub async fn execute(&self, id: &RunId) -> Result<(), StoreError> {
+    /// Executes a run of `tenant` as far as it can go now. Every log line
+    /// inside (steps, connector calls, failures) carries the tenant, the
+    /// workflow and the run.
+    #[tracing::instrument(
+        name = "execute_run",
+        skip_all,
+        fields(tenant_id = %tenant, run_id = %id, workflow_id = tracing::field::Empty)
+    )]
+    pub async fn execute(&self, tenant: &TenantId, id: &RunId) -> Result<(), StoreError> {
         let now = self.clock.now();
-        let Some(claimed) = runs::claim(&self.db, id, now, now + self.lease).await? else {
+        let Some(claimed) = runs::claim(&self.db, tenant, id, now, now + self.lease).await? else {
             return Ok(());
         };
         let tenant = claimed.tenant.clone();
         let run = claimed.run;
+        tracing::Span::current().record("workflow_id", tracing::field::display(&run.workflow_id));
         let vault = self.connections.vault();
         let mut context: Value =
             serde_json::from_slice(&vault.open(&tenant, &claimed.context, id.as_str()).await?)
@@ -582,7 +600,7 @@ impl Engine {
                     .is_some()
                 && runs::resume_if_waiting(&self.db, id, self.clock.now()).await?
             {
-                self.enqueue(id).await;
+                self.enqueue(&tenant, id).await;
             }
             return Ok(());
         }
@@ -1127,11 +1145,8 @@ impl Engine {
 #[async_trait::async_trait]
 impl Handler for Engine {
     async fn handle(&self, job: ExecuteRunV1) {
-        let Ok(id) = job.run_id.parse::<RunId>() else {
-            tracing::error!(run_id = %job.run_id, "job names no valid run; dropped");
-            return;
-        };
-        if let Err(e) = self.execute(&id).await {
+        let (tenant, id) = (job.tenant_id, job.run_id);
+        if let Err(e) = self.execute(&tenant, &id).await {
             // The run stays where it was saved; the sweeper takes it again
             // when its lease lapses.
             tracing::error!(run_id = %id, error = %e, "run execution failed; will be picked up again");

@@ -114,7 +114,7 @@ pub struct NewConnection<'a> {
     pub created_by: &'a UserId,
 }
 
-fn secret_aad(id: &ConnectionId) -> String {
+pub(crate) fn secret_aad(id: &ConnectionId) -> String {
     format!("connection:{id}")
 }
 
@@ -226,39 +226,6 @@ pub struct HookTarget {
     pub credentials: Credentials,
 }
 
-/// See [`HookTarget`].
-pub async fn for_hook(db: &Db, vault: &Vault, id: &ConnectionId) -> Result<HookTarget, StoreError> {
-    let (tenant, connector, sealed, status): (String, String, String, Option<String>) =
-        connection::Entity::find_by_id(id.to_string())
-            .select_only()
-            .column(connection::Column::TenantId)
-            .column(connection::Column::Connector)
-            .column(connection::Column::SecretCiphertext)
-            .column_as(
-                Expr::cust("(SELECT t.status FROM tenants t WHERE t.id = connections.tenant_id)"),
-                "tenant_status",
-            )
-            .into_tuple()
-            .one(&db.conn)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-    let tenant: TenantId = tenant
-        .parse()
-        .map_err(|_| StoreError::Corrupt("connections.tenant_id"))?;
-    let plain = vault.open(&tenant, &sealed, &secret_aad(id)).await?;
-    Ok(HookTarget {
-        tenant_status: status
-            .as_deref()
-            .and_then(TenantStatus::parse)
-            .ok_or(StoreError::Corrupt("tenants.status"))?,
-        connector: ConnectorKey::parse(&connector)
-            .ok_or(StoreError::Corrupt("connections.connector"))?,
-        credentials: serde_json::from_slice(&plain)
-            .map_err(|_| StoreError::Crypto("credentials did not parse"))?,
-        tenant,
-    })
-}
-
 #[allow(clippy::too_many_arguments)]
 /// Replaces the credentials if nobody else did since `expected_version`
 /// (a refresh racing another process); returns false when someone did.
@@ -298,36 +265,6 @@ pub async fn update_credentials(
         .exec(&db.conn)
         .await?;
     Ok(result.rows_affected == 1)
-}
-
-/// Healthy OAuth connections of every tenant whose access token expires
-/// before `before` (for the refresher; it acts per tenant afterwards).
-pub async fn due_for_refresh(
-    db: &Db,
-    before: DateTime<Utc>,
-    limit: u64,
-) -> Result<Vec<(TenantId, ConnectionId)>, StoreError> {
-    let rows: Vec<(String, String)> = connection::Entity::find()
-        .select_only()
-        .column(connection::Column::TenantId)
-        .column(connection::Column::Id)
-        .filter(connection::Column::Status.eq(ConnectionStatus::Healthy.as_str()))
-        .filter(connection::Column::AccessExpiresAt.lt(before))
-        .order_by_asc(connection::Column::AccessExpiresAt)
-        .limit(limit)
-        .into_tuple()
-        .all(&db.conn)
-        .await?;
-    rows.into_iter()
-        .map(|(t, c)| {
-            Ok((
-                t.parse()
-                    .map_err(|_| StoreError::Corrupt("connections.tenant_id"))?,
-                c.parse()
-                    .map_err(|_| StoreError::Corrupt("connections.id"))?,
-            ))
-        })
-        .collect()
 }
 
 /// Takes the refresh lease until `until` unless another process holds an

@@ -94,20 +94,6 @@ pub async fn insert(
     .try_into()
 }
 
-/// Queued emails whose next attempt is due, oldest first.
-pub async fn due(db: &Db, now: DateTime<Utc>, limit: u64) -> Result<Vec<Email>, StoreError> {
-    email::Entity::find()
-        .filter(email::Column::Status.eq(STATUS_QUEUED))
-        .filter(email::Column::NextAttemptAt.lte(now))
-        .order_by_asc(email::Column::CreatedAt)
-        .limit(limit)
-        .all(&db.conn)
-        .await?
-        .into_iter()
-        .map(Email::try_from)
-        .collect()
-}
-
 /// Claims a queued email for one delivery attempt by pushing its next
 /// attempt into the future; false if another worker claimed it first.
 pub async fn claim(

@@ -2,13 +2,11 @@
 //! dedupe key per tenant (the same event delivered twice is one row). They
 //! are written with their runs by [`crate::runs::ingest`].
 
-use crate::entities::{connection, inbound_event};
+use crate::entities::inbound_event;
 use crate::{Db, StoreError};
 use chrono::{DateTime, Utc};
-use ferry_core::catalog::ConnectorKey;
-use ferry_core::{ConnectionId, EventId, TenantId, TenantStatus};
-use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
+use ferry_core::{ConnectionId, EventId, TenantId};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
 
 /// A new event to store.
 #[derive(Debug, Clone)]
@@ -74,53 +72,4 @@ pub async fn stats(
         .await?
         .map(|m| m.received_at);
     Ok((count, last))
-}
-
-/// The connection a HubSpot portal's events belong to, in one environment:
-/// its tenant, id and the tenant's status. The oldest connection wins when
-/// one tenant connected the portal twice; when connections of different
-/// tenants name the same portal, nobody gets its events (`None`, logged):
-/// a portal's data never goes to a tenant it might not belong to.
-pub async fn hubspot_connection_for_portal(
-    db: &Db,
-    environment: ferry_core::Environment,
-    portal: &str,
-) -> Result<Option<(TenantId, ConnectionId, TenantStatus)>, StoreError> {
-    let rows: Vec<(String, String, Option<String>)> = connection::Entity::find()
-        .select_only()
-        .column(connection::Column::TenantId)
-        .column(connection::Column::Id)
-        .column_as(
-            Expr::cust("(SELECT t.status FROM tenants t WHERE t.id = connections.tenant_id)"),
-            "tenant_status",
-        )
-        .filter(connection::Column::Connector.eq(ConnectorKey::HubSpot.as_str()))
-        .filter(connection::Column::Environment.eq(environment.as_str()))
-        .filter(connection::Column::ExternalAccount.eq(portal))
-        .order_by_asc(connection::Column::CreatedAt)
-        .limit(16)
-        .into_tuple()
-        .all(&db.conn)
-        .await?;
-    let Some((tenant, id, status)) = rows.first().cloned() else {
-        return Ok(None);
-    };
-    if rows.iter().any(|(t, _, _)| *t != tenant) {
-        tracing::warn!(
-            environment = environment.as_str(),
-            "HubSpot portal connected by more than one tenant: its events are refused"
-        );
-        return Ok(None);
-    }
-    Ok(Some((
-        tenant
-            .parse()
-            .map_err(|_| StoreError::Corrupt("connections.tenant_id"))?,
-        id.parse()
-            .map_err(|_| StoreError::Corrupt("connections.id"))?,
-        status
-            .as_deref()
-            .and_then(TenantStatus::parse)
-            .ok_or(StoreError::Corrupt("tenants.status"))?,
-    )))
 }

@@ -14,6 +14,7 @@ pub mod invites;
 pub mod login_attempts;
 pub mod runs;
 pub mod sessions;
+pub mod system;
 pub mod tenants;
 pub mod users;
 pub mod vault;

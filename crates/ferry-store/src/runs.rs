@@ -364,7 +364,7 @@ async fn resume_waiting_on(
     Ok(resumed)
 }
 
-async fn resume_waiting(
+pub(crate) async fn resume_waiting(
     conn: &impl ConnectionTrait,
     id: &str,
     now: DateTime<Utc>,
@@ -407,6 +407,7 @@ pub async fn correlated_event(
 /// it, it is not due, or it has ended.
 pub async fn claim(
     db: &Db,
+    tenant: &TenantId,
     id: &RunId,
     now: DateTime<Utc>,
     lease_until: DateTime<Utc>,
@@ -419,6 +420,7 @@ pub async fn claim(
         )
         .col_expr(run::Column::LeaseUntil, Expr::value(Some(lease_until)))
         .col_expr(run::Column::UpdatedAt, Expr::value(now))
+        .filter(run::Column::TenantId.eq(tenant.to_string()))
         .filter(run::Column::Id.eq(id.to_string()))
         .filter(run::Column::Status.eq(RunStatus::Queued.as_str()))
         .filter(
@@ -786,119 +788,11 @@ pub async fn dead_between(
 pub struct Sweep {
     /// Runs to enqueue: due, never picked up, or taken back from a worker
     /// that died.
-    pub enqueue: Vec<RunId>,
+    pub enqueue: Vec<(TenantId, RunId)>,
     /// Runs whose worker's lease lapsed.
-    pub orphaned: Vec<RunId>,
+    pub orphaned: Vec<(TenantId, RunId)>,
     /// Waiting runs whose deadline passed.
-    pub timed_out: Vec<RunId>,
-}
-
-/// Finds work whose time has come, across tenants: waits past their
-/// deadline and runs of dead workers go back to the queue; queued runs that
-/// are due and not recently enqueued are marked enqueued for a minute.
-pub async fn sweep(db: &Db, now: DateTime<Utc>, limit: u64) -> Result<Sweep, StoreError> {
-    let mut out = Sweep::default();
-    let parse = |v: Vec<String>| -> Result<Vec<RunId>, StoreError> {
-        v.into_iter()
-            .map(|i| i.parse().map_err(|_| StoreError::Corrupt("runs.id")))
-            .collect()
-    };
-    let none = Option::<DateTime<Utc>>::None;
-    // Worker died: lease lapsed while running.
-    let orphaned: Vec<String> = run::Entity::find()
-        .select_only()
-        .column(run::Column::Id)
-        .filter(run::Column::Status.eq(RunStatus::Running.as_str()))
-        .filter(run::Column::LeaseUntil.lt(now))
-        .limit(limit)
-        .into_tuple()
-        .all(&db.conn)
-        .await?;
-    for id in &orphaned {
-        run::Entity::update_many()
-            .col_expr(run::Column::Status, Expr::value(RunStatus::Queued.as_str()))
-            .col_expr(run::Column::LeaseUntil, Expr::value(none))
-            .col_expr(run::Column::UpdatedAt, Expr::value(now))
-            .filter(run::Column::Id.eq(id.clone()))
-            .filter(run::Column::Status.eq(RunStatus::Running.as_str()))
-            .filter(run::Column::LeaseUntil.lt(now))
-            .exec(&db.conn)
-            .await?;
-    }
-    out.orphaned = parse(orphaned)?;
-    // Waits past their deadline: back to the queue; the worker records the
-    // timeout when it finds no event.
-    let timed_out: Vec<String> = run::Entity::find()
-        .select_only()
-        .column(run::Column::Id)
-        .filter(run::Column::Status.eq(RunStatus::Waiting.as_str()))
-        .filter(run::Column::WakeAt.lte(now))
-        .limit(limit)
-        .into_tuple()
-        .all(&db.conn)
-        .await?;
-    for id in &timed_out {
-        resume_waiting(&db.conn, id, now).await?;
-    }
-    out.timed_out = parse(timed_out)?;
-    // Safety net: waiting runs whose event is already stored.
-    let matched: Vec<String> = run::Entity::find()
-        .select_only()
-        .column(run::Column::Id)
-        .filter(run::Column::Status.eq(RunStatus::Waiting.as_str()))
-        .filter(Expr::cust(
-            "EXISTS (SELECT 1 FROM inbound_events ie WHERE ie.tenant_id = runs.tenant_id AND ie.correlation_key = runs.wait_key)",
-        ))
-        .limit(limit)
-        .into_tuple()
-        .all(&db.conn)
-        .await?;
-    for id in matched {
-        if resume_waiting(&db.conn, &id, now).await? {
-            out.timed_out
-                .push(id.parse().map_err(|_| StoreError::Corrupt("runs.id"))?);
-        }
-    }
-    // Queued and due, not enqueued in the last minute.
-    let due: Vec<String> = run::Entity::find()
-        .select_only()
-        .column(run::Column::Id)
-        .filter(run::Column::Status.eq(RunStatus::Queued.as_str()))
-        .filter(
-            Condition::any()
-                .add(run::Column::WakeAt.is_null())
-                .add(run::Column::WakeAt.lte(now)),
-        )
-        .filter(
-            Condition::any()
-                .add(run::Column::LeaseUntil.is_null())
-                .add(run::Column::LeaseUntil.lt(now)),
-        )
-        .limit(limit)
-        .into_tuple()
-        .all(&db.conn)
-        .await?;
-    for id in due {
-        let r = run::Entity::update_many()
-            .col_expr(
-                run::Column::LeaseUntil,
-                Expr::value(Some(now + chrono::Duration::seconds(60))),
-            )
-            .filter(run::Column::Id.eq(id.clone()))
-            .filter(run::Column::Status.eq(RunStatus::Queued.as_str()))
-            .filter(
-                Condition::any()
-                    .add(run::Column::LeaseUntil.is_null())
-                    .add(run::Column::LeaseUntil.lt(now)),
-            )
-            .exec(&db.conn)
-            .await?;
-        if r.rows_affected == 1 {
-            out.enqueue
-                .push(id.parse().map_err(|_| StoreError::Corrupt("runs.id"))?);
-        }
-    }
-    Ok(out)
+    pub timed_out: Vec<(TenantId, RunId)>,
 }
 
 /// Remembers a property value Ferry wrote, so the change event it causes
@@ -922,15 +816,6 @@ pub async fn guard_echo(
     .insert(&db.conn)
     .await?;
     Ok(())
-}
-
-/// Deletes echo guards that expired; returns how many.
-pub async fn purge_echo_guards(db: &Db, now: DateTime<Utc>) -> Result<u64, StoreError> {
-    Ok(echo_guard::Entity::delete_many()
-        .filter(echo_guard::Column::ExpiresAt.lt(now))
-        .exec(&db.conn)
-        .await?
-        .rows_affected)
 }
 
 /// A client contact's verification, for staff.

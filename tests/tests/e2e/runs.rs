@@ -363,7 +363,24 @@ async fn a_failing_write_back_is_retried_dead_lettered_and_replayed_from_that_st
         app.count("SELECT COUNT(*) FROM run_steps WHERE step_key = 'write_back' AND status = 'failed' AND attempt = 3").await,
         1
     );
-    assert!(ferry_tests::captured_logs().contains("run dead-lettered"));
+    // The failing call's log line names the tenant, the workflow and the run.
+    let logs = ferry_tests::captured_logs();
+    let line = logs
+        .lines()
+        .find(|l| l.contains("run dead-lettered") && l.contains(&run_id))
+        .unwrap_or_else(|| panic!("no dead-letter line for {run_id}"));
+    let workflow = app
+        .json_rows(&format!(
+            "SELECT workflow_id FROM runs WHERE id = '{run_id}'"
+        ))
+        .await[0][0]
+        .clone()
+        .unwrap();
+    assert!(
+        line.contains(&format!("tenant_id={tenant}"))
+            && line.contains(&format!("workflow_id={workflow}")),
+        "{line}"
+    );
     let page = client.get(&format!("/runs/{run_id}")).await;
     assert!(
         page.body.contains("dead") && page.body.contains("after 3 attempts"),

@@ -14,9 +14,9 @@ use ferry_connectors::webhook::{SignatureError, verify_standard_webhook};
 use ferry_core::catalog::ConnectorKey;
 use ferry_core::{ConnectionId, Environment, TenantId, TenantStatus};
 use ferry_engine::runs::{Source, correlation_key};
-use ferry_store::inbound::{self, NewEvent, Stored};
+use ferry_store::StoreError;
+use ferry_store::inbound::{NewEvent, Stored};
 use ferry_store::runs::EchoKey;
-use ferry_store::{StoreError, connections};
 use serde_json::{Value, json};
 
 fn answer(status: StatusCode, message: &str) -> HttpResponse {
@@ -59,7 +59,7 @@ async fn hook_target(
     let Ok(id) = parse_id::<ConnectionId>(raw_id) else {
         return Err(answer(StatusCode::NOT_FOUND, "no such webhook"));
     };
-    match connections::for_hook(&state.db, state.connections.vault(), &id).await {
+    match ferry_store::system::for_hook(&state.db, state.connections.vault(), &id).await {
         Ok(t) if t.connector != expected => Err(answer(StatusCode::NOT_FOUND, "no such webhook")),
         Ok(t) if t.tenant_status == TenantStatus::Suspended => {
             tracing::warn!(tenant_id = %t.tenant, "inbound request refused: tenant suspended");
@@ -267,21 +267,26 @@ async fn hubspot_in(
                     .map_or_else(|| p.as_str().unwrap_or("").to_owned(), |n| n.to_string())
             })
             .unwrap_or_default();
-        let (tenant, connection) =
-            match inbound::hubspot_connection_for_portal(&state.db, environment, &portal).await {
-                Ok(Some((tenant, _, TenantStatus::Suspended))) => {
-                    suspended += 1;
-                    tracing::warn!(tenant_id = %tenant, "HubSpot event refused: tenant suspended");
-                    continue;
-                }
-                Ok(Some((tenant, connection, _))) => (tenant, connection),
-                Ok(None) => {
-                    unknown += 1;
-                    tracing::warn!(portal = %portal, "HubSpot event for an unknown portal refused");
-                    continue;
-                }
-                Err(e) => return internal(&e),
-            };
+        let (tenant, connection) = match ferry_store::system::hubspot_connection_for_portal(
+            &state.db,
+            environment,
+            &portal,
+        )
+        .await
+        {
+            Ok(Some((tenant, _, TenantStatus::Suspended))) => {
+                suspended += 1;
+                tracing::warn!(tenant_id = %tenant, "HubSpot event refused: tenant suspended");
+                continue;
+            }
+            Ok(Some((tenant, connection, _))) => (tenant, connection),
+            Ok(None) => {
+                unknown += 1;
+                tracing::warn!(portal = %portal, "HubSpot event for an unknown portal refused");
+                continue;
+            }
+            Err(e) => return internal(&e),
+        };
         let event_id = event
             .get("eventId")
             .map(Value::to_string)
