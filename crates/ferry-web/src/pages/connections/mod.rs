@@ -1,0 +1,290 @@
+//! Connections: the catalog, connecting HubSpot through OAuth 2.0 (PKCE and
+//! state), API-key connections, a connection's page, testing and revoking.
+//! Secrets are never rendered back: the pages show only which kind of
+//! credential a connection holds.
+
+mod key;
+mod oauth;
+mod page;
+mod sandbox;
+
+use key::*;
+pub use oauth::*;
+pub use page::*;
+pub use sandbox::*;
+
+use super::{audit, parse_id};
+use crate::AppState;
+use crate::error::{AppError, error_page};
+use crate::session::{Admin, Member};
+use crate::templates::{FieldErrors, Layout, redirect, redirect_with_flash, render};
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use chrono::{DateTime, Duration, Utc};
+use ferry_connectors::registry::CallContext;
+use ferry_connectors::{ConnectorError, Registry, hubspot};
+use ferry_core::catalog::{AuthKind, ConnectorKey};
+use ferry_core::{
+    ConnectionId, ConnectionStatus, Credentials, Environment, FieldError, PersonName,
+};
+use ferry_engine::connections::ServiceError;
+use ferry_store::connections::{self as store, Connection, NewConnection, OAuthFlow};
+use ferry_store::{StoreError, token_hash, users};
+use serde_json::json;
+use url::Url;
+/// API keys and tokens should be rotated this often.
+pub(super) const ROTATION_DAYS: i64 = 90;
+/// An OAuth attempt must come back within this.
+pub(super) const FLOW_MINUTES: i64 = 10;
+
+pub(super) struct CatalogCard {
+    pub(super) key: &'static str,
+    pub(super) name: &'static str,
+    pub(super) description: &'static str,
+    pub(super) auth: &'static str,
+}
+
+pub(super) struct ConnectionRow {
+    pub(super) id: String,
+    pub(super) name: String,
+    pub(super) connector: &'static str,
+    pub(super) environment: &'static str,
+    pub(super) status: &'static str,
+    pub(super) status_class: String,
+    pub(super) last_used: String,
+}
+
+pub(super) fn display_status(c: &Connection, now: DateTime<Utc>) -> &'static str {
+    if c.status == ConnectionStatus::Broken {
+        "broken"
+    } else if c.needs_rotation {
+        "needs rotation"
+    } else if c
+        .credential_expires_at
+        .is_some_and(|t| t - now < Duration::days(14))
+    {
+        "expiring"
+    } else {
+        "healthy"
+    }
+}
+
+pub(super) fn when(t: Option<DateTime<Utc>>) -> String {
+    t.map_or_else(
+        || "—".to_owned(),
+        |t| t.format("%Y-%m-%d %H:%M UTC").to_string(),
+    )
+}
+
+#[derive(Template)]
+#[template(path = "connections.html")]
+pub(super) struct ConnectionsPage {
+    pub(super) layout: Layout,
+    pub(super) is_admin: bool,
+    pub(super) rows: Vec<ConnectionRow>,
+    pub(super) catalog: Vec<CatalogCard>,
+}
+
+/// GET /connections
+pub async fn list(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    member: Member,
+) -> Result<HttpResponse, AppError> {
+    let now = state.clock.now();
+    let rows = store::list(&state.db, &member.tenant_id)
+        .await?
+        .iter()
+        .map(|c| {
+            let status = display_status(c, now);
+            ConnectionRow {
+                id: c.id.to_string(),
+                name: c.name.clone(),
+                connector: c.connector.def().name,
+                environment: c.environment.as_str(),
+                status,
+                status_class: status.replace(' ', "-"),
+                last_used: when(c.last_used_at),
+            }
+        })
+        .collect();
+    let catalog = ConnectorKey::ALL
+        .iter()
+        .map(|k| {
+            let d = k.def();
+            CatalogCard {
+                key: k.as_str(),
+                name: d.name,
+                description: d.description,
+                auth: d.auth.label(),
+            }
+        })
+        .collect();
+    render(
+        &req,
+        StatusCode::OK,
+        &ConnectionsPage {
+            layout: Layout::new(&req, "Connections", "/connections"),
+            is_admin: member.role == ferry_core::Role::Admin,
+            rows,
+            catalog,
+        },
+    )
+}
+
+/// The new-connection form.
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+pub struct NewForm {
+    #[serde(default)]
+    pub(super) name: String,
+    #[serde(default)]
+    pub(super) environment: String,
+    #[serde(default)]
+    pub(super) api_key: String,
+    #[serde(default)]
+    pub(super) base_url: String,
+    #[serde(default)]
+    pub(super) username: String,
+    #[serde(default)]
+    pub(super) signing_secret: String,
+}
+
+#[derive(Template)]
+#[template(path = "connection_new.html")]
+pub(super) struct NewPage {
+    pub(super) layout: Layout,
+    pub(super) key: &'static str,
+    pub(super) name: &'static str,
+    pub(super) description: &'static str,
+    pub(super) oauth: bool,
+    pub(super) needs_key: bool,
+    pub(super) needs_base_url: bool,
+    pub(super) needs_username: bool,
+    pub(super) needs_signing_secret: bool,
+    pub(super) sandbox_available: bool,
+    pub(super) scopes: Vec<&'static str>,
+    pub(super) form: NewForm,
+    pub(super) errors: FieldErrors,
+}
+
+pub(super) fn connector_of(raw: &str) -> Result<ConnectorKey, AppError> {
+    ConnectorKey::parse(raw).ok_or(AppError::NotFound)
+}
+
+pub(super) fn new_page(
+    state: &AppState,
+    req: &HttpRequest,
+    key: ConnectorKey,
+    status: StatusCode,
+    form: NewForm,
+    errors: FieldErrors,
+) -> Result<HttpResponse, AppError> {
+    let d = key.def();
+    let cut = |s: &str| s.chars().take(300).collect::<String>();
+    let form = NewForm {
+        name: cut(&form.name),
+        environment: cut(&form.environment),
+        // A submitted key is never echoed back.
+        api_key: String::new(),
+        base_url: cut(&form.base_url),
+        username: cut(&form.username),
+        signing_secret: String::new(),
+    };
+    render(
+        req,
+        status,
+        &NewPage {
+            layout: Layout::new(req, format!("Connect {}", d.name), "/connections"),
+            key: key.as_str(),
+            name: d.name,
+            description: d.description,
+            oauth: d.auth == AuthKind::OAuth2,
+            needs_key: matches!(
+                key,
+                ConnectorKey::Verification | ConnectorKey::Http | ConnectorKey::Smtp
+            ),
+            needs_base_url: matches!(
+                key,
+                ConnectorKey::Verification | ConnectorKey::Http | ConnectorKey::Smtp
+            ),
+            needs_username: key == ConnectorKey::Smtp,
+            needs_signing_secret: key == ConnectorKey::Verification,
+            sandbox_available: state.sandbox.is_some()
+                && matches!(key, ConnectorKey::HubSpot | ConnectorKey::Verification),
+            scopes: d.all_scopes(),
+            form,
+            errors,
+        },
+    )
+}
+
+/// GET /connections/new/{connector}
+pub async fn new_form(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    _admin: Admin,
+    key: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let key = connector_of(&key)?;
+    let environment = if state.sandbox.is_some() {
+        "sandbox"
+    } else {
+        "production"
+    };
+    let form = NewForm {
+        name: key.def().name.to_owned(),
+        environment: environment.into(),
+        ..NewForm::default()
+    };
+    new_page(&state, &req, key, StatusCode::OK, form, FieldErrors::new())
+}
+
+/// POST /connections/new/{connector}
+pub async fn create(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Admin(admin): Admin,
+    key: web::Path<String>,
+    form: web::Form<NewForm>,
+) -> Result<HttpResponse, AppError> {
+    let key = connector_of(&key)?;
+    let form = form.into_inner();
+    let mut errors = FieldErrors::new();
+    let name = errors.check(PersonName::parse("name", &form.name).map_err(|e| {
+        FieldError::new(
+            "name",
+            e.message.replace("a name", "a name for the connection"),
+        )
+    }));
+    let environment = Environment::parse(&form.environment);
+    match environment {
+        None => errors.push(FieldError::new(
+            "environment",
+            "Choose sandbox or production.",
+        )),
+        Some(Environment::Sandbox) if state.sandbox.is_none() => {
+            errors.push(FieldError::new(
+                "environment",
+                "The sandbox is turned off on this Ferry (FERRY_SANDBOX).",
+            ));
+        }
+        _ => {}
+    }
+    let (Some(name), Some(environment), true) = (name, environment, errors.is_empty()) else {
+        return new_page(
+            &state,
+            &req,
+            key,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            form,
+            errors,
+        );
+    };
+    match key {
+        ConnectorKey::HubSpot => {
+            start_oauth(&state, &req, &admin, name.as_str(), environment, form).await
+        }
+        _ => create_with_key(&state, &req, &admin, key, name.as_str(), environment, form).await,
+    }
+}
