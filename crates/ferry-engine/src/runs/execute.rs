@@ -1,120 +1,11 @@
-//! The run engine: turns accepted events into runs, executes their steps,
-//! retries, parks and resumes waits, and sweeps up what was left behind.
-//!
-//! Every step attempt is recorded (redacted input and output, each HTTP
-//! call). Calls with side effects carry the idempotency key
-//! `{run id}:{step key}`, so a run resumed after its worker died repeats no
-//! effect at the remote end.
+//! Executing a run: claim it, then each step in order — mapped, validated,
+//! called through its connection, retried with back-off, parked on a wait —
+//! each attempt saved with the run.
 
-use crate::connections::{ConnectionService, ServiceError};
-use crate::queue::{ExecuteRunV1, Handler, Queue};
-use chrono::{DateTime, Duration as ChronoDuration, Utc};
-use ferry_connectors::ConnectorError;
-use ferry_core::catalog::{ConnectorKey, FieldSchema};
-use ferry_core::redact::{redact, redact_all};
-use ferry_core::validate::{validate, validate_input};
-use ferry_core::workflow::{Definition, Step, StepKind};
-use ferry_core::{Clock, ConnectionId, RunId, TenantId, WorkflowId};
-use ferry_store::inbound::NewEvent;
-use ferry_store::runs::{self, Ingested, NewRun, Outcome, RunStatus, StepRecord};
-use ferry_store::workflows::Version;
-use ferry_store::{Db, StoreError, workflows};
-use serde_json::{Value, json};
-use std::sync::Arc;
-
-/// How long Ferry's own writes are recognised as echoes.
-const ECHO_SECS: i64 = 3600;
-
-/// The engine. Cheap to clone.
-#[derive(Clone)]
-pub struct Engine {
-    db: Db,
-    connections: ConnectionService,
-    clock: Arc<dyn Clock>,
-    queue: Queue,
-    lease: ChronoDuration,
-    versions: VersionCache,
-    local: Option<Arc<Local>>,
-}
-
-/// Published workflow versions never change: the ones runs use are kept
-/// here (bounded) instead of being read and parsed for every run.
-type VersionKey = (TenantId, WorkflowId, i32);
-
-#[derive(Clone, Default)]
-struct VersionCache(Arc<std::sync::Mutex<std::collections::HashMap<VersionKey, Arc<Version>>>>);
-
-const VERSION_CACHE_MAX: usize = 4096;
-
-impl VersionCache {
-    async fn get(
-        &self,
-        db: &Db,
-        tenant: &TenantId,
-        workflow: &WorkflowId,
-        version: i32,
-    ) -> Result<Arc<Version>, StoreError> {
-        let key = (tenant.clone(), workflow.clone(), version);
-        if let Some(v) = self.0.lock().ok().and_then(|m| m.get(&key).cloned()) {
-            return Ok(v);
-        }
-        let v = Arc::new(workflows::version(db, tenant, workflow, version).await?);
-        if let Ok(mut m) = self.0.lock() {
-            if m.len() >= VERSION_CACHE_MAX {
-                m.clear();
-            }
-            m.insert(key, v.clone());
-        }
-        Ok(v)
-    }
-}
-
-/// Runs this process executes itself, straight after storing them, when it
-/// is also a worker: no queue round trip. Bounded by `permits`; beyond it
-/// (and once shutting down) runs go through the queue. A run started here
-/// is held by a lease like any other, so if the process dies the sweeper
-/// hands it to another worker.
-struct Local {
-    permits: Arc<tokio::sync::Semaphore>,
-    total: u32,
-    closed: std::sync::atomic::AtomicBool,
-    /// To the task that starts them (a spawn from `enqueue` itself would
-    /// make `execute` a future that contains itself).
-    starts:
-        tokio::sync::mpsc::UnboundedSender<(TenantId, RunId, tokio::sync::OwnedSemaphorePermit)>,
-}
-
-/// Starts each run handed over on `starts`, each on its own task.
-async fn start_local(
-    engine: Engine,
-    mut starts: tokio::sync::mpsc::UnboundedReceiver<(
-        TenantId,
-        RunId,
-        tokio::sync::OwnedSemaphorePermit,
-    )>,
-) {
-    while let Some((tenant, id, permit)) = starts.recv().await {
-        let engine = engine.clone();
-        tokio::spawn(async move {
-            if let Err(e) = engine.execute(&tenant, &id).await {
-                tracing::error!(run_id = %id, error = %e, "run execution failed; will be picked up again");
-            }
-            drop(permit);
-        });
-    }
-}
-
-/// Where an inbound event came from, for matching it to workflows.
-#[derive(Debug, Clone)]
-pub struct Source<'a> {
-    /// The connector (`hubspot`, `verification`, `webhook`).
-    pub connector: ConnectorKey,
-    /// The connection it came through.
-    pub connection: &'a ConnectionId,
-}
+use super::*;
 
 /// What a step did.
-enum StepResult {
+pub(super) enum StepResult {
     /// Done; its output.
     Next(Value),
     /// Failed, may succeed later.
@@ -134,285 +25,11 @@ enum StepResult {
 }
 
 /// The run's working data (sealed at rest).
-fn data(context: &Value) -> Value {
+pub(super) fn data(context: &Value) -> Value {
     json!({ "trigger": context["trigger"], "steps": context["steps"] })
 }
 
 impl Engine {
-    /// An engine over the database, the connections and the queue.
-    pub fn new(
-        db: Db,
-        connections: ConnectionService,
-        clock: Arc<dyn Clock>,
-        queue: Queue,
-    ) -> Self {
-        Self {
-            db,
-            connections,
-            clock,
-            queue,
-            lease: ChronoDuration::minutes(5),
-            versions: VersionCache::default(),
-            local: None,
-        }
-    }
-
-    /// Lets this process execute up to `concurrency` runs itself as soon
-    /// as it has stored them (or they become due), instead of sending each
-    /// through the queue; the queue takes the rest. For processes that are
-    /// workers; `0` turns it off.
-    /// Must be called within the Tokio runtime.
-    pub fn with_in_process(mut self, concurrency: u32) -> Self {
-        if concurrency == 0 {
-            self.local = None;
-            return self;
-        }
-        let (starts, receiver) = tokio::sync::mpsc::unbounded_channel();
-        self.local = Some(Arc::new(Local {
-            permits: Arc::new(tokio::sync::Semaphore::new(concurrency as usize)),
-            total: concurrency,
-            closed: std::sync::atomic::AtomicBool::new(false),
-            starts,
-        }));
-        tokio::spawn(start_local(self.clone(), receiver));
-        self
-    }
-
-    /// Stops starting runs in this process and waits (up to `limit`) for
-    /// the ones it is executing to finish.
-    pub async fn drain(&self, limit: std::time::Duration) {
-        if let Some(local) = &self.local {
-            local
-                .closed
-                .store(true, std::sync::atomic::Ordering::SeqCst);
-            let all = local.permits.acquire_many(local.total);
-            if tokio::time::timeout(limit, all).await.is_err() {
-                tracing::warn!(
-                    "runs still executing at shutdown; their leases will lapse and another worker takes them"
-                );
-            }
-        }
-    }
-
-    /// How long a worker holds a run between saves before the sweeper
-    /// gives it to another (default 5 minutes).
-    pub fn with_lease(mut self, lease: std::time::Duration) -> Self {
-        self.lease = ChronoDuration::from_std(lease).unwrap_or(self.lease);
-        self
-    }
-
-    /// The queue.
-    pub fn queue(&self) -> &Queue {
-        &self.queue
-    }
-
-    /// Stores an accepted event with the runs it starts (and the waiting
-    /// runs it resumes) in one transaction, then enqueues them. A failed
-    /// enqueue is logged; the sweeper enqueues the run later.
-    pub async fn ingest(
-        &self,
-        tenant: &TenantId,
-        source: Source<'_>,
-        event: NewEvent<'_>,
-        correlation_key: Option<&str>,
-        echo: Option<runs::EchoKey<'_>>,
-        record_id: Option<&str>,
-    ) -> Result<Ingested, StoreError> {
-        let now = self.clock.now();
-        let triggered = self.triggered_by(tenant, &source, event.event_type).await?;
-        let payload: Value = serde_json::from_str(event.payload).unwrap_or(Value::Null);
-        // Payloads carry personal data: at rest they are sealed like run
-        // contexts, bound to the event's dedupe key.
-        let sealed_payload = self
-            .connections
-            .vault()
-            .seal(
-                tenant,
-                event.payload.as_bytes(),
-                &ferry_store::inbound::payload_aad(event.dedupe_key),
-            )
-            .await?;
-        let event = NewEvent {
-            payload: &sealed_payload,
-            ..event
-        };
-        let mut new_runs = Vec::new();
-        for (workflow_id, t) in triggered {
-            let id = RunId::generate();
-            // A generic webhook's trigger is its whole body (schema: `body`).
-            let trigger = if source.connector == ConnectorKey::Webhook {
-                json!({ "body": payload })
-            } else {
-                payload.clone()
-            };
-            let context = json!({ "trigger": trigger, "steps": {}, "deadlines": {} });
-            let sealed = self
-                .connections
-                .vault()
-                .seal(tenant, context.to_string().as_bytes(), id.as_str())
-                .await?;
-            new_runs.push(NewRun {
-                id,
-                workflow_id,
-                version: t.version,
-                record_id: record_id.map(str::to_owned),
-                context: sealed,
-                once_per_record: t.definition.trigger.event.ends_with(".creation"),
-            });
-        }
-        let ingested = runs::ingest(
-            &self.db,
-            tenant,
-            event,
-            correlation_key,
-            echo,
-            new_runs,
-            now,
-        )
-        .await?;
-        if ingested.echo {
-            tracing::info!(tenant_id = %tenant, "event is Ferry's own write coming back (echo): no run");
-        }
-        for id in &ingested.skipped {
-            tracing::info!(tenant_id = %tenant, run_id = %id, record_id = record_id.unwrap_or(""), "record already processed: run skipped");
-        }
-        for id in ingested.queued.iter().chain(&ingested.resumed) {
-            self.enqueue(tenant, id).await;
-        }
-        Ok(ingested)
-    }
-
-    /// The payload of the event with this correlation key, opened (rows
-    /// stored before payloads were sealed are read as they are).
-    async fn correlated_payload(
-        &self,
-        tenant: &TenantId,
-        key: &str,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
-        let Some((dedupe_key, stored)) = runs::correlated_event(&self.db, tenant, key).await?
-        else {
-            return Ok(None);
-        };
-        let aad = ferry_store::inbound::payload_aad(&dedupe_key);
-        match self.connections.vault().open(tenant, &stored, &aad).await {
-            Ok(plain) => Ok(Some(plain)),
-            Err(_) if stored.starts_with('{') || stored.starts_with('[') => {
-                Ok(Some(stored.into_bytes()))
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    /// The published workflows (their versions) an event from `source` of
-    /// type `event` starts: trigger and bound connection match.
-    async fn triggered_by(
-        &self,
-        tenant: &TenantId,
-        source: &Source<'_>,
-        event: &str,
-    ) -> Result<Vec<(WorkflowId, Arc<Version>)>, StoreError> {
-        let mut out = Vec::new();
-        for (workflow, version) in runs::published(&self.db, tenant).await? {
-            let v = match self
-                .versions
-                .get(&self.db, tenant, &workflow, version)
-                .await
-            {
-                Ok(v) => v,
-                Err(StoreError::NotFound) => continue,
-                Err(e) => return Err(e),
-            };
-            let trigger = &v.definition.trigger;
-            if trigger.connector == source.connector
-                && trigger.event == event
-                && v.bindings.get(source.connector.as_str()) == Some(source.connection)
-            {
-                out.push((workflow, v));
-            }
-        }
-        Ok(out)
-    }
-
-    /// Hands a run to a worker: this process when it executes runs itself
-    /// and has room, otherwise the queue. A failed enqueue is logged, not
-    /// returned (the sweeper enqueues again).
-    pub async fn enqueue(&self, tenant: &TenantId, id: &RunId) {
-        if let Some(local) = &self.local
-            && !local.closed.load(std::sync::atomic::Ordering::SeqCst)
-            && let Ok(permit) = local.permits.clone().try_acquire_owned()
-            && local
-                .starts
-                .send((tenant.clone(), id.clone(), permit))
-                .is_ok()
-        {
-            return;
-        }
-        if let Err(e) = self
-            .queue
-            .push(ExecuteRunV1 {
-                tenant_id: tenant.clone(),
-                run_id: id.clone(),
-            })
-            .await
-        {
-            tracing::warn!(run_id = %id, error = %e, "could not enqueue run; the sweeper will");
-        }
-    }
-
-    /// One sweep: re-queue runs of dead workers and waits past their
-    /// deadline; enqueue what is due. Returns how many runs were enqueued.
-    pub async fn sweep(&self) -> Result<usize, StoreError> {
-        let now = self.clock.now();
-        let found = ferry_store::system::sweep(&self.db, now, 500).await?;
-        for (tenant, id) in &found.orphaned {
-            tracing::warn!(tenant_id = %tenant, run_id = %id, "run's worker stopped holding it; re-queued");
-        }
-        for (tenant, id) in &found.timed_out {
-            tracing::info!(tenant_id = %tenant, run_id = %id, "wait deadline passed; run re-queued");
-        }
-        for (tenant, id) in found.enqueue.iter().chain(&found.timed_out) {
-            self.enqueue(tenant, id).await;
-        }
-        Ok(found.enqueue.len() + found.timed_out.len())
-    }
-
-    /// Sweeps every `every` until `stop` is set.
-    pub async fn run_sweeper(
-        self,
-        every: std::time::Duration,
-        stop: tokio::sync::watch::Receiver<bool>,
-    ) {
-        let mut stop = stop;
-        let mut ticks: u64 = 0;
-        loop {
-            if let Err(e) = self.sweep().await {
-                tracing::error!(error = %e, "run sweep failed");
-            }
-            // Expired echo guards go about once a minute, not every sweep.
-            if ticks.is_multiple_of(60)
-                && let Err(e) =
-                    ferry_store::system::purge_echo_guards(&self.db, self.clock.now()).await
-            {
-                tracing::warn!(error = %e, "purging expired echo guards failed");
-            }
-            ticks = ticks.wrapping_add(1);
-            tokio::select! {
-                _ = tokio::time::sleep(every) => {}
-                _ = stop.changed() => return,
-            }
-        }
-    }
-
-    /// Replays a failed or dead-lettered run from the step that failed.
-    pub async fn replay(&self, tenant: &TenantId, id: &RunId) -> Result<bool, StoreError> {
-        let ok = runs::replay(&self.db, tenant, id, self.clock.now()).await?;
-        if ok {
-            tracing::info!(tenant_id = %tenant, run_id = %id, "run replayed from its failed step");
-            self.enqueue(tenant, id).await;
-        }
-        Ok(ok)
-    }
-
     /// Executes a run of `tenant` as far as it can go now. Every log line
     /// inside (steps, connector calls, failures) carries the tenant, the
     /// workflow and the run.
@@ -625,7 +242,7 @@ impl Engine {
     /// becomes, in one transaction; false when the run was taken from this
     /// worker (the attempt is recorded all the same).
     #[allow(clippy::too_many_arguments)] // the run's row, named at the call
-    async fn persist(
+    pub(super) async fn persist(
         &self,
         tenant: &TenantId,
         id: &RunId,
@@ -658,7 +275,7 @@ impl Engine {
     }
 
     #[allow(clippy::too_many_arguments)]
-    async fn step(
+    pub(super) async fn step(
         &self,
         tenant: &TenantId,
         id: &RunId,
@@ -836,7 +453,7 @@ impl Engine {
     }
 
     #[allow(clippy::too_many_arguments)]
-    async fn action(
+    pub(super) async fn action(
         &self,
         tenant: &TenantId,
         id: &RunId,
@@ -922,7 +539,7 @@ impl Engine {
     /// Keeps the staff view of verification outcomes current: a started
     /// check is `pending`; the outcome written back to the CRM settles it.
     #[allow(clippy::too_many_arguments)]
-    async fn note_verification(
+    pub(super) async fn note_verification(
         &self,
         tenant: &TenantId,
         id: &RunId,
@@ -975,194 +592,10 @@ impl Engine {
     }
 }
 
-/// One step of a dry run, as shown to the builder.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct DryStep {
-    /// The step's key.
-    pub key: String,
-    /// action, validate, map, wait, condition.
-    pub kind: &'static str,
-    /// ok, failed, skipped (a write not made), stopped, waiting.
-    pub status: &'static str,
-    /// What the step was given (PII redacted).
-    pub input: Value,
-    /// What it produced (PII redacted).
-    pub output: Value,
-    /// Why it failed, or what a real run would do here.
-    pub note: String,
-}
-
-impl Engine {
-    /// Runs `definition` on a sample trigger payload without writing
-    /// anything: mappings, validation and conditions are evaluated, actions
-    /// that only read are called through their bound connections, actions
-    /// with side effects are shown with the input they would get and not
-    /// called, and waits are assumed to time out. Stops at the first failure.
-    pub async fn dry_run(
-        &self,
-        tenant: &TenantId,
-        definition: &Definition,
-        bindings: &workflows::Bindings,
-        trigger: Value,
-    ) -> Vec<DryStep> {
-        let trigger = if definition.trigger.connector == ConnectorKey::Webhook {
-            json!({ "body": trigger })
-        } else {
-            trigger
-        };
-        let mut context = json!({ "trigger": trigger, "steps": {} });
-        let mut out = Vec::new();
-        for step in &definition.steps {
-            let data = data(&context);
-            let mut row = DryStep {
-                key: step.key.clone(),
-                kind: kind_name(&step.kind),
-                status: "ok",
-                input: Value::Null,
-                output: Value::Null,
-                note: String::new(),
-            };
-            let mut output = Value::Null;
-            match &step.kind {
-                StepKind::Action {
-                    connector,
-                    action,
-                    input,
-                    ..
-                } => {
-                    let Some(def) = connector.def().action(action) else {
-                        row.status = "failed";
-                        row.note = format!("{} has no action {action}", connector.def().name);
-                        out.push(row);
-                        break;
-                    };
-                    let (value, problem) = action_input(def, input, &data);
-                    row.input = redact(def.input, def.output, &value);
-                    if let Some(f) = problem {
-                        row.status = "failed";
-                        row.note = f;
-                        out.push(row);
-                        break;
-                    }
-                    if def.side_effect {
-                        row.status = "skipped";
-                        row.note = "not called: a dry run writes nothing".into();
-                    } else {
-                        let called = match bindings.get(connector.as_str()) {
-                            None => Err(format!("no {} connection is bound", connector.def().name)),
-                            Some(c) => match self.connections.context(tenant, c).await {
-                                Err(e) => Err(e.to_string()),
-                                Ok((_, ctx)) => match self.connections.registry().get(*connector) {
-                                    None => Err(format!("no connector {connector}")),
-                                    Some(conn) => conn
-                                        .call(action, &value, &ctx)
-                                        .await
-                                        .map_err(|e| e.to_string()),
-                                },
-                            },
-                        };
-                        match called {
-                            Ok(v) => {
-                                row.output = redact(def.output, &[], &v);
-                                row.note = "read from the bound connection".into();
-                                output = v;
-                            }
-                            Err(e) => {
-                                row.status = "failed";
-                                row.note = e;
-                                out.push(row);
-                                break;
-                            }
-                        }
-                    }
-                }
-                StepKind::Validate { rules } => {
-                    row.input = json!(rules.iter().map(|r| r.path.to_string()).collect::<Vec<_>>());
-                    let violations = validate(rules, &data);
-                    if !violations.is_empty() {
-                        row.status = "failed";
-                        row.output = json!({ "violations": violations });
-                        row.note =
-                            "validation failed: a real run would stop here and write nothing"
-                                .into();
-                        out.push(row);
-                        break;
-                    }
-                    output = json!({ "valid": true });
-                    row.output = output.clone();
-                }
-                StepKind::Map { output: fields } => {
-                    let mut m = serde_json::Map::new();
-                    for (name, e) in fields {
-                        m.insert(name.clone(), e.eval(&data).unwrap_or(Value::Null));
-                    }
-                    output = Value::Object(m);
-                    row.output = redact_all(&output);
-                }
-                StepKind::Wait {
-                    connector,
-                    event,
-                    correlation,
-                    timeout_secs,
-                    ..
-                } => {
-                    let value = correlation.eval(&data).unwrap_or(Value::Null);
-                    row.status = "waiting";
-                    row.input = json!({ "correlation": value });
-                    row.note = format!(
-                        "a real run waits up to {} for {} {event}; the dry run goes on as if it timed out",
-                        human_secs(*timeout_secs),
-                        connector.def().name
-                    );
-                    output = json!({ "timed_out": true });
-                    row.output = output.clone();
-                }
-                StepKind::Condition {
-                    path,
-                    equals,
-                    negate,
-                } => {
-                    let v = path.get(&data).cloned().unwrap_or(Value::Null);
-                    let passed = (&v == equals) != *negate;
-                    row.input = json!({ "path": path.to_string() });
-                    row.output = json!({ "passed": passed });
-                    if !passed {
-                        row.status = "stopped";
-                        row.note = "the condition is not met: a real run ends here".into();
-                        out.push(row);
-                        break;
-                    }
-                    output = json!({ "passed": true });
-                }
-            }
-            context["steps"][&step.key] = output;
-            out.push(row);
-        }
-        out
-    }
-}
-
-#[async_trait::async_trait]
-impl Handler for Engine {
-    async fn handle(&self, job: ExecuteRunV1) {
-        let (tenant, id) = (job.tenant_id, job.run_id);
-        if let Err(e) = self.execute(&tenant, &id).await {
-            // The run stays where it was saved; the sweeper takes it again
-            // when its lease lapses.
-            tracing::error!(run_id = %id, error = %e, "run execution failed; will be picked up again");
-        }
-    }
-}
-
-/// The key a wait step and an inbound event meet on.
-pub fn correlation_key(connector: ConnectorKey, event: &str, value: &str) -> String {
-    format!("{connector}:{event}:{value}")
-}
-
 /// An action's input from the run's data: each mapped field (a number
 /// made text for a text or id field), then the schema's checks. The problem,
 /// if any, is a mapping error or the validation failure ("nothing written").
-fn action_input(
+pub(super) fn action_input(
     def: &ferry_core::catalog::ActionDef,
     input: &std::collections::BTreeMap<String, ferry_core::mapping::Expr>,
     data: &Value,
@@ -1198,7 +631,7 @@ fn action_input(
 
 /// A number mapped into a text or id field becomes its decimal text (a
 /// HubSpot `objectId` is a number in events, a string in paths).
-fn coerce(schema: &[FieldSchema], name: &str, v: Value) -> Value {
+pub(super) fn coerce(schema: &[FieldSchema], name: &str, v: Value) -> Value {
     use ferry_core::catalog::FieldType;
     match (schema.iter().find(|f| f.name == name).map(|f| f.ty), v) {
         (Some(FieldType::Id | FieldType::Text), Value::Number(n)) => Value::String(n.to_string()),
@@ -1206,7 +639,7 @@ fn coerce(schema: &[FieldSchema], name: &str, v: Value) -> Value {
     }
 }
 
-fn kind_name(k: &StepKind) -> &'static str {
+pub(super) fn kind_name(k: &StepKind) -> &'static str {
     match k {
         StepKind::Action { .. } => "action",
         StepKind::Validate { .. } => "validate",
@@ -1216,7 +649,7 @@ fn kind_name(k: &StepKind) -> &'static str {
     }
 }
 
-fn human_secs(s: u64) -> String {
+pub(super) fn human_secs(s: u64) -> String {
     if s.is_multiple_of(3600) {
         format!("{} h", s / 3600)
     } else if s.is_multiple_of(60) {
@@ -1226,7 +659,7 @@ fn human_secs(s: u64) -> String {
     }
 }
 
-fn classify(e: ServiceError) -> StepResult {
+pub(super) fn classify(e: ServiceError) -> StepResult {
     match e {
         ServiceError::Connector(c) if c.is_retryable() => StepResult::Retry {
             retry_after: match &c {
@@ -1243,41 +676,5 @@ fn classify(e: ServiceError) -> StepResult {
             error: s.to_string(),
             retry_after: None,
         },
-    }
-}
-
-/// Exponential back-off with jitter (×0.5–1.5), never shorter than the
-/// remote's `Retry-After`.
-pub fn backoff(
-    base_ms: u64,
-    attempt: i32,
-    retry_after: Option<std::time::Duration>,
-) -> ChronoDuration {
-    let exp = u32::try_from(attempt.saturating_sub(1).clamp(0, 16)).unwrap_or(0);
-    let raw = base_ms.saturating_mul(1u64 << exp);
-    let jitter = 0.5 + rand::random::<f64>();
-    #[allow(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::cast_precision_loss
-    )]
-    let ms = (raw as f64 * jitter) as u64;
-    let floor = retry_after.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-    ChronoDuration::milliseconds(i64::try_from(ms.max(floor)).unwrap_or(i64::MAX / 2))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_and_honours_retry_after() {
-        for attempt in 1..6 {
-            let d = backoff(1000, attempt, None).num_milliseconds();
-            let base = 1000 * (1 << (attempt - 1));
-            assert!(d >= base / 2 && d <= base * 3 / 2, "{attempt}: {d}");
-        }
-        let d = backoff(100, 1, Some(std::time::Duration::from_secs(10)));
-        assert!(d.num_milliseconds() >= 10_000);
     }
 }
