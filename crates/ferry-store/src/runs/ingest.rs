@@ -1,0 +1,282 @@
+//! Storing accepted events with the runs they start and the waits they
+//! resume, in one transaction; echo guards for Ferry's own writes.
+
+use super::*;
+
+/// The published version of each of a tenant's published workflows (the
+/// engine matches them to events; versions never change once published).
+pub async fn published(db: &Db, tenant: &TenantId) -> Result<Vec<(WorkflowId, i32)>, StoreError> {
+    let rows: Vec<(String, Option<i32>)> = workflow::Entity::find()
+        .select_only()
+        .column(workflow::Column::Id)
+        .column(workflow::Column::PublishedVersion)
+        .filter(workflow::Column::TenantId.eq(tenant.to_string()))
+        .filter(workflow::Column::PublishedVersion.is_not_null())
+        .into_tuple()
+        .all(&db.conn)
+        .await?;
+    rows.into_iter()
+        .filter_map(|(id, v)| v.map(|v| (id, v)))
+        .map(|(id, v)| {
+            Ok((
+                id.parse()
+                    .map_err(|_| StoreError::Corrupt("workflows.id"))?,
+                v,
+            ))
+        })
+        .collect()
+}
+
+/// A run to create with an event.
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    /// Its id (generated before sealing: the context is bound to it).
+    pub id: RunId,
+    /// The workflow.
+    pub workflow_id: WorkflowId,
+    /// The version.
+    pub version: i32,
+    /// The record the event concerns.
+    pub record_id: Option<String>,
+    /// The sealed context.
+    pub context: String,
+    /// Skip the run when the workflow already processed this record.
+    pub once_per_record: bool,
+}
+
+/// What storing an event did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ingested {
+    /// The event (new, or the first copy of a repeat).
+    pub stored: Stored,
+    /// Runs created queued (to enqueue).
+    pub queued: Vec<RunId>,
+    /// Runs created skipped (the record was processed already).
+    pub skipped: Vec<RunId>,
+    /// Waiting runs this event resumed (to enqueue).
+    pub resumed: Vec<RunId>,
+    /// The event was Ferry's own write coming back: no run.
+    pub echo: bool,
+}
+
+/// The echo guard an event matches: `(record id, property, value)`.
+pub type EchoKey<'a> = (&'a str, &'a str, &'a str);
+
+/// Stores an inbound event and, in the same transaction, its runs and the
+/// resumption of runs waiting for it. A repeat of a stored event changes
+/// nothing. An event matching an echo guard (Ferry's own write) is stored as
+/// `echo` and starts nothing.
+pub async fn ingest(
+    db: &Db,
+    tenant: &TenantId,
+    event: NewEvent<'_>,
+    correlation_key: Option<&str>,
+    echo: Option<EchoKey<'_>>,
+    runs: Vec<NewRun>,
+    now: DateTime<Utc>,
+) -> Result<Ingested, StoreError> {
+    let event_id = EventId::generate();
+    // Read before the transaction: on SQLite a transaction that reads
+    // before it writes cannot take the write lock under contention.
+    let is_echo = match echo {
+        Some((record, property, value)) => {
+            echo_guard::Entity::find()
+                .filter(echo_guard::Column::TenantId.eq(tenant.to_string()))
+                .filter(echo_guard::Column::RecordId.eq(record))
+                .filter(echo_guard::Column::Property.eq(property))
+                .filter(echo_guard::Column::Value.eq(value))
+                .filter(echo_guard::Column::ExpiresAt.gt(now))
+                .count(&db.conn)
+                .await?
+                > 0
+        }
+        None => false,
+    };
+    let txn = db.conn.begin().await?;
+    let inserted = inbound_event::Entity::insert(inbound_event::ActiveModel {
+        id: Set(event_id.to_string()),
+        tenant_id: Set(tenant.to_string()),
+        connection_id: Set(event.connection_id.to_string()),
+        source: Set(event.source.to_owned()),
+        event_type: Set(event.event_type.to_owned()),
+        dedupe_key: Set(event.dedupe_key.to_owned()),
+        payload: Set(event.payload.to_owned()),
+        status: Set(if is_echo { "echo" } else { "received" }.to_owned()),
+        received_at: Set(now),
+        correlation_key: Set(correlation_key.map(str::to_owned)),
+    })
+    .exec_without_returning(&txn)
+    .await;
+    if let Err(e) = inserted {
+        txn.rollback().await?;
+        if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) {
+            let first = crate::inbound::first_copy(db, tenant, event.dedupe_key).await?;
+            return Ok(Ingested {
+                stored: Stored::Duplicate(first),
+                queued: vec![],
+                skipped: vec![],
+                resumed: vec![],
+                echo: false,
+            });
+        }
+        return Err(e.into());
+    }
+    let mut out = Ingested {
+        stored: Stored::New(event_id.clone()),
+        queued: vec![],
+        skipped: vec![],
+        resumed: vec![],
+        echo: is_echo,
+    };
+    if !is_echo {
+        for r in runs {
+            let earlier = match (&r.record_id, r.once_per_record) {
+                (Some(record), true) => run::Entity::find()
+                    .filter(run::Column::TenantId.eq(tenant.to_string()))
+                    .filter(run::Column::WorkflowId.eq(r.workflow_id.to_string()))
+                    .filter(run::Column::RecordId.eq(record.clone()))
+                    .filter(run::Column::Status.ne(RunStatus::Skipped.as_str()))
+                    .one(&txn)
+                    .await?
+                    .map(|m| m.id),
+                _ => None,
+            };
+            let (status, error) = match &earlier {
+                Some(first) => (
+                    RunStatus::Skipped,
+                    Some(format!(
+                        "record {} was already processed by run {first}",
+                        r.record_id.as_deref().unwrap_or("")
+                    )),
+                ),
+                None => (RunStatus::Queued, None),
+            };
+            run::Entity::insert(run::ActiveModel {
+                id: Set(r.id.to_string()),
+                tenant_id: Set(tenant.to_string()),
+                workflow_id: Set(r.workflow_id.to_string()),
+                version: Set(r.version),
+                event_id: Set(event_id.to_string()),
+                record_id: Set(r.record_id.clone()),
+                status: Set(status.as_str().to_owned()),
+                step_index: Set(0),
+                step_attempt: Set(0),
+                context: Set(r.context),
+                wait_key: Set(None),
+                wake_at: Set(None),
+                // The caller enqueues at once; the sweeper nudges only later.
+                lease_until: Set(Some(now + chrono::Duration::seconds(60))),
+                error: Set(error),
+                replays: Set(0),
+                created_at: Set(now),
+                updated_at: Set(now),
+                finished_at: Set(status.is_final().then_some(now)),
+            })
+            .exec_without_returning(&txn)
+            .await?;
+            if status == RunStatus::Skipped {
+                out.skipped.push(r.id);
+            } else {
+                out.queued.push(r.id);
+            }
+        }
+    }
+    if let Some(key) = correlation_key {
+        out.resumed = resume_waiting_on(&txn, tenant, key, now).await?;
+    }
+    txn.commit().await?;
+    // A run that parked while this transaction ran saw no event and was
+    // not seen waiting here: look again now that the event is committed.
+    if let Some(key) = correlation_key {
+        let late = resume_waiting_on(&db.conn, tenant, key, now).await?;
+        out.resumed.extend(late);
+    }
+    Ok(out)
+}
+
+/// Moves a tenant's runs waiting on `key` back to the queue; returns them.
+pub(super) async fn resume_waiting_on(
+    conn: &impl ConnectionTrait,
+    tenant: &TenantId,
+    key: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<RunId>, StoreError> {
+    let waiting: Vec<String> = run::Entity::find()
+        .select_only()
+        .column(run::Column::Id)
+        .filter(run::Column::TenantId.eq(tenant.to_string()))
+        .filter(run::Column::WaitKey.eq(key))
+        .filter(run::Column::Status.eq(RunStatus::Waiting.as_str()))
+        .into_tuple()
+        .all(conn)
+        .await?;
+    let mut resumed = Vec::new();
+    for id in waiting {
+        if resume_waiting(conn, &id, now).await? {
+            resumed.push(id.parse().map_err(|_| StoreError::Corrupt("runs.id"))?);
+        }
+    }
+    Ok(resumed)
+}
+
+pub(crate) async fn resume_waiting(
+    conn: &impl ConnectionTrait,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let r = run::Entity::update_many()
+        .col_expr(run::Column::Status, Expr::value(RunStatus::Queued.as_str()))
+        .col_expr(
+            run::Column::WakeAt,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(
+            run::Column::LeaseUntil,
+            Expr::value(Some(now + chrono::Duration::seconds(60))),
+        )
+        .col_expr(run::Column::UpdatedAt, Expr::value(now))
+        .filter(run::Column::Id.eq(id))
+        .filter(run::Column::Status.eq(RunStatus::Waiting.as_str()))
+        .exec(conn)
+        .await?;
+    Ok(r.rows_affected == 1)
+}
+
+/// The event with this correlation key, if it arrived: its dedupe key and
+/// its (sealed) payload.
+pub async fn correlated_event(
+    db: &Db,
+    tenant: &TenantId,
+    key: &str,
+) -> Result<Option<(String, String)>, StoreError> {
+    Ok(inbound_event::Entity::find()
+        .filter(inbound_event::Column::TenantId.eq(tenant.to_string()))
+        .filter(inbound_event::Column::CorrelationKey.eq(key))
+        .order_by_asc(inbound_event::Column::ReceivedAt)
+        .one(&db.conn)
+        .await?
+        .map(|m| (m.dedupe_key, m.payload)))
+}
+
+/// Remembers a property value Ferry wrote, so the change event it causes
+/// is recognised as an echo until `expires_at`.
+pub async fn guard_echo(
+    db: &Db,
+    tenant: &TenantId,
+    record: &str,
+    property: &str,
+    value: &str,
+    expires_at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    echo_guard::ActiveModel {
+        tenant_id: Set(tenant.to_string()),
+        record_id: Set(record.to_owned()),
+        property: Set(property.to_owned()),
+        value: Set(value.to_owned()),
+        expires_at: Set(expires_at),
+        ..Default::default()
+    }
+    .insert(&db.conn)
+    .await?;
+    Ok(())
+}

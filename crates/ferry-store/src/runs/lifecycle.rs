@@ -1,0 +1,259 @@
+//! A run's life: claimed by a worker, saved after each step attempt,
+//! resumed, replayed from its failed step.
+
+use super::*;
+
+/// Takes a queued run whose time has come; `None` if another worker has
+/// it, it is not due, or it has ended.
+pub async fn claim(
+    db: &Db,
+    tenant: &TenantId,
+    id: &RunId,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+) -> Result<Option<Claimed>, StoreError> {
+    // One statement: the compare-and-set and the row it leaves.
+    let Some(m) = run::Entity::update_many()
+        .col_expr(
+            run::Column::Status,
+            Expr::value(RunStatus::Running.as_str()),
+        )
+        .col_expr(run::Column::LeaseUntil, Expr::value(Some(lease_until)))
+        .col_expr(run::Column::UpdatedAt, Expr::value(now))
+        .filter(run::Column::TenantId.eq(tenant.to_string()))
+        .filter(run::Column::Id.eq(id.to_string()))
+        .filter(run::Column::Status.eq(RunStatus::Queued.as_str()))
+        .filter(
+            Condition::any()
+                .add(run::Column::WakeAt.is_null())
+                .add(run::Column::WakeAt.lte(now)),
+        )
+        .exec_with_returning(&db.conn)
+        .await?
+        .pop()
+    else {
+        return Ok(None);
+    };
+    let tenant = m
+        .tenant_id
+        .parse()
+        .map_err(|_| StoreError::Corrupt("runs.tenant_id"))?;
+    let context = m.context.clone();
+    Ok(Some(Claimed {
+        run: m.try_into()?,
+        context,
+        tenant,
+    }))
+}
+
+/// What a worker leaves a run as.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// Still running; progress saved (lease extended).
+    Progress {
+        /// Lease until.
+        lease_until: DateTime<Utc>,
+    },
+    /// Try the step again at `at`.
+    RetryAt(DateTime<Utc>),
+    /// Park until the event with `key` arrives or `deadline` passes.
+    Wait {
+        /// Correlation key.
+        key: String,
+        /// Deadline.
+        deadline: DateTime<Utc>,
+    },
+    /// Ended.
+    Finished(RunStatus),
+}
+
+/// Where a run stands: the step it is at and that step's attempts so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    /// Step position.
+    pub step_index: i32,
+    /// Attempts of that step so far.
+    pub step_attempt: i32,
+}
+
+/// Saves the step attempt that just ended (if any) together with a held
+/// run's position, context and state, in one transaction. Only the holder
+/// (status `running`) can change the run; returns false when the run was
+/// taken from it (the attempt is recorded all the same: it happened).
+#[allow(clippy::too_many_arguments)] // one row's columns, named at the call
+pub async fn save(
+    db: &Db,
+    tenant: &TenantId,
+    id: &RunId,
+    attempt: Option<&StepRecord>,
+    at: Position,
+    context: &str,
+    outcome: Outcome,
+    error: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let mut q = run::Entity::update_many()
+        .col_expr(run::Column::StepIndex, Expr::value(at.step_index))
+        .col_expr(run::Column::StepAttempt, Expr::value(at.step_attempt))
+        .col_expr(run::Column::Context, Expr::value(context.to_owned()))
+        .col_expr(run::Column::Error, Expr::value(error.map(str::to_owned)))
+        .col_expr(run::Column::UpdatedAt, Expr::value(now));
+    let none = Option::<DateTime<Utc>>::None;
+    q = match outcome {
+        Outcome::Progress { lease_until } => q
+            .col_expr(run::Column::LeaseUntil, Expr::value(Some(lease_until)))
+            .col_expr(run::Column::WaitKey, Expr::value(Option::<String>::None)),
+        Outcome::RetryAt(at) => q
+            .col_expr(run::Column::Status, Expr::value(RunStatus::Queued.as_str()))
+            .col_expr(run::Column::WakeAt, Expr::value(Some(at)))
+            .col_expr(run::Column::LeaseUntil, Expr::value(none)),
+        Outcome::Wait { key, deadline } => q
+            .col_expr(
+                run::Column::Status,
+                Expr::value(RunStatus::Waiting.as_str()),
+            )
+            .col_expr(run::Column::WaitKey, Expr::value(Some(key)))
+            .col_expr(run::Column::WakeAt, Expr::value(Some(deadline)))
+            .col_expr(run::Column::LeaseUntil, Expr::value(none)),
+        Outcome::Finished(status) => q
+            .col_expr(run::Column::Status, Expr::value(status.as_str()))
+            .col_expr(run::Column::WakeAt, Expr::value(none))
+            .col_expr(run::Column::LeaseUntil, Expr::value(none))
+            .col_expr(run::Column::WaitKey, Expr::value(Option::<String>::None))
+            .col_expr(run::Column::FinishedAt, Expr::value(Some(now))),
+    };
+    let q = q
+        .filter(run::Column::Id.eq(id.to_string()))
+        .filter(run::Column::TenantId.eq(tenant.to_string()))
+        .filter(run::Column::Status.eq(RunStatus::Running.as_str()));
+    let Some(s) = attempt else {
+        return Ok(q.exec(&db.conn).await?.rows_affected == 1);
+    };
+    let txn = db.conn.begin().await?;
+    run_step::Entity::insert(step_row(tenant, id, s))
+        .exec_without_returning(&txn)
+        .await?;
+    let held = q.exec(&txn).await?.rows_affected == 1;
+    txn.commit().await?;
+    Ok(held)
+}
+
+/// Moves a waiting run back to the queue if its event has arrived by now
+/// (the event may have come between the check and the park).
+pub async fn resume_if_waiting(
+    db: &Db,
+    id: &RunId,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    resume_waiting(&db.conn, id.as_str(), now).await
+}
+
+/// One step attempt, redacted.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StepRecord {
+    /// Step position.
+    pub step_index: i32,
+    /// Step key.
+    pub step_key: String,
+    /// action, validate, map, wait, condition.
+    pub kind: String,
+    /// 1, 2, 3…
+    pub attempt: i32,
+    /// ok, failed, retrying, waiting, timed_out, stopped, skipped.
+    pub status: String,
+    /// Redacted input (JSON).
+    pub input: serde_json::Value,
+    /// Redacted output (JSON).
+    pub output: serde_json::Value,
+    /// HTTP exchanges (JSON array).
+    pub http_calls: serde_json::Value,
+    /// What went wrong.
+    pub error: Option<String>,
+    /// Started.
+    pub started_at: DateTime<Utc>,
+    /// Ended.
+    pub finished_at: DateTime<Utc>,
+}
+
+pub(super) fn step_row(tenant: &TenantId, run: &RunId, s: &StepRecord) -> run_step::ActiveModel {
+    run_step::ActiveModel {
+        tenant_id: Set(tenant.to_string()),
+        run_id: Set(run.to_string()),
+        step_index: Set(s.step_index),
+        step_key: Set(s.step_key.clone()),
+        kind: Set(s.kind.clone()),
+        attempt: Set(s.attempt),
+        status: Set(s.status.clone()),
+        input: Set(s.input.to_string()),
+        output: Set(s.output.to_string()),
+        http_calls: Set(s.http_calls.to_string()),
+        error: Set(s.error.clone()),
+        started_at: Set(s.started_at),
+        finished_at: Set(s.finished_at),
+        ..Default::default()
+    }
+}
+
+/// Puts a failed or dead-lettered run back in the queue at the step that
+/// failed; the steps that succeeded are not repeated. Returns false when the
+/// run is not in a replayable state.
+pub async fn replay(
+    db: &Db,
+    tenant: &TenantId,
+    id: &RunId,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let none = Option::<DateTime<Utc>>::None;
+    let r = run::Entity::update_many()
+        .col_expr(run::Column::Status, Expr::value(RunStatus::Queued.as_str()))
+        .col_expr(run::Column::StepAttempt, Expr::value(0))
+        .col_expr(run::Column::WakeAt, Expr::value(none))
+        .col_expr(
+            run::Column::LeaseUntil,
+            Expr::value(Some(now + chrono::Duration::seconds(60))),
+        )
+        .col_expr(run::Column::FinishedAt, Expr::value(none))
+        .col_expr(run::Column::Replays, Expr::col(run::Column::Replays).add(1))
+        .col_expr(run::Column::UpdatedAt, Expr::value(now))
+        .filter(run::Column::Id.eq(id.to_string()))
+        .filter(run::Column::TenantId.eq(tenant.to_string()))
+        .filter(run::Column::Status.is_in([RunStatus::Failed.as_str(), RunStatus::Dead.as_str()]))
+        .exec(&db.conn)
+        .await?;
+    Ok(r.rows_affected == 1)
+}
+
+/// Dead-lettered runs of the tenant created in `[from, to)`.
+pub async fn dead_between(
+    db: &Db,
+    tenant: &TenantId,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<RunId>, StoreError> {
+    let ids: Vec<String> = run::Entity::find()
+        .select_only()
+        .column(run::Column::Id)
+        .filter(run::Column::TenantId.eq(tenant.to_string()))
+        .filter(run::Column::Status.eq(RunStatus::Dead.as_str()))
+        .filter(run::Column::CreatedAt.gte(from))
+        .filter(run::Column::CreatedAt.lt(to))
+        .order_by_asc(run::Column::CreatedAt)
+        .into_tuple()
+        .all(&db.conn)
+        .await?;
+    ids.into_iter()
+        .map(|i| i.parse().map_err(|_| StoreError::Corrupt("runs.id")))
+        .collect()
+}
+
+/// What the sweeper found to do.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Sweep {
+    /// Runs to enqueue: due, never picked up, or taken back from a worker
+    /// that died.
+    pub enqueue: Vec<(TenantId, RunId)>,
+    /// Runs whose worker's lease lapsed.
+    pub orphaned: Vec<(TenantId, RunId)>,
+    /// Waiting runs whose deadline passed.
+    pub timed_out: Vec<(TenantId, RunId)>,
+}

@@ -1,0 +1,180 @@
+//! The staff verification view and run counts.
+
+use super::*;
+
+/// A client contact's verification, for staff.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Verification {
+    /// The CRM record id.
+    pub record_id: String,
+    /// The contact's name.
+    pub name: String,
+    /// pass, fail or pending.
+    pub outcome: String,
+    /// When the outcome was known.
+    pub checked_at: Option<DateTime<Utc>>,
+    /// The provider's check id.
+    pub check_ref: Option<String>,
+    /// The run that produced it.
+    pub run_id: RunId,
+}
+
+/// Records (or updates) a contact's verification.
+pub async fn upsert_verification(
+    db: &Db,
+    tenant: &TenantId,
+    v: &Verification,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let existing = verification::Entity::find()
+        .filter(verification::Column::TenantId.eq(tenant.to_string()))
+        .filter(verification::Column::RecordId.eq(v.record_id.clone()))
+        .one(&db.conn)
+        .await?;
+    match existing {
+        Some(m) => {
+            let mut a: verification::ActiveModel = m.into();
+            if !v.name.is_empty() {
+                a.name = Set(v.name.clone());
+            }
+            a.outcome = Set(v.outcome.clone());
+            a.check_ref = Set(v.check_ref.clone());
+            a.checked_at = Set(v.checked_at);
+            a.run_id = Set(v.run_id.to_string());
+            a.updated_at = Set(now);
+            a.update(&db.conn).await?;
+        }
+        None => {
+            verification::ActiveModel {
+                id: Set(format!("ver_{}", hex::encode(rand::random::<[u8; 16]>()))),
+                tenant_id: Set(tenant.to_string()),
+                record_id: Set(v.record_id.clone()),
+                name: Set(v.name.clone()),
+                outcome: Set(v.outcome.clone()),
+                check_ref: Set(v.check_ref.clone()),
+                checked_at: Set(v.checked_at),
+                run_id: Set(v.run_id.to_string()),
+                updated_at: Set(now),
+            }
+            .insert(&db.conn)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// The tenant's verifications matching `search` (name, record id or check
+/// reference) and `outcome`, by name.
+pub async fn verifications(
+    db: &Db,
+    tenant: &TenantId,
+    search: Option<&str>,
+    outcome: Option<&str>,
+    limit: u64,
+) -> Result<Vec<Verification>, StoreError> {
+    let mut q =
+        verification::Entity::find().filter(verification::Column::TenantId.eq(tenant.to_string()));
+    if let Some(o) = outcome {
+        q = q.filter(verification::Column::Outcome.eq(o));
+    }
+    if let Some(s) = search.map(str::trim).filter(|s| !s.is_empty()) {
+        q = q.filter(
+            Condition::any()
+                .add(verification::Column::Name.contains(s))
+                .add(verification::Column::RecordId.eq(s))
+                .add(verification::Column::CheckRef.eq(s)),
+        );
+    }
+    q.order_by_asc(verification::Column::Name)
+        .limit(limit)
+        .all(&db.conn)
+        .await?
+        .into_iter()
+        .map(|m| {
+            Ok(Verification {
+                record_id: m.record_id,
+                name: m.name,
+                outcome: m.outcome,
+                checked_at: m.checked_at,
+                check_ref: m.check_ref,
+                run_id: m
+                    .run_id
+                    .parse()
+                    .map_err(|_| StoreError::Corrupt("verifications.run_id"))?,
+            })
+        })
+        .collect()
+}
+
+/// How many runs the tenant has per status (for the overview).
+pub async fn count_by_status(
+    db: &Db,
+    tenant: &TenantId,
+) -> Result<Vec<(RunStatus, u64)>, StoreError> {
+    let rows: Vec<(String, i64)> = run::Entity::find()
+        .select_only()
+        .column(run::Column::Status)
+        .column_as(run::Column::Id.count(), "n")
+        .filter(run::Column::TenantId.eq(tenant.to_string()))
+        .group_by(run::Column::Status)
+        .into_tuple()
+        .all(&db.conn)
+        .await?;
+    rows.into_iter()
+        .map(|(s, n)| {
+            Ok((
+                RunStatus::parse(&s).ok_or(StoreError::Corrupt("runs.status"))?,
+                u64::try_from(n).unwrap_or(0),
+            ))
+        })
+        .collect()
+}
+
+/// Inserts `n` finished runs of `workflow` (benchmarks: a large history
+/// for the runs page), one second apart ending at `end`; returns how many.
+pub async fn insert_history(
+    db: &Db,
+    tenant: &TenantId,
+    workflow: &WorkflowId,
+    n: usize,
+    end: DateTime<Utc>,
+) -> Result<usize, StoreError> {
+    let mut done = 0;
+    while done < n {
+        let chunk = (n - done).min(1000);
+        let rows = (done..done + chunk).map(|i| {
+            let at = end - chrono::Duration::seconds(i64::try_from(n - i).unwrap_or(0));
+            let status = match i % 20 {
+                0 => RunStatus::Failed,
+                1 => RunStatus::Dead,
+                2 => RunStatus::Skipped,
+                _ => RunStatus::Succeeded,
+            };
+            run::ActiveModel {
+                id: Set(RunId::generate().to_string()),
+                tenant_id: Set(tenant.to_string()),
+                workflow_id: Set(workflow.to_string()),
+                version: Set(1),
+                event_id: Set(EventId::generate().to_string()),
+                record_id: Set(Some((i % 50_000).to_string())),
+                status: Set(status.as_str().to_owned()),
+                step_index: Set(1),
+                step_attempt: Set(0),
+                context: Set(String::new()),
+                wait_key: Set(None),
+                wake_at: Set(None),
+                lease_until: Set(None),
+                error: Set(None),
+                replays: Set(0),
+                created_at: Set(at),
+                updated_at: Set(at),
+                finished_at: Set(Some(at)),
+            }
+        });
+        let txn = db.conn.begin().await?;
+        run::Entity::insert_many(rows).exec(&txn).await?;
+        txn.commit().await?;
+        done += chunk;
+    }
+    Ok(done)
+}
