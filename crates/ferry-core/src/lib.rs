@@ -1,11 +1,13 @@
 //! Ferry's domain: typed ids, parsed values and rules. No I/O lives here, so
 //! every other crate can depend on it and tests can exercise it directly.
 
+pub mod audit;
 pub mod catalog;
 pub mod clock;
 pub mod ids;
 pub mod values;
 
+pub use audit::AuditAction;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use ids::{
     AuditEventId, AuthEventId, ConnectionId, EmailId, EventId, InviteId, RunId, TenantId, UserId,

@@ -19,7 +19,7 @@ pub struct NewAuditEvent<'a> {
     /// How the actor is shown (their email, or "system"/"cli").
     pub actor_label: &'a str,
     /// Dotted verb, e.g. `tenant.created`, `user.role_changed`.
-    pub action: &'a str,
+    pub action: ferry_core::AuditAction,
     /// The kind of thing acted on, e.g. `tenant`, `user`.
     pub target_kind: &'a str,
     /// Its id.
@@ -84,7 +84,7 @@ pub async fn record(
         tenant_id: Set(event.tenant_id.map(ToString::to_string)),
         actor_user_id: Set(event.actor_user_id.map(ToString::to_string)),
         actor_label: Set(event.actor_label.to_owned()),
-        action: Set(event.action.to_owned()),
+        action: Set(event.action.as_str().to_owned()),
         target_kind: Set(event.target_kind.to_owned()),
         target_id: Set(event.target_id.to_owned()),
         details: Set(event.details.to_string()),

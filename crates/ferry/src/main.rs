@@ -422,7 +422,14 @@ async fn create_operator(
             .map_err(|e| anyhow::anyhow!("password: {}", e.message))?;
         let hash = ferry_web::hash_password(password.expose().to_owned()).await?;
         let user = users::create_operator(&db, &email, name.as_str(), Some(hash), now).await?;
-        record(&db, "operator.created", user.id.as_str(), &email, now).await?;
+        record(
+            &db,
+            ferry_core::AuditAction::OperatorCreated,
+            user.id.as_str(),
+            &email,
+            now,
+        )
+        .await?;
         println!(
             "created platform operator {email}; sign in at {}login",
             settings.public_url
@@ -445,7 +452,14 @@ async fn create_operator(
             now,
         )
         .await?;
-        record(&db, "operator.invited", invite.id.as_str(), &email, now).await?;
+        record(
+            &db,
+            ferry_core::AuditAction::OperatorInvited,
+            invite.id.as_str(),
+            &email,
+            now,
+        )
+        .await?;
         println!(
             "one-time invite link for {email} (works once, for {} hours):\n{}invite/{token}",
             ferry::LINK_TTL_HOURS,
@@ -461,7 +475,7 @@ fn chrono_hours(h: i64) -> chrono::Duration {
 
 async fn record(
     db: &ferry_store::Db,
-    action: &str,
+    action: ferry_core::AuditAction,
     target: &str,
     email: &EmailAddress,
     now: chrono::DateTime<chrono::Utc>,

@@ -9,26 +9,12 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use ferry_store::audit::{self as audit_log, AuditEvent};
 
-/// A human description of an audit action.
+/// A human description of an audit action (the code itself for one this
+/// version does not know).
 pub fn describe(action: &str) -> &str {
-    match action {
-        "user.logged_in" => "Signed in",
-        "user.logged_out" => "Signed out",
-        "user.invited" => "Invited a person",
-        "invite.accepted" => "Accepted an invite",
-        "user.password_reset" => "Reset their password",
-        "user.role_changed" => "Changed a role",
-        "user.deactivated" => "Deactivated a person",
-        "user.reactivated" => "Reactivated a person",
-        "tenant.created" => "Created a tenant",
-        "tenant.suspended" => "Suspended a tenant",
-        "tenant.reactivated" => "Reactivated a tenant",
-        "tenant.deleted" => "Deleted a tenant",
-        "operator.created" => "Created an operator",
-        "run.replayed" => "Replayed a run",
-        "runs.bulk_replayed" => "Replayed dead-lettered runs",
-        "sandbox.samples_created" => "Created sample contacts",
-        other => other,
+    match ferry_core::AuditAction::parse(action) {
+        Some(known) => known.label(),
+        None => action,
     }
 }
 

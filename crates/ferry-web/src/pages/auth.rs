@@ -225,7 +225,7 @@ pub async fn login(
             tenant_id: tenant.as_ref(),
             actor_user_id: Some(&user.id),
             actor_label: &user.email,
-            action: "user.logged_in",
+            action: ferry_core::AuditAction::UserLoggedIn,
             target_kind: "user",
             target_id: user.id.as_str(),
             details: serde_json::json!({}),
@@ -264,7 +264,7 @@ pub async fn logout(
         &req,
         tenant.as_ref(),
         Some(&user),
-        "user.logged_out",
+        ferry_core::AuditAction::UserLoggedOut,
         "user",
         user.user_id.as_str(),
         serde_json::json!({}),
@@ -507,8 +507,8 @@ pub async fn redeem_link(
         Err(e) => return Err(e.into()),
     };
     let action = match invite.kind {
-        InviteKind::Invite => "invite.accepted",
-        InviteKind::PasswordReset => "user.password_reset",
+        InviteKind::Invite => ferry_core::AuditAction::InviteAccepted,
+        InviteKind::PasswordReset => ferry_core::AuditAction::UserPasswordReset,
     };
     // A tenant member's reset belongs in their tenant's log (the reset
     // link itself names no tenant); an operator's in the platform log.

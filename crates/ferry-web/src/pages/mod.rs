@@ -167,7 +167,7 @@ async fn audit(
     req: &HttpRequest,
     tenant: Option<&TenantId>,
     actor: Option<&CurrentUser>,
-    action: &str,
+    action: ferry_core::AuditAction,
     target_kind: &str,
     target_id: &str,
     details: serde_json::Value,

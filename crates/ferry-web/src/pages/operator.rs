@@ -144,7 +144,7 @@ pub async fn create(
         &req,
         None,
         Some(&op.0),
-        "tenant.created",
+        ferry_core::AuditAction::TenantCreated,
         "tenant",
         tenant.id.as_str(),
         json!({ "name": tenant.name }),
@@ -240,11 +240,11 @@ async fn set_status(
     let tenant = tenants::set_status(&state.db, &id, status, state.clock.now()).await?;
     let (action, message) = match status {
         TenantStatus::Suspended => (
-            "tenant.suspended",
+            ferry_core::AuditAction::TenantSuspended,
             "Tenant suspended: its users are signed out and cannot sign in.",
         ),
         TenantStatus::Active => (
-            "tenant.reactivated",
+            ferry_core::AuditAction::TenantReactivated,
             "Tenant reactivated: its users can sign in again.",
         ),
     };
@@ -326,7 +326,7 @@ pub async fn delete(
         &req,
         None,
         Some(&op.0),
-        "tenant.deleted",
+        ferry_core::AuditAction::TenantDeleted,
         "tenant",
         id.as_str(),
         json!({ "name": tenant.name }),

@@ -197,7 +197,7 @@ pub async fn invite(
         &req,
         Some(&admin.tenant_id),
         Some(&admin.user),
-        "user.invited",
+        ferry_core::AuditAction::UserInvited,
         "invite",
         invite.id.as_str(),
         json!({ "email": email.as_str(), "role": role.as_str() }),
@@ -285,7 +285,7 @@ pub async fn change_role(
         &req,
         Some(&admin.tenant_id),
         Some(&admin.user),
-        "user.role_changed",
+        ferry_core::AuditAction::UserRoleChanged,
         "user",
         id.as_str(),
         json!({ "from": before.role.as_str(), "to": after.role.as_str() }),
@@ -313,11 +313,11 @@ async fn set_status(
     let m = users::set_member_status(&state.db, &admin.tenant_id, &id, status).await?;
     let (action, message) = match status {
         UserStatus::Deactivated => (
-            "user.deactivated",
+            ferry_core::AuditAction::UserDeactivated,
             format!("{} is deactivated and signed out.", m.user.name),
         ),
         UserStatus::Active => (
-            "user.reactivated",
+            ferry_core::AuditAction::UserReactivated,
             format!("{} can sign in again.", m.user.name),
         ),
     };

@@ -181,7 +181,7 @@ pub(super) async fn create_with_key(
         req,
         Some(&admin.tenant_id),
         Some(&admin.user),
-        "connection.created",
+        ferry_core::AuditAction::ConnectionCreated,
         "connection",
         connection.id.as_str(),
         json!({ "connector": key.as_str(), "environment": environment.as_str() }),

@@ -179,7 +179,7 @@ pub async fn oauth_callback(
         now,
     )
     .await?;
-    audit(&state, &req, Some(&admin.tenant_id), Some(&admin.user), "connection.created", "connection", connection.id.as_str(), json!({ "connector": "hubspot", "environment": flow.environment.as_str(), "portal": info.hub_id, "scopes": info.scopes })).await?;
+    audit(&state, &req, Some(&admin.tenant_id), Some(&admin.user), ferry_core::AuditAction::ConnectionCreated, "connection", connection.id.as_str(), json!({ "connector": "hubspot", "environment": flow.environment.as_str(), "portal": info.hub_id, "scopes": info.scopes })).await?;
     if flow.environment == Environment::Sandbox
         && let Err(e) = subscribe_sandbox_webhooks(&state, &app.oauth.client_id).await
     {

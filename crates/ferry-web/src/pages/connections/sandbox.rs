@@ -108,7 +108,7 @@ pub async fn sample_contacts(
         &req,
         Some(&member.tenant_id),
         Some(&member.user),
-        "sandbox.samples_created",
+        ferry_core::AuditAction::SandboxSamplesCreated,
         "portal",
         &portal,
         json!({ "contacts": created }),

@@ -306,7 +306,7 @@ pub async fn create(
         &req,
         Some(&admin.tenant_id),
         Some(&admin.user),
-        "workflow.created",
+        ferry_core::AuditAction::WorkflowCreated,
         "workflow",
         wf.id.as_str(),
         json!({ "name": wf.name, "template": form.template }),
