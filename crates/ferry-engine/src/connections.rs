@@ -378,6 +378,16 @@ pub fn sandbox_client_secret(master_key: &[u8; 32]) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
+/// A 256-bit key for one purpose, derived from the master key.
+pub fn derived_key(master_key: &[u8; 32], purpose: &[u8]) -> [u8; 32] {
+    use hmac::Mac;
+    #[expect(clippy::expect_used, reason = "HMAC accepts keys of any length")]
+    let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(master_key)
+        .expect("HMAC accepts keys of any length");
+    mac.update(purpose);
+    mac.finalize().into_bytes().into()
+}
+
 /// The simulators' admin key (a bearer token for their admin API), derived
 /// from the master key so that Ferry's pages, `ferry sandbox` and the tests
 /// sharing the key agree on it.

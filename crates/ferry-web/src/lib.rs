@@ -80,6 +80,18 @@ pub struct AppState {
     pub engine: ferry_engine::runs::Engine,
     /// This process's own sandbox simulators, when enabled.
     pub sandbox: Option<SandboxLink>,
+    /// Signs the flash-message cookie (derived from the master key).
+    pub flash_key: FlashKey,
+}
+
+/// The key that signs flash-message cookies. Its `Debug` shows nothing.
+#[derive(Clone)]
+pub struct FlashKey(pub Arc<[u8; 32]>);
+
+impl std::fmt::Debug for FlashKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FlashKey([redacted])")
+    }
 }
 
 /// How Ferry's pages reach the simulators it serves.

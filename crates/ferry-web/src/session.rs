@@ -204,6 +204,9 @@ pub async fn session_layer(
             "application state missing",
         ));
     };
+    // Before any cookie is read: a flash message is shown only if Ferry
+    // signed it.
+    verify_flash(req.headers_mut(), &state.flash_key);
     let secure = state.config.secure_cookies();
     let client_ip = req.peer_addr().map_or_else(
         || "-".to_owned(),
@@ -288,6 +291,7 @@ pub async fn session_layer(
         res.response_mut()
             .add_cookie(&removal(session_cookie_name(secure), secure))?;
     }
+    sign_flash(res.response_mut().headers_mut(), &state.flash_key);
     if secure {
         secure_every_cookie(res.response_mut().headers_mut());
     }
@@ -305,6 +309,83 @@ pub async fn user_of(req: &HttpRequest) -> Option<CurrentUser> {
         Err(e) => {
             tracing::error!(error = %e, "resolving a session for the sandbox failed");
             None
+        }
+    }
+}
+
+fn flash_signature(key: &crate::FlashKey, payload: &str) -> String {
+    use hmac::Mac;
+    #[expect(clippy::expect_used, reason = "HMAC accepts keys of any length")]
+    let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(key.0.as_slice())
+        .expect("HMAC accepts keys of any length");
+    mac.update(payload.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// Signs every flash message this response sets: `payload.signature`.
+fn sign_flash(headers: &mut actix_web::http::header::HeaderMap, key: &crate::FlashKey) {
+    let prefix = format!("{}=", crate::templates::FLASH_COOKIE);
+    let cookies: Vec<header::HeaderValue> = headers.get_all(header::SET_COOKIE).cloned().collect();
+    if !cookies
+        .iter()
+        .any(|c| c.to_str().is_ok_and(|v| v.starts_with(&prefix)))
+    {
+        return;
+    }
+    headers.remove(header::SET_COOKIE);
+    for value in cookies {
+        let signed = value.to_str().ok().and_then(|v| {
+            let rest = v.strip_prefix(&prefix)?;
+            let (payload, attributes) = rest.split_once(';').unwrap_or((rest, ""));
+            if payload.is_empty() {
+                return None; // a removal
+            }
+            let signature = flash_signature(key, payload);
+            let attributes = if attributes.is_empty() {
+                String::new()
+            } else {
+                format!(";{attributes}")
+            };
+            header::HeaderValue::from_str(&format!("{prefix}{payload}.{signature}{attributes}"))
+                .ok()
+        });
+        headers.append(header::SET_COOKIE, signed.unwrap_or(value));
+    }
+}
+
+/// Keeps a request's flash cookie only if Ferry signed it, without its
+/// signature (so templates read the payload); drops it otherwise.
+fn verify_flash(headers: &mut actix_web::http::header::HeaderMap, key: &crate::FlashKey) {
+    let prefix = format!("{}=", crate::templates::FLASH_COOKIE);
+    let Some(cookie_header) = headers
+        .get(header::COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+    else {
+        return;
+    };
+    if !cookie_header.contains(&prefix) {
+        return;
+    }
+    let kept: Vec<String> = cookie_header
+        .split(';')
+        .map(str::trim)
+        .filter_map(|pair| match pair.strip_prefix(&prefix) {
+            None => Some(pair.to_owned()),
+            Some(value) => {
+                let (payload, signature) = value.rsplit_once('.')?;
+                let expected = flash_signature(key, payload);
+                bool::from(signature.as_bytes().ct_eq(expected.as_bytes()))
+                    .then(|| format!("{prefix}{payload}"))
+            }
+        })
+        .collect();
+    match header::HeaderValue::from_str(&kept.join("; ")) {
+        Ok(v) => {
+            headers.insert(header::COOKIE, v);
+        }
+        Err(_) => {
+            headers.remove(header::COOKIE);
         }
     }
 }

@@ -8,7 +8,8 @@ use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
 use ferry_core::{FieldError, Role};
 
-const FLASH_COOKIE: &str = "ferry_flash";
+/// The flash message's cookie.
+pub const FLASH_COOKIE: &str = "ferry_flash";
 
 /// A link in the navigation.
 #[derive(Debug, Clone)]
@@ -239,9 +240,33 @@ pub fn redirect(location: &str) -> HttpResponse {
         .finish()
 }
 
-/// A 303 redirect that shows `message` on the next page.
-pub fn redirect_with_flash(location: &str, kind: &'static str, message: &str) -> HttpResponse {
+/// What a flash message is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlashKind {
+    /// Something was done.
+    Success,
+    /// Something went wrong.
+    Error,
+    /// For information.
+    Info,
+}
+
+impl FlashKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Error => "error",
+            Self::Info => "info",
+        }
+    }
+}
+
+/// A 303 redirect that shows `message` on the next page. The cookie is
+/// signed on its way out by the session layer (see `session::sign_flash`),
+/// and a flash whose signature does not verify is never shown.
+pub fn redirect_with_flash(location: &str, kind: FlashKind, message: &str) -> HttpResponse {
     let encoded: String = url::form_urlencoded::byte_serialize(message.as_bytes()).collect();
+    let kind = kind.as_str();
     let mut c = cookie(FLASH_COOKIE, format!("{kind}:{encoded}"), false);
     c.set_max_age(actix_web::cookie::time::Duration::minutes(5));
     HttpResponse::SeeOther()

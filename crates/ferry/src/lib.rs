@@ -248,6 +248,10 @@ pub async fn build(
             connections: connection_service.clone(),
             engine: engine.clone(),
             sandbox: sandbox_link,
+            flash_key: ferry_web::FlashKey(Arc::new(connections::derived_key(
+                settings.master_key.expose_secret(),
+                b"ferry flash cookie",
+            ))),
         };
         let listener = listener.context("a web process has a listener")?;
         Some(Application::build(

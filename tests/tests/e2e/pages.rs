@@ -326,3 +326,53 @@ async fn plain_http_has_no_hsts() {
     let page = app.client().get("/login").await;
     assert_eq!(page.header("strict-transport-security"), None);
 }
+
+#[tokio::test]
+async fn flash_messages_are_signed_and_a_forged_one_is_never_shown() {
+    let app = spawn_app().await;
+    let client = app.client();
+    client.set_cookie("ferry_flash=error:Your%20account%20is%20locked%2C%20call%20us");
+    let page = client.get("/login").await;
+    assert_eq!(page.status, 200);
+    assert!(!page.body.contains("call us"), "a forged flash was shown");
+    // A signature from elsewhere does not verify either.
+    client.set_cookie(&format!("ferry_flash=error:Forged.{}", "0".repeat(64)));
+    assert!(!client.get("/login").await.body.contains("Forged"));
+    // Ferry's own flash messages still arrive, signed.
+    let (_, admin) = app.create_tenant("Acme").await;
+    let signed_in = app.login(&admin).await;
+    let res = signed_in
+        .submit(
+            "/users",
+            "/users/invite",
+            &[
+                ("name", "Pat"),
+                ("email", "pat@acme.test"),
+                ("role", "staff"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, 303);
+    let cookie = res
+        .set_cookies
+        .iter()
+        .find(|c| c.starts_with("ferry_flash="))
+        .expect("a flash cookie");
+    let value = cookie
+        .trim_start_matches("ferry_flash=")
+        .split(';')
+        .next()
+        .unwrap();
+    assert!(
+        value
+            .rsplit_once('.')
+            .is_some_and(|(_, sig)| sig.len() == 64),
+        "{cookie}"
+    );
+    let next = signed_in.get("/users").await;
+    assert!(
+        next.body.contains("Invite emailed to pat@acme.test"),
+        "{}",
+        next.body
+    );
+}

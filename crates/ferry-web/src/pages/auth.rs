@@ -271,7 +271,11 @@ pub async fn logout(
     )
     .await?;
     let secure = state.config.secure_cookies();
-    let mut res = redirect_with_flash("/login", "success", "You have signed out.");
+    let mut res = redirect_with_flash(
+        "/login",
+        crate::templates::FlashKind::Success,
+        "You have signed out.",
+    );
     res.add_cookie(&removal(session_cookie_name(secure), secure))
         .map_err(|e| AppError::Internal(anyhow::Error::new(e)))?;
     Ok(res)
@@ -355,7 +359,7 @@ pub async fn forgot(
     }
     Ok(redirect_with_flash(
         "/login",
-        "info",
+        crate::templates::FlashKind::Info,
         "If an account exists for that address, we have emailed it a link to choose a new password.",
     ))
 }
@@ -547,7 +551,7 @@ pub async fn redeem_link(
     .await?;
     Ok(redirect_with_flash(
         "/login",
-        "success",
+        crate::templates::FlashKind::Success,
         "Your password is set. Sign in to continue.",
     ))
 }

@@ -152,7 +152,7 @@ pub async fn create(
     .await?;
     Ok(redirect_with_flash(
         &format!("/operator/tenants/{}", tenant.id),
-        "success",
+        crate::templates::FlashKind::Success,
         &format!("Tenant created. An invite was emailed to its first admin, {admin_email}."),
     ))
 }
@@ -261,7 +261,7 @@ async fn set_status(
     .await?;
     Ok(redirect_with_flash(
         &format!("/operator/tenants/{}", tenant.id),
-        "success",
+        crate::templates::FlashKind::Success,
         message,
     ))
 }
@@ -334,7 +334,7 @@ pub async fn delete(
     .await?;
     Ok(redirect_with_flash(
         "/operator/tenants",
-        "success",
+        crate::templates::FlashKind::Success,
         &format!("Tenant “{}” deleted.", tenant.name),
     ))
 }

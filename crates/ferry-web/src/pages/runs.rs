@@ -425,7 +425,7 @@ pub async fn replay(
     .await?;
     Ok(redirect_with_flash(
         &format!("/runs/{id}"),
-        "success",
+        crate::templates::FlashKind::Success,
         "Replay started from the step that failed; steps that succeeded are not repeated.",
     ))
 }
@@ -487,7 +487,7 @@ pub async fn bulk_replay(
     .await?;
     Ok(redirect_with_flash(
         "/runs?status=queued",
-        "success",
+        crate::templates::FlashKind::Success,
         &format!(
             "{replayed} dead-lettered run{} replayed from the step that failed.",
             if replayed == 1 { "" } else { "s" }

@@ -205,7 +205,7 @@ pub async fn invite(
     .await?;
     Ok(redirect_with_flash(
         "/users",
-        "success",
+        crate::templates::FlashKind::Success,
         &format!("Invite emailed to {email}."),
     ))
 }
@@ -275,7 +275,7 @@ pub async fn change_role(
     let Some(role) = Role::parse(&form.role) else {
         return Ok(redirect_with_flash(
             &format!("/users/{id}"),
-            "error",
+            crate::templates::FlashKind::Error,
             "Choose Admin or Staff.",
         ));
     };
@@ -293,7 +293,7 @@ pub async fn change_role(
     .await?;
     Ok(redirect_with_flash(
         &format!("/users/{id}"),
-        "success",
+        crate::templates::FlashKind::Success,
         &format!(
             "{} is now {}.",
             after.user.name,
@@ -337,7 +337,7 @@ async fn set_status(
     }
     Ok(redirect_with_flash(
         &format!("/users/{id}"),
-        "success",
+        crate::templates::FlashKind::Success,
         &message,
     ))
 }

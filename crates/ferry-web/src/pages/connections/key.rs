@@ -205,7 +205,7 @@ pub(super) async fn create_with_key(
     }
     Ok(redirect_with_flash(
         &format!("/connections/{}", connection.id),
-        "success",
+        crate::templates::FlashKind::Success,
         &format!("{} connected.", key.def().name),
     ))
 }

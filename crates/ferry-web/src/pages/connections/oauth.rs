@@ -187,7 +187,7 @@ pub async fn oauth_callback(
     }
     Ok(redirect_with_flash(
         &format!("/connections/{}", connection.id),
-        "success",
+        crate::templates::FlashKind::Success,
         &format!("HubSpot connected (portal {}).", info.hub_id),
     ))
 }

@@ -149,7 +149,7 @@ pub async fn test(
             .await?;
             Ok(redirect_with_flash(
                 &page,
-                "success",
+                crate::templates::FlashKind::Success,
                 &format!("Test passed. {message}"),
             ))
         }
@@ -168,7 +168,7 @@ pub async fn test(
             .await?;
             Ok(redirect_with_flash(
                 &page,
-                "error",
+                crate::templates::FlashKind::Error,
                 &format!("Test failed: {e}"),
             ))
         }
@@ -205,5 +205,9 @@ pub async fn revoke(
     } else {
         format!("“{}” deleted from Ferry with its credentials.", c.name)
     };
-    Ok(redirect_with_flash("/connections", "success", &message))
+    Ok(redirect_with_flash(
+        "/connections",
+        crate::templates::FlashKind::Success,
+        &message,
+    ))
 }

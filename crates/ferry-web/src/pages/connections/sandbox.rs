@@ -97,7 +97,7 @@ pub async fn sample_contacts(
             Err(e) => {
                 return Ok(redirect_with_flash(
                     "/home",
-                    "error",
+                    crate::templates::FlashKind::Error,
                     &format!("The sandbox refused a sample contact: {e}"),
                 ));
             }
@@ -116,7 +116,7 @@ pub async fn sample_contacts(
     .await?;
     Ok(redirect_with_flash(
         "/runs",
-        "success",
+        crate::templates::FlashKind::Success,
         &format!(
             "{created} sample contacts created in the sandbox HubSpot portal; their runs appear here within seconds."
         ),

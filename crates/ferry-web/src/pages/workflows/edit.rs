@@ -65,7 +65,7 @@ pub(super) async fn save_checked(
     .await?;
     Ok(redirect_with_flash(
         &format!("/workflows/{}", wf.id),
-        "success",
+        crate::templates::FlashKind::Success,
         message,
     ))
 }
@@ -180,7 +180,7 @@ pub async fn save_bindings(
     .await?;
     Ok(redirect_with_flash(
         &format!("/workflows/{id}"),
-        "success",
+        crate::templates::FlashKind::Success,
         "Connections saved.",
     ))
 }
@@ -248,7 +248,7 @@ pub async fn publish(
     .await?;
     Ok(redirect_with_flash(
         &format!("/workflows/{id}"),
-        "success",
+        crate::templates::FlashKind::Success,
         &format!("Published version {version}."),
     ))
 }
@@ -273,7 +273,7 @@ pub async fn roll_back(
     let Ok(version) = form.version.parse::<i32>() else {
         return Ok(redirect_with_flash(
             &format!("/workflows/{id}"),
-            "error",
+            crate::templates::FlashKind::Error,
             "Choose a version to roll back to.",
         ));
     };
@@ -291,7 +291,7 @@ pub async fn roll_back(
     .await?;
     Ok(redirect_with_flash(
         &format!("/workflows/{id}"),
-        "success",
+        crate::templates::FlashKind::Success,
         &format!("Runs now use version {version}."),
     ))
 }

@@ -314,7 +314,7 @@ pub async fn create(
     .await?;
     Ok(redirect_with_flash(
         &format!("/workflows/{}", wf.id),
-        "success",
+        crate::templates::FlashKind::Success,
         "Workflow created as a draft.",
     ))
 }
