@@ -357,13 +357,12 @@ fn sign_flash(headers: &mut actix_web::http::header::HeaderMap, key: &crate::Fla
 /// signature (so templates read the payload); drops it otherwise.
 fn verify_flash(headers: &mut actix_web::http::header::HeaderMap, key: &crate::FlashKey) {
     let prefix = format!("{}=", crate::templates::FLASH_COOKIE);
-    let Some(cookie_header) = headers
-        .get(header::COOKIE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-    else {
-        return;
-    };
+    // Every Cookie header (HTTP/2 may send one per cookie), as one.
+    let cookie_header = headers
+        .get_all(header::COOKIE)
+        .filter_map(|v| v.to_str().ok())
+        .collect::<Vec<_>>()
+        .join("; ");
     if !cookie_header.contains(&prefix) {
         return;
     }
