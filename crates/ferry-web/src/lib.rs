@@ -148,6 +148,11 @@ impl Application {
                         .error_handler(error::form_error),
                 )
                 .app_data(web::PayloadConfig::default().limit(64 * 1024))
+                // A path id that does not parse (wrong prefix, not an id) is
+                // a 404, like another tenant's id.
+                .app_data(
+                    web::PathConfig::default().error_handler(|_, _| AppError::NotFound.into()),
+                )
                 .configure(|cfg| {
                     if let Some(extra) = &extra {
                         extra(cfg);

@@ -274,3 +274,21 @@ async fn every_route_has_a_decided_answer_for_every_kind_of_caller() {
     }
     assert!(wrong.is_empty(), "{wrong:#?}");
 }
+
+#[tokio::test]
+async fn a_path_id_that_does_not_parse_is_a_404_page() {
+    let app = spawn_app_with(TestOptions::default()).await;
+    let (_, admin) = app.create_tenant("Acme").await;
+    let client = app.login(&admin).await;
+    for path in [
+        "/workflows/not-an-id",
+        "/workflows/run_0123456789abcdef0123456789abcdef",
+        "/runs/%00",
+        "/connections/con_",
+        "/users/ten_0123456789abcdef0123456789abcdef",
+    ] {
+        let page = client.get(path).await;
+        assert_eq!(page.status, 404, "{path}");
+        assert!(page.body.contains("<html"), "{path}: the 404 page");
+    }
+}

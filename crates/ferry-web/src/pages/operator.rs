@@ -1,7 +1,7 @@
 //! The operator console: tenants, their status and lifecycle. Operators see
 //! names and counts, never a tenant's data or secrets.
 
-use super::{LinkRequest, audit, parse_id, send_link};
+use super::{LinkRequest, audit, send_link};
 use crate::AppState;
 use crate::error::AppError;
 use crate::session::Operator;
@@ -214,9 +214,9 @@ pub async fn detail(
     state: web::Data<AppState>,
     req: HttpRequest,
     _op: Operator,
-    id: web::Path<String>,
+    id: web::Path<TenantId>,
 ) -> Result<HttpResponse, AppError> {
-    let id: TenantId = parse_id(&id)?;
+    let id = id.into_inner();
     let tenant = tenants::get(&state.db, &id).await?;
     tenant_page(
         &state,
@@ -233,10 +233,10 @@ async fn set_status(
     state: web::Data<AppState>,
     req: HttpRequest,
     op: Operator,
-    id: web::Path<String>,
+    id: web::Path<TenantId>,
     status: TenantStatus,
 ) -> Result<HttpResponse, AppError> {
-    let id: TenantId = parse_id(&id)?;
+    let id = id.into_inner();
     let tenant = tenants::set_status(&state.db, &id, status, state.clock.now()).await?;
     let (action, message) = match status {
         TenantStatus::Suspended => (
@@ -271,7 +271,7 @@ pub async fn suspend(
     state: web::Data<AppState>,
     req: HttpRequest,
     op: Operator,
-    id: web::Path<String>,
+    id: web::Path<TenantId>,
 ) -> Result<HttpResponse, AppError> {
     set_status(state, req, op, id, TenantStatus::Suspended).await
 }
@@ -281,7 +281,7 @@ pub async fn reactivate(
     state: web::Data<AppState>,
     req: HttpRequest,
     op: Operator,
-    id: web::Path<String>,
+    id: web::Path<TenantId>,
 ) -> Result<HttpResponse, AppError> {
     set_status(state, req, op, id, TenantStatus::Active).await
 }
@@ -298,10 +298,10 @@ pub async fn delete(
     state: web::Data<AppState>,
     req: HttpRequest,
     op: Operator,
-    id: web::Path<String>,
+    id: web::Path<TenantId>,
     form: web::Form<DeleteForm>,
 ) -> Result<HttpResponse, AppError> {
-    let id: TenantId = parse_id(&id)?;
+    let id = id.into_inner();
     let tenant = tenants::get(&state.db, &id).await?;
     if form.confirm_name.trim() != tenant.name {
         let mut errors = FieldErrors::new();

@@ -3,7 +3,6 @@
 //! machine), answers only requests from this machine, and only to a platform
 //! operator's session, because the mail holds one-time links for everyone.
 
-use super::parse_id;
 use crate::AppState;
 use crate::error::AppError;
 use crate::session::{Operator, request_auth};
@@ -88,12 +87,12 @@ pub async fn detail(
     state: web::Data<AppState>,
     req: HttpRequest,
     _operator: Operator,
-    id: web::Path<String>,
+    id: web::Path<EmailId>,
 ) -> Result<HttpResponse, AppError> {
     if !allowed(&state, &req) {
         return Err(AppError::NotFound);
     }
-    let id: EmailId = parse_id(&id)?;
+    let id = id.into_inner();
     let email = emails::get(&state.db, &id).await?;
     render(
         &req,

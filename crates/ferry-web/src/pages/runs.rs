@@ -5,7 +5,7 @@
 //! in a time range; a run's log as JSON or CSV. And the staff view of
 //! verification outcomes.
 
-use super::{audit, parse_id};
+use super::audit;
 use crate::AppState;
 use crate::error::AppError;
 use crate::session::{Admin, Member};
@@ -370,9 +370,9 @@ pub async fn detail(
     state: web::Data<AppState>,
     req: HttpRequest,
     member: Member,
-    id: web::Path<String>,
+    id: web::Path<RunId>,
 ) -> Result<HttpResponse, AppError> {
-    let id: RunId = parse_id(&id)?;
+    let id = id.into_inner();
     let run = store::get(&state.db, &member.tenant_id, &id).await?;
     let steps = store::steps(&state.db, &member.tenant_id, &id).await?;
     let workflow = workflows::get(&state.db, &member.tenant_id, &run.workflow_id)
@@ -401,10 +401,10 @@ pub async fn replay(
     state: web::Data<AppState>,
     req: HttpRequest,
     admin: Admin,
-    id: web::Path<String>,
+    id: web::Path<RunId>,
 ) -> Result<HttpResponse, AppError> {
     let member = admin.0;
-    let id: RunId = parse_id(&id)?;
+    let id = id.into_inner();
     let run = store::get(&state.db, &member.tenant_id, &id).await?;
     if !state.engine.replay(&member.tenant_id, &id).await? {
         return Err(AppError::Conflict(format!(
@@ -499,9 +499,9 @@ pub async fn bulk_replay(
 pub async fn export_json(
     state: web::Data<AppState>,
     member: Member,
-    id: web::Path<String>,
+    id: web::Path<RunId>,
 ) -> Result<HttpResponse, AppError> {
-    let id: RunId = parse_id(&id)?;
+    let id = id.into_inner();
     let run = store::get(&state.db, &member.tenant_id, &id).await?;
     let steps = store::steps(&state.db, &member.tenant_id, &id).await?;
     Ok(HttpResponse::Ok()
@@ -516,9 +516,9 @@ pub async fn export_json(
 pub async fn export_csv(
     state: web::Data<AppState>,
     member: Member,
-    id: web::Path<String>,
+    id: web::Path<RunId>,
 ) -> Result<HttpResponse, AppError> {
-    let id: RunId = parse_id(&id)?;
+    let id = id.into_inner();
     store::get(&state.db, &member.tenant_id, &id).await?;
     let steps = store::steps(&state.db, &member.tenant_id, &id).await?;
     let mut w = csv::Writer::from_writer(Vec::new());

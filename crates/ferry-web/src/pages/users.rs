@@ -1,7 +1,7 @@
 //! The team page: members and invites. Admins invite, change roles and
 //! deactivate; staff see the list and change nothing.
 
-use super::{LinkRequest, audit, parse_id, send_link};
+use super::{LinkRequest, audit, send_link};
 use crate::AppState;
 use crate::error::AppError;
 use crate::session::{Admin, Member};
@@ -229,9 +229,9 @@ pub async fn detail(
     state: web::Data<AppState>,
     req: HttpRequest,
     Admin(admin): Admin,
-    id: web::Path<String>,
+    id: web::Path<UserId>,
 ) -> Result<HttpResponse, AppError> {
-    let id: UserId = parse_id(&id)?;
+    let id = id.into_inner();
     let m = users::member(&state.db, &admin.tenant_id, &id).await?;
     render(
         &req,
@@ -265,10 +265,10 @@ pub async fn change_role(
     state: web::Data<AppState>,
     req: HttpRequest,
     Admin(admin): Admin,
-    id: web::Path<String>,
+    id: web::Path<UserId>,
     form: web::Form<RoleForm>,
 ) -> Result<HttpResponse, AppError> {
-    let id: UserId = parse_id(&id)?;
+    let id = id.into_inner();
     // Look the member up first, so another tenant's id is a 404 before any
     // validation message could reveal anything.
     let before = users::member(&state.db, &admin.tenant_id, &id).await?;
@@ -306,10 +306,10 @@ async fn set_status(
     state: web::Data<AppState>,
     req: HttpRequest,
     admin: Member,
-    id: web::Path<String>,
+    id: web::Path<UserId>,
     status: UserStatus,
 ) -> Result<HttpResponse, AppError> {
-    let id: UserId = parse_id(&id)?;
+    let id = id.into_inner();
     let m = users::set_member_status(&state.db, &admin.tenant_id, &id, status).await?;
     let (action, message) = match status {
         UserStatus::Deactivated => (
@@ -347,7 +347,7 @@ pub async fn deactivate(
     state: web::Data<AppState>,
     req: HttpRequest,
     Admin(admin): Admin,
-    id: web::Path<String>,
+    id: web::Path<UserId>,
 ) -> Result<HttpResponse, AppError> {
     set_status(state, req, admin, id, UserStatus::Deactivated).await
 }
@@ -357,7 +357,7 @@ pub async fn reactivate(
     state: web::Data<AppState>,
     req: HttpRequest,
     Admin(admin): Admin,
-    id: web::Path<String>,
+    id: web::Path<UserId>,
 ) -> Result<HttpResponse, AppError> {
     set_status(state, req, admin, id, UserStatus::Active).await
 }

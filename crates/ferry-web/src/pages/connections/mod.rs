@@ -13,7 +13,7 @@ pub use oauth::*;
 pub use page::*;
 pub use sandbox::*;
 
-use super::{audit, parse_id};
+use super::audit;
 use crate::AppState;
 use crate::error::{AppError, error_page};
 use crate::session::{Admin, Member};

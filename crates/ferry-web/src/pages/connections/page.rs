@@ -42,9 +42,9 @@ pub async fn detail(
     state: web::Data<AppState>,
     req: HttpRequest,
     member: Member,
-    id: web::Path<String>,
+    id: web::Path<ConnectionId>,
 ) -> Result<HttpResponse, AppError> {
-    let id: ConnectionId = parse_id(&id)?;
+    let id = id.into_inner();
     connection_page(&state, &req, &member, &id, StatusCode::OK, String::new()).await
 }
 
@@ -130,9 +130,9 @@ pub async fn test(
     state: web::Data<AppState>,
     req: HttpRequest,
     Admin(admin): Admin,
-    id: web::Path<String>,
+    id: web::Path<ConnectionId>,
 ) -> Result<HttpResponse, AppError> {
-    let id: ConnectionId = parse_id(&id)?;
+    let id = id.into_inner();
     let page = format!("/connections/{id}");
     match state.connections.test(&admin.tenant_id, &id).await {
         Ok(message) => {
@@ -180,9 +180,9 @@ pub async fn revoke(
     state: web::Data<AppState>,
     req: HttpRequest,
     Admin(admin): Admin,
-    id: web::Path<String>,
+    id: web::Path<ConnectionId>,
 ) -> Result<HttpResponse, AppError> {
-    let id: ConnectionId = parse_id(&id)?;
+    let id = id.into_inner();
     let c = store::get(&state.db, &admin.tenant_id, &id).await?;
     let remote = match state.connections.revoke(&admin.tenant_id, &id).await {
         Ok(remote) => remote,

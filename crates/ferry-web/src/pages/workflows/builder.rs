@@ -272,10 +272,10 @@ pub async fn edit_steps(
     state: web::Data<AppState>,
     req: HttpRequest,
     Admin(admin): Admin,
-    id: web::Path<String>,
+    id: web::Path<WorkflowId>,
     form: web::Form<StepForm>,
 ) -> Result<HttpResponse, AppError> {
-    let id: WorkflowId = parse_id(&id)?;
+    let id = id.into_inner();
     let wf = store::get(&state.db, &admin.tenant_id, &id).await?;
     let mut draft = wf.draft.clone();
     let issues = match apply_step_op(&mut draft, &form) {

@@ -9,9 +9,9 @@ pub async fn detail(
     state: web::Data<AppState>,
     req: HttpRequest,
     member: Member,
-    id: web::Path<String>,
+    id: web::Path<WorkflowId>,
 ) -> Result<HttpResponse, AppError> {
-    let id: WorkflowId = parse_id(&id)?;
+    let id = id.into_inner();
     let wf = store::get(&state.db, &member.tenant_id, &id).await?;
     workflow_page(
         &state,
@@ -76,10 +76,10 @@ pub async fn save_definition(
     state: web::Data<AppState>,
     req: HttpRequest,
     Admin(admin): Admin,
-    id: web::Path<String>,
+    id: web::Path<WorkflowId>,
     form: web::Form<DefinitionForm>,
 ) -> Result<HttpResponse, AppError> {
-    let id: WorkflowId = parse_id(&id)?;
+    let id = id.into_inner();
     let wf = store::get(&state.db, &admin.tenant_id, &id).await?;
     let issues: Vec<String> = match serde_json::from_str::<Definition>(&form.definition) {
         Err(e) => vec![format!("The definition is not valid: {e}")],
@@ -112,10 +112,10 @@ pub async fn save_bindings(
     state: web::Data<AppState>,
     req: HttpRequest,
     Admin(admin): Admin,
-    id: web::Path<String>,
+    id: web::Path<WorkflowId>,
     form: web::Form<BTreeMap<String, String>>,
 ) -> Result<HttpResponse, AppError> {
-    let id: WorkflowId = parse_id(&id)?;
+    let id = id.into_inner();
     let wf = store::get(&state.db, &admin.tenant_id, &id).await?;
     let available = connections::list(&state.db, &admin.tenant_id).await?;
     let mut bindings = Bindings::new();
@@ -190,9 +190,9 @@ pub async fn publish(
     state: web::Data<AppState>,
     req: HttpRequest,
     Admin(admin): Admin,
-    id: web::Path<String>,
+    id: web::Path<WorkflowId>,
 ) -> Result<HttpResponse, AppError> {
-    let id: WorkflowId = parse_id(&id)?;
+    let id = id.into_inner();
     let wf = store::get(&state.db, &admin.tenant_id, &id).await?;
     let mut problems: Vec<String> = wf.draft.check().iter().map(ToString::to_string).collect();
     let available = connections::list(&state.db, &admin.tenant_id).await?;
@@ -265,10 +265,10 @@ pub async fn roll_back(
     state: web::Data<AppState>,
     req: HttpRequest,
     Admin(admin): Admin,
-    id: web::Path<String>,
+    id: web::Path<WorkflowId>,
     form: web::Form<RollbackForm>,
 ) -> Result<HttpResponse, AppError> {
-    let id: WorkflowId = parse_id(&id)?;
+    let id = id.into_inner();
     store::get(&state.db, &admin.tenant_id, &id).await?;
     let Ok(version) = form.version.parse::<i32>() else {
         return Ok(redirect_with_flash(

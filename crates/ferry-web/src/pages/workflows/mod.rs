@@ -11,7 +11,7 @@ pub use builder::*;
 pub use edit::*;
 pub use page::*;
 
-use super::{audit, parse_id};
+use super::audit;
 use crate::AppState;
 use crate::error::AppError;
 use crate::session::{Admin, Member};

@@ -321,11 +321,11 @@ pub async fn dry_run(
     state: web::Data<AppState>,
     req: HttpRequest,
     admin: Admin,
-    id: web::Path<String>,
+    id: web::Path<WorkflowId>,
     form: web::Form<DryRunForm>,
 ) -> Result<HttpResponse, AppError> {
     let member = admin.0;
-    let id: WorkflowId = parse_id(&id)?;
+    let id = id.into_inner();
     let wf = store::get(&state.db, &member.tenant_id, &id).await?;
     let text = form.payload.trim().to_owned();
     let parsed = if text.len() > 64 * 1024 {
