@@ -370,12 +370,10 @@ pub fn apply(old: &Credentials, tokens: &TokenSet) -> Credentials {
 /// The sandbox HubSpot app's client secret, derived from the master key so
 /// that the simulator and Ferry agree without storing it anywhere.
 pub fn sandbox_client_secret(master_key: &[u8; 32]) -> String {
-    use hmac::Mac;
-    #[expect(clippy::expect_used, reason = "HMAC accepts keys of any length")]
-    let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(master_key)
-        .expect("HMAC accepts keys of any length");
-    mac.update(b"ferry sandbox hubspot app client secret");
-    hex::encode(mac.finalize().into_bytes())
+    hex::encode(derived_key(
+        master_key,
+        b"ferry sandbox hubspot app client secret",
+    ))
 }
 
 /// A 256-bit key for one purpose, derived from the master key.
@@ -392,12 +390,7 @@ pub fn derived_key(master_key: &[u8; 32], purpose: &[u8]) -> [u8; 32] {
 /// from the master key so that Ferry's pages, `ferry sandbox` and the tests
 /// sharing the key agree on it.
 pub fn sandbox_admin_key(master_key: &[u8; 32]) -> String {
-    use hmac::Mac;
-    #[expect(clippy::expect_used, reason = "HMAC accepts keys of any length")]
-    let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(master_key)
-        .expect("HMAC accepts keys of any length");
-    mac.update(b"ferry sandbox admin api key");
-    hex::encode(mac.finalize().into_bytes())
+    hex::encode(derived_key(master_key, b"ferry sandbox admin api key"))
 }
 
 /// Refreshes every OAuth connection whose token is about to expire, used or

@@ -13,6 +13,33 @@ pub fn random_hex(n: usize) -> String {
     s
 }
 
+/// Delivery attempts a simulator keeps for its admin API (the oldest go
+/// first).
+pub const MAX_DELIVERIES_KEPT: usize = 1000;
+
+/// POSTs a webhook body through the guarded client: the status it got (0
+/// when the target did not answer), or `None` when the network policy
+/// refused the URL (a delivery not worth retrying).
+pub async fn post_webhook(
+    http: &ferry_connectors::HttpClient,
+    url: &str,
+    headers: &[(&str, String)],
+    body: Vec<u8>,
+) -> Option<u16> {
+    let target = url::Url::parse(url).ok()?;
+    let mut request = http
+        .request(reqwest::Method::POST, &target)
+        .ok()?
+        .header("Content-Type", "application/json");
+    for (name, value) in headers {
+        request = request.header(*name, value.as_str());
+    }
+    Some(match request.body(body).send().await {
+        Ok(r) => r.status().as_u16(),
+        Err(_) => 0,
+    })
+}
+
 /// HubSpot's error body.
 pub fn hubspot_error(
     status: actix_web::http::StatusCode,

@@ -190,25 +190,17 @@ impl VerifySim {
         .unwrap_or_default();
         let signature = sign_result(&secret, &body);
         for attempt in 1..=5u32 {
-            let request = url::Url::parse(&url)
-                .ok()
-                .and_then(|u| self.http.request(reqwest::Method::POST, &u).ok());
-            let refused = request.is_none();
-            let status = match request {
-                Some(r) => match r
-                    .header("Content-Type", "application/json")
-                    .header("X-Signature", &signature)
-                    .body(body.clone())
-                    .send()
-                    .await
-                {
-                    Ok(r) => r.status().as_u16(),
-                    Err(_) => 0,
-                },
-                None => 0,
-            };
+            let outcome = crate::util::post_webhook(
+                &self.http,
+                &url,
+                &[("X-Signature", signature.clone())],
+                body.clone(),
+            )
+            .await;
+            let refused = outcome.is_none();
+            let status = outcome.unwrap_or(0);
             if let Some(a) = self.lock().accounts.iter_mut().find(|a| a.id == account_id) {
-                if a.deliveries.len() >= 1000 {
+                if a.deliveries.len() >= crate::util::MAX_DELIVERIES_KEPT {
                     a.deliveries.remove(0);
                 }
                 a.deliveries.push((attempt, status));

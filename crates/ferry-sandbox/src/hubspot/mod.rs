@@ -200,9 +200,6 @@ struct State {
     deliveries: Vec<DeliveryRecord>,
 }
 
-/// Webhook delivery attempts kept for the admin API (the oldest go first).
-const MAX_DELIVERIES_KEPT: usize = 1000;
-
 /// One webhook delivery attempt, for the admin API and tests.
 #[derive(Debug, Clone, Serialize)]
 pub struct DeliveryRecord {

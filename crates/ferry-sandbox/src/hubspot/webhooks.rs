@@ -50,27 +50,21 @@ impl HubSpotSim {
             let body = serde_json::to_vec(&batch).unwrap_or_default();
             let timestamp = Utc::now().timestamp_millis();
             let signature = sign_v3(&secret, "POST", &settings.target_url, &body, timestamp);
-            let request = url::Url::parse(&settings.target_url)
-                .ok()
-                .and_then(|u| self.http.request(reqwest::Method::POST, &u).ok());
-            let refused = request.is_none();
-            let status = match request {
-                Some(r) => match r
-                    .header("Content-Type", "application/json")
-                    .header(SIGNATURE_HEADER, signature)
-                    .header(TIMESTAMP_HEADER, timestamp.to_string())
-                    .body(body)
-                    .send()
-                    .await
-                {
-                    Ok(r) => r.status().as_u16(),
-                    Err(_) => 0,
-                },
-                None => 0,
-            };
+            let outcome = crate::util::post_webhook(
+                &self.http,
+                &settings.target_url,
+                &[
+                    (SIGNATURE_HEADER, signature),
+                    (TIMESTAMP_HEADER, timestamp.to_string()),
+                ],
+                body,
+            )
+            .await;
+            let refused = outcome.is_none();
+            let status = outcome.unwrap_or(0);
             {
                 let mut state = self.lock();
-                if state.deliveries.len() >= MAX_DELIVERIES_KEPT {
+                if state.deliveries.len() >= crate::util::MAX_DELIVERIES_KEPT {
                     state.deliveries.remove(0);
                 }
                 state.deliveries.push(DeliveryRecord {
