@@ -2,7 +2,7 @@
 //! event, once written, stays.
 
 use crate::entities::audit_event;
-use crate::{Db, StoreError};
+use crate::{Exec, StoreError};
 use chrono::{DateTime, Utc};
 use ferry_core::{AuditEventId, TenantId, UserId};
 use sea_orm::{
@@ -74,7 +74,7 @@ impl From<audit_event::Model> for AuditEvent {
 
 /// Appends an event.
 pub async fn record(
-    db: &Db,
+    db: &impl Exec,
     event: NewAuditEvent<'_>,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
@@ -91,14 +91,14 @@ pub async fn record(
         client_ip: Set(event.client_ip.to_owned()),
         created_at: Set(now),
     }
-    .insert(&db.conn)
+    .insert(db.conn())
     .await?;
     Ok(())
 }
 
 /// The tenant's newest events.
 pub async fn for_tenant(
-    db: &Db,
+    db: &impl Exec,
     tenant: &TenantId,
     limit: u64,
 ) -> Result<Vec<AuditEvent>, StoreError> {
@@ -106,7 +106,7 @@ pub async fn for_tenant(
         .filter(audit_event::Column::TenantId.eq(tenant.to_string()))
         .order_by_desc(audit_event::Column::Seq)
         .limit(limit)
-        .all(&db.conn)
+        .all(db.conn())
         .await?
         .into_iter()
         .map(AuditEvent::from)
@@ -114,12 +114,12 @@ pub async fn for_tenant(
 }
 
 /// Platform-level events (operators' actions), newest first.
-pub async fn platform(db: &Db, limit: u64) -> Result<Vec<AuditEvent>, StoreError> {
+pub async fn platform(db: &impl Exec, limit: u64) -> Result<Vec<AuditEvent>, StoreError> {
     Ok(audit_event::Entity::find()
         .filter(audit_event::Column::TenantId.is_null())
         .order_by_desc(audit_event::Column::Seq)
         .limit(limit)
-        .all(&db.conn)
+        .all(db.conn())
         .await?
         .into_iter()
         .map(AuditEvent::from)

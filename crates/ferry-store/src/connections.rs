@@ -4,7 +4,7 @@
 
 use crate::entities::{auth_event, connection, oauth_flow};
 use crate::vault::Vault;
-use crate::{Db, StoreError};
+use crate::{Exec, StoreError};
 use chrono::{DateTime, Utc};
 use ferry_core::catalog::ConnectorKey;
 use ferry_core::{
@@ -131,7 +131,7 @@ async fn seal(
 
 /// Stores a connection with its credentials sealed.
 pub async fn create(
-    db: &Db,
+    db: &impl Exec,
     vault: &Vault,
     tenant: &TenantId,
     new: NewConnection<'_>,
@@ -162,17 +162,17 @@ pub async fn create(
         last_used_at: Set(None),
         refresh_lease_until: Set(None),
     }
-    .insert(&db.conn)
+    .insert(db.conn())
     .await?
     .try_into()
 }
 
 /// The tenant's connections, newest first.
-pub async fn list(db: &Db, tenant: &TenantId) -> Result<Vec<Connection>, StoreError> {
+pub async fn list(db: &impl Exec, tenant: &TenantId) -> Result<Vec<Connection>, StoreError> {
     connection::Entity::find()
         .filter(connection::Column::TenantId.eq(tenant.to_string()))
         .order_by_desc(connection::Column::CreatedAt)
-        .all(&db.conn)
+        .all(db.conn())
         .await?
         .into_iter()
         .map(Connection::try_from)
@@ -180,25 +180,29 @@ pub async fn list(db: &Db, tenant: &TenantId) -> Result<Vec<Connection>, StoreEr
 }
 
 async fn find_model(
-    db: &Db,
+    db: &impl Exec,
     tenant: &TenantId,
     id: &ConnectionId,
 ) -> Result<connection::Model, StoreError> {
     connection::Entity::find_by_id(id.to_string())
         .filter(connection::Column::TenantId.eq(tenant.to_string()))
-        .one(&db.conn)
+        .one(db.conn())
         .await?
         .ok_or(StoreError::NotFound)
 }
 
 /// One connection of the tenant.
-pub async fn get(db: &Db, tenant: &TenantId, id: &ConnectionId) -> Result<Connection, StoreError> {
+pub async fn get(
+    db: &impl Exec,
+    tenant: &TenantId,
+    id: &ConnectionId,
+) -> Result<Connection, StoreError> {
     find_model(db, tenant, id).await?.try_into()
 }
 
 /// One connection with its opened credentials.
 pub async fn with_credentials(
-    db: &Db,
+    db: &impl Exec,
     vault: &Vault,
     tenant: &TenantId,
     id: &ConnectionId,
@@ -230,7 +234,7 @@ pub struct HookTarget {
 /// Replaces the credentials if nobody else did since `expected_version`
 /// (a refresh racing another process); returns false when someone did.
 pub async fn update_credentials(
-    db: &Db,
+    db: &impl Exec,
     vault: &Vault,
     tenant: &TenantId,
     id: &ConnectionId,
@@ -262,7 +266,7 @@ pub async fn update_credentials(
         .filter(connection::Column::Id.eq(id.to_string()))
         .filter(connection::Column::TenantId.eq(tenant.to_string()))
         .filter(connection::Column::Version.eq(expected_version))
-        .exec(&db.conn)
+        .exec(db.conn())
         .await?;
     Ok(result.rows_affected == 1)
 }
@@ -270,7 +274,7 @@ pub async fn update_credentials(
 /// Takes the refresh lease until `until` unless another process holds an
 /// unexpired one; true when taken.
 pub async fn claim_refresh(
-    db: &Db,
+    db: &impl Exec,
     tenant: &TenantId,
     id: &ConnectionId,
     now: DateTime<Utc>,
@@ -285,14 +289,14 @@ pub async fn claim_refresh(
                 .add(connection::Column::RefreshLeaseUntil.is_null())
                 .add(connection::Column::RefreshLeaseUntil.lt(now)),
         )
-        .exec(&db.conn)
+        .exec(db.conn())
         .await?;
     Ok(result.rows_affected == 1)
 }
 
 /// Gives the refresh lease back.
 pub async fn release_refresh(
-    db: &Db,
+    db: &impl Exec,
     tenant: &TenantId,
     id: &ConnectionId,
 ) -> Result<(), StoreError> {
@@ -303,14 +307,14 @@ pub async fn release_refresh(
         )
         .filter(connection::Column::Id.eq(id.to_string()))
         .filter(connection::Column::TenantId.eq(tenant.to_string()))
-        .exec(&db.conn)
+        .exec(db.conn())
         .await?;
     Ok(())
 }
 
 /// Marks a connection broken with a reason for people.
 pub async fn mark_broken(
-    db: &Db,
+    db: &impl Exec,
     tenant: &TenantId,
     id: &ConnectionId,
     reason: &str,
@@ -321,7 +325,7 @@ pub async fn mark_broken(
 
 /// Marks a connection healthy and notes its use.
 pub async fn mark_used(
-    db: &Db,
+    db: &impl Exec,
     tenant: &TenantId,
     id: &ConnectionId,
     now: DateTime<Utc>,
@@ -338,13 +342,13 @@ pub async fn mark_used(
         )
         .filter(connection::Column::Id.eq(id.to_string()))
         .filter(connection::Column::TenantId.eq(tenant.to_string()))
-        .exec(&db.conn)
+        .exec(db.conn())
         .await?;
     Ok(())
 }
 
 async fn set_status(
-    db: &Db,
+    db: &impl Exec,
     tenant: &TenantId,
     id: &ConnectionId,
     status: ConnectionStatus,
@@ -360,7 +364,7 @@ async fn set_status(
         .col_expr(connection::Column::UpdatedAt, Expr::value(now))
         .filter(connection::Column::Id.eq(id.to_string()))
         .filter(connection::Column::TenantId.eq(tenant.to_string()))
-        .exec(&db.conn)
+        .exec(db.conn())
         .await?;
     if result.rows_affected == 0 {
         return Err(StoreError::NotFound);
@@ -369,11 +373,15 @@ async fn set_status(
 }
 
 /// Deletes a connection (its sealed credentials with it).
-pub async fn delete(db: &Db, tenant: &TenantId, id: &ConnectionId) -> Result<(), StoreError> {
+pub async fn delete(
+    db: &impl Exec,
+    tenant: &TenantId,
+    id: &ConnectionId,
+) -> Result<(), StoreError> {
     let result = connection::Entity::delete_many()
         .filter(connection::Column::Id.eq(id.to_string()))
         .filter(connection::Column::TenantId.eq(tenant.to_string()))
-        .exec(&db.conn)
+        .exec(db.conn())
         .await?;
     if result.rows_affected == 0 {
         return Err(StoreError::NotFound);
@@ -384,7 +392,7 @@ pub async fn delete(db: &Db, tenant: &TenantId, id: &ConnectionId) -> Result<(),
 /// Flags every connection `user` created in the tenant for credential
 /// rotation; returns them.
 pub async fn flag_created_by(
-    db: &Db,
+    db: &impl Exec,
     tenant: &TenantId,
     user: &UserId,
     now: DateTime<Utc>,
@@ -394,7 +402,7 @@ pub async fn flag_created_by(
         .col_expr(connection::Column::UpdatedAt, Expr::value(now))
         .filter(connection::Column::TenantId.eq(tenant.to_string()))
         .filter(connection::Column::CreatedBy.eq(user.to_string()))
-        .exec(&db.conn)
+        .exec(db.conn())
         .await?;
     Ok(list(db, tenant)
         .await?
@@ -426,7 +434,7 @@ pub struct OAuthFlow {
 
 /// Stores a flow under the hash of its `state`, the verifier sealed.
 pub async fn start_oauth(
-    db: &Db,
+    db: &impl Exec,
     vault: &Vault,
     state_hash: &str,
     flow: &OAuthFlow,
@@ -451,7 +459,7 @@ pub async fn start_oauth(
         created_at: Set(now),
         expires_at: Set(flow.expires_at),
     }
-    .insert(&db.conn)
+    .insert(db.conn())
     .await?;
     Ok(())
 }
@@ -459,19 +467,19 @@ pub async fn start_oauth(
 /// Takes (deletes and returns) the tenant's flow for `state_hash`: a state is
 /// good for one callback only.
 pub async fn take_oauth(
-    db: &Db,
+    db: &impl Exec,
     vault: &Vault,
     tenant: &TenantId,
     state_hash: &str,
 ) -> Result<OAuthFlow, StoreError> {
     let model = oauth_flow::Entity::find_by_id(state_hash.to_owned())
         .filter(oauth_flow::Column::TenantId.eq(tenant.to_string()))
-        .one(&db.conn)
+        .one(db.conn())
         .await?
         .ok_or(StoreError::NotFound)?;
     let deleted = oauth_flow::Entity::delete_many()
         .filter(oauth_flow::Column::StateHash.eq(state_hash))
-        .exec(&db.conn)
+        .exec(db.conn())
         .await?;
     if deleted.rows_affected != 1 {
         return Err(StoreError::NotFound);
@@ -503,10 +511,10 @@ pub async fn take_oauth(
 }
 
 /// Deletes OAuth attempts that expired unanswered; returns how many.
-pub async fn purge_expired_flows(db: &Db, now: DateTime<Utc>) -> Result<u64, StoreError> {
+pub async fn purge_expired_flows(db: &impl Exec, now: DateTime<Utc>) -> Result<u64, StoreError> {
     Ok(oauth_flow::Entity::delete_many()
         .filter(oauth_flow::Column::ExpiresAt.lt(now))
-        .exec(&db.conn)
+        .exec(db.conn())
         .await?
         .rows_affected)
 }
@@ -528,7 +536,7 @@ pub struct AuthEvent {
 
 /// Records an authentication event.
 pub async fn record_auth_event(
-    db: &Db,
+    db: &impl Exec,
     tenant: &TenantId,
     connection: &ConnectionId,
     kind: &str,
@@ -543,14 +551,14 @@ pub async fn record_auth_event(
         message: Set(message.to_owned()),
         created_at: Set(now),
     }
-    .insert(&db.conn)
+    .insert(db.conn())
     .await?;
     Ok(())
 }
 
 /// A connection's authentication events, newest first.
 pub async fn auth_events(
-    db: &Db,
+    db: &impl Exec,
     tenant: &TenantId,
     connection: &ConnectionId,
     limit: u64,
@@ -560,7 +568,7 @@ pub async fn auth_events(
         .filter(auth_event::Column::ConnectionId.eq(connection.to_string()))
         .order_by_desc(auth_event::Column::CreatedAt)
         .limit(limit)
-        .all(&db.conn)
+        .all(db.conn())
         .await?
         .into_iter()
         .map(|m| {

@@ -2,7 +2,6 @@
 
 use crate::StoreError;
 use ferry_migrations::{Migrator, MigratorTrait};
-use sea_orm::TransactionTrait;
 use sea_orm::sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -10,6 +9,7 @@ use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, SqlxSqliteConnector,
     Statement,
 };
+use sea_orm::{DatabaseTransaction, TransactionTrait};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
@@ -48,6 +48,63 @@ pub enum Backend {
     Sqlite,
     /// Production.
     Postgres,
+}
+
+/// Where store functions run their statements: the pool ([`Db`]) or one
+/// open transaction ([`Tx`]). A service that writes a change and its audit
+/// entry passes the same `Tx` to both and commits once.
+pub trait Exec: Sync {
+    /// The sea-orm connection behind it (never named outside the store).
+    #[doc(hidden)]
+    type Conn: ConnectionTrait + TransactionTrait + Sync;
+    /// The connection statements run on.
+    #[doc(hidden)]
+    fn conn(&self) -> &Self::Conn;
+    /// The database engine.
+    fn backend(&self) -> Backend;
+}
+
+impl Exec for Db {
+    type Conn = DatabaseConnection;
+    fn conn(&self) -> &DatabaseConnection {
+        &self.conn
+    }
+    fn backend(&self) -> Backend {
+        self.backend
+    }
+}
+
+/// One open transaction: what is written through it lands together at
+/// [`Tx::commit`], or not at all (dropped without a commit, it rolls back).
+pub struct Tx {
+    conn: DatabaseTransaction,
+    backend: Backend,
+}
+
+impl std::fmt::Debug for Tx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tx")
+            .field("backend", &self.backend)
+            .finish()
+    }
+}
+
+impl Exec for Tx {
+    type Conn = DatabaseTransaction;
+    fn conn(&self) -> &DatabaseTransaction {
+        &self.conn
+    }
+    fn backend(&self) -> Backend {
+        self.backend
+    }
+}
+
+impl Tx {
+    /// Makes everything written through this transaction durable.
+    pub async fn commit(self) -> Result<(), StoreError> {
+        self.conn.commit().await?;
+        Ok(())
+    }
 }
 
 /// A pool of connections to Ferry's database.
@@ -117,6 +174,15 @@ impl Db {
     /// The engine behind this pool.
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Opens a transaction. On SQLite, the first write takes the database's
+    /// write lock until commit: do no other writes through the pool meanwhile.
+    pub async fn begin(&self) -> Result<Tx, StoreError> {
+        Ok(Tx {
+            conn: self.conn.begin().await?,
+            backend: self.backend,
+        })
     }
 
     /// Applies every pending migration. Processes starting together (a web

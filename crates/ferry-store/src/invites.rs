@@ -4,13 +4,13 @@
 
 use crate::entities::{invite, membership, session, user};
 use crate::users::{User, insert_user};
-use crate::{Db, StoreError};
+use crate::{Exec, StoreError};
 use chrono::{DateTime, Utc};
 use ferry_core::{EmailAddress, InviteId, InviteKind, Role, TenantId, UserId, UserStatus};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set,
-    TransactionTrait,
+    TransactionSession, TransactionTrait,
 };
 
 /// A stored one-time link.
@@ -111,7 +111,7 @@ pub enum LinkState {
 
 /// Stores a link under the hash of its token.
 pub async fn create(
-    db: &Db,
+    db: &impl Exec,
     new: NewInvite<'_>,
     token_hash: &str,
     now: DateTime<Utc>,
@@ -130,20 +130,20 @@ pub async fn create(
         used_at: Set(None),
         created_at: Set(now),
     }
-    .insert(&db.conn)
+    .insert(db.conn())
     .await?
     .try_into()
 }
 
 /// Looks a link up by the hash of its token.
 pub async fn lookup(
-    db: &Db,
+    db: &impl Exec,
     token_hash: &str,
     now: DateTime<Utc>,
 ) -> Result<LinkState, StoreError> {
     let Some(found) = invite::Entity::find()
         .filter(invite::Column::TokenHash.eq(token_hash))
-        .one(&db.conn)
+        .one(db.conn())
         .await?
     else {
         return Ok(LinkState::Unknown);
@@ -161,7 +161,7 @@ pub async fn lookup(
 /// How many links of `kind` were sent to `email` since `since` (to cap
 /// password-reset mail per account).
 pub async fn sent_since(
-    db: &Db,
+    db: &impl Exec,
     kind: InviteKind,
     email: &EmailAddress,
     since: DateTime<Utc>,
@@ -170,13 +170,13 @@ pub async fn sent_since(
         .filter(invite::Column::Kind.eq(kind.as_str()))
         .filter(invite::Column::Email.eq(email.as_str()))
         .filter(invite::Column::CreatedAt.gte(since))
-        .count(&db.conn)
+        .count(db.conn())
         .await?)
 }
 
 /// Pending (unused, unexpired) invites of a tenant, newest first.
 pub async fn pending_for_tenant(
-    db: &Db,
+    db: &impl Exec,
     tenant: &TenantId,
     now: DateTime<Utc>,
 ) -> Result<Vec<Invite>, StoreError> {
@@ -186,7 +186,7 @@ pub async fn pending_for_tenant(
         .filter(invite::Column::UsedAt.is_null())
         .filter(invite::Column::ExpiresAt.gt(now))
         .order_by_desc(invite::Column::CreatedAt)
-        .all(&db.conn)
+        .all(db.conn())
         .await?
         .into_iter()
         .map(Invite::try_from)
@@ -198,12 +198,12 @@ pub async fn pending_for_tenant(
 /// claimed with a conditional update, so of two racing requests one wins and
 /// the other gets `Conflict`.
 pub async fn redeem(
-    db: &Db,
+    db: &impl Exec,
     token_hash: &str,
     password_hash: String,
     now: DateTime<Utc>,
 ) -> Result<User, StoreError> {
-    let txn = db.conn.begin().await?;
+    let txn = db.conn().begin().await?;
     let found = invite::Entity::find()
         .filter(invite::Column::TokenHash.eq(token_hash))
         .one(&txn)

@@ -20,7 +20,7 @@ pub mod users;
 pub mod vault;
 pub mod workflows;
 
-pub use db::{Backend, Db};
+pub use db::{Backend, Db, Exec, Tx};
 pub use error::StoreError;
 
 /// The hex SHA-256 of a secret token: what is stored instead of the token.

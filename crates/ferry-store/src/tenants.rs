@@ -2,13 +2,13 @@
 //! tenant's data.
 
 use crate::entities::{membership, tenant, user};
-use crate::{Db, StoreError};
+use crate::{Exec, StoreError};
 use chrono::{DateTime, Utc};
 use ferry_core::{TenantId, TenantName, TenantStatus};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, TransactionTrait,
+    QuerySelect, Set, TransactionSession, TransactionTrait,
 };
 use std::collections::HashMap;
 
@@ -50,7 +50,11 @@ impl TryFrom<tenant::Model> for Tenant {
 }
 
 /// Creates an active tenant.
-pub async fn create(db: &Db, name: &TenantName, now: DateTime<Utc>) -> Result<Tenant, StoreError> {
+pub async fn create(
+    db: &impl Exec,
+    name: &TenantName,
+    now: DateTime<Utc>,
+) -> Result<Tenant, StoreError> {
     let model = tenant::ActiveModel {
         id: Set(TenantId::generate().to_string()),
         name: Set(name.as_str().to_owned()),
@@ -58,35 +62,35 @@ pub async fn create(db: &Db, name: &TenantName, now: DateTime<Utc>) -> Result<Te
         created_at: Set(now),
         updated_at: Set(now),
     }
-    .insert(&db.conn)
+    .insert(db.conn())
     .await?;
     model.try_into()
 }
 
 /// One tenant by id.
-pub async fn get(db: &Db, id: &TenantId) -> Result<Tenant, StoreError> {
+pub async fn get(db: &impl Exec, id: &TenantId) -> Result<Tenant, StoreError> {
     tenant::Entity::find_by_id(id.to_string())
-        .one(&db.conn)
+        .one(db.conn())
         .await?
         .ok_or(StoreError::NotFound)?
         .try_into()
 }
 
 /// The tenant with exactly this name, if any (the demo finds its tenant so).
-pub async fn find_by_name(db: &Db, name: &str) -> Result<Option<Tenant>, StoreError> {
+pub async fn find_by_name(db: &impl Exec, name: &str) -> Result<Option<Tenant>, StoreError> {
     tenant::Entity::find()
         .filter(tenant::Column::Name.eq(name))
-        .one(&db.conn)
+        .one(db.conn())
         .await?
         .map(Tenant::try_from)
         .transpose()
 }
 
 /// Every tenant with its member count, newest first.
-pub async fn list_with_counts(db: &Db) -> Result<Vec<TenantSummary>, StoreError> {
+pub async fn list_with_counts(db: &impl Exec) -> Result<Vec<TenantSummary>, StoreError> {
     let tenants = tenant::Entity::find()
         .order_by_desc(tenant::Column::CreatedAt)
-        .all(&db.conn)
+        .all(db.conn())
         .await?;
     let counts: Vec<(String, i64)> = membership::Entity::find()
         .select_only()
@@ -94,7 +98,7 @@ pub async fn list_with_counts(db: &Db) -> Result<Vec<TenantSummary>, StoreError>
         .column_as(Expr::col(membership::Column::UserId).count(), "users")
         .group_by(membership::Column::TenantId)
         .into_tuple()
-        .all(&db.conn)
+        .all(db.conn())
         .await?;
     let counts: HashMap<String, i64> = counts.into_iter().collect();
     tenants
@@ -110,21 +114,21 @@ pub async fn list_with_counts(db: &Db) -> Result<Vec<TenantSummary>, StoreError>
 }
 
 /// How many people belong to the tenant (any status).
-pub async fn member_count(db: &Db, id: &TenantId) -> Result<u64, StoreError> {
+pub async fn member_count(db: &impl Exec, id: &TenantId) -> Result<u64, StoreError> {
     Ok(membership::Entity::find()
         .filter(membership::Column::TenantId.eq(id.to_string()))
-        .count(&db.conn)
+        .count(db.conn())
         .await?)
 }
 
 /// Suspends or reactivates a tenant. Suspending also ends its users' sessions.
 pub async fn set_status(
-    db: &Db,
+    db: &impl Exec,
     id: &TenantId,
     status: TenantStatus,
     now: DateTime<Utc>,
 ) -> Result<Tenant, StoreError> {
-    let txn = db.conn.begin().await?;
+    let txn = db.conn().begin().await?;
     let found = tenant::Entity::find_by_id(id.to_string())
         .one(&txn)
         .await?
@@ -145,8 +149,8 @@ pub async fn set_status(
 
 /// Deletes a tenant, its memberships, sessions, invites and mail, and the
 /// accounts of people who belonged to no other tenant. Audit events stay.
-pub async fn delete(db: &Db, id: &TenantId) -> Result<(), StoreError> {
-    let txn = db.conn.begin().await?;
+pub async fn delete(db: &impl Exec, id: &TenantId) -> Result<(), StoreError> {
+    let txn = db.conn().begin().await?;
     tenant::Entity::find_by_id(id.to_string())
         .one(&txn)
         .await?

@@ -3,12 +3,12 @@
 
 use crate::entities::{membership, session, user};
 use crate::tenants::Tenant;
-use crate::{Backend, Db, StoreError};
+use crate::{Backend, Exec, StoreError};
 use chrono::{DateTime, Utc};
 use ferry_core::{EmailAddress, Role, TenantId, UserId, UserStatus};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, Set, Statement, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, Set, Statement, TransactionSession, TransactionTrait,
 };
 
 /// A person who can log in.
@@ -82,30 +82,33 @@ fn parse_member(m: membership::Model, u: user::Model) -> Result<Member, StoreErr
 }
 
 /// The account with this email, if any.
-pub async fn find_by_email(db: &Db, email: &EmailAddress) -> Result<Option<User>, StoreError> {
+pub async fn find_by_email(
+    db: &impl Exec,
+    email: &EmailAddress,
+) -> Result<Option<User>, StoreError> {
     user::Entity::find()
         .filter(user::Column::Email.eq(email.as_str()))
-        .one(&db.conn)
+        .one(db.conn())
         .await?
         .map(User::try_from)
         .transpose()
 }
 
 /// One account by id (platform-wide; for the session layer and operators).
-pub async fn get(db: &Db, id: &UserId) -> Result<User, StoreError> {
+pub async fn get(db: &impl Exec, id: &UserId) -> Result<User, StoreError> {
     user::Entity::find_by_id(id.to_string())
-        .one(&db.conn)
+        .one(db.conn())
         .await?
         .ok_or(StoreError::NotFound)?
         .try_into()
 }
 
 /// The tenant a user belongs to (the first, while a user has one), if any.
-pub async fn membership_of(db: &Db, id: &UserId) -> Result<Option<Membership>, StoreError> {
+pub async fn membership_of(db: &impl Exec, id: &UserId) -> Result<Option<Membership>, StoreError> {
     let Some(m) = membership::Entity::find()
         .filter(membership::Column::UserId.eq(id.to_string()))
         .order_by_asc(membership::Column::CreatedAt)
-        .one(&db.conn)
+        .one(db.conn())
         .await?
     else {
         return Ok(None);
@@ -159,18 +162,22 @@ pub(crate) async fn insert_user<C: ConnectionTrait>(
 /// Creates a platform operator, with a password hash or none (then an
 /// invite link sets it).
 pub async fn create_operator(
-    db: &Db,
+    db: &impl Exec,
     email: &EmailAddress,
     name: &str,
     password_hash: Option<String>,
     now: DateTime<Utc>,
 ) -> Result<User, StoreError> {
-    insert_user(&db.conn, email.as_str(), name, password_hash, true, now).await
+    insert_user(db.conn(), email.as_str(), name, password_hash, true, now).await
 }
 
 /// Replaces a password hash and ends every session of the account.
-pub async fn set_password(db: &Db, id: &UserId, password_hash: String) -> Result<(), StoreError> {
-    let txn = db.conn.begin().await?;
+pub async fn set_password(
+    db: &impl Exec,
+    id: &UserId,
+    password_hash: String,
+) -> Result<(), StoreError> {
+    let txn = db.conn().begin().await?;
     let found = user::Entity::find_by_id(id.to_string())
         .one(&txn)
         .await?
@@ -187,25 +194,29 @@ pub async fn set_password(db: &Db, id: &UserId, password_hash: String) -> Result
 }
 
 /// Notes a successful login.
-pub async fn record_login(db: &Db, id: &UserId, now: DateTime<Utc>) -> Result<(), StoreError> {
+pub async fn record_login(
+    db: &impl Exec,
+    id: &UserId,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
     user::Entity::update_many()
         .col_expr(
             user::Column::LastLoginAt,
             sea_orm::sea_query::Expr::value(now),
         )
         .filter(user::Column::Id.eq(id.to_string()))
-        .exec(&db.conn)
+        .exec(db.conn())
         .await?;
     Ok(())
 }
 
 /// The tenant's members, by name.
-pub async fn members(db: &Db, tenant: &TenantId) -> Result<Vec<Member>, StoreError> {
+pub async fn members(db: &impl Exec, tenant: &TenantId) -> Result<Vec<Member>, StoreError> {
     let rows = membership::Entity::find()
         .filter(membership::Column::TenantId.eq(tenant.to_string()))
         .find_also_related(user::Entity)
         .order_by_asc(membership::Column::CreatedAt)
-        .all(&db.conn)
+        .all(db.conn())
         .await?;
     rows.into_iter()
         .filter_map(|(m, u)| u.map(|u| parse_member(m, u)))
@@ -213,8 +224,8 @@ pub async fn members(db: &Db, tenant: &TenantId) -> Result<Vec<Member>, StoreErr
 }
 
 /// One member of the tenant; `NotFound` for anyone else.
-pub async fn member(db: &Db, tenant: &TenantId, id: &UserId) -> Result<Member, StoreError> {
-    member_in(&db.conn, tenant, id).await
+pub async fn member(db: &impl Exec, tenant: &TenantId, id: &UserId) -> Result<Member, StoreError> {
+    member_in(db.conn(), tenant, id).await
 }
 
 async fn member_in<C: ConnectionTrait>(
@@ -234,8 +245,8 @@ async fn member_in<C: ConnectionTrait>(
 /// each other at once cannot leave the tenant with none. SQLite serialises
 /// writers already; PostgreSQL needs the row lock.
 async fn lock_tenant(
-    db: &Db,
-    txn: &DatabaseTransaction,
+    db: &impl Exec,
+    txn: &impl ConnectionTrait,
     tenant: &TenantId,
 ) -> Result<(), StoreError> {
     if db.backend() == Backend::Postgres {
@@ -250,7 +261,7 @@ async fn lock_tenant(
 }
 
 async fn other_active_admins(
-    txn: &DatabaseTransaction,
+    txn: &impl ConnectionTrait,
     tenant: &TenantId,
     id: &UserId,
 ) -> Result<u64, StoreError> {
@@ -267,12 +278,12 @@ const LAST_ADMIN: &str = "At least one active admin must remain in the firm.";
 
 /// Changes a member's role; refuses to demote the last active admin.
 pub async fn set_role(
-    db: &Db,
+    db: &impl Exec,
     tenant: &TenantId,
     id: &UserId,
     role: Role,
 ) -> Result<Member, StoreError> {
-    let txn = db.conn.begin().await?;
+    let txn = db.conn().begin().await?;
     lock_tenant(db, &txn, tenant).await?;
     let current = member_in(&txn, tenant, id).await?;
     if current.role == Role::Admin
@@ -299,12 +310,12 @@ pub async fn set_role(
 /// Deactivates or reactivates a member. Deactivating ends their sessions and
 /// refuses to remove the last active admin.
 pub async fn set_member_status(
-    db: &Db,
+    db: &impl Exec,
     tenant: &TenantId,
     id: &UserId,
     status: UserStatus,
 ) -> Result<Member, StoreError> {
-    let txn = db.conn.begin().await?;
+    let txn = db.conn().begin().await?;
     lock_tenant(db, &txn, tenant).await?;
     let current = member_in(&txn, tenant, id).await?;
     if status == UserStatus::Deactivated
@@ -337,7 +348,7 @@ pub async fn set_member_status(
 /// Adds a person straight into a tenant with a password (the demo and the
 /// command line; people in the UI join through invites).
 pub async fn create_member(
-    db: &Db,
+    db: &impl Exec,
     tenant: &TenantId,
     email: &EmailAddress,
     name: &str,
@@ -345,7 +356,7 @@ pub async fn create_member(
     role: Role,
     now: DateTime<Utc>,
 ) -> Result<User, StoreError> {
-    let txn = db.conn.begin().await?;
+    let txn = db.conn().begin().await?;
     let user = insert_user(&txn, email.as_str(), name, Some(password_hash), false, now).await?;
     membership::ActiveModel {
         tenant_id: Set(tenant.to_string()),

@@ -3,13 +3,14 @@
 //! version without changing any.
 
 use crate::entities::{workflow, workflow_version};
-use crate::{Db, StoreError};
+use crate::{Exec, StoreError};
 use chrono::{DateTime, Utc};
 use ferry_core::workflow::Definition;
 use ferry_core::{ConnectionId, Environment, TenantId, UserId, WorkflowId, WorkflowVersionId};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, TransactionSession,
+    TransactionTrait,
 };
 use std::collections::BTreeMap;
 
@@ -108,7 +109,7 @@ pub struct NewWorkflow<'a> {
 
 /// Stores a new workflow.
 pub async fn create(
-    db: &Db,
+    db: &impl Exec,
     tenant: &TenantId,
     new: NewWorkflow<'_>,
     now: DateTime<Utc>,
@@ -126,17 +127,17 @@ pub async fn create(
         created_at: Set(now),
         updated_at: Set(now),
     }
-    .insert(&db.conn)
+    .insert(db.conn())
     .await?
     .try_into()
 }
 
 /// The tenant's workflows, by name.
-pub async fn list(db: &Db, tenant: &TenantId) -> Result<Vec<Workflow>, StoreError> {
+pub async fn list(db: &impl Exec, tenant: &TenantId) -> Result<Vec<Workflow>, StoreError> {
     workflow::Entity::find()
         .filter(workflow::Column::TenantId.eq(tenant.to_string()))
         .order_by_asc(workflow::Column::Name)
-        .all(&db.conn)
+        .all(db.conn())
         .await?
         .into_iter()
         .map(Workflow::try_from)
@@ -144,10 +145,14 @@ pub async fn list(db: &Db, tenant: &TenantId) -> Result<Vec<Workflow>, StoreErro
 }
 
 /// One workflow of the tenant.
-pub async fn get(db: &Db, tenant: &TenantId, id: &WorkflowId) -> Result<Workflow, StoreError> {
+pub async fn get(
+    db: &impl Exec,
+    tenant: &TenantId,
+    id: &WorkflowId,
+) -> Result<Workflow, StoreError> {
     workflow::Entity::find_by_id(id.to_string())
         .filter(workflow::Column::TenantId.eq(tenant.to_string()))
-        .one(&db.conn)
+        .one(db.conn())
         .await?
         .ok_or(StoreError::NotFound)?
         .try_into()
@@ -155,7 +160,7 @@ pub async fn get(db: &Db, tenant: &TenantId, id: &WorkflowId) -> Result<Workflow
 
 /// Replaces the draft (checked by the caller) and its bindings.
 pub async fn save_draft(
-    db: &Db,
+    db: &impl Exec,
     tenant: &TenantId,
     id: &WorkflowId,
     draft: &Definition,
@@ -168,7 +173,7 @@ pub async fn save_draft(
         .col_expr(workflow::Column::UpdatedAt, Expr::value(now))
         .filter(workflow::Column::Id.eq(id.to_string()))
         .filter(workflow::Column::TenantId.eq(tenant.to_string()))
-        .exec(&db.conn)
+        .exec(db.conn())
         .await?;
     if result.rows_affected == 0 {
         return Err(StoreError::NotFound);
@@ -178,13 +183,13 @@ pub async fn save_draft(
 
 /// Publishes the draft as the next immutable version; returns its number.
 pub async fn publish(
-    db: &Db,
+    db: &impl Exec,
     tenant: &TenantId,
     id: &WorkflowId,
     by: &UserId,
     now: DateTime<Utc>,
 ) -> Result<i32, StoreError> {
-    let txn = db.conn.begin().await?;
+    let txn = db.conn().begin().await?;
     let wf = workflow::Entity::find_by_id(id.to_string())
         .filter(workflow::Column::TenantId.eq(tenant.to_string()))
         .one(&txn)
@@ -221,7 +226,7 @@ pub async fn publish(
 
 /// One published version.
 pub async fn version(
-    db: &Db,
+    db: &impl Exec,
     tenant: &TenantId,
     id: &WorkflowId,
     version: i32,
@@ -230,7 +235,7 @@ pub async fn version(
         .filter(workflow_version::Column::TenantId.eq(tenant.to_string()))
         .filter(workflow_version::Column::WorkflowId.eq(id.to_string()))
         .filter(workflow_version::Column::Version.eq(version))
-        .one(&db.conn)
+        .one(db.conn())
         .await?
         .ok_or(StoreError::NotFound)?;
     version_of(m)
@@ -253,7 +258,7 @@ fn version_of(m: workflow_version::Model) -> Result<Version, StoreError> {
 
 /// Every published version, newest first.
 pub async fn versions(
-    db: &Db,
+    db: &impl Exec,
     tenant: &TenantId,
     id: &WorkflowId,
 ) -> Result<Vec<Version>, StoreError> {
@@ -261,7 +266,7 @@ pub async fn versions(
         .filter(workflow_version::Column::TenantId.eq(tenant.to_string()))
         .filter(workflow_version::Column::WorkflowId.eq(id.to_string()))
         .order_by_desc(workflow_version::Column::Version)
-        .all(&db.conn)
+        .all(db.conn())
         .await?
         .into_iter()
         .map(version_of)
@@ -270,7 +275,7 @@ pub async fn versions(
 
 /// Points the workflow at an earlier published version (no version changes).
 pub async fn roll_back(
-    db: &Db,
+    db: &impl Exec,
     tenant: &TenantId,
     id: &WorkflowId,
     version: i32,
@@ -280,7 +285,7 @@ pub async fn roll_back(
         .filter(workflow_version::Column::TenantId.eq(tenant.to_string()))
         .filter(workflow_version::Column::WorkflowId.eq(id.to_string()))
         .filter(workflow_version::Column::Version.eq(version))
-        .one(&db.conn)
+        .one(db.conn())
         .await?;
     if exists.is_none() {
         return Err(StoreError::NotFound);
@@ -290,7 +295,7 @@ pub async fn roll_back(
         .col_expr(workflow::Column::UpdatedAt, Expr::value(now))
         .filter(workflow::Column::Id.eq(id.to_string()))
         .filter(workflow::Column::TenantId.eq(tenant.to_string()))
-        .exec(&db.conn)
+        .exec(db.conn())
         .await?;
     Ok(())
 }

@@ -1,0 +1,303 @@
+//! Editing a definition one typed operation at a time (the builder's
+//! buttons): add, move, remove a step, fill a field, add a validation rule.
+//! An operation that does not apply leaves the definition as it was and
+//! says why in words for the person; the result is then checked like any
+//! draft.
+
+use super::{Definition, RetryPolicy, Step, StepKind};
+use crate::catalog::{ConnectorKey, FieldType};
+use crate::mapping::{Expr, FieldPath, Transform};
+use crate::validate::Rule;
+use serde_json::json;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A step to add, as the builder offers them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NewStep {
+    /// A connector action, its required inputs pre-filled with empty values.
+    Action {
+        /// The connector.
+        connector: ConnectorKey,
+        /// The action's key.
+        action: String,
+    },
+    /// Validation rules (none yet).
+    Validate,
+    /// Computed values (none yet).
+    Map,
+    /// Wait for a connector's event whose id field equals `correlation`.
+    Wait {
+        /// The connector.
+        connector: ConnectorKey,
+        /// The event's key.
+        event: String,
+        /// The field of the run whose value the event must carry.
+        correlation: FieldPath,
+    },
+    /// Continue only when `path` equals `equals`.
+    Condition {
+        /// The field compared.
+        path: FieldPath,
+        /// The value it must equal.
+        equals: String,
+    },
+}
+
+/// One change to a definition.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepOp {
+    /// Swap a step with the one before (`up`) or after it.
+    Move {
+        /// The step.
+        key: String,
+        /// Towards the trigger.
+        up: bool,
+    },
+    /// Remove a step.
+    Remove {
+        /// The step.
+        key: String,
+    },
+    /// Append a step.
+    Add {
+        /// Its key.
+        key: String,
+        /// What it does.
+        step: NewStep,
+    },
+    /// Fill an action's input or a map step's output from a field.
+    Map {
+        /// The step.
+        step: String,
+        /// The input or output filled.
+        field: String,
+        /// The field read.
+        source: FieldPath,
+        /// Applied to the value read, in order.
+        transforms: Vec<Transform>,
+    },
+    /// Add a rule to a validation step.
+    Rule {
+        /// The validation step.
+        key: String,
+        /// The rule.
+        rule: Rule,
+    },
+}
+
+impl StepOp {
+    /// A short name for the audit log (`add`, `up`, `map`…).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Move { up: true, .. } => "up",
+            Self::Move { up: false, .. } => "down",
+            Self::Remove { .. } => "remove",
+            Self::Add { .. } => "add",
+            Self::Map { .. } => "map",
+            Self::Rule { .. } => "rule",
+        }
+    }
+}
+
+/// An empty value of a field's type, for a required input not yet mapped.
+pub fn default_for(ty: FieldType) -> Expr {
+    Expr::Literal {
+        value: match ty {
+            FieldType::Number => json!(0),
+            FieldType::Boolean => json!(false),
+            FieldType::Object => json!({}),
+            _ => json!(""),
+        },
+    }
+}
+
+impl Definition {
+    /// The connectors the trigger and steps use.
+    pub fn connectors(&self) -> BTreeSet<ConnectorKey> {
+        let mut used = BTreeSet::new();
+        used.insert(self.trigger.connector);
+        for s in &self.steps {
+            if let StepKind::Action { connector, .. } | StepKind::Wait { connector, .. } = &s.kind {
+                used.insert(*connector);
+            }
+        }
+        used
+    }
+
+    fn index_of(&self, key: &str) -> Result<usize, String> {
+        self.steps
+            .iter()
+            .position(|s| s.key == key)
+            .ok_or_else(|| format!("There is no step {key}."))
+    }
+
+    /// Applies `op`; on success says what changed. On `Err` (a message for
+    /// the person) the definition is unchanged.
+    pub fn apply(&mut self, op: StepOp) -> Result<String, String> {
+        match op {
+            StepOp::Move { key, up } => {
+                let i = self.index_of(&key)?;
+                let j = if up {
+                    i.checked_sub(1).ok_or("The step is first already.")?
+                } else if i + 1 < self.steps.len() {
+                    i + 1
+                } else {
+                    return Err("The step is last already.".into());
+                };
+                self.steps.swap(i, j);
+                Ok(format!(
+                    "Step {key} moved {}.",
+                    if up { "up" } else { "down" }
+                ))
+            }
+            StepOp::Remove { key } => {
+                let i = self.index_of(&key)?;
+                self.steps.remove(i);
+                Ok(format!("Step {key} removed."))
+            }
+            StepOp::Add { key, step } => {
+                let kind = match step {
+                    NewStep::Action { connector, action } => {
+                        let def = connector.def().action(&action).ok_or("Choose an action.")?;
+                        StepKind::Action {
+                            connector,
+                            input: def
+                                .input
+                                .iter()
+                                .filter(|i| i.required)
+                                .map(|i| (i.name.to_owned(), default_for(i.ty)))
+                                .collect(),
+                            action,
+                            retry: RetryPolicy::default(),
+                        }
+                    }
+                    NewStep::Validate => StepKind::Validate { rules: vec![] },
+                    NewStep::Map => StepKind::Map {
+                        output: BTreeMap::new(),
+                    },
+                    NewStep::Wait {
+                        connector,
+                        event,
+                        correlation,
+                    } => {
+                        let trigger = connector
+                            .def()
+                            .trigger(&event)
+                            .ok_or("Choose the event to wait for.")?;
+                        let field = trigger
+                            .fields
+                            .iter()
+                            .find(|x| x.ty == FieldType::Id)
+                            .or_else(|| trigger.fields.first())
+                            .ok_or("That event carries no field to correlate on.")?;
+                        StepKind::Wait {
+                            connector,
+                            event,
+                            correlation: Expr::Path { path: correlation },
+                            event_field: field.name.to_owned(),
+                            timeout_secs: 24 * 3600,
+                        }
+                    }
+                    NewStep::Condition { path, equals } => StepKind::Condition {
+                        path,
+                        equals: json!(equals.trim()),
+                        negate: false,
+                    },
+                };
+                self.steps.push(Step {
+                    key: key.clone(),
+                    kind,
+                });
+                Ok(format!("Step {key} added."))
+            }
+            StepOp::Map {
+                step,
+                field,
+                source,
+                transforms,
+            } => {
+                let i = self.index_of(&step)?;
+                let read = source.to_string();
+                let expr = transforms
+                    .into_iter()
+                    .fold(Expr::Path { path: source }, Expr::then);
+                match &mut self.steps[i].kind {
+                    StepKind::Action { input, .. } => {
+                        input.insert(field.clone(), expr);
+                    }
+                    StepKind::Map { output } => {
+                        output.insert(field.clone(), expr);
+                    }
+                    _ => return Err(format!("Step {step} has no fields to fill.")),
+                }
+                Ok(format!("{step}.{field} now reads {read}."))
+            }
+            StepOp::Rule { key, rule } => {
+                let i = self.index_of(&key)?;
+                let StepKind::Validate { rules } = &mut self.steps[i].kind else {
+                    return Err(format!("Step {key} is not a validation step."));
+                };
+                rules.push(rule);
+                Ok(format!("Rule added to {key}."))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workflow::{reference_template, starting_point};
+
+    #[test]
+    fn the_starting_point_passes_the_check() {
+        assert!(starting_point().check().is_empty());
+    }
+
+    #[test]
+    fn a_failed_operation_leaves_the_definition_as_it_was() {
+        let mut d = reference_template();
+        let before = d.clone();
+        let first = d.steps[0].key.clone();
+        assert_eq!(
+            d.apply(StepOp::Move {
+                key: first,
+                up: true
+            }),
+            Err("The step is first already.".to_owned())
+        );
+        assert!(d.apply(StepOp::Remove { key: "nope".into() }).is_err());
+        assert_eq!(d, before);
+    }
+
+    #[test]
+    fn moving_adding_and_mapping_change_the_steps() {
+        let mut d = starting_point();
+        d.apply(StepOp::Add {
+            key: "tidy".into(),
+            step: NewStep::Map,
+        })
+        .unwrap();
+        d.apply(StepOp::Map {
+            step: "tidy".into(),
+            field: "email".into(),
+            source: FieldPath::parse("steps.fetch_contact.properties.email").unwrap(),
+            transforms: vec![Transform::Trim, Transform::Lower],
+        })
+        .unwrap();
+        d.apply(StepOp::Move {
+            key: "tidy".into(),
+            up: true,
+        })
+        .unwrap();
+        assert_eq!(d.steps[0].key, "tidy");
+        let StepKind::Map { output } = &d.steps[0].kind else {
+            panic!("a map step")
+        };
+        assert!(output.contains_key("email"));
+        assert_eq!(
+            d.connectors().into_iter().collect::<Vec<_>>(),
+            vec![ConnectorKey::HubSpot]
+        );
+    }
+}
