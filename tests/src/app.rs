@@ -63,6 +63,10 @@ pub struct TestApp {
     pub connections: ferry_engine::connections::ConnectionService,
     /// The app's run engine.
     pub engine: ferry_engine::runs::Engine,
+    /// The services every door calls.
+    pub services: ferry_app::Services,
+    /// The simulators the app mounts.
+    pub sandbox: Option<ferry_sandbox::Sandbox>,
     /// The app's queue name (a worker process must use the same).
     pub queue_name: String,
     /// The app's Redis, when its queue is there.
@@ -143,6 +147,8 @@ async fn try_spawn(options: TestOptions) -> anyhow::Result<TestApp> {
     let db = app.db().clone();
     let connections = app.connections().clone();
     let engine = app.engine().clone();
+    let services = app.services().cloned().context("the app serves the web")?;
+    let sandbox = app.sandbox().cloned();
     tokio::spawn(async move {
         if let Err(e) = app.run_until_stopped().await {
             eprintln!("app stopped with error: {e:#}");
@@ -150,6 +156,8 @@ async fn try_spawn(options: TestOptions) -> anyhow::Result<TestApp> {
     });
     let raw = Database::connect(database_url.clone()).await?;
     Ok(TestApp {
+        services,
+        sandbox,
         connections,
         engine,
         queue_name: queue_name.clone(),

@@ -14,8 +14,8 @@ pub use ids::{
     WorkflowId, WorkflowVersionId,
 };
 pub use values::{
-    ConnectionStatus, Credentials, EmailAddress, Environment, FieldError, InviteKind, Password,
-    PersonName, Role, TenantName, TenantStatus, UserStatus,
+    ConnectionStatus, Credentials, EmailAddress, Environment, FieldError, FieldErrors, InviteKind,
+    Password, PersonName, Role, TenantName, TenantStatus, UserStatus,
 };
 pub mod mapping;
 pub mod redact;

@@ -170,6 +170,12 @@ impl Vault {
             .map_err(|_| StoreError::Crypto("a data key has the wrong length"))
     }
 
+    /// Makes sure the tenant's data key exists (creating it if new), so a
+    /// later seal inside a transaction writes nothing else.
+    pub async fn prepare(&self, tenant: &TenantId) -> Result<(), StoreError> {
+        self.data_key(tenant).await.map(|_| ())
+    }
+
     /// Encrypts `plaintext` for `tenant`, bound to `aad` (e.g. the row id).
     pub async fn seal(
         &self,

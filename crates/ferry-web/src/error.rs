@@ -86,6 +86,11 @@ pub enum AppError {
     },
     /// The change breaks a rule; the message says which.
     Conflict(String),
+    /// Input a handler did not show next to its form: a 422 page listing
+    /// each field's rule.
+    Invalid(ferry_core::FieldErrors),
+    /// A system Ferry relies on refused; the message says what to do.
+    Unavailable(String),
     /// Anything unexpected.
     Internal(anyhow::Error),
 }
@@ -96,7 +101,8 @@ impl fmt::Display for AppError {
             Self::NotFound => f.write_str("not found"),
             Self::Forbidden => f.write_str("forbidden"),
             Self::LoginRequired { .. } => f.write_str("login required"),
-            Self::Conflict(m) => f.write_str(m),
+            Self::Conflict(m) | Self::Unavailable(m) => f.write_str(m),
+            Self::Invalid(e) => write!(f, "invalid input: {e}"),
             Self::Internal(e) => write!(f, "internal error: {e:#}"),
         }
     }
@@ -108,6 +114,21 @@ impl From<StoreError> for AppError {
             StoreError::NotFound => Self::NotFound,
             StoreError::Conflict(m) => Self::Conflict(m),
             other => Self::Internal(anyhow::Error::new(other)),
+        }
+    }
+}
+
+/// The one mapping from the services' errors.
+impl From<ferry_app::Error> for AppError {
+    fn from(e: ferry_app::Error) -> Self {
+        use ferry_app::Error as E;
+        match e {
+            E::NotFound => Self::NotFound,
+            E::Forbidden => Self::Forbidden,
+            E::Invalid(errors) => Self::Invalid(errors),
+            E::Conflict(m) => Self::Conflict(m),
+            E::Unavailable(m) => Self::Unavailable(m),
+            E::Internal(e) => Self::Internal(e),
         }
     }
 }
@@ -131,6 +152,8 @@ impl ResponseError for AppError {
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::LoginRequired { .. } => StatusCode::SEE_OTHER,
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unavailable(_) => StatusCode::BAD_GATEWAY,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -158,6 +181,21 @@ impl ResponseError for AppError {
             Self::Conflict(message) => {
                 error_page(StatusCode::CONFLICT, "That cannot be done", message, None)
             }
+            Self::Invalid(errors) => {
+                let message: Vec<String> = errors.iter().map(|e| e.message.clone()).collect();
+                error_page(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "Please check what you entered",
+                    &message.join(" "),
+                    None,
+                )
+            }
+            Self::Unavailable(message) => error_page(
+                StatusCode::BAD_GATEWAY,
+                "Another system did not answer as expected",
+                message,
+                None,
+            ),
             Self::Internal(error) => {
                 let request_id = current_request_id();
                 tracing::error!(request_id = %request_id, error = %format!("{error:#}"), "request failed");

@@ -78,8 +78,8 @@ pub struct AppState {
     pub connections: ferry_engine::connections::ConnectionService,
     /// The run engine: inbound events become runs through it.
     pub engine: ferry_engine::runs::Engine,
-    /// This process's own sandbox simulators, when enabled.
-    pub sandbox: Option<SandboxLink>,
+    /// Every capability, as services the handlers call.
+    pub services: ferry_app::Services,
     /// Signs the flash-message cookie (derived from the master key).
     pub flash_key: FlashKey,
 }
@@ -92,15 +92,6 @@ impl std::fmt::Debug for FlashKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("FlashKey([redacted])")
     }
-}
-
-/// How Ferry's pages reach the simulators it serves.
-#[derive(Clone)]
-pub struct SandboxLink {
-    /// Where this process reaches itself.
-    pub url: url::Url,
-    /// The simulators' admin key (`Authorization: Bearer`).
-    pub admin_key: secrecy::SecretString,
 }
 
 /// Extra routes mounted into the same server (the sandbox simulators).

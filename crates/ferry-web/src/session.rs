@@ -438,15 +438,24 @@ impl FromRequest for CurrentUser {
     }
 }
 
-/// A platform operator; 403 for anyone else.
-pub struct Operator(pub CurrentUser);
+/// A platform operator (as the actor services take); 403 for anyone else.
+pub struct Operator(pub ferry_app::Operator);
 
 impl FromRequest for Operator {
     type Error = AppError;
     type Future = Ready<Result<Self, AppError>>;
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(match request_auth(req).user {
-            Some(u) if u.principal == Principal::Operator => Ok(Self(u)),
+        let auth = request_auth(req);
+        ready(match auth.user {
+            Some(u) if u.principal == Principal::Operator => {
+                let actor = ferry_app::Operator {
+                    user_id: u.user_id.clone(),
+                    name: u.name.clone(),
+                    label: u.audit_label().to_owned(),
+                    client_ip: auth.client_ip,
+                };
+                Ok(Self(actor))
+            }
             Some(_) => Err(AppError::Forbidden),
             None => Err(login_required(req)),
         })
@@ -461,17 +470,28 @@ pub struct Member {
     pub tenant_id: TenantId,
     /// Their role.
     pub role: Role,
+    /// The actor services take.
+    pub actor: ferry_app::Member,
 }
 
 impl FromRequest for Member {
     type Error = AppError;
     type Future = Ready<Result<Self, AppError>>;
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(match request_auth(req).user {
+        let auth = request_auth(req);
+        ready(match auth.user {
             Some(user) => match user.principal.clone() {
                 Principal::Member {
                     tenant_id, role, ..
                 } => Ok(Self {
+                    actor: ferry_app::Member {
+                        user_id: user.user_id.clone(),
+                        tenant_id: tenant_id.clone(),
+                        role,
+                        name: user.name.clone(),
+                        label: user.audit_label().to_owned(),
+                        client_ip: auth.client_ip,
+                    },
                     user,
                     tenant_id,
                     role,

@@ -6,7 +6,7 @@ use crate::session::{Principal, RequestAuth, cookie, removal, request_auth};
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
-use ferry_core::{FieldError, Role};
+use ferry_core::Role;
 
 /// The flash message's cookie.
 pub const FLASH_COOKIE: &str = "ferry_flash";
@@ -153,55 +153,7 @@ fn read_flash(req: &HttpRequest) -> Option<Flash> {
     })
 }
 
-/// Field errors of a form, looked up by field name in templates.
-#[derive(Debug, Clone, Default)]
-pub struct FieldErrors(Vec<FieldError>);
-
-impl FieldErrors {
-    /// No errors.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Adds an error.
-    pub fn push(&mut self, e: FieldError) {
-        self.0.push(e);
-    }
-
-    /// Keeps the value, or records its error.
-    pub fn check<T>(&mut self, r: Result<T, FieldError>) -> Option<T> {
-        match r {
-            Ok(v) => Some(v),
-            Err(e) => {
-                self.0.push(e);
-                None
-            }
-        }
-    }
-
-    /// The message for `field`, if any.
-    pub fn get(&self, field: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|e| e.field == field)
-            .map(|e| e.message.as_str())
-    }
-
-    /// Whether the form was valid.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// How many fields are wrong.
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// Every error, in order.
-    pub fn iter(&self) -> impl Iterator<Item = &FieldError> {
-        self.0.iter()
-    }
-}
+pub use ferry_core::FieldErrors;
 
 /// Renders a page for `req` with `status`, consuming any flash message.
 pub fn render<T: Template>(

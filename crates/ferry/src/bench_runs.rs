@@ -67,6 +67,8 @@ struct Env {
     admin_password: String,
     vault: Vault,
     handle: ferry_web::ServerHandle,
+    services: ferry_app::Services,
+    sandbox: ferry_sandbox::Sandbox,
     server: tokio::task::JoinHandle<anyhow::Result<()>>,
     dir: std::path::PathBuf,
 }
@@ -129,6 +131,8 @@ async fn start(backend: &Backend, concurrency: usize) -> anyhow::Result<Env> {
     let db = ferry.db().clone();
     let port = ferry.port().context("no listener")?;
     let handle = ferry.server_handle().context("no server")?;
+    let services = ferry.services().cloned().context("no services")?;
+    let sandbox = ferry.sandbox().cloned().context("no sandbox")?;
     let server = tokio::spawn(ferry.run_until_stopped());
     let now = SystemClock.now();
     let tenant = tenants::create(&db, &TenantName::parse("name", "Bench Ltd")?, now).await?;
@@ -159,6 +163,8 @@ async fn start(backend: &Backend, concurrency: usize) -> anyhow::Result<Env> {
         admin_password,
         vault,
         handle,
+        services,
+        sandbox,
         server,
         dir,
     })
@@ -641,7 +647,7 @@ pub async fn peer_flow(
 pub async fn reference(backend: &Backend, contacts: usize) -> anyhow::Result<Report> {
     let env = start(backend, 16).await?;
     let (idle, _) = memory_kib();
-    crate::demo::connect_sandbox(&env.address, &env.admin_email, &env.admin_password).await?;
+    crate::demo::connect_sandbox(&env.db, &env.services, &env.sandbox, &env.admin_email).await?;
     let http = reqwest::Client::builder().no_proxy().build()?;
     let portal = http
         .get(format!("{}/sandbox/hubspot/admin/portals", env.address))

@@ -1,8 +1,15 @@
 //! Demo data: a platform operator and the tenant "Demo Accounting" with an
 //! admin and a staff member. Running it again refreshes the passwords.
 
-use ferry_core::{Clock, EmailAddress, Role, TenantName};
+use anyhow::{Context, bail};
+use ferry_app::connections::{NewConnectionBasics, NewKeyConnection, OAuthCallback, OAuthOutcome};
+use ferry_app::workflows::{NewWorkflow, Template};
+use ferry_app::{Member, Services};
+use ferry_core::catalog::ConnectorKey;
+use ferry_core::{Clock, EmailAddress, Environment, PersonName, Role, TenantName};
+use ferry_sandbox::Sandbox;
 use ferry_store::{Db, tenants, users};
+use std::collections::BTreeMap;
 
 /// The demo tenant's name.
 pub const DEMO_TENANT: &str = "Demo Accounting";
@@ -78,222 +85,120 @@ pub async fn seed(db: &Db, clock: &dyn Clock) -> anyhow::Result<Vec<DemoLogin>> 
     Ok(logins)
 }
 
-/// Signs in as the demo admin over HTTP and uses Ferry's own pages, as a
-/// person in a browser would: connects sandbox HubSpot through the consent
-/// screen, adds a sandbox verification connection, and creates and
-/// publishes the reference workflow. Connections from an earlier demo start
-/// are revoked first (the simulators keep their state in memory only).
+/// Sets the demo tenant up through the same services the pages call, as
+/// its admin: connects sandbox HubSpot (the simulator's consent approved on
+/// the local user's behalf), adds a sandbox verification connection, and
+/// creates, binds and publishes the reference workflow. Connections from an
+/// earlier demo start are revoked first (the simulators keep their state in
+/// memory only).
 pub async fn connect_sandbox(
-    base: &str,
+    db: &Db,
+    services: &Services,
+    sandbox: &Sandbox,
     admin_email: &str,
-    admin_password: &str,
 ) -> anyhow::Result<()> {
-    use anyhow::{Context, bail};
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?;
-    let url = |path: &str| format!("{base}{path}");
-    let token_of = |html: &str| -> anyhow::Result<String> {
-        let marker = "name=\"csrf_token\" value=\"";
-        let start = html.find(marker).context("no form token on the page")? + marker.len();
-        Ok(html[start..].chars().take_while(|c| *c != '"').collect())
+    let email = EmailAddress::parse("email", admin_email)?;
+    let user = users::find_by_email(db, &email)
+        .await?
+        .context("the demo admin does not exist")?;
+    let membership = users::membership_of(db, &user.id)
+        .await?
+        .context("the demo admin has no tenant")?;
+    let admin = Member {
+        user_id: user.id.clone(),
+        tenant_id: membership.tenant.id.clone(),
+        role: Role::Admin,
+        name: user.name.clone(),
+        label: user.email.clone(),
+        client_ip: "-".into(),
     };
-    let page = |path: String| {
-        let client = client.clone();
-        async move {
-            client
-                .get(path)
-                .send()
-                .await?
-                .text()
-                .await
-                .map_err(anyhow::Error::from)
-        }
+    let sandbox_env = |name: &str| -> anyhow::Result<NewConnectionBasics> {
+        Ok(NewConnectionBasics {
+            name: PersonName::parse("name", name)?,
+            environment: Environment::Sandbox,
+        })
     };
-    let post = |path: String, mut form: Vec<(String, String)>, token: String| {
-        let client = client.clone();
-        async move {
-            form.push(("csrf_token".into(), token));
-            let res = client.post(path).form(&form).send().await?;
-            let location = res
-                .headers()
-                .get("location")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned);
-            Ok::<_, anyhow::Error>((res.status().as_u16(), location))
-        }
-    };
-
-    let login = page(url("/login")).await?;
-    let (status, _) = post(
-        url("/login"),
-        vec![
-            ("email".into(), admin_email.into()),
-            ("password".into(), admin_password.into()),
-        ],
-        token_of(&login)?,
-    )
-    .await?;
-    if status != 303 {
-        bail!("the demo admin could not sign in ({status})");
-    }
 
     // Revoke what an earlier start connected.
-    let list = page(url("/connections")).await?;
-    for id in list
-        .split("href=\"/connections/con_")
-        .skip(1)
-        .filter_map(|s| s.get(..32))
-        .map(|s| format!("con_{s}"))
-        .collect::<std::collections::BTreeSet<_>>()
-    {
-        let detail = page(url(&format!("/connections/{id}"))).await?;
-        post(
-            url(&format!("/connections/{id}/revoke")),
-            vec![],
-            token_of(&detail)?,
-        )
-        .await?;
+    for c in services.connections.list(&admin).await? {
+        services.connections.revoke(&admin, &c.id).await?;
     }
 
     // HubSpot, through the simulator's consent screen.
-    let form = page(url("/connections/new/hubspot")).await?;
-    let (_, consent) = post(
-        url("/connections/new/hubspot"),
-        vec![
-            ("name".into(), "HubSpot (sandbox)".into()),
-            ("environment".into(), "sandbox".into()),
-        ],
-        token_of(&form)?,
-    )
-    .await?;
-    let consent = url::Url::parse(&consent.context("no consent URL")?)?;
-    let mut decision: Vec<(String, String)> = consent
-        .query_pairs()
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
-    // The consent screen sets its anti-forgery cookie and token.
-    let screen = page(url(&format!(
-        "{}?{}",
-        consent.path(),
-        consent.query().unwrap_or("")
-    )))
-    .await?;
-    decision.extend([
-        ("decision".to_owned(), "approve".to_owned()),
-        ("portal".to_owned(), "new".to_owned()),
-        ("csrf_token".to_owned(), token_of(&screen)?),
-    ]);
-    let approved = client
-        .post(url("/sandbox/hubspot/oauth/authorize"))
-        .form(&decision)
-        .send()
+    let consent = services
+        .connections
+        .start_oauth(&admin, sandbox_env("HubSpot (sandbox)")?)
         .await?;
-    let callback = approved
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .context("no callback")?
-        .to_owned();
-    let callback = url::Url::parse(&callback)?;
-    let res = client
-        .get(url(&format!(
-            "{}?{}",
-            callback.path(),
-            callback.query().unwrap_or("")
-        )))
-        .send()
-        .await?;
-    if res.status().as_u16() != 303 {
-        bail!("connecting sandbox HubSpot failed ({})", res.status());
+    let callback = sandbox
+        .hubspot
+        .approve(&consent, Some(admin.tenant_id.as_str()))
+        .map_err(|e| anyhow::anyhow!("the HubSpot simulator refused the consent: {e}"))?;
+    let param = |name: &str| {
+        callback
+            .query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
+    let answer = OAuthCallback {
+        code: param("code"),
+        state: param("state"),
+        ..OAuthCallback::default()
+    };
+    if let OAuthOutcome::Failed(why) = services.connections.finish_oauth(&admin, answer).await? {
+        bail!("connecting sandbox HubSpot failed: {why}");
     }
 
     // Verification: an empty key makes Ferry create a sandbox account.
-    let form = page(url("/connections/new/verification")).await?;
-    let (status, _) = post(
-        url("/connections/new/verification"),
-        vec![
-            ("name".into(), "Identity verification (sandbox)".into()),
-            ("environment".into(), "sandbox".into()),
-        ],
-        token_of(&form)?,
-    )
-    .await?;
-    if status != 303 {
-        bail!("connecting the sandbox verification provider failed ({status})");
-    }
+    services
+        .connections
+        .create_with_key(
+            &admin,
+            NewKeyConnection {
+                connector: ConnectorKey::Verification,
+                basics: sandbox_env("Identity verification (sandbox)")?,
+                api_key: String::new(),
+                base_url: String::new(),
+                username: String::new(),
+                signing_secret: String::new(),
+            },
+        )
+        .await?;
 
     // The reference workflow, once.
-    let workflows = page(url("/workflows")).await?;
-    let existing = workflows
-        .split("href=\"/workflows/wf_")
-        .nth(1)
-        .and_then(|s| s.get(..32))
-        .map(|s| format!("wf_{s}"));
-    let id = match existing {
-        Some(id) => id,
-        None => {
-            let form = page(url("/workflows/new")).await?;
-            let owner: String = form
-                .split("<option value=\"usr_")
-                .nth(1)
-                .map(|s| format!("usr_{}", s.chars().take(32).collect::<String>()))
-                .context("no owner to choose")?;
-            let (_, location) = post(
-                url("/workflows"),
-                vec![
-                    (
-                        "name".into(),
-                        "New contact → identity verification → outcome written back".into(),
-                    ),
-                    (
-                        "description".into(),
-                        "Replaces the manual identity check when a client is added to HubSpot."
-                            .into(),
-                    ),
-                    ("owner".into(), owner),
-                    ("environment".into(), "sandbox".into()),
-                    ("template".into(), "reference".into()),
-                ],
-                token_of(&form)?,
-            )
-            .await?;
-            location
-                .context("no workflow created")?
-                .trim_start_matches("/workflows/")
-                .to_owned()
-        }
-    };
-    // Bind the fresh connections and publish.
-    let detail = page(url(&format!("/workflows/{id}"))).await?;
-    let pick = |connector: &str| -> Option<String> {
-        let select = detail.split(&format!("name=\"bind_{connector}\"")).nth(1)?;
-        let option = select.split("<option value=\"con_").nth(1)?;
-        Some(format!("con_{}", option.get(..32)?))
-    };
-    let mut bindings = Vec::new();
-    for connector in ["hubspot", "verification"] {
-        if let Some(c) = pick(connector) {
-            bindings.push((format!("bind_{connector}"), c));
-        }
+    let existing = services.workflows.list(&admin).await?;
+    let id =
+        match existing.first() {
+            Some(row) => row.workflow.id.clone(),
+            None => services
+                .workflows
+                .create(
+                    &admin,
+                    NewWorkflow {
+                        name: PersonName::parse(
+                            "name",
+                            "New contact → identity verification → outcome written back",
+                        )?,
+                        description:
+                            "Replaces the manual identity check when a client is added to HubSpot."
+                                .into(),
+                        owner: admin.user_id.clone(),
+                        environment: Environment::Sandbox,
+                        template: Template::Reference,
+                    },
+                )
+                .await?,
+        };
+    // Bind the fresh connections (the newest of each kind) and publish.
+    let connections = services.connections.list(&admin).await?;
+    let mut chosen = BTreeMap::new();
+    for c in connections
+        .iter()
+        .filter(|c| c.environment == Environment::Sandbox)
+    {
+        chosen.entry(c.connector).or_insert_with(|| c.id.clone());
     }
-    post(
-        url(&format!("/workflows/{id}/bindings")),
-        bindings,
-        token_of(&detail)?,
-    )
-    .await?;
-    let detail = page(url(&format!("/workflows/{id}"))).await?;
-    let (status, _) = post(
-        url(&format!("/workflows/{id}/publish")),
-        vec![],
-        token_of(&detail)?,
-    )
-    .await?;
-    if status != 303 {
-        bail!("publishing the reference workflow failed ({status})");
-    }
+    services.workflows.bind(&admin, &id, &chosen).await?;
+    services.workflows.publish(&admin, &id).await?;
     Ok(())
 }

@@ -76,6 +76,8 @@ fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
 /// A running Ferry process: the HTTP server and/or the background loops.
 pub struct Ferry {
     app: Option<Application>,
+    services: Option<ferry_app::Services>,
+    sandbox: Option<Sandbox>,
     public_url: url::Url,
     connections: ConnectionService,
     engine: Engine,
@@ -214,9 +216,11 @@ pub async fn build(
         )));
     }
 
+    let mut mounted = None;
+    let mut web_services = None;
     let app = if roles.web {
         let admin_key = connections::sandbox_admin_key(settings.master_key.expose_secret());
-        let sandbox_link = settings.sandbox.is_on().then(|| ferry_web::SandboxLink {
+        let sandbox_link = settings.sandbox.is_on().then(|| ferry_app::SandboxLink {
             url: internal.clone(),
             admin_key: admin_key.clone().into(),
         });
@@ -227,6 +231,7 @@ pub async fn build(
                 &sandbox_secret,
                 &admin_key,
             )?;
+            mounted = Some(sandbox.clone());
             Some(
                 Arc::new(move |cfg: &mut actix_web::web::ServiceConfig| sandbox.configure(cfg))
                     as ferry_web::ExtraRoutes,
@@ -234,20 +239,35 @@ pub async fn build(
         } else {
             None
         };
+        let config = WebConfig {
+            public_url: public_url.clone(),
+            session: SessionPolicy::default(),
+            link_ttl: chrono::Duration::hours(LINK_TTL_HOURS),
+            reset_ttl: chrono::Duration::hours(RESET_TTL_HOURS),
+            trusted_proxies: settings.trusted_proxies.clone(),
+        };
+        let services = ferry_app::Services::new(ferry_app::Parts {
+            db: db.clone(),
+            clock: clock.clone(),
+            mailer: mailer.clone(),
+            connections: connection_service.clone(),
+            engine: engine.clone(),
+            sandbox: sandbox_link,
+            links: ferry_app::LinkSettings {
+                public_url: public_url.clone(),
+                link_ttl: config.link_ttl,
+                reset_ttl: config.reset_ttl,
+            },
+        });
+        web_services = Some(services.clone());
         let state = AppState {
             db: db.clone(),
             clock,
             mailer,
-            config: WebConfig {
-                public_url: public_url.clone(),
-                session: SessionPolicy::default(),
-                link_ttl: chrono::Duration::hours(LINK_TTL_HOURS),
-                reset_ttl: chrono::Duration::hours(RESET_TTL_HOURS),
-                trusted_proxies: settings.trusted_proxies.clone(),
-            },
+            config,
             connections: connection_service.clone(),
             engine: engine.clone(),
-            sandbox: sandbox_link,
+            services,
             flash_key: ferry_web::FlashKey(Arc::new(connections::derived_key(
                 settings.master_key.expose_secret(),
                 b"ferry flash cookie",
@@ -265,6 +285,8 @@ pub async fn build(
     };
     Ok(Ferry {
         app,
+        services: web_services,
+        sandbox: mounted,
         public_url,
         connections: connection_service,
         engine,
@@ -453,6 +475,16 @@ fn connection_service(
 }
 
 impl Ferry {
+    /// The services every door calls (a process that serves the web).
+    pub fn services(&self) -> Option<&ferry_app::Services> {
+        self.services.as_ref()
+    }
+
+    /// The simulators this process mounts, when the sandbox is on.
+    pub fn sandbox(&self) -> Option<&Sandbox> {
+        self.sandbox.as_ref()
+    }
+
     /// Where users reach this Ferry: `FERRY_PUBLIC_URL`, or the address its
     /// listener got.
     pub fn public_url(&self) -> &url::Url {

@@ -352,7 +352,10 @@ async fn serve(
             .as_str()
             .trim_end_matches('/')
             .to_owned();
-        let (email, password) = (admin.email.clone(), admin.password.clone());
+        let email = admin.email.clone();
+        let services = ferry.services().cloned();
+        let sandbox = ferry.sandbox().cloned();
+        let db = ferry.db().clone();
         tokio::spawn(async move {
             for _ in 0..50 {
                 if reqwest::get(format!("{base}/healthz")).await.is_ok() {
@@ -360,7 +363,10 @@ async fn serve(
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             }
-            match ferry::demo::connect_sandbox(&base, &email, &password).await {
+            let (Some(services), Some(sandbox)) = (services, sandbox) else {
+                return;
+            };
+            match ferry::demo::connect_sandbox(&db, &services, &sandbox, &email).await {
                 Ok(()) => tracing::info!(
                     "demo: sandbox HubSpot and verification connected; reference workflow published"
                 ),

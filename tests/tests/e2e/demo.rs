@@ -1,5 +1,5 @@
 //! `ferry demo`: the demo tenant with sandbox connections and the reference
-//! workflow published, set up through Ferry's own pages; a second start
+//! workflow published, set up through the same services the pages call; a second start
 //! refreshes rather than duplicates.
 
 use ferry_core::SystemClock;
@@ -11,7 +11,8 @@ async fn the_demo_is_ready_to_click_through_and_a_restart_refreshes_it() {
     for start in 1..=2 {
         let logins = ferry::demo::seed(&app.db, &SystemClock).await.unwrap();
         let admin = logins.iter().find(|l| l.role == "Tenant admin").unwrap();
-        ferry::demo::connect_sandbox(&app.address, &admin.email, &admin.password)
+        let sandbox = app.sandbox.as_ref().unwrap();
+        ferry::demo::connect_sandbox(&app.db, &app.services, sandbox, &admin.email)
             .await
             .unwrap();
         assert_eq!(

@@ -244,36 +244,13 @@ pub(super) async fn consent_decision(
                 _ => return plain_error("No such sandbox account."),
             },
         };
-        let code = format!("sandbox-code-{}", random_hex(32));
-        let method_ok = d.code_challenge.is_empty() || d.code_challenge_method == "S256";
-        if !method_ok {
-            drop(state);
-            return plain_error("Only code_challenge_method=S256 is supported.");
-        }
-        // Codes nobody exchanged are dropped once expired, and the form's
-        // free-text fields are bounded: a scripted consent loop cannot grow
-        // the simulator without limit.
-        let now = Instant::now();
-        state.codes.retain(|_, c| c.expires_at > now);
-        if d.scope.len() > 1024 || d.code_challenge.len() > 128 || d.redirect_uri.len() > 2048 {
-            drop(state);
-            return plain_error("The request's scope, code_challenge or redirect_uri is too long.");
-        }
-        if state.codes.len() >= 10_000 {
-            drop(state);
-            return plain_error("Too many authorizations in flight; try again in a few minutes.");
-        }
-        state.codes.insert(
-            code.clone(),
-            CodeGrant {
-                client_id: d.client_id.clone(),
-                redirect_uri: d.redirect_uri.clone(),
-                scopes: d.scope.split_whitespace().map(str::to_owned).collect(),
-                portal,
-                challenge: (!d.code_challenge.is_empty()).then(|| d.code_challenge.clone()),
-                expires_at: Instant::now() + Duration::from_secs(600),
-            },
-        );
+        let code = match mint_code(&mut state, &d, portal) {
+            Ok(code) => code,
+            Err(message) => {
+                drop(state);
+                return plain_error(message);
+            }
+        };
         with_query(&d.redirect_uri, &[("code", &code), ("state", &d.state)])
     } else {
         with_query(
@@ -290,6 +267,84 @@ pub(super) async fn consent_decision(
             .insert_header(("Location", l))
             .finish(),
         None => plain_error("The redirect_uri is not a URL."),
+    }
+}
+
+/// Issues an authorization code for `portal` on the request `d` describes.
+fn mint_code(state: &mut State, d: &Decision, portal: u64) -> Result<String, &'static str> {
+    let method_ok = d.code_challenge.is_empty() || d.code_challenge_method == "S256";
+    if !method_ok {
+        return Err("Only code_challenge_method=S256 is supported.");
+    }
+    // Codes nobody exchanged are dropped once expired, and the form's
+    // free-text fields are bounded: a scripted consent loop cannot grow
+    // the simulator without limit.
+    let now = Instant::now();
+    state.codes.retain(|_, c| c.expires_at > now);
+    if d.scope.len() > 1024 || d.code_challenge.len() > 128 || d.redirect_uri.len() > 2048 {
+        return Err("The request's scope, code_challenge or redirect_uri is too long.");
+    }
+    if state.codes.len() >= 10_000 {
+        return Err("Too many authorizations in flight; try again in a few minutes.");
+    }
+    let code = format!("sandbox-code-{}", random_hex(32));
+    state.codes.insert(
+        code.clone(),
+        CodeGrant {
+            client_id: d.client_id.clone(),
+            redirect_uri: d.redirect_uri.clone(),
+            scopes: d.scope.split_whitespace().map(str::to_owned).collect(),
+            portal,
+            challenge: (!d.code_challenge.is_empty()).then(|| d.code_challenge.clone()),
+            expires_at: now + Duration::from_secs(600),
+        },
+    );
+    Ok(code)
+}
+
+impl HubSpotSim {
+    /// The person at the consent screen approves `authorize_url` for a new
+    /// sandbox portal owned by `owner` (a tenant id): what the demo does on
+    /// the local user's behalf, in process. Returns the callback URL with
+    /// the code and the state, as the browser would follow it.
+    pub fn approve(
+        &self,
+        authorize_url: &url::Url,
+        owner: Option<&str>,
+    ) -> Result<url::Url, String> {
+        let query = |name: &str| {
+            authorize_url
+                .query_pairs()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default()
+        };
+        let d = Decision {
+            client_id: query("client_id"),
+            redirect_uri: query("redirect_uri"),
+            scope: query("scope"),
+            state: query("state"),
+            code_challenge: query("code_challenge"),
+            code_challenge_method: query("code_challenge_method"),
+            decision: "approve".into(),
+            portal: "new".into(),
+            csrf_token: String::new(),
+        };
+        if check_app(self, &d.client_id, &d.redirect_uri).is_err() {
+            return Err("the app or its redirect URI is not registered with the sandbox".into());
+        }
+        let caller = match owner {
+            Some(o) => Caller::Owner(o.to_owned()),
+            None => Caller::Everything,
+        };
+        let mut state = self.lock();
+        let portal = create_portal(&mut state, &caller)
+            .map_err(|_| "the sandbox portal limit is reached".to_owned())?;
+        let code = mint_code(&mut state, &d, portal).map_err(str::to_owned)?;
+        drop(state);
+        with_query(&d.redirect_uri, &[("code", &code), ("state", &d.state)])
+            .and_then(|u| url::Url::parse(&u).ok())
+            .ok_or_else(|| "the redirect_uri is not a URL".to_owned())
     }
 }
 

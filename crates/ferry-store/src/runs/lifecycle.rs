@@ -198,7 +198,7 @@ pub(super) fn step_row(tenant: &TenantId, run: &RunId, s: &StepRecord) -> run_st
 /// failed; the steps that succeeded are not repeated. Returns false when the
 /// run is not in a replayable state.
 pub async fn replay(
-    db: &Db,
+    db: &impl crate::Exec,
     tenant: &TenantId,
     id: &RunId,
     now: DateTime<Utc>,
@@ -218,7 +218,7 @@ pub async fn replay(
         .filter(run::Column::Id.eq(id.to_string()))
         .filter(run::Column::TenantId.eq(tenant.to_string()))
         .filter(run::Column::Status.is_in([RunStatus::Failed.as_str(), RunStatus::Dead.as_str()]))
-        .exec(&db.conn)
+        .exec(db.conn())
         .await?;
     Ok(r.rows_affected == 1)
 }

@@ -1,6 +1,6 @@
 //! Login, logout, password reset and one-time links.
 
-use super::{LinkRequest, home_for, safe_next, send_link};
+use super::{home_for, safe_next};
 use crate::error::{AppError, error_page};
 use crate::password::{hash_password, verify_password};
 use crate::session::{CurrentUser, cookie, removal, request_auth, session_cookie_name};
@@ -10,7 +10,6 @@ use crate::{AppState, Principal};
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
-use chrono::Duration;
 use ferry_core::{EmailAddress, FieldError, InviteKind, Password, TenantStatus, UserStatus};
 use ferry_store::invites::LinkState;
 use ferry_store::{
@@ -19,7 +18,6 @@ use ferry_store::{
 };
 
 /// Reset links emailed to one address per hour, at most.
-const MAX_RESETS_PER_HOUR: u64 = 3;
 const GENERIC_FAILURE: &str = "Invalid email or password.";
 
 #[derive(Template)]
@@ -259,15 +257,19 @@ pub async fn logout(
         Principal::Member { tenant_id, .. } => Some(tenant_id.clone()),
         Principal::Operator => None,
     };
-    super::audit(
-        &state,
-        &req,
-        tenant.as_ref(),
-        Some(&user),
-        ferry_core::AuditAction::UserLoggedOut,
-        "user",
-        user.user_id.as_str(),
-        serde_json::json!({}),
+    audit_log::record(
+        &state.db,
+        audit_log::NewAuditEvent {
+            tenant_id: tenant.as_ref(),
+            actor_user_id: Some(&user.user_id),
+            actor_label: user.audit_label(),
+            action: ferry_core::AuditAction::UserLoggedOut,
+            target_kind: "user",
+            target_id: user.user_id.as_str(),
+            details: serde_json::json!({}),
+            client_ip: &request_auth(&req).client_ip,
+        },
+        state.clock.now(),
     )
     .await?;
     let secure = state.config.secure_cookies();
@@ -328,35 +330,7 @@ pub async fn forgot(
             },
         );
     };
-    let recent = invites::sent_since(
-        &state.db,
-        InviteKind::PasswordReset,
-        &email,
-        state.clock.now() - Duration::hours(1),
-    )
-    .await?;
-    if recent >= MAX_RESETS_PER_HOUR {
-        // Same answer as always: the page must not reveal whether the
-        // account exists, nor let anyone flood its inbox.
-        tracing::warn!("password reset refused: hourly limit for this address reached");
-    } else if let Some(user) = users::find_by_email(&state.db, &email).await?
-        && user.status == UserStatus::Active
-    {
-        send_link(
-            &state,
-            LinkRequest {
-                kind: InviteKind::PasswordReset,
-                email: &email,
-                name: &user.name,
-                tenant: None,
-                user_id: Some(&user.id),
-                invited_by: None,
-                already_registered: false,
-            },
-        )
-        .await?;
-        tracing::info!(user_id = %user.id, "password reset link sent");
-    }
+    state.services.users.request_password_reset(&email).await?;
     Ok(redirect_with_flash(
         "/login",
         crate::templates::FlashKind::Info,

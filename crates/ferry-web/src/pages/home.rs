@@ -83,8 +83,11 @@ pub async fn overview(
         .filter(|(_, n)| *n > 0)
         .collect();
     let sandbox_portal = is_admin
-        && state.sandbox.is_some()
-        && super::connections::sandbox_portal(&state, &member.tenant_id)
+        && state.services.connections.sandbox_available()
+        && state
+            .services
+            .connections
+            .sandbox_portal(&member.actor)
             .await?
             .is_some();
     render(

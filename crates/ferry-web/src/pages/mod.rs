@@ -12,13 +12,9 @@ mod runs;
 mod users;
 mod workflows;
 
-use crate::AppState;
 use crate::error::AppError;
 use crate::session::CurrentUser;
-use actix_web::{HttpRequest, HttpResponse, web};
-use ferry_core::{EmailAddress, InviteKind, Role, TenantId, UserId};
-use ferry_engine::OutgoingEmail;
-use ferry_store::{audit as audit_log, invites, new_token, token_hash};
+use actix_web::{HttpResponse, web};
 
 pub(crate) use crate::redirect::safe_next;
 
@@ -158,147 +154,6 @@ pub async fn not_found() -> Result<HttpResponse, AppError> {
 /// Parses an id from a path segment; a malformed id is simply not found.
 fn parse_id<T: std::str::FromStr>(raw: &str) -> Result<T, AppError> {
     raw.parse().map_err(|_| AppError::NotFound)
-}
-
-/// Appends to the audit log on behalf of `actor`.
-#[allow(clippy::too_many_arguments)]
-async fn audit(
-    state: &AppState,
-    req: &HttpRequest,
-    tenant: Option<&TenantId>,
-    actor: Option<&CurrentUser>,
-    action: ferry_core::AuditAction,
-    target_kind: &str,
-    target_id: &str,
-    details: serde_json::Value,
-) -> Result<(), AppError> {
-    let auth = crate::session::request_auth(req);
-    audit_log::record(
-        &state.db,
-        audit_log::NewAuditEvent {
-            tenant_id: tenant,
-            actor_user_id: actor.map(|a| &a.user_id),
-            actor_label: actor.map_or("anonymous", |a| a.audit_label()),
-            action,
-            target_kind,
-            target_id,
-            details,
-            client_ip: &auth.client_ip,
-        },
-        state.clock.now(),
-    )
-    .await?;
-    Ok(())
-}
-
-/// Who receives a one-time link, and what it grants.
-pub(crate) struct LinkRequest<'a> {
-    pub kind: InviteKind,
-    pub email: &'a EmailAddress,
-    pub name: &'a str,
-    pub tenant: Option<(&'a TenantId, &'a str, Role)>,
-    pub user_id: Option<&'a UserId>,
-    pub invited_by: Option<&'a CurrentUser>,
-    /// The address already has a Ferry account elsewhere: the email tells
-    /// its owner so, without a usable link (and the inviter is not told).
-    pub already_registered: bool,
-}
-
-/// Creates a one-time link (stored hashed) and emails it.
-pub(crate) async fn send_link(
-    state: &AppState,
-    link: LinkRequest<'_>,
-) -> Result<invites::Invite, AppError> {
-    let token = new_token();
-    let now = state.clock.now();
-    let ttl = match link.kind {
-        InviteKind::Invite => state.config.link_ttl,
-        InviteKind::PasswordReset => state.config.reset_ttl,
-    };
-    let invite = invites::create(
-        &state.db,
-        invites::NewInvite {
-            kind: link.kind,
-            email: link.email,
-            name: link.name,
-            tenant_id: link.tenant.map(|(t, _, _)| t),
-            role: link.tenant.map(|(_, _, r)| r),
-            user_id: link.user_id,
-            invited_by: link.invited_by.map(|u| &u.user_id),
-            expires_at: now + ttl,
-        },
-        &token_hash(&token),
-        now,
-    )
-    .await?;
-    let base = state.config.public_url.as_str().trim_end_matches('/');
-    let hours = match ttl.num_hours() {
-        1 => "1 hour".to_owned(),
-        n => format!("{n} hours"),
-    };
-    let (subject, body) = match link.kind {
-        InviteKind::Invite if link.already_registered => {
-            let (tenant_name, inviter) = (
-                link.tenant.map_or("a firm", |(_, n, _)| n),
-                link.invited_by.map_or("Someone", |u| u.name.as_str()),
-            );
-            (
-                "You are invited to Ferry".to_owned(),
-                format!(
-                    "Hello {name},\n\n{inviter} invited you to join {tenant_name} on Ferry.\n\n\
-                     This email address already has a Ferry account, and an account belongs to \
-                     one firm only, so this invitation cannot be accepted with it. If you should \
-                     join {tenant_name}, reply to {inviter} with another address.\n\n\
-                     If you did not expect this, ignore this email.\n",
-                    name = link.name,
-                ),
-            )
-        }
-        InviteKind::Invite => {
-            let what = match link.tenant {
-                Some((_, tenant_name, role)) => {
-                    format!(
-                        "join {tenant_name} on Ferry as {}",
-                        role.label().to_lowercase()
-                    )
-                }
-                None => "become a Ferry platform operator".to_owned(),
-            };
-            let inviter = link
-                .invited_by
-                .map_or("Ferry".to_owned(), |u| u.name.clone());
-            (
-                "You are invited to Ferry".to_owned(),
-                format!(
-                    "Hello {name},\n\n{inviter} invited you to {what}.\n\n\
-                     Choose your password here (the link works once, for {hours}):\n\
-                     {base}/invite/{token}\n\n\
-                     If you did not expect this, ignore this email.\n",
-                    name = link.name,
-                ),
-            )
-        }
-        InviteKind::PasswordReset => (
-            "Reset your Ferry password".to_owned(),
-            format!(
-                "Hello {name},\n\nSomeone (hopefully you) asked to reset your Ferry password.\n\n\
-                 Choose a new password here (the link works once, for {hours}):\n\
-                 {base}/password/reset/{token}\n\n\
-                 If you did not ask for this, ignore this email: your password stays as it is.\n",
-                name = link.name,
-            ),
-        ),
-    };
-    state
-        .mailer
-        .send(OutgoingEmail {
-            tenant: link.tenant.map(|(t, _, _)| t.clone()),
-            to: link.email.clone(),
-            subject,
-            body,
-        })
-        .await?;
-    Ok(invite)
 }
 
 /// Redirect target after login, for each kind of user.

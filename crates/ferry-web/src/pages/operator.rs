@@ -1,20 +1,15 @@
 //! The operator console: tenants, their status and lifecycle. Operators see
 //! names and counts, never a tenant's data or secrets.
 
-use super::{LinkRequest, audit, send_link};
 use crate::AppState;
 use crate::error::AppError;
 use crate::session::Operator;
-use crate::templates::{FieldErrors, Layout, redirect_with_flash, render};
+use crate::templates::{FieldErrors, FlashKind, Layout, redirect_with_flash, render};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
-use ferry_core::{
-    EmailAddress, FieldError, InviteKind, PersonName, Role, TenantId, TenantName, TenantStatus,
-};
-use ferry_store::tenants::{self, Tenant};
-use ferry_store::users;
-use serde_json::json;
+use ferry_app::tenants::{NewTenant, TenantView};
+use ferry_core::{EmailAddress, PersonName, TenantId, TenantName, TenantStatus};
 
 struct TenantRow {
     id: String,
@@ -35,9 +30,12 @@ struct TenantsPage {
 pub async fn list(
     state: web::Data<AppState>,
     req: HttpRequest,
-    _op: Operator,
+    op: Operator,
 ) -> Result<HttpResponse, AppError> {
-    let rows = tenants::list_with_counts(&state.db)
+    let rows = state
+        .services
+        .tenants
+        .list(&op.0)
         .await?
         .into_iter()
         .map(|s| TenantRow {
@@ -90,6 +88,24 @@ pub async fn new_page(req: HttpRequest, _op: Operator) -> Result<HttpResponse, A
     )
 }
 
+impl TryFrom<&NewTenantForm> for NewTenant {
+    type Error = FieldErrors;
+    fn try_from(form: &NewTenantForm) -> Result<Self, FieldErrors> {
+        let mut errors = FieldErrors::new();
+        let name = errors.check(TenantName::parse("name", &form.name));
+        let admin_name = errors.check(PersonName::parse("admin_name", &form.admin_name));
+        let admin_email = errors.check(EmailAddress::parse("admin_email", &form.admin_email));
+        match (name, admin_name, admin_email) {
+            (Some(name), Some(admin_name), Some(admin_email)) => Ok(Self {
+                name,
+                admin_name,
+                admin_email,
+            }),
+            _ => Err(errors),
+        }
+    }
+}
+
 /// POST /operator/tenants: creates the tenant and invites its first admin.
 pub async fn create(
     state: web::Data<AppState>,
@@ -98,24 +114,25 @@ pub async fn create(
     form: web::Form<NewTenantForm>,
 ) -> Result<HttpResponse, AppError> {
     let form = form.into_inner();
-    let mut errors = FieldErrors::new();
-    let name = errors.check(TenantName::parse("name", &form.name));
-    let admin_name = errors.check(PersonName::parse("admin_name", &form.admin_name));
-    let admin_email = errors.check(EmailAddress::parse("admin_email", &form.admin_email));
-    if let Some(email) = &admin_email
-        && users::find_by_email(&state.db, email).await?.is_some()
-    {
-        errors.push(FieldError::new(
-            "admin_email",
-            "This person already has a Ferry account; invite someone else.",
-        ));
-    }
-    let valid = match (name, admin_name, admin_email) {
-        (Some(n), Some(a), Some(e)) if errors.is_empty() => Some((n, a, e)),
-        _ => None,
+    let result = match NewTenant::try_from(&form) {
+        Err(errors) => Err(ferry_app::Error::Invalid(errors)),
+        Ok(new) => {
+            let email = new.admin_email.clone();
+            state
+                .services
+                .tenants
+                .create(&op.0, new)
+                .await
+                .map(|t| (t, email))
+        }
     };
-    let Some((name, admin_name, admin_email)) = valid else {
-        return render(
+    match result {
+        Ok((tenant, email)) => Ok(redirect_with_flash(
+            &format!("/operator/tenants/{}", tenant.id),
+            FlashKind::Success,
+            &format!("Tenant created. An invite was emailed to its first admin, {email}."),
+        )),
+        Err(ferry_app::Error::Invalid(errors)) => render(
             &req,
             StatusCode::UNPROCESSABLE_ENTITY,
             &NewTenantPage {
@@ -123,38 +140,9 @@ pub async fn create(
                 form: truncate_form(form),
                 errors,
             },
-        );
-    };
-    let tenant = tenants::create(&state.db, &name, state.clock.now()).await?;
-    send_link(
-        &state,
-        LinkRequest {
-            kind: InviteKind::Invite,
-            email: &admin_email,
-            name: admin_name.as_str(),
-            tenant: Some((&tenant.id, &tenant.name, Role::Admin)),
-            user_id: None,
-            invited_by: Some(&op.0),
-            already_registered: false,
-        },
-    )
-    .await?;
-    audit(
-        &state,
-        &req,
-        None,
-        Some(&op.0),
-        ferry_core::AuditAction::TenantCreated,
-        "tenant",
-        tenant.id.as_str(),
-        json!({ "name": tenant.name }),
-    )
-    .await?;
-    Ok(redirect_with_flash(
-        &format!("/operator/tenants/{}", tenant.id),
-        crate::templates::FlashKind::Success,
-        &format!("Tenant created. An invite was emailed to its first admin, {admin_email}."),
-    ))
+        ),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Keeps re-rendered inputs to a sane size (a 10 kB name is echoed back cut).
@@ -182,15 +170,14 @@ struct TenantPage {
     errors: FieldErrors,
 }
 
-async fn tenant_page(
-    state: &AppState,
+fn tenant_page(
     req: &HttpRequest,
-    tenant: Tenant,
+    view: TenantView,
     status: StatusCode,
     confirm_name: String,
     errors: FieldErrors,
 ) -> Result<HttpResponse, AppError> {
-    let users = tenants::member_count(&state.db, &tenant.id).await?;
+    let (tenant, users) = (view.tenant, view.members);
     render(
         req,
         status,
@@ -213,55 +200,37 @@ async fn tenant_page(
 pub async fn detail(
     state: web::Data<AppState>,
     req: HttpRequest,
-    _op: Operator,
+    op: Operator,
     id: web::Path<TenantId>,
 ) -> Result<HttpResponse, AppError> {
-    let id = id.into_inner();
-    let tenant = tenants::get(&state.db, &id).await?;
+    let view = state.services.tenants.get(&op.0, &id.into_inner()).await?;
     tenant_page(
-        &state,
         &req,
-        tenant,
+        view,
         StatusCode::OK,
         String::new(),
         FieldErrors::new(),
     )
-    .await
 }
 
 async fn set_status(
     state: web::Data<AppState>,
-    req: HttpRequest,
     op: Operator,
     id: web::Path<TenantId>,
     status: TenantStatus,
 ) -> Result<HttpResponse, AppError> {
-    let id = id.into_inner();
-    let tenant = tenants::set_status(&state.db, &id, status, state.clock.now()).await?;
-    let (action, message) = match status {
-        TenantStatus::Suspended => (
-            ferry_core::AuditAction::TenantSuspended,
-            "Tenant suspended: its users are signed out and cannot sign in.",
-        ),
-        TenantStatus::Active => (
-            ferry_core::AuditAction::TenantReactivated,
-            "Tenant reactivated: its users can sign in again.",
-        ),
+    let tenant = state
+        .services
+        .tenants
+        .set_status(&op.0, &id.into_inner(), status)
+        .await?;
+    let message = match status {
+        TenantStatus::Suspended => "Tenant suspended: its users are signed out and cannot sign in.",
+        TenantStatus::Active => "Tenant reactivated: its users can sign in again.",
     };
-    audit(
-        &state,
-        &req,
-        None,
-        Some(&op.0),
-        action,
-        "tenant",
-        tenant.id.as_str(),
-        json!({ "name": tenant.name }),
-    )
-    .await?;
     Ok(redirect_with_flash(
         &format!("/operator/tenants/{}", tenant.id),
-        crate::templates::FlashKind::Success,
+        FlashKind::Success,
         message,
     ))
 }
@@ -269,21 +238,19 @@ async fn set_status(
 /// POST /operator/tenants/{id}/suspend
 pub async fn suspend(
     state: web::Data<AppState>,
-    req: HttpRequest,
     op: Operator,
     id: web::Path<TenantId>,
 ) -> Result<HttpResponse, AppError> {
-    set_status(state, req, op, id, TenantStatus::Suspended).await
+    set_status(state, op, id, TenantStatus::Suspended).await
 }
 
 /// POST /operator/tenants/{id}/reactivate
 pub async fn reactivate(
     state: web::Data<AppState>,
-    req: HttpRequest,
     op: Operator,
     id: web::Path<TenantId>,
 ) -> Result<HttpResponse, AppError> {
-    set_status(state, req, op, id, TenantStatus::Active).await
+    set_status(state, op, id, TenantStatus::Active).await
 }
 
 /// The typed confirmation for deleting a tenant.
@@ -302,39 +269,18 @@ pub async fn delete(
     form: web::Form<DeleteForm>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
-    let tenant = tenants::get(&state.db, &id).await?;
-    if form.confirm_name.trim() != tenant.name {
-        let mut errors = FieldErrors::new();
-        errors.push(FieldError::new(
-            "confirm_name",
-            "Type the tenant's name exactly as shown to confirm.",
-        ));
-        let typed = form.confirm_name.chars().take(300).collect();
-        return tenant_page(
-            &state,
-            &req,
-            tenant,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            typed,
-            errors,
-        )
-        .await;
+    let tenants = &state.services.tenants;
+    match tenants.delete(&op.0, &id, &form.confirm_name).await {
+        Ok(tenant) => Ok(redirect_with_flash(
+            "/operator/tenants",
+            FlashKind::Success,
+            &format!("Tenant “{}” deleted.", tenant.name),
+        )),
+        Err(ferry_app::Error::Invalid(errors)) => {
+            let view = tenants.get(&op.0, &id).await?;
+            let typed = form.confirm_name.chars().take(300).collect();
+            tenant_page(&req, view, StatusCode::UNPROCESSABLE_ENTITY, typed, errors)
+        }
+        Err(e) => Err(e.into()),
     }
-    tenants::delete(&state.db, &id).await?;
-    audit(
-        &state,
-        &req,
-        None,
-        Some(&op.0),
-        ferry_core::AuditAction::TenantDeleted,
-        "tenant",
-        id.as_str(),
-        json!({ "name": tenant.name }),
-    )
-    .await?;
-    Ok(redirect_with_flash(
-        "/operator/tenants",
-        crate::templates::FlashKind::Success,
-        &format!("Tenant “{}” deleted.", tenant.name),
-    ))
 }

@@ -5,7 +5,6 @@
 //! in a time range; a run's log as JSON or CSV. And the staff view of
 //! verification outcomes.
 
-use super::audit;
 use crate::AppState;
 use crate::error::AppError;
 use crate::session::{Admin, Member};
@@ -15,8 +14,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use ferry_core::{FieldError, Role, RunId, WorkflowId};
-use ferry_store::runs::{self as store, Cursor, Filter, Run, RunStatus, StepRecord};
-use ferry_store::workflows;
+use ferry_store::runs::{Cursor, Filter, Run, RunStatus, StepRecord};
 use serde_json::json;
 use std::collections::HashMap;
 
@@ -156,14 +154,7 @@ async fn workflow_names(
     state: &AppState,
     member: &Member,
 ) -> Result<HashMap<String, (String, Vec<String>)>, AppError> {
-    Ok(workflows::list(&state.db, &member.tenant_id)
-        .await?
-        .into_iter()
-        .map(|w| {
-            let keys = w.draft.steps.iter().map(|s| s.key.clone()).collect();
-            (w.id.to_string(), (w.name, keys))
-        })
-        .collect())
+    Ok(state.services.runs.workflow_names(&member.actor).await?)
 }
 
 fn next_link(q: &ListQuery, cursor: &Cursor) -> String {
@@ -195,7 +186,11 @@ pub async fn list(
     let (filter, after, errors) = filter_of(&q);
     let names = workflow_names(&state, &member).await?;
     let (runs, next) = if errors.is_empty() {
-        store::list(&state.db, &member.tenant_id, &filter, after.as_ref(), PAGE).await?
+        state
+            .services
+            .runs
+            .list(&member.actor, &filter, after.as_ref(), PAGE)
+            .await?
     } else {
         (Vec::new(), None)
     };
@@ -283,8 +278,11 @@ pub async fn api_list(
             "fields": errors.iter().map(|e| json!({"field": e.field, "message": e.message})).collect::<Vec<_>>(),
         })));
     }
-    let (runs, next) =
-        store::list(&state.db, &member.tenant_id, &filter, after.as_ref(), PAGE).await?;
+    let (runs, next) = state
+        .services
+        .runs
+        .list(&member.actor, &filter, after.as_ref(), PAGE)
+        .await?;
     Ok(HttpResponse::Ok().json(json!({
         "runs": runs,
         "next": next.map(|c| c.encode()),
@@ -373,11 +371,11 @@ pub async fn detail(
     id: web::Path<RunId>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
-    let run = store::get(&state.db, &member.tenant_id, &id).await?;
-    let steps = store::steps(&state.db, &member.tenant_id, &id).await?;
-    let workflow = workflows::get(&state.db, &member.tenant_id, &run.workflow_id)
-        .await
-        .map_or_else(|_| "(deleted workflow)".to_owned(), |w| w.name);
+    let ferry_app::runs::RunView {
+        run,
+        steps,
+        workflow,
+    } = state.services.runs.view(&member.actor, &id).await?;
     render(
         &req,
         StatusCode::OK,
@@ -399,30 +397,11 @@ pub async fn detail(
 /// POST /runs/{id}/replay (admin)
 pub async fn replay(
     state: web::Data<AppState>,
-    req: HttpRequest,
-    admin: Admin,
+    Admin(admin): Admin,
     id: web::Path<RunId>,
 ) -> Result<HttpResponse, AppError> {
-    let member = admin.0;
     let id = id.into_inner();
-    let run = store::get(&state.db, &member.tenant_id, &id).await?;
-    if !state.engine.replay(&member.tenant_id, &id).await? {
-        return Err(AppError::Conflict(format!(
-            "This run is {}: only failed or dead-lettered runs can be replayed.",
-            run.status.as_str()
-        )));
-    }
-    audit(
-        &state,
-        &req,
-        Some(&member.tenant_id),
-        Some(&member.user),
-        ferry_core::AuditAction::RunReplayed,
-        "run",
-        id.as_str(),
-        json!({ "from_step": run.step_index, "previous_status": run.status.as_str() }),
-    )
-    .await?;
+    state.services.runs.replay(&admin.actor, &id).await?;
     Ok(redirect_with_flash(
         &format!("/runs/{id}"),
         crate::templates::FlashKind::Success,
@@ -467,24 +446,11 @@ pub async fn bulk_replay(
     let (Some(from), Some(to)) = (filter.from.take(), filter.to.take()) else {
         return Err(AppError::NotFound);
     };
-    let ids = store::dead_between(&state.db, &member.tenant_id, from, to).await?;
-    let mut replayed = 0;
-    for id in &ids {
-        if state.engine.replay(&member.tenant_id, id).await? {
-            replayed += 1;
-        }
-    }
-    audit(
-        &state,
-        &req,
-        Some(&member.tenant_id),
-        Some(&member.user),
-        ferry_core::AuditAction::RunsBulkReplayed,
-        "runs",
-        "",
-        json!({ "from": from.to_rfc3339(), "to": to.to_rfc3339(), "replayed": replayed }),
-    )
-    .await?;
+    let replayed = state
+        .services
+        .runs
+        .bulk_replay(&member.actor, from, to)
+        .await?;
     Ok(redirect_with_flash(
         "/runs?status=queued",
         crate::templates::FlashKind::Success,
@@ -502,8 +468,8 @@ pub async fn export_json(
     id: web::Path<RunId>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
-    let run = store::get(&state.db, &member.tenant_id, &id).await?;
-    let steps = store::steps(&state.db, &member.tenant_id, &id).await?;
+    let ferry_app::runs::RunView { run, steps, .. } =
+        state.services.runs.view(&member.actor, &id).await?;
     Ok(HttpResponse::Ok()
         .insert_header((
             "Content-Disposition",
@@ -519,8 +485,7 @@ pub async fn export_csv(
     id: web::Path<RunId>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
-    store::get(&state.db, &member.tenant_id, &id).await?;
-    let steps = store::steps(&state.db, &member.tenant_id, &id).await?;
+    let steps = state.services.runs.view(&member.actor, &id).await?.steps;
     let mut w = csv::Writer::from_writer(Vec::new());
     let header = [
         "run_id",
@@ -628,23 +593,25 @@ pub async fn verifications(
         errors.push(FieldError::new("q", "Search for at most 200 characters."));
     }
     let rows = if errors.is_empty() {
-        store::verifications(
-            &state.db,
-            &member.tenant_id,
-            Some(query.q.as_str()),
-            (!outcome.is_empty()).then_some(outcome),
-            500,
-        )
-        .await?
-        .into_iter()
-        .map(|v| VerificationRow {
-            name: v.name,
-            outcome: v.outcome,
-            checked: v.checked_at.map(when).unwrap_or_default(),
-            check_ref: v.check_ref.unwrap_or_default(),
-            run_id: v.run_id.to_string(),
-        })
-        .collect()
+        state
+            .services
+            .runs
+            .verifications(
+                &member.actor,
+                &query.q,
+                (!outcome.is_empty()).then_some(outcome),
+                500,
+            )
+            .await?
+            .into_iter()
+            .map(|v| VerificationRow {
+                name: v.name,
+                outcome: v.outcome,
+                checked: v.checked_at.map(when).unwrap_or_default(),
+                check_ref: v.check_ref.unwrap_or_default(),
+                run_id: v.run_id.to_string(),
+            })
+            .collect()
     } else {
         vec![]
     };

@@ -3,40 +3,26 @@
 //! Secrets are never rendered back: the pages show only which kind of
 //! credential a connection holds.
 
-mod key;
 mod oauth;
 mod page;
 mod sandbox;
 
-use key::*;
 pub use oauth::*;
 pub use page::*;
 pub use sandbox::*;
 
-use super::audit;
 use crate::AppState;
 use crate::error::{AppError, error_page};
 use crate::session::{Admin, Member};
-use crate::templates::{FieldErrors, Layout, redirect, redirect_with_flash, render};
+use crate::templates::{FieldErrors, FlashKind, Layout, redirect, redirect_with_flash, render};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use chrono::{DateTime, Duration, Utc};
-use ferry_connectors::registry::CallContext;
-use ferry_connectors::{ConnectorError, Registry, hubspot};
+use ferry_app::connections::{NewConnectionBasics, NewKeyConnection};
 use ferry_core::catalog::{AuthKind, ConnectorKey};
-use ferry_core::{
-    ConnectionId, ConnectionStatus, Credentials, Environment, FieldError, PersonName,
-};
-use ferry_engine::connections::ServiceError;
-use ferry_store::connections::{self as store, Connection, NewConnection, OAuthFlow};
-use ferry_store::{StoreError, token_hash, users};
-use serde_json::json;
-use url::Url;
-/// API keys and tokens should be rotated this often.
-pub(super) const ROTATION_DAYS: i64 = 90;
-/// An OAuth attempt must come back within this.
-pub(super) const FLOW_MINUTES: i64 = 10;
+use ferry_core::{ConnectionId, ConnectionStatus, Environment, FieldError, PersonName};
+use ferry_store::connections::Connection;
 
 pub(super) struct CatalogCard {
     pub(super) key: &'static str,
@@ -93,7 +79,10 @@ pub async fn list(
     member: Member,
 ) -> Result<HttpResponse, AppError> {
     let now = state.clock.now();
-    let rows = store::list(&state.db, &member.tenant_id)
+    let rows = state
+        .services
+        .connections
+        .list(&member.actor)
         .await?
         .iter()
         .map(|c| {
@@ -210,7 +199,7 @@ pub(super) fn new_page(
             ),
             needs_username: key == ConnectorKey::Smtp,
             needs_signing_secret: key == ConnectorKey::Verification,
-            sandbox_available: state.sandbox.is_some()
+            sandbox_available: state.services.connections.sandbox_available()
                 && matches!(key, ConnectorKey::HubSpot | ConnectorKey::Verification),
             scopes: d.all_scopes(),
             form,
@@ -227,7 +216,7 @@ pub async fn new_form(
     key: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let key = connector_of(&key)?;
-    let environment = if state.sandbox.is_some() {
+    let environment = if state.services.connections.sandbox_available() {
         "sandbox"
     } else {
         "production"
@@ -240,7 +229,32 @@ pub async fn new_form(
     new_page(&state, &req, key, StatusCode::OK, form, FieldErrors::new())
 }
 
-/// POST /connections/new/{connector}
+impl TryFrom<&NewForm> for NewConnectionBasics {
+    type Error = FieldErrors;
+    fn try_from(form: &NewForm) -> Result<Self, FieldErrors> {
+        let mut errors = FieldErrors::new();
+        let name = errors.check(PersonName::parse("name", &form.name).map_err(|e| {
+            FieldError::new(
+                "name",
+                e.message.replace("a name", "a name for the connection"),
+            )
+        }));
+        let environment = Environment::parse(&form.environment);
+        if environment.is_none() {
+            errors.push(FieldError::new(
+                "environment",
+                "Choose sandbox or production.",
+            ));
+        }
+        match (name, environment) {
+            (Some(name), Some(environment)) if errors.is_empty() => Ok(Self { name, environment }),
+            _ => Err(errors),
+        }
+    }
+}
+
+/// POST /connections/new/{connector}: HubSpot goes to its consent screen;
+/// every other connector is checked with its key and stored.
 pub async fn create(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -250,41 +264,56 @@ pub async fn create(
 ) -> Result<HttpResponse, AppError> {
     let key = connector_of(&key)?;
     let form = form.into_inner();
-    let mut errors = FieldErrors::new();
-    let name = errors.check(PersonName::parse("name", &form.name).map_err(|e| {
-        FieldError::new(
-            "name",
-            e.message.replace("a name", "a name for the connection"),
-        )
-    }));
-    let environment = Environment::parse(&form.environment);
-    match environment {
-        None => errors.push(FieldError::new(
-            "environment",
-            "Choose sandbox or production.",
-        )),
-        Some(Environment::Sandbox) if state.sandbox.is_none() => {
-            errors.push(FieldError::new(
-                "environment",
-                "The sandbox is turned off on this Ferry (FERRY_SANDBOX).",
-            ));
-        }
-        _ => {}
-    }
-    let (Some(name), Some(environment), true) = (name, environment, errors.is_empty()) else {
-        return new_page(
+    let invalid = |errors| {
+        new_page(
             &state,
             &req,
             key,
             StatusCode::UNPROCESSABLE_ENTITY,
-            form,
+            form.clone(),
             errors,
-        );
+        )
     };
-    match key {
-        ConnectorKey::HubSpot => {
-            start_oauth(&state, &req, &admin, name.as_str(), environment, form).await
-        }
-        _ => create_with_key(&state, &req, &admin, key, name.as_str(), environment, form).await,
+    let basics = match NewConnectionBasics::try_from(&form) {
+        Ok(b) => b,
+        Err(errors) => return invalid(errors),
+    };
+    let connections = &state.services.connections;
+    if key == ConnectorKey::HubSpot {
+        return match connections.start_oauth(&admin.actor, basics).await {
+            Ok(consent) => Ok(redirect(consent.as_str())),
+            Err(ferry_app::Error::Invalid(errors)) => invalid(errors),
+            Err(e) => Err(e.into()),
+        };
+    }
+    let input = NewKeyConnection {
+        connector: key,
+        basics,
+        api_key: form.api_key.clone(),
+        base_url: form.base_url.clone(),
+        username: form.username.clone(),
+        signing_secret: form.signing_secret.clone(),
+    };
+    match connections.create_with_key(&admin.actor, input).await {
+        Ok(created) => match created.one_time_secret {
+            Some(secret) => {
+                connection_page(
+                    &state,
+                    &req,
+                    &admin,
+                    &created.id,
+                    StatusCode::CREATED,
+                    secret,
+                )
+                .await
+            }
+            None => Ok(redirect_with_flash(
+                &format!("/connections/{}", created.id),
+                FlashKind::Success,
+                &format!("{} connected.", key.def().name),
+            )),
+        },
+        Err(ferry_app::Error::Invalid(errors)) => invalid(errors),
+        Err(e) => Err(e.into()),
     }
 }

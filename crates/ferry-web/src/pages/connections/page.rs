@@ -58,26 +58,16 @@ pub(super) async fn connection_page(
     status: StatusCode,
     one_time_secret: String,
 ) -> Result<HttpResponse, AppError> {
-    let id = id.clone();
-    let c = store::get(&state.db, &member.tenant_id, &id).await?;
-    let (received, last_received) =
-        ferry_store::inbound::stats(&state.db, &member.tenant_id, &id).await?;
-    let base = state.config.public_url.as_str().trim_end_matches('/');
-    let hook_url = match c.connector {
-        ConnectorKey::Webhook => format!("{base}/hooks/webhook/{id}"),
-        ConnectorKey::HubSpot if c.environment == Environment::Sandbox => {
-            format!("{base}/hooks/hubspot/sandbox")
-        }
-        ConnectorKey::HubSpot => format!("{base}/hooks/hubspot"),
-        ConnectorKey::Verification => format!("{base}/hooks/verification/{id}"),
-        _ => String::new(),
-    };
-    let creator = users::get(&state.db, &c.created_by)
-        .await
-        .map(|u| u.name)
-        .unwrap_or_else(|_| "a former member".into());
-    let events = store::auth_events(&state.db, &member.tenant_id, &id, 20)
-        .await?
+    let view = state.services.connections.view(&member.actor, id).await?;
+    let c = view.connection;
+    let (received, last_received, hook_url, creator) = (
+        view.received,
+        view.last_received,
+        view.hook_url,
+        view.creator,
+    );
+    let events = view
+        .events
         .into_iter()
         .map(|e| EventRow {
             when: when(Some(e.created_at)),
@@ -128,86 +118,54 @@ pub(super) async fn connection_page(
 /// POST /connections/{id}/test
 pub async fn test(
     state: web::Data<AppState>,
-    req: HttpRequest,
     Admin(admin): Admin,
     id: web::Path<ConnectionId>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
-    let page = format!("/connections/{id}");
-    match state.connections.test(&admin.tenant_id, &id).await {
-        Ok(message) => {
-            audit(
-                &state,
-                &req,
-                Some(&admin.tenant_id),
-                Some(&admin.user),
-                ferry_core::AuditAction::ConnectionTested,
-                "connection",
-                id.as_str(),
-                json!({ "ok": true }),
-            )
-            .await?;
-            Ok(redirect_with_flash(
-                &page,
-                crate::templates::FlashKind::Success,
-                &format!("Test passed. {message}"),
-            ))
-        }
-        Err(ServiceError::Store(e)) => Err(e.into()),
-        Err(ServiceError::Connector(e)) => {
-            audit(
-                &state,
-                &req,
-                Some(&admin.tenant_id),
-                Some(&admin.user),
-                ferry_core::AuditAction::ConnectionTested,
-                "connection",
-                id.as_str(),
-                json!({ "ok": false }),
-            )
-            .await?;
-            Ok(redirect_with_flash(
-                &page,
-                crate::templates::FlashKind::Error,
-                &format!("Test failed: {e}"),
-            ))
-        }
-    }
+    let outcome = state.services.connections.test(&admin.actor, &id).await?;
+    let (kind, message) = if outcome.ok {
+        (
+            FlashKind::Success,
+            format!("Test passed. {}", outcome.message),
+        )
+    } else {
+        (
+            FlashKind::Error,
+            format!("Test failed: {}", outcome.message),
+        )
+    };
+    Ok(redirect_with_flash(
+        &format!("/connections/{id}"),
+        kind,
+        &message,
+    ))
 }
 
 /// POST /connections/{id}/revoke
 pub async fn revoke(
     state: web::Data<AppState>,
-    req: HttpRequest,
     Admin(admin): Admin,
     id: web::Path<ConnectionId>,
 ) -> Result<HttpResponse, AppError> {
-    let id = id.into_inner();
-    let c = store::get(&state.db, &admin.tenant_id, &id).await?;
-    let remote = match state.connections.revoke(&admin.tenant_id, &id).await {
-        Ok(remote) => remote,
-        Err(ServiceError::Store(e)) => return Err(e.into()),
-        Err(ServiceError::Connector(e)) => return Err(AppError::Internal(anyhow::Error::new(e))),
-    };
-    audit(
-        &state,
-        &req,
-        Some(&admin.tenant_id),
-        Some(&admin.user),
-        ferry_core::AuditAction::ConnectionRevoked,
-        "connection",
-        id.as_str(),
-        json!({ "connector": c.connector.as_str(), "remote_revoked": remote }),
-    )
-    .await?;
-    let message = if remote {
-        format!("“{}” revoked at HubSpot and deleted from Ferry.", c.name)
+    let revoked = state
+        .services
+        .connections
+        .revoke(&admin.actor, &id.into_inner())
+        .await?;
+    let message = if revoked.remote {
+        format!(
+            "“{}” revoked at HubSpot and deleted from Ferry.",
+            revoked.name
+        )
     } else {
-        format!("“{}” deleted from Ferry with its credentials.", c.name)
+        format!(
+            "“{}” deleted from Ferry with its credentials.",
+            revoked.name
+        )
     };
     Ok(redirect_with_flash(
         "/connections",
-        crate::templates::FlashKind::Success,
+        FlashKind::Success,
         &message,
     ))
 }

@@ -88,180 +88,108 @@ pub struct StepForm {
     pub(super) arg: String,
 }
 
-pub(super) fn default_for(ty: ferry_core::catalog::FieldType) -> Expr {
-    use ferry_core::catalog::FieldType as T;
-    Expr::Literal {
-        value: match ty {
-            T::Number => json!(0),
-            T::Boolean => json!(false),
-            T::Object => json!({}),
-            _ => json!(""),
-        },
-    }
-}
-
-/// Applies one builder operation to a draft; `Err` is a message for the
-/// person (the draft is then left as it was).
-pub(super) fn apply_step_op(d: &mut Definition, f: &StepForm) -> Result<String, String> {
-    let index = |key: &str| {
-        d.steps
-            .iter()
-            .position(|s| s.key == key)
-            .ok_or_else(|| format!("There is no step {key}."))
-    };
-    let path = |raw: &str| {
-        FieldPath::parse(raw.trim())
-            .map_err(|_| format!("Choose a field to read ({raw:?} is not one)."))
-    };
-    match f.op.as_str() {
-        "up" | "down" => {
-            let i = index(&f.key)?;
-            let j = if f.op == "up" {
-                i.checked_sub(1).ok_or("The step is first already.")?
-            } else if i + 1 < d.steps.len() {
-                i + 1
-            } else {
-                return Err("The step is last already.".into());
-            };
-            d.steps.swap(i, j);
-            Ok(format!("Step {} moved {}.", f.key, f.op))
-        }
-        "remove" => {
-            let i = index(&f.key)?;
-            d.steps.remove(i);
-            Ok(format!("Step {} removed.", f.key))
-        }
-        "add" => {
-            let key = f.new_key.trim().to_owned();
-            let kind = match f.kind.as_str() {
-                "action" => {
-                    let (c, a) = f.action.split_once(':').ok_or("Choose an action.")?;
-                    let connector = ConnectorKey::parse(c).ok_or("Choose an action.")?;
-                    let def = connector.def().action(a).ok_or("Choose an action.")?;
-                    StepKind::Action {
-                        connector,
-                        action: a.to_owned(),
-                        input: def
-                            .input
-                            .iter()
-                            .filter(|i| i.required)
-                            .map(|i| (i.name.to_owned(), default_for(i.ty)))
-                            .collect(),
-                        retry: RetryPolicy::default(),
+/// The builder's form, as one typed operation; `Err` is a message for the
+/// person (nothing is changed).
+impl TryFrom<&StepForm> for StepOp {
+    type Error = String;
+    fn try_from(f: &StepForm) -> Result<Self, String> {
+        let path = |raw: &str| {
+            FieldPath::parse(raw.trim()).map_err(|_| "Choose a field to read.".to_owned())
+        };
+        let pair = |raw: &str, missing: &str| -> Result<(ConnectorKey, String), String> {
+            let (c, rest) = raw.split_once(':').ok_or(missing)?;
+            let connector = ConnectorKey::parse(c).ok_or(missing)?;
+            Ok((connector, rest.to_owned()))
+        };
+        Ok(match f.op.as_str() {
+            "up" | "down" => StepOp::Move {
+                key: f.key.clone(),
+                up: f.op == "up",
+            },
+            "remove" => StepOp::Remove { key: f.key.clone() },
+            "add" => StepOp::Add {
+                key: f.new_key.trim().to_owned(),
+                step: match f.kind.as_str() {
+                    "action" => {
+                        let (connector, action) = pair(&f.action, "Choose an action.")?;
+                        NewStep::Action { connector, action }
                     }
-                }
-                "validate" => StepKind::Validate { rules: vec![] },
-                "map" => StepKind::Map {
-                    output: BTreeMap::new(),
-                },
-                "wait" => {
-                    let (c, e) = f
-                        .event
-                        .split_once(':')
-                        .ok_or("Choose the event to wait for.")?;
-                    let connector =
-                        ConnectorKey::parse(c).ok_or("Choose the event to wait for.")?;
-                    let trigger = connector
-                        .def()
-                        .trigger(e)
-                        .ok_or("Choose the event to wait for.")?;
-                    let field = trigger
-                        .fields
-                        .iter()
-                        .find(|x| x.ty == ferry_core::catalog::FieldType::Id)
-                        .or_else(|| trigger.fields.first())
-                        .ok_or("That event carries no field to correlate on.")?;
-                    StepKind::Wait {
-                        connector,
-                        event: e.to_owned(),
-                        correlation: Expr::Path {
-                            path: path(&f.source)?,
-                        },
-                        event_field: field.name.to_owned(),
-                        timeout_secs: 24 * 3600,
+                    "validate" => NewStep::Validate,
+                    "map" => NewStep::Map,
+                    "wait" => {
+                        let (connector, event) = pair(&f.event, "Choose the event to wait for.")?;
+                        NewStep::Wait {
+                            connector,
+                            event,
+                            correlation: path(&f.source)?,
+                        }
                     }
-                }
-                "condition" => StepKind::Condition {
-                    path: path(&f.source)?,
-                    equals: json!(f.arg.trim()),
-                    negate: false,
+                    "condition" => NewStep::Condition {
+                        path: path(&f.source)?,
+                        equals: f.arg.clone(),
+                    },
+                    _ => return Err("Choose the kind of step.".into()),
                 },
-                _ => return Err("Choose the kind of step.".into()),
-            };
-            d.steps.push(Step {
-                key: key.clone(),
-                kind,
-            });
-            Ok(format!("Step {key} added."))
-        }
-        "map" => {
-            let (step, field) = f
-                .target
-                .split_once(':')
-                .ok_or("Choose the field to fill.")?;
-            let i = index(step)?;
-            let mut expr = Expr::Path {
-                path: path(&f.source)?,
-            };
-            expr = match f.transform.as_str() {
-                "" => expr,
-                "trim" => expr.then(Transform::Trim),
-                "lower" => expr.then(Transform::Trim).then(Transform::Lower),
-                "upper" => expr.then(Transform::Trim).then(Transform::Upper),
-                _ => return Err("Choose a transform from the list.".into()),
-            };
-            match &mut d.steps[i].kind {
-                StepKind::Action { input, .. } => {
-                    input.insert(field.to_owned(), expr);
+            },
+            "map" => {
+                let (step, field) = f
+                    .target
+                    .split_once(':')
+                    .ok_or("Choose the field to fill.")?;
+                let transforms = match f.transform.as_str() {
+                    "" => vec![],
+                    "trim" => vec![Transform::Trim],
+                    "lower" => vec![Transform::Trim, Transform::Lower],
+                    "upper" => vec![Transform::Trim, Transform::Upper],
+                    _ => return Err("Choose a transform from the list.".into()),
+                };
+                StepOp::Map {
+                    step: step.to_owned(),
+                    field: field.to_owned(),
+                    source: path(&f.source)?,
+                    transforms,
                 }
-                StepKind::Map { output } => {
-                    output.insert(field.to_owned(), expr);
-                }
-                _ => return Err(format!("Step {step} has no fields to fill.")),
             }
-            Ok(format!("{step}.{field} now reads {}.", f.source.trim()))
-        }
-        "rule" => {
-            let i = index(&f.key)?;
-            let check = match f.check.as_str() {
-                "required" => Check::Required,
-                "email" => Check::Email,
-                "phone" => Check::Phone,
-                "date" => Check::Date,
-                "country" => Check::Country,
-                "max_len" => Check::MaxLen {
-                    max: f
-                        .arg
-                        .trim()
-                        .parse()
-                        .ok()
-                        .filter(|n| *n > 0)
-                        .ok_or("Enter the longest length allowed, a number above 0.")?,
-                },
-                "one_of" => {
-                    let values: Vec<String> = f
-                        .arg
-                        .split(',')
-                        .map(|v| v.trim().to_owned())
-                        .filter(|v| !v.is_empty())
-                        .collect();
-                    if values.is_empty() {
-                        return Err("List the allowed values, separated by commas.".into());
+            "rule" => {
+                let check = match f.check.as_str() {
+                    "required" => Check::Required,
+                    "email" => Check::Email,
+                    "phone" => Check::Phone,
+                    "date" => Check::Date,
+                    "country" => Check::Country,
+                    "max_len" => Check::MaxLen {
+                        max: f
+                            .arg
+                            .trim()
+                            .parse()
+                            .ok()
+                            .filter(|n| *n > 0)
+                            .ok_or("Enter the longest length allowed, a number above 0.")?,
+                    },
+                    "one_of" => {
+                        let values: Vec<String> = f
+                            .arg
+                            .split(',')
+                            .map(|v| v.trim().to_owned())
+                            .filter(|v| !v.is_empty())
+                            .collect();
+                        if values.is_empty() {
+                            return Err("List the allowed values, separated by commas.".into());
+                        }
+                        Check::OneOf { values }
                     }
-                    Check::OneOf { values }
+                    _ => return Err("Choose a check from the list.".into()),
+                };
+                StepOp::Rule {
+                    key: f.key.clone(),
+                    rule: Rule {
+                        path: path(&f.source)?,
+                        check,
+                    },
                 }
-                _ => return Err("Choose a check from the list.".into()),
-            };
-            let StepKind::Validate { rules } = &mut d.steps[i].kind else {
-                return Err(format!("Step {} is not a validation step.", f.key));
-            };
-            rules.push(Rule {
-                path: path(&f.source)?,
-                check,
-            });
-            Ok(format!("Rule added to {}.", f.key))
-        }
-        _ => Err("Unknown operation.".into()),
+            }
+            _ => return Err("Unknown operation.".into()),
+        })
     }
 }
 
@@ -276,37 +204,24 @@ pub async fn edit_steps(
     form: web::Form<StepForm>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
-    let wf = store::get(&state.db, &admin.tenant_id, &id).await?;
-    let mut draft = wf.draft.clone();
-    let issues = match apply_step_op(&mut draft, &form) {
-        Err(message) => vec![message],
-        Ok(done) => {
-            let found = draft.check();
-            if found.is_empty() {
-                return save_checked(
-                    &state,
-                    &req,
-                    &admin,
-                    &wf,
-                    &draft,
-                    json!({ "op": form.op }),
-                    &format!("{done} Draft saved."),
-                )
-                .await;
-            }
-            found.iter().map(ToString::to_string).collect()
+    let result = match StepOp::try_from(&*form) {
+        Err(message) => Err(ferry_app::Error::field("definition", message)),
+        Ok(op) => {
+            state
+                .services
+                .workflows
+                .edit_steps(&admin.actor, &id, op)
+                .await
         }
     };
-    workflow_page(
-        &state,
-        &req,
-        &admin,
-        wf,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        Feedback {
-            issues,
-            ..Feedback::default()
-        },
-    )
-    .await
+    match result {
+        Ok(done) => Ok(saved(&id, &format!("{done} Draft saved."))),
+        Err(e) => {
+            refused(&state, &req, &admin, &id, e, |errors| Feedback {
+                issues: issues_of(&errors),
+                ..Feedback::default()
+            })
+            .await
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! Changing a workflow: the definition (checked on save, errors naming
 //! step and field), its bindings, publishing an immutable version, rolling
-//! back.
+//! back. Each handler parses, calls one service, and renders; a refused
+//! change re-renders the workflow page with 422.
 
 use super::*;
 
@@ -11,13 +12,11 @@ pub async fn detail(
     member: Member,
     id: web::Path<WorkflowId>,
 ) -> Result<HttpResponse, AppError> {
-    let id = id.into_inner();
-    let wf = store::get(&state.db, &member.tenant_id, &id).await?;
     workflow_page(
         &state,
         &req,
         &member,
-        wf,
+        &id.into_inner(),
         StatusCode::OK,
         Feedback::default(),
     )
@@ -31,43 +30,39 @@ pub struct DefinitionForm {
     pub(super) definition: String,
 }
 
-/// Saves a draft that passed its check, audits it, and goes back to the
-/// workflow page with `message`.
-pub(super) async fn save_checked(
+/// Where a change that was saved goes: the workflow page, with `message`.
+pub(super) fn saved(id: &WorkflowId, message: &str) -> HttpResponse {
+    redirect_with_flash(&format!("/workflows/{id}"), FlashKind::Success, message)
+}
+
+/// The messages of a refused change, for the page's problem list.
+pub(super) fn issues_of(errors: &FieldErrors) -> Vec<String> {
+    errors.iter().map(|e| e.message.clone()).collect()
+}
+
+/// Re-renders the page for a refused change, or passes any other error on.
+pub(super) async fn refused(
     state: &AppState,
     req: &HttpRequest,
-    admin: &Member,
-    wf: &Workflow,
-    draft: &Definition,
-    mut details: serde_json::Value,
-    message: &str,
+    member: &Member,
+    id: &WorkflowId,
+    error: ferry_app::Error,
+    feedback: impl FnOnce(FieldErrors) -> Feedback,
 ) -> Result<HttpResponse, AppError> {
-    store::save_draft(
-        &state.db,
-        &admin.tenant_id,
-        &wf.id,
-        draft,
-        &wf.bindings,
-        state.clock.now(),
-    )
-    .await?;
-    details["steps"] = json!(draft.steps.len());
-    audit(
-        state,
-        req,
-        Some(&admin.tenant_id),
-        Some(&admin.user),
-        ferry_core::AuditAction::WorkflowDraftSaved,
-        "workflow",
-        wf.id.as_str(),
-        details,
-    )
-    .await?;
-    Ok(redirect_with_flash(
-        &format!("/workflows/{}", wf.id),
-        crate::templates::FlashKind::Success,
-        message,
-    ))
+    match error {
+        ferry_app::Error::Invalid(errors) => {
+            workflow_page(
+                state,
+                req,
+                member,
+                id,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                feedback(errors),
+            )
+            .await
+        }
+        other => Err(other.into()),
+    }
 }
 
 /// POST /workflows/{id}/definition: parsed, then checked against the
@@ -80,34 +75,35 @@ pub async fn save_definition(
     form: web::Form<DefinitionForm>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
-    let wf = store::get(&state.db, &admin.tenant_id, &id).await?;
-    let issues: Vec<String> = match serde_json::from_str::<Definition>(&form.definition) {
-        Err(e) => vec![format!("The definition is not valid: {e}")],
+    let typed = form.into_inner().definition;
+    let result = match serde_json::from_str::<Definition>(&typed) {
+        Err(e) => Err(ferry_app::Error::field(
+            "definition",
+            format!("The definition is not valid: {e}"),
+        )),
         Ok(d) => {
-            let found: Vec<Issue> = d.check();
-            if found.is_empty() {
-                return save_checked(&state, &req, &admin, &wf, &d, json!({}), "Draft saved.")
-                    .await;
-            }
-            found.iter().map(ToString::to_string).collect()
+            state
+                .services
+                .workflows
+                .save_definition(&admin.actor, &id, d)
+                .await
         }
     };
-    workflow_page(
-        &state,
-        &req,
-        &admin,
-        wf,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        Feedback {
-            definition: Some(form.definition.clone()),
-            issues,
-            ..Feedback::default()
-        },
-    )
-    .await
+    match result {
+        Ok(()) => Ok(saved(&id, "Draft saved.")),
+        Err(e) => {
+            refused(&state, &req, &admin, &id, e, |errors| Feedback {
+                definition: Some(typed),
+                issues: issues_of(&errors),
+                ..Feedback::default()
+            })
+            .await
+        }
+    }
 }
 
-/// POST /workflows/{id}/bindings: which connection each connector uses.
+/// POST /workflows/{id}/bindings: which connection each connector uses
+/// (`bind_<connector>` fields).
 pub async fn save_bindings(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -116,73 +112,31 @@ pub async fn save_bindings(
     form: web::Form<BTreeMap<String, String>>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
-    let wf = store::get(&state.db, &admin.tenant_id, &id).await?;
-    let available = connections::list(&state.db, &admin.tenant_id).await?;
-    let mut bindings = Bindings::new();
-    let mut errors = BTreeMap::new();
-    for k in connectors_used(&wf.draft) {
-        let chosen = form
-            .get(&format!("bind_{}", k.as_str()))
-            .and_then(|v| v.parse::<ConnectionId>().ok());
-        match chosen.and_then(|c| {
-            available
-                .iter()
-                .find(|x| x.id == c && x.connector == k && x.environment == wf.environment)
-        }) {
-            Some(c) => {
-                bindings.insert(k.as_str().to_owned(), c.id.clone());
-            }
-            None => {
-                errors.insert(
-                    k.as_str().to_owned(),
-                    format!(
-                        "Choose a {} connection in {}.",
-                        k.def().name,
-                        wf.environment.as_str()
-                    ),
-                );
-            }
+    let chosen: BTreeMap<ConnectorKey, ConnectionId> = ConnectorKey::ALL
+        .iter()
+        .filter_map(|k| {
+            let raw = form.get(&format!("bind_{}", k.as_str()))?;
+            Some((*k, raw.parse().ok()?))
+        })
+        .collect();
+    match state
+        .services
+        .workflows
+        .bind(&admin.actor, &id, &chosen)
+        .await
+    {
+        Ok(()) => Ok(saved(&id, "Connections saved.")),
+        Err(e) => {
+            refused(&state, &req, &admin, &id, e, |errors| Feedback {
+                binding_errors: errors
+                    .iter()
+                    .map(|e| (e.field.to_owned(), e.message.clone()))
+                    .collect(),
+                ..Feedback::default()
+            })
+            .await
         }
     }
-    if !errors.is_empty() {
-        return workflow_page(
-            &state,
-            &req,
-            &admin,
-            wf,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Feedback {
-                binding_errors: errors,
-                ..Feedback::default()
-            },
-        )
-        .await;
-    }
-    store::save_draft(
-        &state.db,
-        &admin.tenant_id,
-        &id,
-        &wf.draft,
-        &bindings,
-        state.clock.now(),
-    )
-    .await?;
-    audit(
-        &state,
-        &req,
-        Some(&admin.tenant_id),
-        Some(&admin.user),
-        ferry_core::AuditAction::WorkflowConnectionsSet,
-        "workflow",
-        id.as_str(),
-        json!({ "bindings": bindings }),
-    )
-    .await?;
-    Ok(redirect_with_flash(
-        &format!("/workflows/{id}"),
-        crate::templates::FlashKind::Success,
-        "Connections saved.",
-    ))
 }
 
 /// POST /workflows/{id}/publish: the checked draft becomes the next version.
@@ -193,64 +147,16 @@ pub async fn publish(
     id: web::Path<WorkflowId>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
-    let wf = store::get(&state.db, &admin.tenant_id, &id).await?;
-    let mut problems: Vec<String> = wf.draft.check().iter().map(ToString::to_string).collect();
-    let available = connections::list(&state.db, &admin.tenant_id).await?;
-    for k in connectors_used(&wf.draft) {
-        let bound = wf
-            .bindings
-            .get(k.as_str())
-            .and_then(|c| available.iter().find(|x| &x.id == c));
-        match bound {
-            None => problems.push(format!(
-                "No {} connection is chosen for this workflow.",
-                k.def().name
-            )),
-            Some(c) if c.status == ferry_core::ConnectionStatus::Broken => problems.push(format!(
-                "The connection “{}” is broken: fix it before publishing.",
-                c.name
-            )),
-            Some(_) => {}
+    match state.services.workflows.publish(&admin.actor, &id).await {
+        Ok(version) => Ok(saved(&id, &format!("Published version {version}."))),
+        Err(e) => {
+            refused(&state, &req, &admin, &id, e, |errors| Feedback {
+                issues: issues_of(&errors),
+                ..Feedback::default()
+            })
+            .await
         }
     }
-    if !problems.is_empty() {
-        return workflow_page(
-            &state,
-            &req,
-            &admin,
-            wf,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Feedback {
-                issues: problems,
-                ..Feedback::default()
-            },
-        )
-        .await;
-    }
-    let version = store::publish(
-        &state.db,
-        &admin.tenant_id,
-        &id,
-        &admin.user.user_id,
-        state.clock.now(),
-    )
-    .await?;
-    audit(
-        &state,
-        &req,
-        Some(&admin.tenant_id),
-        Some(&admin.user),
-        ferry_core::AuditAction::WorkflowPublished,
-        "workflow",
-        id.as_str(),
-        json!({ "version": version }),
-    )
-    .await?;
-    Ok(redirect_with_flash(
-        &format!("/workflows/{id}"),
-        crate::templates::FlashKind::Success,
-        &format!("Published version {version}."),
-    ))
 }
 
 /// The roll-back form.
@@ -263,43 +169,24 @@ pub struct RollbackForm {
 /// POST /workflows/{id}/rollback: runs use an earlier version again.
 pub async fn roll_back(
     state: web::Data<AppState>,
-    req: HttpRequest,
     Admin(admin): Admin,
     id: web::Path<WorkflowId>,
     form: web::Form<RollbackForm>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
-    store::get(&state.db, &admin.tenant_id, &id).await?;
     let Ok(version) = form.version.parse::<i32>() else {
+        // The workflow must be the member's before anything is said.
+        state.services.workflows.view(&admin.actor, &id).await?;
         return Ok(redirect_with_flash(
             &format!("/workflows/{id}"),
-            crate::templates::FlashKind::Error,
+            FlashKind::Error,
             "Choose a version to roll back to.",
         ));
     };
-    store::roll_back(&state.db, &admin.tenant_id, &id, version, state.clock.now()).await?;
-    audit(
-        &state,
-        &req,
-        Some(&admin.tenant_id),
-        Some(&admin.user),
-        ferry_core::AuditAction::WorkflowRolledBack,
-        "workflow",
-        id.as_str(),
-        json!({ "version": version }),
-    )
-    .await?;
-    Ok(redirect_with_flash(
-        &format!("/workflows/{id}"),
-        crate::templates::FlashKind::Success,
-        &format!("Runs now use version {version}."),
-    ))
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_starting_point_passes_the_check() {
-        assert!(super::starting_point().check().is_empty());
-    }
+    state
+        .services
+        .workflows
+        .roll_back(&admin.actor, &id, version)
+        .await?;
+    Ok(saved(&id, &format!("Runs now use version {version}.")))
 }

@@ -11,74 +11,22 @@ pub use builder::*;
 pub use edit::*;
 pub use page::*;
 
-use super::audit;
 use crate::AppState;
 use crate::error::AppError;
 use crate::session::{Admin, Member};
-use crate::templates::{FieldErrors, Layout, redirect_with_flash, render};
+use crate::templates::{FieldErrors, FlashKind, Layout, redirect_with_flash, render};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
+use ferry_app::workflows::{NewWorkflow, Template as Start};
 use ferry_core::catalog::ConnectorKey;
-use ferry_core::mapping::{Expr, FieldPath, Transform};
+use ferry_core::mapping::{FieldPath, Transform};
 use ferry_core::validate::{Check, Rule};
-use ferry_core::workflow::{
-    Definition, Issue, RetryPolicy, Step, StepKind, Trigger, reference_template,
-};
-use ferry_core::{
-    ConnectionId, Environment, FieldError, PersonName, Role, UserId, UserStatus, WorkflowId,
-};
-use ferry_store::workflows::{self as store, Bindings, NewWorkflow, Workflow};
-use ferry_store::{connections, users};
+use ferry_core::workflow::{Definition, NewStep, StepKind, StepOp};
+use ferry_core::{ConnectionId, Environment, FieldError, PersonName, Role, WorkflowId};
+use ferry_store::workflows::Workflow;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
-
-pub(super) fn starting_point() -> Definition {
-    Definition {
-        trigger: Trigger {
-            connector: ConnectorKey::HubSpot,
-            event: "contact.creation".into(),
-        },
-        steps: vec![Step {
-            key: "fetch_contact".into(),
-            kind: StepKind::Action {
-                connector: ConnectorKey::HubSpot,
-                action: "get_contact".into(),
-                input: [(
-                    "contact_id".to_owned(),
-                    Expr::Path {
-                        path: trigger_object_id(),
-                    },
-                )]
-                .into(),
-                retry: RetryPolicy::default(),
-            },
-        }],
-    }
-}
-
-pub(super) fn trigger_object_id() -> FieldPath {
-    #[expect(
-        clippy::expect_used,
-        reason = "a constant, valid path; a test covers it"
-    )]
-    FieldPath::parse("trigger.objectId").expect("a valid constant path")
-}
-
-/// Connectors a definition uses.
-pub(super) fn connectors_used(d: &Definition) -> BTreeSet<ConnectorKey> {
-    let mut used = BTreeSet::new();
-    used.insert(d.trigger.connector);
-    for s in &d.steps {
-        match &s.kind {
-            StepKind::Action { connector, .. } | StepKind::Wait { connector, .. } => {
-                used.insert(*connector);
-            }
-            _ => {}
-        }
-    }
-    used
-}
 
 pub(super) struct Row {
     id: String,
@@ -97,12 +45,6 @@ pub(super) struct ListPage {
     rows: Vec<Row>,
 }
 
-pub(super) async fn person(state: &AppState, id: &UserId) -> String {
-    users::get(&state.db, id)
-        .await
-        .map_or_else(|_| "a former member".to_owned(), |u| u.name)
-}
-
 pub(super) fn status(w: &Workflow) -> String {
     w.published_version
         .map_or_else(|| "draft".to_owned(), |v| format!("published v{v}"))
@@ -114,21 +56,28 @@ pub async fn list(
     req: HttpRequest,
     member: Member,
 ) -> Result<HttpResponse, AppError> {
-    let mut rows = Vec::new();
-    for w in store::list(&state.db, &member.tenant_id).await? {
-        rows.push(Row {
-            id: w.id.to_string(),
-            owner: person(&state, &w.owner_id).await,
-            environment: w.environment.as_str(),
-            status: status(&w),
-            trigger: format!(
-                "{}: {}",
-                w.draft.trigger.connector.def().name,
-                w.draft.trigger.event
-            ),
-            name: w.name,
-        });
-    }
+    let rows = state
+        .services
+        .workflows
+        .list(&member.actor)
+        .await?
+        .into_iter()
+        .map(|r| {
+            let w = r.workflow;
+            Row {
+                id: w.id.to_string(),
+                owner: r.owner,
+                environment: w.environment.as_str(),
+                status: status(&w),
+                trigger: format!(
+                    "{}: {}",
+                    w.draft.trigger.connector.def().name,
+                    w.draft.trigger.event
+                ),
+                name: w.name,
+            }
+        })
+        .collect();
     render(
         &req,
         StatusCode::OK,
@@ -168,10 +117,12 @@ pub(super) async fn owners(
     state: &AppState,
     member: &Member,
 ) -> Result<Vec<(String, String)>, AppError> {
-    Ok(users::members(&state.db, &member.tenant_id)
+    Ok(state
+        .services
+        .users
+        .active(&member.actor)
         .await?
         .into_iter()
-        .filter(|m| m.status == UserStatus::Active)
         .map(|m| (m.user.id.to_string(), m.user.name))
         .collect())
 }
@@ -202,6 +153,49 @@ pub async fn new_form(
     )
 }
 
+impl TryFrom<&NewForm> for NewWorkflow {
+    type Error = FieldErrors;
+    fn try_from(form: &NewForm) -> Result<Self, FieldErrors> {
+        let mut errors = FieldErrors::new();
+        let name = errors.check(PersonName::parse("name", &form.name).map_err(|e| {
+            FieldError::new(
+                "name",
+                e.message.replace("a name", "a name for the workflow"),
+            )
+        }));
+        let owner = form.owner.parse().ok();
+        if owner.is_none() {
+            errors.push(FieldError::new(
+                "owner",
+                "Choose the person responsible from your firm.",
+            ));
+        }
+        let environment = Environment::parse(&form.environment);
+        if environment.is_none() {
+            errors.push(FieldError::new(
+                "environment",
+                "Choose sandbox or production.",
+            ));
+        }
+        let template = Start::parse(&form.template);
+        if template.is_none() {
+            errors.push(FieldError::new("template", "Choose how to start."));
+        }
+        match (name, owner, environment, template) {
+            (Some(name), Some(owner), Some(environment), Some(template)) if errors.is_empty() => {
+                Ok(Self {
+                    name,
+                    description: form.description.clone(),
+                    owner,
+                    environment,
+                    template,
+                })
+            }
+            _ => Err(errors),
+        }
+    }
+}
+
 /// POST /workflows
 pub async fn create(
     state: web::Data<AppState>,
@@ -210,111 +204,36 @@ pub async fn create(
     form: web::Form<NewForm>,
 ) -> Result<HttpResponse, AppError> {
     let form = form.into_inner();
-    let mut errors = FieldErrors::new();
-    let name = errors.check(PersonName::parse("name", &form.name).map_err(|e| {
-        FieldError::new(
-            "name",
-            e.message.replace("a name", "a name for the workflow"),
-        )
-    }));
-    if form.description.chars().count() > 2000 {
-        errors.push(FieldError::new(
-            "description",
-            "Use at most 2000 characters.",
-        ));
-    }
-    let owner: Option<UserId> = form.owner.parse().ok();
-    let owner = match owner {
-        Some(o)
-            if users::member(&state.db, &admin.tenant_id, &o)
-                .await
-                .is_ok_and(|m| m.status == UserStatus::Active) =>
-        {
-            Some(o)
-        }
-        _ => {
-            errors.push(FieldError::new(
-                "owner",
-                "Choose the person responsible from your firm.",
+    let result = match NewWorkflow::try_from(&form) {
+        Err(errors) => Err(ferry_app::Error::Invalid(errors)),
+        Ok(new) => state.services.workflows.create(&admin.actor, new).await,
+    };
+    let errors = match result {
+        Ok(id) => {
+            return Ok(redirect_with_flash(
+                &format!("/workflows/{id}"),
+                FlashKind::Success,
+                "Workflow created as a draft.",
             ));
-            None
         }
+        Err(ferry_app::Error::Invalid(errors)) => errors,
+        Err(e) => return Err(e.into()),
     };
-    let environment = Environment::parse(&form.environment);
-    if environment.is_none() {
-        errors.push(FieldError::new(
-            "environment",
-            "Choose sandbox or production.",
-        ));
-    }
-    let draft = match form.template.as_str() {
-        "reference" => Some(reference_template()),
-        "start" => Some(starting_point()),
-        _ => {
-            errors.push(FieldError::new("template", "Choose how to start."));
-            None
-        }
+    let owners = owners(&state, &admin).await?;
+    let cut = |s: &str| s.chars().take(300).collect::<String>();
+    let form = NewForm {
+        name: cut(&form.name),
+        description: cut(&form.description),
+        ..form
     };
-    let (Some(name), Some(owner), Some(environment), Some(draft), true) =
-        (name, owner, environment, draft, errors.is_empty())
-    else {
-        let owners = owners(&state, &admin).await?;
-        let cut = |s: &str| s.chars().take(300).collect::<String>();
-        let form = NewForm {
-            name: cut(&form.name),
-            description: cut(&form.description),
-            ..form
-        };
-        return render(
-            &req,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            &NewPage {
-                layout: Layout::new(&req, "New workflow", "/workflows"),
-                form,
-                owners,
-                errors,
-            },
-        );
-    };
-    // Bind each connector to the tenant's first matching connection.
-    let available = connections::list(&state.db, &admin.tenant_id).await?;
-    let bindings: Bindings = connectors_used(&draft)
-        .into_iter()
-        .filter_map(|k| {
-            available
-                .iter()
-                .find(|c| c.connector == k && c.environment == environment)
-                .map(|c| (k.as_str().to_owned(), c.id.clone()))
-        })
-        .collect();
-    let wf = store::create(
-        &state.db,
-        &admin.tenant_id,
-        NewWorkflow {
-            name: name.as_str(),
-            description: form.description.trim(),
-            owner_id: &owner,
-            environment,
-            draft: &draft,
-            bindings: &bindings,
-        },
-        state.clock.now(),
-    )
-    .await?;
-    audit(
-        &state,
+    render(
         &req,
-        Some(&admin.tenant_id),
-        Some(&admin.user),
-        ferry_core::AuditAction::WorkflowCreated,
-        "workflow",
-        wf.id.as_str(),
-        json!({ "name": wf.name, "template": form.template }),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        &NewPage {
+            layout: Layout::new(&req, "New workflow", "/workflows"),
+            form,
+            owners,
+            errors,
+        },
     )
-    .await?;
-    Ok(redirect_with_flash(
-        &format!("/workflows/{}", wf.id),
-        crate::templates::FlashKind::Success,
-        "Workflow created as a draft.",
-    ))
 }

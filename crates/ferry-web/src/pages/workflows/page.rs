@@ -146,16 +146,21 @@ pub(super) fn summary(kind: &StepKind) -> (&'static str, String) {
     }
 }
 
+/// Loads the workflow and renders its page with `feedback` (a refused
+/// change re-renders it with 422).
 pub(super) async fn workflow_page(
     state: &AppState,
     req: &HttpRequest,
     member: &Member,
-    wf: Workflow,
+    id: &WorkflowId,
     status_code: StatusCode,
     feedback: Feedback,
 ) -> Result<HttpResponse, AppError> {
-    let available = connections::list(&state.db, &member.tenant_id).await?;
-    let bindings = connectors_used(&wf.draft)
+    let view = state.services.workflows.view(&member.actor, id).await?;
+    let (wf, available, owner) = (view.workflow, view.connections, view.owner);
+    let bindings = wf
+        .draft
+        .connectors()
         .into_iter()
         .map(|k| BindingRow {
             connector: k.as_str(),
@@ -174,15 +179,20 @@ pub(super) async fn workflow_page(
             error: feedback.binding_errors.get(k.as_str()).cloned(),
         })
         .collect();
-    let mut versions = Vec::new();
-    for v in store::versions(&state.db, &member.tenant_id, &wf.id).await? {
-        versions.push(VersionRow {
-            version: v.version,
-            published_by: person(state, &v.published_by).await,
-            published_at: v.published_at.format("%Y-%m-%d %H:%M UTC").to_string(),
-            current: wf.published_version == Some(v.version),
-        });
-    }
+    let versions = view
+        .versions
+        .into_iter()
+        .map(|v| VersionRow {
+            version: v.version.version,
+            published_by: v.published_by,
+            published_at: v
+                .version
+                .published_at
+                .format("%Y-%m-%d %H:%M UTC")
+                .to_string(),
+            current: wf.published_version == Some(v.version.version),
+        })
+        .collect();
     let steps = wf
         .draft
         .steps
@@ -206,7 +216,7 @@ pub(super) async fn workflow_page(
             layout: Layout::new(req, wf.name.clone(), "/workflows"),
             is_admin: member.role == Role::Admin,
             id: wf.id.to_string(),
-            owner: person(state, &wf.owner_id).await,
+            owner,
             environment: wf.environment.as_str(),
             status: status(&wf),
             trigger: format!(
@@ -320,13 +330,11 @@ pub struct DryRunForm {
 pub async fn dry_run(
     state: web::Data<AppState>,
     req: HttpRequest,
-    admin: Admin,
+    Admin(admin): Admin,
     id: web::Path<WorkflowId>,
     form: web::Form<DryRunForm>,
 ) -> Result<HttpResponse, AppError> {
-    let member = admin.0;
     let id = id.into_inner();
-    let wf = store::get(&state.db, &member.tenant_id, &id).await?;
     let text = form.payload.trim().to_owned();
     let parsed = if text.len() > 64 * 1024 {
         Err("The sample payload is too long (at most 64 KiB).".to_owned())
@@ -348,9 +356,10 @@ pub async fn dry_run(
         ),
         Ok(payload) => {
             let steps = state
-                .engine
-                .dry_run(&member.tenant_id, &wf.draft, &wf.bindings, payload)
-                .await;
+                .services
+                .workflows
+                .dry_run(&admin.actor, &id, payload)
+                .await?;
             let pretty = |v: &serde_json::Value| {
                 if v.is_null() {
                     String::new()
@@ -380,5 +389,5 @@ pub async fn dry_run(
             )
         }
     };
-    workflow_page(&state, &req, &member, wf, status, feedback).await
+    workflow_page(&state, &req, &admin, &id, status, feedback).await
 }

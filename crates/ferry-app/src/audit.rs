@@ -1,0 +1,35 @@
+//! Writing an audit entry in the transaction of the change it records.
+
+use crate::actor::Actor;
+use ferry_core::AuditAction;
+use ferry_store::{Exec, StoreError, audit};
+
+/// What an entry is about: a kind of thing and its id.
+pub(crate) struct Target<'a>(pub &'static str, pub &'a str);
+
+/// Appends `action` by `actor` on `target` through `db` (the change's own
+/// transaction).
+pub(crate) async fn record(
+    db: &impl Exec,
+    actor: &Actor<'_>,
+    action: AuditAction,
+    target: Target<'_>,
+    details: serde_json::Value,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), StoreError> {
+    audit::record(
+        db,
+        audit::NewAuditEvent {
+            tenant_id: actor.tenant,
+            actor_user_id: Some(actor.user),
+            actor_label: actor.label,
+            action,
+            target_kind: target.0,
+            target_id: target.1,
+            details,
+            client_ip: actor.client_ip,
+        },
+        now,
+    )
+    .await
+}

@@ -1,0 +1,89 @@
+//! Ferry's capabilities as services. A page, an API endpoint, a CLI command
+//! and the demo that do the same thing call the same method here, with a
+//! typed actor ([`Member`] or [`Operator`]) and parsed input; the service
+//! checks the actor's role, applies the rules, writes the change and its
+//! audit entry in one transaction, and returns a domain result or one
+//! [`Error`].
+//!
+//! Why a crate between the engine and the web layer: the engine is the
+//! background machinery (queue, executor, mail delivery, token refresh) and
+//! must not know about people, roles or forms; the web layer is one door of
+//! several. What a person may do, and what it records, lives here once.
+
+mod actor;
+mod audit;
+mod error;
+mod links;
+
+pub mod connections;
+pub mod runs;
+pub mod sandbox;
+pub mod tenants;
+pub mod users;
+pub mod workflows;
+
+use ferry_core::Clock;
+use ferry_engine::Mailer;
+use ferry_engine::connections::ConnectionService;
+use ferry_engine::runs::Engine;
+use ferry_store::Db;
+use std::sync::Arc;
+
+pub use actor::{Member, Operator};
+pub use error::Error;
+pub use links::LinkSettings;
+pub use sandbox::SandboxLink;
+
+/// What the services are built from.
+pub struct Parts {
+    /// The database.
+    pub db: Db,
+    /// The time source.
+    pub clock: Arc<dyn Clock>,
+    /// Outgoing mail (the outbox, then SMTP).
+    pub mailer: Mailer,
+    /// Credentials, refresh, connector calls.
+    pub connections: ConnectionService,
+    /// The run engine.
+    pub engine: Engine,
+    /// This process's sandbox simulators, when enabled.
+    pub sandbox: Option<SandboxLink>,
+    /// Where links in emails point and how long they work.
+    pub links: LinkSettings,
+}
+
+/// Every service. Cheap to clone.
+#[derive(Clone)]
+pub struct Services {
+    /// Connecting apps: keys, OAuth, test, revoke, sandbox samples.
+    pub connections: connections::Connections,
+    /// Workflows: create, edit, bind, publish, roll back, dry run.
+    pub workflows: workflows::Workflows,
+    /// Runs: list, inspect, export, replay.
+    pub runs: runs::Runs,
+    /// A tenant's team: invite, roles, deactivation.
+    pub users: users::Users,
+    /// Tenants, for platform operators.
+    pub tenants: tenants::Tenants,
+    parts: Arc<Parts>,
+}
+
+impl Services {
+    /// Builds every service over the same parts.
+    pub fn new(parts: Parts) -> Self {
+        let parts = Arc::new(parts);
+        Self {
+            connections: connections::Connections(parts.clone()),
+            workflows: workflows::Workflows(parts.clone()),
+            runs: runs::Runs(parts.clone()),
+            users: users::Users(parts.clone()),
+            tenants: tenants::Tenants(parts.clone()),
+            parts,
+        }
+    }
+
+    /// The parts, for doors that need them directly (sessions, health).
+    pub fn parts(&self) -> &Parts {
+        &self.parts
+    }
+}

@@ -1,0 +1,143 @@
+//! Runs: the list (filtered, paged), one run with its step records, its
+//! log for export, the verification status per client, and replays.
+
+use crate::audit::{self, Target};
+use crate::{Error, Member, Parts};
+use chrono::{DateTime, Utc};
+use ferry_core::{AuditAction, RunId};
+use ferry_store::runs::{self as store, Cursor, Filter, Run, StepRecord, Verification};
+use ferry_store::workflows;
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Runs.
+#[derive(Clone)]
+pub struct Runs(pub(crate) Arc<Parts>);
+
+/// One run and what its page shows.
+#[derive(Debug, Clone)]
+pub struct RunView {
+    /// The run.
+    pub run: Run,
+    /// Every step attempt, in order.
+    pub steps: Vec<StepRecord>,
+    /// Its workflow's name (or "(deleted workflow)").
+    pub workflow: String,
+}
+
+/// Each workflow's name and step keys, by workflow id.
+pub type WorkflowNames = HashMap<String, (String, Vec<String>)>;
+
+impl Runs {
+    /// A page of the tenant's runs, newest first, and the cursor of the next.
+    pub async fn list(
+        &self,
+        who: &Member,
+        filter: &Filter,
+        after: Option<&Cursor>,
+        limit: u64,
+    ) -> Result<(Vec<Run>, Option<Cursor>), Error> {
+        Ok(store::list(&self.0.db, &who.tenant_id, filter, after, limit).await?)
+    }
+
+    /// The tenant's workflows' names and step keys (to label runs).
+    pub async fn workflow_names(&self, who: &Member) -> Result<WorkflowNames, Error> {
+        Ok(workflows::list(&self.0.db, &who.tenant_id)
+            .await?
+            .into_iter()
+            .map(|w| {
+                let keys = w.draft.steps.iter().map(|s| s.key.clone()).collect();
+                (w.id.to_string(), (w.name, keys))
+            })
+            .collect())
+    }
+
+    /// One run with its steps.
+    pub async fn view(&self, who: &Member, id: &RunId) -> Result<RunView, Error> {
+        let db = &self.0.db;
+        let run = store::get(db, &who.tenant_id, id).await?;
+        let steps = store::steps(db, &who.tenant_id, id).await?;
+        let workflow = workflows::get(db, &who.tenant_id, &run.workflow_id)
+            .await
+            .map_or_else(|_| "(deleted workflow)".to_owned(), |w| w.name);
+        Ok(RunView {
+            run,
+            steps,
+            workflow,
+        })
+    }
+
+    /// The verification outcome per client contact, newest first.
+    pub async fn verifications(
+        &self,
+        who: &Member,
+        search: &str,
+        outcome: Option<&str>,
+        limit: u64,
+    ) -> Result<Vec<Verification>, Error> {
+        Ok(store::verifications(&self.0.db, &who.tenant_id, Some(search), outcome, limit).await?)
+    }
+
+    /// Replays a failed or dead-lettered run from the step that failed
+    /// (steps that succeeded are not repeated).
+    pub async fn replay(&self, admin: &Member, id: &RunId) -> Result<(), Error> {
+        admin.require_admin()?;
+        let now = self.0.clock.now();
+        let tx = self.0.db.begin().await?;
+        let run = store::get(&self.0.db, &admin.tenant_id, id).await?;
+        if !store::replay(&tx, &admin.tenant_id, id, now).await? {
+            return Err(Error::Conflict(format!(
+                "This run is {}: only failed or dead-lettered runs can be replayed.",
+                run.status.as_str()
+            )));
+        }
+        audit::record(
+            &tx,
+            &admin.actor(),
+            AuditAction::RunReplayed,
+            Target("run", id.as_str()),
+            json!({ "from_step": run.step_index, "previous_status": run.status.as_str() }),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        self.0.engine.enqueue(&admin.tenant_id, id).await;
+        tracing::info!(tenant_id = %admin.tenant_id, run_id = %id, "run replayed from its failed step");
+        Ok(())
+    }
+
+    /// Replays every dead-lettered run created in `[from, to)`; returns how
+    /// many.
+    pub async fn bulk_replay(
+        &self,
+        admin: &Member,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<usize, Error> {
+        admin.require_admin()?;
+        let ids = store::dead_between(&self.0.db, &admin.tenant_id, from, to).await?;
+        let now = self.0.clock.now();
+        let tx = self.0.db.begin().await?;
+        let mut replayed = Vec::new();
+        for id in ids {
+            if store::replay(&tx, &admin.tenant_id, &id, now).await? {
+                replayed.push(id);
+            }
+        }
+        audit::record(
+            &tx,
+            &admin.actor(),
+            AuditAction::RunsBulkReplayed,
+            Target("runs", ""),
+            json!({ "from": from.to_rfc3339(), "to": to.to_rfc3339(), "replayed": replayed.len() }),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        for id in &replayed {
+            self.0.engine.enqueue(&admin.tenant_id, id).await;
+        }
+        Ok(replayed.len())
+    }
+}
