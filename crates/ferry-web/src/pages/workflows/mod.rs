@@ -220,6 +220,15 @@ pub async fn create(
         Err(e) => return Err(e.into()),
     };
     let owners = owners(&state, &admin).await?;
+    // Every field's problem at once: an owner who is not an active member
+    // is named even when another field stopped the form before the service.
+    let mut errors = errors;
+    if errors.get("owner").is_none() && !owners.iter().any(|(id, _)| *id == form.owner) {
+        errors.push(FieldError::new(
+            "owner",
+            "Choose the person responsible from your firm.",
+        ));
+    }
     let cut = |s: &str| s.chars().take(300).collect::<String>();
     let form = NewForm {
         name: cut(&form.name),
