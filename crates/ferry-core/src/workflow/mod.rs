@@ -11,9 +11,11 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 
 mod edit;
+mod step;
 mod template;
 
 pub use edit::{NewStep, StepOp};
+pub use step::{Decision, Evaluated, action_input, evaluate, kind_name};
 pub use template::{reference_template, starting_point};
 
 /// What starts a run.

@@ -49,91 +49,57 @@ impl Engine {
                 output: Value::Null,
                 note: String::new(),
             };
-            let mut output = Value::Null;
-            match &step.kind {
-                StepKind::Action {
-                    connector,
-                    action,
-                    input,
-                    ..
+            let evaluated = evaluate(&step.kind, &data);
+            row.input = evaluated.input;
+            row.output = evaluated.output;
+            let output = match evaluated.decision {
+                Decision::Next(v) => v,
+                Decision::Fail(why) => {
+                    row.status = "failed";
+                    row.note = why;
+                    out.push(row);
+                    break;
+                }
+                Decision::Stop(_) => {
+                    row.status = "stopped";
+                    row.note = "the condition is not met: a real run ends here".into();
+                    out.push(row);
+                    break;
+                }
+                Decision::Call {
+                    side_effect: true, ..
                 } => {
-                    let Some(def) = connector.def().action(action) else {
+                    row.status = "skipped";
+                    row.note = "not called: a dry run writes nothing".into();
+                    Value::Null
+                }
+                Decision::Call {
+                    input,
+                    output: schema,
+                    ..
+                } => match self.read(tenant, &step.kind, bindings, &input).await {
+                    Ok(v) => {
+                        row.output = redact(schema, &[], &v);
+                        row.note = "read from the bound connection".into();
+                        v
+                    }
+                    Err(e) => {
                         row.status = "failed";
-                        row.note = format!("{} has no action {action}", connector.def().name);
+                        row.note = e;
                         out.push(row);
+                        break;
+                    }
+                },
+                Decision::Wait { value } => {
+                    let StepKind::Wait {
+                        connector,
+                        event,
+                        timeout_secs,
+                        ..
+                    } = &step.kind
+                    else {
                         break;
                     };
-                    let (value, problem) = action_input(def, input, &data);
-                    row.input = redact(def.input, def.output, &value);
-                    if let Some(f) = problem {
-                        row.status = "failed";
-                        row.note = f;
-                        out.push(row);
-                        break;
-                    }
-                    if def.side_effect {
-                        row.status = "skipped";
-                        row.note = "not called: a dry run writes nothing".into();
-                    } else {
-                        let called = match bindings.get(connector.as_str()) {
-                            None => Err(format!("no {} connection is bound", connector.def().name)),
-                            Some(c) => match self.connections.context(tenant, c).await {
-                                Err(e) => Err(e.to_string()),
-                                Ok((_, ctx)) => match self.connections.registry().get(*connector) {
-                                    None => Err(format!("no connector {connector}")),
-                                    Some(conn) => conn
-                                        .call(action, &value, &ctx)
-                                        .await
-                                        .map_err(|e| e.to_string()),
-                                },
-                            },
-                        };
-                        match called {
-                            Ok(v) => {
-                                row.output = redact(def.output, &[], &v);
-                                row.note = "read from the bound connection".into();
-                                output = v;
-                            }
-                            Err(e) => {
-                                row.status = "failed";
-                                row.note = e;
-                                out.push(row);
-                                break;
-                            }
-                        }
-                    }
-                }
-                StepKind::Validate { rules } => {
-                    row.input = json!(rules.iter().map(|r| r.path.to_string()).collect::<Vec<_>>());
-                    let violations = validate(rules, &data);
-                    if !violations.is_empty() {
-                        row.status = "failed";
-                        row.output = json!({ "violations": violations });
-                        row.note =
-                            "validation failed: a real run would stop here and write nothing"
-                                .into();
-                        out.push(row);
-                        break;
-                    }
-                    output = json!({ "valid": true });
-                    row.output = output.clone();
-                }
-                StepKind::Map { output: fields } => {
-                    let mut m = serde_json::Map::new();
-                    for (name, e) in fields {
-                        m.insert(name.clone(), e.eval(&data).unwrap_or(Value::Null));
-                    }
-                    output = Value::Object(m);
-                    row.output = redact_all(&output);
-                }
-                StepKind::Wait {
-                    connector,
-                    event,
-                    correlation,
-                    timeout_secs,
-                    ..
-                } => {
-                    let value = correlation.eval(&data).unwrap_or(Value::Null);
                     row.status = "waiting";
                     row.input = json!({ "correlation": value });
                     row.note = format!(
@@ -141,30 +107,46 @@ impl Engine {
                         human_secs(*timeout_secs),
                         connector.def().name
                     );
-                    output = json!({ "timed_out": true });
-                    row.output = output.clone();
+                    let timed_out = json!({ "timed_out": true });
+                    row.output = timed_out.clone();
+                    timed_out
                 }
-                StepKind::Condition {
-                    path,
-                    equals,
-                    negate,
-                } => {
-                    let v = path.get(&data).cloned().unwrap_or(Value::Null);
-                    let passed = (&v == equals) != *negate;
-                    row.input = json!({ "path": path.to_string() });
-                    row.output = json!({ "passed": passed });
-                    if !passed {
-                        row.status = "stopped";
-                        row.note = "the condition is not met: a real run ends here".into();
-                        out.push(row);
-                        break;
-                    }
-                    output = json!({ "passed": true });
-                }
-            }
+            };
             context["steps"][&step.key] = output;
             out.push(row);
         }
         out
+    }
+
+    /// Calls a read-only action through the step's bound connection.
+    async fn read(
+        &self,
+        tenant: &TenantId,
+        kind: &StepKind,
+        bindings: &workflows::Bindings,
+        input: &Value,
+    ) -> Result<Value, String> {
+        let StepKind::Action {
+            connector, action, ..
+        } = kind
+        else {
+            return Err("not an action".into());
+        };
+        let connection = bindings
+            .get(connector.as_str())
+            .ok_or_else(|| format!("no {} connection is bound", connector.def().name))?;
+        let (_, ctx) = self
+            .connections
+            .context(tenant, connection)
+            .await
+            .map_err(|e| e.to_string())?;
+        let conn = self
+            .connections
+            .registry()
+            .get(*connector)
+            .ok_or_else(|| format!("no connector {connector}"))?;
+        conn.call(action, input, &ctx)
+            .await
+            .map_err(|e| e.to_string())
     }
 }

@@ -4,6 +4,17 @@
 
 use super::*;
 
+/// An action call a step decided on.
+pub(super) struct Call<'a> {
+    pub(super) connector: ConnectorKey,
+    pub(super) action: &'a str,
+    pub(super) side_effect: bool,
+    pub(super) connection: &'a ConnectionId,
+    pub(super) step_key: &'a str,
+    pub(super) input: &'a Value,
+    pub(super) output_schema: &'a [FieldSchema],
+}
+
 /// What a step did.
 pub(super) enum StepResult {
     /// Done; its output.
@@ -86,7 +97,6 @@ impl Engine {
                     &tenant,
                     id,
                     &run,
-                    &version.definition,
                     &version.bindings,
                     step,
                     &mut context,
@@ -280,7 +290,6 @@ impl Engine {
         tenant: &TenantId,
         id: &RunId,
         run: &runs::Run,
-        definition: &Definition,
         bindings: &workflows::Bindings,
         step: &Step,
         context: &mut Value,
@@ -300,29 +309,30 @@ impl Engine {
             finished_at: self.clock.now(),
         };
         let data = data(context);
-        let result = match &step.kind {
-            StepKind::Action {
-                connector,
-                action,
+        let evaluated = evaluate(&step.kind, &data);
+        record.input = evaluated.input;
+        record.output = evaluated.output;
+        let result = match evaluated.decision {
+            Decision::Next(v) => StepResult::Next(v),
+            Decision::Fail(why) => StepResult::Fail(why),
+            Decision::Stop(why) => StepResult::Stop(why),
+            Decision::Call {
                 input,
-                ..
+                side_effect,
+                output,
             } => {
-                let def = connector.def();
-                let Some(action_def) = def.action(action) else {
-                    return (
-                        StepResult::Fail(format!("{} has no action {action}", def.name)),
-                        record,
-                    );
+                let StepKind::Action {
+                    connector, action, ..
+                } = &step.kind
+                else {
+                    return (StepResult::Fail("not an action".into()), record);
                 };
-                let (input_value, problem) = action_input(action_def, input, &data);
-                record.input = redact(action_def.input, action_def.output, &input_value);
-                // Validation before every write: nothing invalid leaves Ferry.
-                if let Some(problem) = problem {
-                    return (StepResult::Fail(problem), record);
-                }
                 let Some(connection) = bindings.get(connector.as_str()) else {
                     return (
-                        StepResult::Fail(format!("no {} connection is bound", def.name)),
+                        StepResult::Fail(format!(
+                            "no {} connection is bound",
+                            connector.def().name
+                        )),
                         record,
                     );
                 };
@@ -330,68 +340,31 @@ impl Engine {
                     tenant,
                     id,
                     run,
-                    *connector,
-                    action,
-                    action_def.side_effect,
-                    connection,
-                    &step.key,
-                    &input_value,
-                    action_def.output,
+                    Call {
+                        connector: *connector,
+                        action,
+                        side_effect,
+                        connection,
+                        step_key: &step.key,
+                        input: &input,
+                        output_schema: output,
+                    },
                     &mut record,
                 )
                 .await
             }
-            StepKind::Validate { rules } => {
-                record.input = json!(rules.iter().map(|r| r.path.to_string()).collect::<Vec<_>>());
-                let violations = validate(rules, &data);
-                if violations.is_empty() {
-                    StepResult::Next(json!({ "valid": true }))
-                } else {
-                    let reasons: Vec<String> = violations
-                        .iter()
-                        .map(|v| format!("{}: {}", v.field, v.message))
-                        .collect();
-                    record.output = json!({ "valid": false, "violations": violations });
-                    StepResult::Fail(format!(
-                        "validation failed, nothing written: {}",
-                        reasons.join("; ")
-                    ))
-                }
+            Decision::Wait { value: None } => {
+                StepResult::Fail("the correlation value is empty".into())
             }
-            StepKind::Map { output } => {
-                let mut out = serde_json::Map::new();
-                let mut failed = None;
-                for (name, e) in output {
-                    match e.eval(&data) {
-                        Ok(v) => {
-                            out.insert(name.clone(), v);
-                        }
-                        Err(err) => failed = Some(format!("{name}: {}", err.0)),
-                    }
-                }
-                let out = Value::Object(out);
-                record.output = redact_all(&out);
-                match failed {
-                    Some(f) => StepResult::Fail(format!("mapping failed: {f}")),
-                    None => StepResult::Next(out),
-                }
-            }
-            StepKind::Wait {
-                connector,
-                event,
-                correlation,
-                timeout_secs,
-                ..
-            } => {
-                let value = match correlation.eval(&data) {
-                    Ok(Value::String(s)) if !s.is_empty() => s,
-                    Ok(Value::Number(n)) => n.to_string(),
-                    _ => {
-                        return (
-                            StepResult::Fail("the correlation value is empty".into()),
-                            record,
-                        );
-                    }
+            Decision::Wait { value: Some(value) } => {
+                let StepKind::Wait {
+                    connector,
+                    event,
+                    timeout_secs,
+                    ..
+                } = &step.kind
+                else {
+                    return (StepResult::Fail("not a wait".into()), record);
                 };
                 let key = correlation_key(*connector, event, &value);
                 record.input = json!({ "correlation": key });
@@ -432,41 +405,27 @@ impl Engine {
                     },
                 }
             }
-            StepKind::Condition {
-                path,
-                equals,
-                negate,
-            } => {
-                let v = path.get(&data).cloned().unwrap_or(Value::Null);
-                let matched = (&v == equals) != *negate;
-                record.input = json!({ "path": path.to_string() });
-                record.output = json!({ "passed": matched });
-                if matched {
-                    StepResult::Next(json!({ "passed": true }))
-                } else {
-                    StepResult::Stop(format!("condition on {path} not met: the run ends here",))
-                }
-            }
         };
-        let _ = definition;
         (result, record)
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub(super) async fn action(
         &self,
         tenant: &TenantId,
         id: &RunId,
         run: &runs::Run,
-        connector: ConnectorKey,
-        action: &str,
-        side_effect: bool,
-        connection: &ConnectionId,
-        step_key: &str,
-        input: &Value,
-        output_schema: &[FieldSchema],
+        call: Call<'_>,
         record: &mut StepRecord,
     ) -> StepResult {
+        let Call {
+            connector,
+            action,
+            side_effect,
+            connection,
+            step_key,
+            input,
+            output_schema,
+        } = call;
         let (conn, mut ctx) = match self.connections.context(tenant, connection).await {
             Ok(c) => c,
             Err(e) => return classify(e),
@@ -589,63 +548,6 @@ impl Engine {
             _ => return Ok(()),
         };
         runs::upsert_verification(&self.db, tenant, &view, now).await
-    }
-}
-
-/// An action's input from the run's data: each mapped field (a number
-/// made text for a text or id field), then the schema's checks. The problem,
-/// if any, is a mapping error or the validation failure ("nothing written").
-pub(super) fn action_input(
-    def: &ferry_core::catalog::ActionDef,
-    input: &std::collections::BTreeMap<String, ferry_core::mapping::Expr>,
-    data: &Value,
-) -> (Value, Option<String>) {
-    let mut values = serde_json::Map::new();
-    for (name, e) in input {
-        match e.eval(data) {
-            Ok(Value::Null) => {}
-            Ok(v) => {
-                values.insert(name.clone(), coerce(def.input, name, v));
-            }
-            Err(err) => {
-                return (
-                    Value::Object(values),
-                    Some(format!("mapping {name}: {}", err.0)),
-                );
-            }
-        }
-    }
-    let violations = validate_input(def.input, &values);
-    let problem = (!violations.is_empty()).then(|| {
-        format!(
-            "validation failed, nothing written: {}",
-            violations
-                .iter()
-                .map(|v| format!("{}: {}", v.field, v.message))
-                .collect::<Vec<_>>()
-                .join("; ")
-        )
-    });
-    (Value::Object(values), problem)
-}
-
-/// A number mapped into a text or id field becomes its decimal text (a
-/// HubSpot `objectId` is a number in events, a string in paths).
-pub(super) fn coerce(schema: &[FieldSchema], name: &str, v: Value) -> Value {
-    use ferry_core::catalog::FieldType;
-    match (schema.iter().find(|f| f.name == name).map(|f| f.ty), v) {
-        (Some(FieldType::Id | FieldType::Text), Value::Number(n)) => Value::String(n.to_string()),
-        (_, v) => v,
-    }
-}
-
-pub(super) fn kind_name(k: &StepKind) -> &'static str {
-    match k {
-        StepKind::Action { .. } => "action",
-        StepKind::Validate { .. } => "validate",
-        StepKind::Map { .. } => "map",
-        StepKind::Wait { .. } => "wait",
-        StepKind::Condition { .. } => "condition",
     }
 }
 
