@@ -16,6 +16,7 @@ mod error;
 mod links;
 
 pub mod connections;
+pub mod hooks;
 pub mod runs;
 pub mod sandbox;
 pub mod tenants;
@@ -57,6 +58,8 @@ pub struct Parts {
 pub struct Services {
     /// Connecting apps: keys, OAuth, test, revoke, sandbox samples.
     pub connections: connections::Connections,
+    /// Inbound events (webhooks).
+    pub hooks: hooks::Hooks,
     /// Workflows: create, edit, bind, publish, roll back, dry run.
     pub workflows: workflows::Workflows,
     /// Runs: list, inspect, export, replay.
@@ -74,6 +77,7 @@ impl Services {
         let parts = Arc::new(parts);
         Self {
             connections: connections::Connections(parts.clone()),
+            hooks: hooks::Hooks(parts.clone()),
             workflows: workflows::Workflows(parts.clone()),
             runs: runs::Runs(parts.clone()),
             users: users::Users(parts.clone()),

@@ -211,6 +211,56 @@ impl ResponseError for AppError {
     }
 }
 
+/// An error answered in JSON (`{"error": "…"}`), for the machine doors:
+/// webhooks and the API.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.status, self.message)
+    }
+}
+
+impl From<ferry_app::hooks::HookError> for ApiError {
+    fn from(e: ferry_app::hooks::HookError) -> Self {
+        use ferry_app::hooks::HookError as E;
+        let status = match &e {
+            E::NotFound => StatusCode::NOT_FOUND,
+            E::Suspended => StatusCode::FORBIDDEN,
+            E::Signature(_) => StatusCode::UNAUTHORIZED,
+            E::Malformed(_) => StatusCode::BAD_REQUEST,
+            E::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        match &e {
+            E::Signature(reason) => {
+                tracing::warn!(reason = %reason, "inbound request refused: signature")
+            }
+            E::Store(cause) => {
+                tracing::error!(error = %cause, "inbound request could not be stored")
+            }
+            _ => {}
+        }
+        Self {
+            status,
+            message: e.to_string(),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status).json(serde_json::json!({ "error": self.message }))
+    }
+}
+
 fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }

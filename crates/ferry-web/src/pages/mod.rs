@@ -151,11 +151,6 @@ pub async fn not_found() -> Result<HttpResponse, AppError> {
     Err(AppError::NotFound)
 }
 
-/// Parses an id from a path segment; a malformed id is simply not found.
-fn parse_id<T: std::str::FromStr>(raw: &str) -> Result<T, AppError> {
-    raw.parse().map_err(|_| AppError::NotFound)
-}
-
 /// Redirect target after login, for each kind of user.
 fn home_for(user: &CurrentUser) -> &'static str {
     match user.principal {
