@@ -17,6 +17,7 @@ mod links;
 
 pub mod connections;
 pub mod hooks;
+pub mod overview;
 pub mod runs;
 pub mod sandbox;
 pub mod tenants;
@@ -68,6 +69,8 @@ pub struct Services {
     pub users: users::Users,
     /// Tenants, for platform operators.
     pub tenants: tenants::Tenants,
+    /// Read-only views across capabilities (overview, account, audit logs, outbox).
+    pub views: overview::Views,
     parts: Arc<Parts>,
 }
 
@@ -82,6 +85,7 @@ impl Services {
             runs: runs::Runs(parts.clone()),
             users: users::Users(parts.clone()),
             tenants: tenants::Tenants(parts.clone()),
+            views: overview::Views(parts.clone()),
             parts,
         }
     }

@@ -466,11 +466,9 @@ impl FromRequest for Operator {
 pub struct Member {
     /// The user.
     pub user: CurrentUser,
-    /// Their tenant.
-    pub tenant_id: TenantId,
     /// Their role.
     pub role: Role,
-    /// The actor services take.
+    /// The actor services take (their tenant is in it).
     pub actor: ferry_app::Member,
 }
 
@@ -486,14 +484,13 @@ impl FromRequest for Member {
                 } => Ok(Self {
                     actor: ferry_app::Member {
                         user_id: user.user_id.clone(),
-                        tenant_id: tenant_id.clone(),
+                        tenant_id,
                         role,
                         name: user.name.clone(),
                         label: user.audit_label().to_owned(),
                         client_ip: auth.client_ip,
                     },
                     user,
-                    tenant_id,
                     role,
                 }),
                 Principal::Operator => Err(AppError::Forbidden),

@@ -7,7 +7,7 @@ use crate::templates::{Layout, render};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
-use ferry_store::audit::{self as audit_log, AuditEvent};
+use ferry_store::audit::AuditEvent;
 
 /// A human description of an audit action (the code itself for one this
 /// version does not know).
@@ -60,7 +60,11 @@ pub async fn tenant(
     req: HttpRequest,
     admin: Admin,
 ) -> Result<HttpResponse, AppError> {
-    let rows = audit_log::for_tenant(&state.db, &admin.0.tenant_id, 200).await?;
+    let rows = state
+        .services
+        .views
+        .tenant_audit(&admin.0.actor, 200)
+        .await?;
     render(
         &req,
         StatusCode::OK,
@@ -76,9 +80,9 @@ pub async fn tenant(
 pub async fn platform(
     state: web::Data<AppState>,
     req: HttpRequest,
-    _op: Operator,
+    op: Operator,
 ) -> Result<HttpResponse, AppError> {
-    let rows = audit_log::platform(&state.db, 200).await?;
+    let rows = state.services.views.platform_audit(&op.0, 200).await?;
     render(
         &req,
         StatusCode::OK,

@@ -8,8 +8,7 @@ use crate::templates::{Layout, redirect, render};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
-use ferry_core::{Role, UserStatus};
-use ferry_store::{audit as audit_log, invites, users};
+use ferry_core::Role;
 
 /// GET /: where each kind of user starts.
 pub async fn root(req: HttpRequest) -> HttpResponse {
@@ -46,62 +45,29 @@ pub async fn overview(
     req: HttpRequest,
     member: Member,
 ) -> Result<HttpResponse, AppError> {
-    let members = users::members(&state.db, &member.tenant_id).await?;
-    let active: Vec<_> = members
-        .iter()
-        .filter(|m| m.status == UserStatus::Active)
-        .collect();
-    let is_admin = member.role == Role::Admin;
-    let (pending_invites, activity) = if is_admin {
-        let pending = invites::pending_for_tenant(&state.db, &member.tenant_id, state.clock.now())
-            .await?
-            .len();
-        let events = audit_log::for_tenant(&state.db, &member.tenant_id, 8).await?;
-        (
-            pending,
-            events
-                .into_iter()
-                .map(|e| ActivityRow {
-                    when: e.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
-                    who: e.actor_label,
-                    what: super::audit::describe(&e.action).to_owned(),
-                })
-                .collect(),
-        )
-    } else {
-        (0, Vec::new())
-    };
-    let counts = ferry_store::runs::count_by_status(&state.db, &member.tenant_id).await?;
-    let runs = ferry_store::runs::RunStatus::ALL
-        .iter()
-        .map(|s| {
-            (
-                s.as_str(),
-                counts.iter().find(|(c, _)| c == s).map_or(0, |(_, n)| *n),
-            )
+    let o = state.services.views.overview(&member.actor).await?;
+    let activity = o
+        .activity
+        .into_iter()
+        .map(|e| ActivityRow {
+            when: e.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+            who: e.actor_label,
+            what: super::audit::describe(&e.action).to_owned(),
         })
-        .filter(|(_, n)| *n > 0)
         .collect();
-    let sandbox_portal = is_admin
-        && state.services.connections.sandbox_available()
-        && state
-            .services
-            .connections
-            .sandbox_portal(&member.actor)
-            .await?
-            .is_some();
+    let runs = o.runs.iter().map(|(s, n)| (s.as_str(), *n)).collect();
     render(
         &req,
         StatusCode::OK,
         &OverviewPage {
             runs,
-            sandbox_portal,
+            sandbox_portal: o.sandbox_portal,
             layout: Layout::new(&req, "Overview", "/home"),
             name: member.user.name.clone(),
-            is_admin,
-            active_members: active.len(),
-            admins: active.iter().filter(|m| m.role == Role::Admin).count(),
-            pending_invites,
+            is_admin: member.role == Role::Admin,
+            active_members: o.active_members,
+            admins: o.admins,
+            pending_invites: o.pending_invites,
             activity,
         },
     )
@@ -124,7 +90,7 @@ pub async fn account(
     req: HttpRequest,
     user: CurrentUser,
 ) -> Result<HttpResponse, AppError> {
-    let stored = users::get(&state.db, &user.user_id).await?;
+    let stored = state.services.views.account(&user.user_id).await?;
     let (role, context) = match &user.principal {
         crate::Principal::Operator => ("Platform operator".to_owned(), "Ferry platform".to_owned()),
         crate::Principal::Member {

@@ -11,7 +11,6 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use ferry_core::EmailId;
-use ferry_store::emails;
 
 fn allowed(state: &AppState, req: &HttpRequest) -> bool {
     let from_here = request_auth(req)
@@ -40,12 +39,15 @@ struct OutboxPage {
 pub async fn list(
     state: web::Data<AppState>,
     req: HttpRequest,
-    _operator: Operator,
+    op: Operator,
 ) -> Result<HttpResponse, AppError> {
     if !allowed(&state, &req) {
         return Err(AppError::NotFound);
     }
-    let rows = emails::recent(&state.db, 100)
+    let rows = state
+        .services
+        .views
+        .outbox(&op.0, 100)
         .await?
         .into_iter()
         .map(|e| OutboxRow {
@@ -86,14 +88,17 @@ struct BodyLine {
 pub async fn detail(
     state: web::Data<AppState>,
     req: HttpRequest,
-    _operator: Operator,
+    op: Operator,
     id: web::Path<EmailId>,
 ) -> Result<HttpResponse, AppError> {
     if !allowed(&state, &req) {
         return Err(AppError::NotFound);
     }
-    let id = id.into_inner();
-    let email = emails::get(&state.db, &id).await?;
+    let email = state
+        .services
+        .views
+        .outbox_email(&op.0, &id.into_inner())
+        .await?;
     render(
         &req,
         StatusCode::OK,
