@@ -22,6 +22,7 @@ mod pages;
 mod privacy;
 mod redirects;
 mod runs;
+mod runs_faults;
 mod sandbox;
 mod sandbox_access;
 mod smtp;
