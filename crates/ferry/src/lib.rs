@@ -2,9 +2,6 @@
 //! layer and the background loops. `main` and the tests both call
 //! [`build`], so tests run exactly what production runs.
 
-pub mod bench;
-pub mod bench_memory;
-pub mod bench_runs;
 pub mod config;
 pub mod demo;
 

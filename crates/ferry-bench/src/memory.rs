@@ -1,12 +1,12 @@
-//! `ferry bench idle-memory`: the resident set of a `ferry serve` process
+//! `ferry-bench idle-memory`: the resident set of a `ferry serve` process
 //! (embedded defaults, sandbox on) at rest after start, and at rest again
 //! after a round of logins (failed and successful: each one hashes a
 //! password with argon2id's 19 MiB). The server runs as a child process of
 //! this one, so the figures are the server's alone, not the load
 //! generator's.
 
-use crate::Settings;
 use anyhow::{Context, bail};
+use ferry::Settings;
 use ferry_core::{Clock, EmailAddress, Role, SystemClock, TenantName};
 use ferry_store::{tenants, users};
 use std::time::{Duration, Instant};
@@ -120,7 +120,10 @@ pub async fn idle_memory(logins: usize, settle: Duration) -> anyhow::Result<Memo
         Settings::from_pairs([("data_dir", dir_text.as_str()), ("bind", bind.as_str())])?;
     let accounts = seed(&settings).await?;
 
-    let mut command = tokio::process::Command::new(std::env::current_exe()?);
+    // The `ferry` binary built beside this one (same target directory).
+    let exe = std::env::current_exe()?;
+    let ferry = exe.with_file_name(format!("ferry{}", std::env::consts::EXE_SUFFIX));
+    let mut command = tokio::process::Command::new(&ferry);
     command.arg("serve").current_dir(&dir).kill_on_drop(true);
     // Embedded defaults: no setting from this shell leaks in, except the
     // number of HTTP workers, to try its effect.
@@ -147,7 +150,7 @@ pub async fn idle_memory(logins: usize, settle: Duration) -> anyhow::Result<Memo
 }
 
 async fn seed(settings: &Settings) -> anyhow::Result<Vec<(String, String)>> {
-    let db = crate::open_database(settings).await?;
+    let db = ferry::open_database(settings).await?;
     let now = SystemClock.now();
     let tenant = tenants::create(&db, &TenantName::parse("name", "Bench Ltd")?, now).await?;
     let mut accounts = Vec::new();

@@ -1,11 +1,11 @@
-//! `ferry bench connector`: the overhead of a connector call — Ferry's
+//! `ferry-bench connector`: the overhead of a connector call — Ferry's
 //! guarded client, rate limiter and call logging, through the HubSpot
 //! connector to the simulator and back — against a bare reqwest call to the
 //! same endpoint with the same token. Both run in this process against the
 //! same server, alternating in rounds so drift affects both alike.
 
-use crate::{Roles, Settings};
 use anyhow::Context;
+use ferry::{Roles, Settings};
 use ferry_connectors::registry::CallContext;
 use ferry_connectors::{Connector, HttpClient, NetworkPolicy, RateLimiter};
 use ferry_core::{Credentials, SystemClock};
@@ -50,7 +50,7 @@ pub async fn connector_overhead(calls: usize) -> anyhow::Result<(Stats, Stats)> 
         ("web_workers", "1"),
         ("sandbox", "local"),
     ])?;
-    let ferry = crate::build(
+    let ferry = ferry::build(
         &settings,
         Arc::new(SystemClock),
         Roles {
@@ -61,6 +61,7 @@ pub async fn connector_overhead(calls: usize) -> anyhow::Result<(Stats, Stats)> 
     .await?;
     let port = ferry.port().context("no listener")?;
     let handle = ferry.server_handle().context("no server")?;
+    let sandbox = ferry.sandbox().cloned().context("no sandbox")?;
     let server = tokio::spawn(ferry.run_until_stopped());
     let base = format!("http://127.0.0.1:{port}/sandbox/hubspot");
     let secret =
@@ -72,23 +73,18 @@ pub async fn connector_overhead(calls: usize) -> anyhow::Result<(Stats, Stats)> 
         .redirect(reqwest::redirect::Policy::none())
         .build()?;
     let redirect = format!("http://127.0.0.1:{port}/cb");
-    let consent = http
-        .post(format!("{base}/oauth/authorize"))
-        .form(&[
-            ("client_id", crate::SANDBOX_CLIENT_ID),
-            ("redirect_uri", redirect.as_str()),
-            ("scope", "crm.objects.contacts.read"),
-            ("decision", "approve"),
-            ("portal", "new"),
-        ])
-        .send()
-        .await?;
-    let location = consent
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .context("no consent redirect")?
-        .to_owned();
+    // The consent screen approved in process, as the local user would.
+    let mut authorize = url::Url::parse(&format!("{base}/oauth/authorize"))?;
+    authorize
+        .query_pairs_mut()
+        .append_pair("client_id", ferry::SANDBOX_CLIENT_ID)
+        .append_pair("redirect_uri", &redirect)
+        .append_pair("scope", "crm.objects.contacts.read");
+    let location = sandbox
+        .hubspot
+        .approve(&authorize, None)
+        .map_err(|e| anyhow::anyhow!("the simulator refused the consent: {e}"))?
+        .to_string();
     let code = url::Url::parse(&location)?
         .query_pairs()
         .find(|(k, _)| k == "code")
@@ -100,7 +96,7 @@ pub async fn connector_overhead(calls: usize) -> anyhow::Result<(Stats, Stats)> 
             ("grant_type", "authorization_code"),
             ("code", code.as_str()),
             ("redirect_uri", redirect.as_str()),
-            ("client_id", crate::SANDBOX_CLIENT_ID),
+            ("client_id", ferry::SANDBOX_CLIENT_ID),
             ("client_secret", secret.as_str()),
         ])
         .send()
