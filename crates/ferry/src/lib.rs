@@ -614,7 +614,7 @@ pub async fn rotate_master_key(settings: &Settings) -> anyhow::Result<Rotation> 
             staged.display()
         );
     }
-    config::write_key_file(&staged, &new_bytes)?;
+    config::keys::write_key_file(&staged, &new_bytes)?;
     let rewrapped = ferry_store::vault::rotate_master_key(&db, &old, &new, chrono::Utc::now())
         .await
         .context("re-wrapping the tenant data keys")?;

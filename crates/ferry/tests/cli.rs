@@ -49,7 +49,6 @@ fn every_subcommand_has_help() {
         vec!["migrate", "--help"],
         vec!["demo", "--help"],
         vec!["sandbox", "--help"],
-        vec!["bench", "connector", "--help"],
         vec!["admin", "rotate-master-key", "--help"],
         vec!["admin", "--help"],
         vec!["admin", "create-operator", "--help"],
@@ -91,8 +90,8 @@ fn a_config_file_is_read_and_the_environment_overrides_it() {
     .unwrap();
     let out = ferry(dir.path(), &["migrate"], &[], None);
     assert!(
-        text(&out.stderr).contains("'bogus-from-file'"),
-        "{}",
+        text(&out.stderr).starts_with("configuration error: FERRY_BIND:"),
+        "the file's bind is read and refused: {}",
         text(&out.stderr)
     );
     let out = ferry(
@@ -128,7 +127,7 @@ fn numbers_and_booleans_in_the_environment_are_read_as_settings() {
     );
     assert_eq!(
         text(&out.stderr).trim(),
-        "configuration error: FERRY_IN_PROCESS_RUNS: 'many' is not a number of runs from 0 to 1024"
+        "configuration error: FERRY_IN_PROCESS_RUNS: must be a whole number, 0 or more"
     );
     let out = ferry(
         dir.path(),
@@ -138,7 +137,7 @@ fn numbers_and_booleans_in_the_environment_are_read_as_settings() {
     );
     assert_eq!(
         text(&out.stderr).trim(),
-        "configuration error: FERRY_WORKER_CONCURRENCY: '0' is not a number from 1 to 64"
+        "configuration error: FERRY_WORKER_CONCURRENCY: 0 is not a number from 1 to 64"
     );
 }
 
