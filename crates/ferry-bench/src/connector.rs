@@ -6,7 +6,7 @@
 
 use anyhow::Context;
 use ferry::{Roles, Settings};
-use ferry_connectors::registry::CallContext;
+use ferry_connectors::CallContext;
 use ferry_connectors::{Connector, HttpClient, NetworkPolicy, RateLimiter};
 use ferry_core::{Credentials, SystemClock};
 use secrecy::ExposeSecret;

@@ -1,6 +1,6 @@
 //! HubSpot CRM: contacts through the CRM v3 API with an OAuth access token.
 
-use crate::registry::{Auth, CallContext, Connector, HttpCall, input_str, send};
+use crate::connector::{Auth, CallContext, Connector, HttpCall, input_str, send};
 use crate::{ConnectorError, HttpClient};
 use ferry_core::catalog::{ConnectorDef, ConnectorKey};
 use reqwest::Method;
@@ -206,7 +206,7 @@ pub async fn token_info(
     base: &url::Url,
     access_token: &str,
 ) -> Result<TokenInfo, ConnectorError> {
-    let url = crate::registry::join(
+    let url = crate::connector::join(
         base,
         &format!("/oauth/v1/access-tokens/{}", urlencode(access_token)),
     )?;
@@ -243,7 +243,7 @@ pub async fn revoke(
     base: &url::Url,
     refresh_token: &str,
 ) -> Result<(), ConnectorError> {
-    let url = crate::registry::join(
+    let url = crate::connector::join(
         base,
         &format!("/oauth/v1/refresh-tokens/{}", urlencode(refresh_token)),
     )?;

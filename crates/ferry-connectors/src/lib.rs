@@ -3,6 +3,7 @@
 //! OAuth 2.0 with PKCE, per-connection rate limits, and the SSRF guard every
 //! tenant-supplied URL goes through.
 
+pub mod connector;
 pub mod error;
 pub mod hubspot;
 pub mod net;
@@ -35,9 +36,10 @@ pub fn path_segment(id: &str) -> String {
     }
 }
 
+pub use connector::{CallContext, Connector};
 pub use net::{HttpClient, NetworkPolicy};
 pub use ratelimit::RateLimiter;
-pub use registry::{CallContext, Connector, Registry};
+pub use registry::Registry;
 
 #[cfg(test)]
 mod tests {

@@ -156,7 +156,7 @@ fn token_error(
 ) -> ConnectorError {
     match e {
         RequestTokenError::ServerResponse(r) => {
-            let code = crate::registry::error_category(&serde_json::json!({
+            let code = crate::connector::error_category(&serde_json::json!({
                 "error": r.error().to_string(),
             }));
             match r.error() {

@@ -2,7 +2,7 @@
 //! key), read them back.
 
 use crate::ConnectorError;
-use crate::registry::{Auth, CallContext, Connector, input_str, send};
+use crate::connector::{Auth, CallContext, Connector, input_str, send};
 use ferry_core::catalog::{ConnectorDef, ConnectorKey};
 use reqwest::Method;
 use serde_json::{Value, json};

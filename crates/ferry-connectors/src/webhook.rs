@@ -2,7 +2,7 @@
 //! Webhooks signatures), and SMTP email.
 
 use crate::ConnectorError;
-use crate::registry::{Auth, CallContext, Connector, input_str, send};
+use crate::connector::{Auth, CallContext, Connector, input_str, send};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use ferry_core::catalog::{ConnectorDef, ConnectorKey};
@@ -523,7 +523,7 @@ mod tests {
             http: crate::HttpClient::new(policy, std::time::Duration::from_secs(5)).unwrap(),
             limiter: crate::RateLimiter::memory(),
             idempotency_key: None,
-            log: crate::registry::CallLog::default(),
+            log: crate::connector::CallLog::default(),
             rate_limit: None,
         };
         let transport = smtp_transport(&target, &ctx).unwrap();

@@ -7,116 +7,23 @@
 //! double-submit cookie before. Extractors then give handlers the principal
 //! they need, or answer 303-to-login or 403.
 
-use crate::AppState;
-use crate::error::{AppError, csrf_rejected};
+use crate::error::AppError;
+use crate::error_page::csrf_rejected;
+use crate::state::AppState;
 use actix_web::body::{EitherBody, MessageBody};
-use actix_web::cookie::{Cookie, SameSite, time};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, header};
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
-use ferry_core::{Role, TenantId, TenantStatus, UserId, UserStatus};
+use ferry_core::{Role, TenantStatus, UserStatus};
 use ferry_store::{sessions, token_hash, users};
 use std::future::{Ready, ready};
 use subtle::ConstantTimeEq;
 
-/// Who a logged-in user is acting as.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Principal {
-    /// A platform operator: manages tenants, sees no tenant data.
-    Operator,
-    /// A member of one tenant.
-    Member {
-        /// The tenant, derived from the session, never from the request.
-        tenant_id: TenantId,
-        /// Its name, for the header.
-        tenant_name: String,
-        /// Their role there.
-        role: Role,
-    },
-}
-
-/// The logged-in user of a request.
-#[derive(Debug, Clone)]
-pub struct CurrentUser {
-    /// Their id.
-    pub user_id: UserId,
-    /// Their login address.
-    pub email: String,
-    /// Their display name.
-    pub name: String,
-    /// Operator or tenant member.
-    pub principal: Principal,
-    /// The session's anti-forgery token.
-    pub csrf_token: String,
-    /// The session's key, to end it at logout.
-    pub session_hash: String,
-}
-
-impl CurrentUser {
-    /// The tenant and role of a member; `Forbidden` for an operator.
-    pub fn member(&self) -> Result<(&TenantId, Role), AppError> {
-        match &self.principal {
-            Principal::Member {
-                tenant_id, role, ..
-            } => Ok((tenant_id, *role)),
-            Principal::Operator => Err(AppError::Forbidden),
-        }
-    }
-
-    /// Who to name in the audit log.
-    pub fn audit_label(&self) -> &str {
-        &self.email
-    }
-}
-
-/// What the middleware learned about a request, for extractors and layouts.
-#[derive(Debug, Clone)]
-pub struct RequestAuth {
-    /// The logged-in user, if any.
-    pub user: Option<CurrentUser>,
-    /// The token forms must carry.
-    pub csrf_token: String,
-    /// The client address: the TCP peer, or what a trusted proxy says in
-    /// `X-Forwarded-For` (see `client`).
-    pub client_ip: String,
-}
-
-/// Name of the session cookie (`__Host-` prefixed under TLS).
-pub fn session_cookie_name(secure: bool) -> &'static str {
-    if secure {
-        "__Host-ferry_session"
-    } else {
-        "ferry_session"
-    }
-}
-
-fn csrf_cookie_name(secure: bool) -> &'static str {
-    if secure {
-        "__Host-ferry_csrf"
-    } else {
-        "ferry_csrf"
-    }
-}
-
-/// A cookie with Ferry's attributes: HttpOnly, SameSite=Lax, Path=/, and
-/// Secure under TLS.
-pub fn cookie(name: &'static str, value: String, secure: bool) -> Cookie<'static> {
-    Cookie::build(name, value)
-        .path("/")
-        .http_only(true)
-        .same_site(SameSite::Lax)
-        .secure(secure)
-        .finish()
-}
-
-/// A cookie that deletes `name` in the browser.
-pub fn removal(name: &'static str, secure: bool) -> Cookie<'static> {
-    let mut c = cookie(name, String::new(), secure);
-    c.set_max_age(time::Duration::ZERO);
-    c.set_expires(time::OffsetDateTime::UNIX_EPOCH);
-    c
-}
+use crate::principal::csrf_cookie_name;
+pub use crate::principal::{
+    CurrentUser, Principal, RequestAuth, cookie, removal, request_auth, session_cookie_name,
+};
 
 fn is_token_shape(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
@@ -313,7 +220,7 @@ pub async fn user_of(req: &HttpRequest) -> Option<CurrentUser> {
     }
 }
 
-fn flash_signature(key: &crate::FlashKey, payload: &str) -> String {
+fn flash_signature(key: &crate::state::FlashKey, payload: &str) -> String {
     use hmac::Mac;
     #[expect(clippy::expect_used, reason = "HMAC accepts keys of any length")]
     let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(key.0.as_slice())
@@ -323,7 +230,7 @@ fn flash_signature(key: &crate::FlashKey, payload: &str) -> String {
 }
 
 /// Signs every flash message this response sets: `payload.signature`.
-fn sign_flash(headers: &mut actix_web::http::header::HeaderMap, key: &crate::FlashKey) {
+fn sign_flash(headers: &mut actix_web::http::header::HeaderMap, key: &crate::state::FlashKey) {
     let prefix = format!("{}=", crate::templates::FLASH_COOKIE);
     let cookies: Vec<header::HeaderValue> = headers.get_all(header::SET_COOKIE).cloned().collect();
     if !cookies
@@ -355,7 +262,7 @@ fn sign_flash(headers: &mut actix_web::http::header::HeaderMap, key: &crate::Fla
 
 /// Keeps a request's flash cookie only if Ferry signed it, without its
 /// signature (so templates read the payload); drops it otherwise.
-fn verify_flash(headers: &mut actix_web::http::header::HeaderMap, key: &crate::FlashKey) {
+fn verify_flash(headers: &mut actix_web::http::header::HeaderMap, key: &crate::state::FlashKey) {
     let prefix = format!("{}=", crate::templates::FLASH_COOKIE);
     // Every Cookie header (HTTP/2 may send one per cookie), as one.
     let cookie_header = headers
@@ -408,18 +315,6 @@ fn secure_every_cookie(headers: &mut actix_web::http::header::HeaderMap) {
         });
         headers.append(header::SET_COOKIE, secured.unwrap_or(value));
     }
-}
-
-/// What the middleware stored for this request.
-pub fn request_auth(req: &HttpRequest) -> RequestAuth {
-    req.extensions()
-        .get::<RequestAuth>()
-        .cloned()
-        .unwrap_or_else(|| RequestAuth {
-            user: None,
-            csrf_token: String::new(),
-            client_ip: "-".into(),
-        })
 }
 
 fn login_required(req: &HttpRequest) -> AppError {

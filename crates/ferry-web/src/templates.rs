@@ -2,7 +2,7 @@
 //! and the render helpers.
 
 use crate::assets;
-use crate::session::{Principal, RequestAuth, cookie, removal, request_auth};
+use crate::principal::{Principal, RequestAuth, cookie, removal, request_auth};
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
@@ -160,7 +160,7 @@ pub fn render<T: Template>(
     req: &HttpRequest,
     status: StatusCode,
     page: &T,
-) -> Result<HttpResponse, crate::AppError> {
+) -> Result<HttpResponse, crate::error::AppError> {
     let body = page.render()?;
     let mut res = HttpResponse::build(status);
     res.insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))

@@ -1,7 +1,7 @@
 //! The simulators' own promises: signed webhooks with retries, idempotent
 //! checks, fault knobs, per-portal data.
 
-use ferry_connectors::registry::CallContext;
+use ferry_connectors::CallContext;
 use ferry_connectors::{Connector, ConnectorError, HttpClient, NetworkPolicy, RateLimiter};
 use ferry_tests::{receiver, spawn_app, wait_for};
 use serde_json::{Value, json};

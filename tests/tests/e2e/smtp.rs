@@ -1,7 +1,7 @@
 //! The SMTP connector against a real SMTP server: connection test, sending,
 //! TLS required unless the URL says otherwise, and the SSRF guard.
 
-use ferry_connectors::registry::CallContext;
+use ferry_connectors::CallContext;
 use ferry_connectors::{Connector, ConnectorError, HttpClient, NetworkPolicy, RateLimiter};
 use ferry_core::Credentials;
 use ferry_tests::SmtpSink;

@@ -1,6 +1,6 @@
 //! The vault's master key rotation and the rate limits, against the real app.
 
-use ferry_connectors::registry::CallContext;
+use ferry_connectors::CallContext;
 use ferry_connectors::{Connector, HttpClient, NetworkPolicy, RateLimiter};
 use ferry_core::catalog::ConnectorKey;
 use ferry_tests::{DbKind, db_kind, redis_url, spawn_app};

@@ -1,8 +1,8 @@
 //! The audit log pages: a tenant's (admins) and the platform's (operators).
 
-use crate::AppState;
 use crate::error::AppError;
 use crate::session::{Admin, Operator};
+use crate::state::AppState;
 use crate::templates::{Layout, render};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};

@@ -1,12 +1,14 @@
 //! Login, logout, password reset and one-time links.
 
 use super::{home_for, safe_next};
-use crate::error::{AppError, error_page};
+use crate::error::AppError;
+use crate::error_page::error_page;
 use crate::password::{hash_password, verify_password};
+use crate::principal::Principal;
 use crate::session::{CurrentUser, cookie, removal, request_auth, session_cookie_name};
+use crate::state::AppState;
 use crate::templates::{FieldErrors, Layout, redirect_with_flash, render};
 use crate::throttle::{self, LoginLocks, Reason, Verdict};
-use crate::{AppState, Principal};
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;

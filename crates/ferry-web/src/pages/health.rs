@@ -1,6 +1,6 @@
 //! Liveness and readiness.
 
-use crate::AppState;
+use crate::state::AppState;
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 use std::time::Duration;

@@ -1,9 +1,9 @@
 //! The landing pages: the member overview and the account page.
 
 use super::home_for;
-use crate::AppState;
 use crate::error::AppError;
 use crate::session::{CurrentUser, Member, request_auth};
+use crate::state::AppState;
 use crate::templates::{Layout, redirect, render};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -92,8 +92,10 @@ pub async fn account(
 ) -> Result<HttpResponse, AppError> {
     let stored = state.services.views.account(&user.user_id).await?;
     let (role, context) = match &user.principal {
-        crate::Principal::Operator => ("Platform operator".to_owned(), "Ferry platform".to_owned()),
-        crate::Principal::Member {
+        crate::principal::Principal::Operator => {
+            ("Platform operator".to_owned(), "Ferry platform".to_owned())
+        }
+        crate::principal::Principal::Member {
             tenant_name, role, ..
         } => (role.label().to_owned(), tenant_name.clone()),
     };

@@ -3,8 +3,8 @@
 //! (with its runs) before anything is answered 2xx. Bodies over 64 KiB are
 //! refused with 413 before any signature is computed.
 
-use crate::AppState;
 use crate::error::ApiError;
+use crate::state::AppState;
 use actix_web::{HttpRequest, HttpResponse, web};
 use ferry_app::hooks::{Accepted, Headers};
 use ferry_core::Environment;

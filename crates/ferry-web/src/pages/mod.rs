@@ -154,7 +154,7 @@ pub async fn not_found() -> Result<HttpResponse, AppError> {
 /// Redirect target after login, for each kind of user.
 fn home_for(user: &CurrentUser) -> &'static str {
     match user.principal {
-        crate::Principal::Operator => "/operator/tenants",
-        crate::Principal::Member { .. } => "/home",
+        crate::principal::Principal::Operator => "/operator/tenants",
+        crate::principal::Principal::Member { .. } => "/home",
     }
 }

@@ -1,9 +1,9 @@
 //! The operator console: tenants, their status and lifecycle. Operators see
 //! names and counts, never a tenant's data or secrets.
 
-use crate::AppState;
 use crate::error::AppError;
 use crate::session::Operator;
+use crate::state::AppState;
 use crate::templates::{FieldErrors, FlashKind, Layout, redirect_with_flash, render};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};

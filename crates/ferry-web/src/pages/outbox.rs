@@ -3,9 +3,9 @@
 //! machine), answers only requests from this machine, and only to a platform
 //! operator's session, because the mail holds one-time links for everyone.
 
-use crate::AppState;
 use crate::error::AppError;
 use crate::session::{Operator, request_auth};
+use crate::state::AppState;
 use crate::templates::{Layout, render};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};

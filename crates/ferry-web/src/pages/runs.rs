@@ -5,9 +5,9 @@
 //! in a time range; a run's log as JSON or CSV. And the staff view of
 //! verification outcomes.
 
-use crate::AppState;
 use crate::error::AppError;
 use crate::session::{Admin, Member};
+use crate::state::AppState;
 use crate::templates::{FieldErrors, Layout, redirect_with_flash, render};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};

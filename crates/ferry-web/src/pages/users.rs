@@ -1,9 +1,9 @@
 //! The team page: members and invites. Admins invite, change roles and
 //! deactivate; staff see the list and change nothing.
 
-use crate::AppState;
 use crate::error::AppError;
 use crate::session::{Admin, Member};
+use crate::state::AppState;
 use crate::templates::{FieldErrors, FlashKind, Layout, redirect_with_flash, render};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};

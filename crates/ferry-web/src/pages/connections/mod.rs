@@ -11,9 +11,10 @@ pub use oauth::*;
 pub use page::*;
 pub use sandbox::*;
 
-use crate::AppState;
-use crate::error::{AppError, error_page};
+use crate::error::AppError;
+use crate::error_page::error_page;
 use crate::session::{Admin, Member};
+use crate::state::AppState;
 use crate::templates::{FieldErrors, FlashKind, Layout, redirect, redirect_with_flash, render};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};

@@ -11,9 +11,9 @@ pub use builder::*;
 pub use edit::*;
 pub use page::*;
 
-use crate::AppState;
 use crate::error::AppError;
 use crate::session::{Admin, Member};
+use crate::state::AppState;
 use crate::templates::{FieldErrors, FlashKind, Layout, redirect_with_flash, render};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
