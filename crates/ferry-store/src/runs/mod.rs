@@ -157,3 +157,6 @@ pub struct Claimed {
     /// The tenant.
     pub tenant: TenantId,
 }
+
+#[cfg(test)]
+mod tests;

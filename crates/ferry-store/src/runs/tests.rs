@@ -1,0 +1,338 @@
+//! The run lifecycle on its own, on SQLite in memory with a clock the test
+//! moves: ingest (once per dedupe key), claim (tenant-scoped, once), save
+//! (only by the holder), sweep (lapsed leases and waits past their
+//! deadline), replay (only failed or dead runs).
+
+use super::*;
+use crate::connections::{self, NewConnection};
+use crate::inbound::{NewEvent, Stored};
+use crate::system::sweep;
+use crate::vault::{MasterKey, Vault};
+use crate::workflows::{self as wf, NewWorkflow};
+use crate::{tenants, users};
+use chrono::{Duration, TimeZone};
+use ferry_core::catalog::ConnectorKey;
+use ferry_core::workflow::reference_template;
+use ferry_core::{
+    ConnectionId, Credentials, EmailAddress, Environment, Role, TenantName, WorkflowId,
+};
+
+struct World {
+    db: Db,
+    tenant: TenantId,
+    other: TenantId,
+    connection: ConnectionId,
+    workflow: WorkflowId,
+    t0: DateTime<Utc>,
+}
+
+async fn world() -> World {
+    let db = Db::connect("sqlite::memory:", 1).await.unwrap();
+    db.migrate().await.unwrap();
+    let t0 = Utc.with_ymd_and_hms(2026, 1, 5, 9, 0, 0).unwrap();
+    let tenant = tenants::create(&db, &TenantName::parse("name", "Acme").unwrap(), t0)
+        .await
+        .unwrap()
+        .id;
+    let other = tenants::create(&db, &TenantName::parse("name", "Other").unwrap(), t0)
+        .await
+        .unwrap()
+        .id;
+    let owner = users::create_member(
+        &db,
+        &tenant,
+        &EmailAddress::parse("email", "owner@acme.test").unwrap(),
+        "Owner",
+        "hash".into(),
+        Role::Admin,
+        t0,
+    )
+    .await
+    .unwrap()
+    .id;
+    let vault = Vault::new(db.clone(), MasterKey::new([3u8; 32]));
+    let connection = connections::create(
+        &db,
+        &vault,
+        &tenant,
+        NewConnection {
+            connector: ConnectorKey::HubSpot,
+            name: "HubSpot",
+            environment: Environment::Sandbox,
+            scopes: &[],
+            external_account: Some("1"),
+            base_url: None,
+            access_expires_at: None,
+            credential_expires_at: None,
+            created_by: &owner,
+        },
+        &Credentials::default(),
+        t0,
+    )
+    .await
+    .unwrap()
+    .id;
+    let definition = reference_template();
+    let workflow = wf::create(
+        &db,
+        &tenant,
+        NewWorkflow {
+            name: "KYC",
+            description: "",
+            owner_id: &owner,
+            environment: Environment::Sandbox,
+            draft: &definition,
+            bindings: &Default::default(),
+        },
+        t0,
+    )
+    .await
+    .unwrap()
+    .id;
+    wf::publish(&db, &tenant, &workflow, &owner, t0)
+        .await
+        .unwrap();
+    World {
+        db,
+        tenant,
+        other,
+        connection,
+        workflow,
+        t0,
+    }
+}
+
+impl World {
+    /// Delivers the event `key` once; returns what storing it did.
+    async fn deliver(&self, key: &str, now: DateTime<Utc>) -> Ingested {
+        ingest(
+            &self.db,
+            &self.tenant,
+            NewEvent {
+                connection_id: &self.connection,
+                source: "hubspot",
+                event_type: "contact.creation",
+                dedupe_key: key,
+                payload: "{}",
+            },
+            None,
+            None,
+            vec![NewRun {
+                id: RunId::generate(),
+                workflow_id: self.workflow.clone(),
+                version: 1,
+                record_id: Some(key.to_owned()),
+                context: "{}".into(),
+                once_per_record: false,
+            }],
+            now,
+        )
+        .await
+        .unwrap()
+    }
+
+    async fn status(&self, id: &RunId) -> RunStatus {
+        get(&self.db, &self.tenant, id).await.unwrap().status
+    }
+}
+
+fn at(index: i32) -> Position {
+    Position {
+        step_index: index,
+        step_attempt: 0,
+    }
+}
+
+#[tokio::test]
+async fn an_event_is_stored_once_and_its_run_claimed_once_by_its_own_tenant() {
+    let w = world().await;
+    let first = w.deliver("evt-1", w.t0).await;
+    assert!(matches!(first.stored, Stored::New(_)));
+    assert_eq!(first.queued.len(), 1);
+    let again = w.deliver("evt-1", w.t0).await;
+    assert!(matches!(again.stored, Stored::Duplicate(_)));
+    assert!(again.queued.is_empty(), "a repeat starts nothing");
+
+    let id = &first.queued[0];
+    let lease = w.t0 + Duration::minutes(5);
+    assert!(
+        claim(&w.db, &w.other, id, w.t0, lease)
+            .await
+            .unwrap()
+            .is_none(),
+        "another tenant cannot claim it"
+    );
+    let claimed = claim(&w.db, &w.tenant, id, w.t0, lease).await.unwrap();
+    assert_eq!(claimed.map(|c| c.tenant), Some(w.tenant.clone()));
+    assert!(
+        claim(&w.db, &w.tenant, id, w.t0, lease)
+            .await
+            .unwrap()
+            .is_none(),
+        "a second worker gets nothing"
+    );
+    assert_eq!(w.status(id).await, RunStatus::Running);
+}
+
+#[tokio::test]
+async fn only_the_holder_saves_and_a_retry_waits_for_its_time() {
+    let w = world().await;
+    let id = w.deliver("evt-2", w.t0).await.queued.remove(0);
+    let lease = w.t0 + Duration::minutes(5);
+    claim(&w.db, &w.tenant, &id, w.t0, lease)
+        .await
+        .unwrap()
+        .unwrap();
+    let retry_at = w.t0 + Duration::seconds(30);
+    assert!(
+        save(
+            &w.db,
+            &w.tenant,
+            &id,
+            None,
+            at(1),
+            "{}",
+            Outcome::RetryAt(retry_at),
+            Some("busy"),
+            w.t0
+        )
+        .await
+        .unwrap()
+    );
+    // Queued again, but not due yet.
+    assert_eq!(w.status(&id).await, RunStatus::Queued);
+    assert!(
+        claim(&w.db, &w.tenant, &id, w.t0, lease)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let later = retry_at + Duration::seconds(1);
+    claim(&w.db, &w.tenant, &id, later, later + Duration::minutes(5))
+        .await
+        .unwrap()
+        .expect("due now");
+    // A worker that no longer holds the run changes nothing.
+    save(
+        &w.db,
+        &w.tenant,
+        &id,
+        None,
+        at(2),
+        "{}",
+        Outcome::Finished(RunStatus::Succeeded),
+        None,
+        later,
+    )
+    .await
+    .unwrap();
+    assert!(
+        !save(
+            &w.db,
+            &w.tenant,
+            &id,
+            None,
+            at(3),
+            "{}",
+            Outcome::Finished(RunStatus::Failed),
+            None,
+            later
+        )
+        .await
+        .unwrap(),
+        "the run has ended"
+    );
+    let run = get(&w.db, &w.tenant, &id).await.unwrap();
+    assert_eq!((run.status, run.step_index), (RunStatus::Succeeded, 2));
+}
+
+#[tokio::test]
+async fn the_sweeper_takes_back_lapsed_leases_and_waits_past_their_deadline() {
+    let w = world().await;
+    let orphan = w.deliver("evt-3", w.t0).await.queued.remove(0);
+    let waiter = w.deliver("evt-4", w.t0).await.queued.remove(0);
+    let lease = w.t0 + Duration::minutes(5);
+    claim(&w.db, &w.tenant, &orphan, w.t0, lease)
+        .await
+        .unwrap()
+        .unwrap();
+    claim(&w.db, &w.tenant, &waiter, w.t0, lease)
+        .await
+        .unwrap()
+        .unwrap();
+    let deadline = w.t0 + Duration::hours(24);
+    save(
+        &w.db,
+        &w.tenant,
+        &waiter,
+        None,
+        at(3),
+        "{}",
+        Outcome::Wait {
+            key: "verification:check.completed:chk_1".into(),
+            deadline,
+        },
+        None,
+        w.t0,
+    )
+    .await
+    .unwrap();
+    // Nothing to take back while the lease and the wait hold.
+    let early = sweep(&w.db, w.t0 + Duration::minutes(1), 100)
+        .await
+        .unwrap();
+    assert!(early.orphaned.is_empty() && early.timed_out.is_empty());
+    // The worker died: its lease lapses.
+    let s = sweep(&w.db, lease + Duration::seconds(1), 100)
+        .await
+        .unwrap();
+    assert_eq!(s.orphaned, vec![(w.tenant.clone(), orphan.clone())]);
+    assert_eq!(w.status(&orphan).await, RunStatus::Queued);
+    assert_eq!(w.status(&waiter).await, RunStatus::Waiting);
+    // The outcome never came: the wait is over at its deadline.
+    let s = sweep(&w.db, deadline + Duration::seconds(1), 100)
+        .await
+        .unwrap();
+    assert_eq!(s.timed_out, vec![(w.tenant.clone(), waiter.clone())]);
+    assert_eq!(w.status(&waiter).await, RunStatus::Queued);
+}
+
+#[tokio::test]
+async fn only_failed_or_dead_runs_are_replayed_and_only_by_their_tenant() {
+    let w = world().await;
+    let id = w.deliver("evt-5", w.t0).await.queued.remove(0);
+    assert!(
+        !replay(&w.db, &w.tenant, &id, w.t0).await.unwrap(),
+        "queued: nothing to replay"
+    );
+    let lease = w.t0 + Duration::minutes(5);
+    claim(&w.db, &w.tenant, &id, w.t0, lease)
+        .await
+        .unwrap()
+        .unwrap();
+    save(
+        &w.db,
+        &w.tenant,
+        &id,
+        None,
+        at(4),
+        "{}",
+        Outcome::Finished(RunStatus::Dead),
+        Some("gave up"),
+        w.t0,
+    )
+    .await
+    .unwrap();
+    assert!(
+        !replay(&w.db, &w.other, &id, w.t0).await.unwrap(),
+        "not another tenant's"
+    );
+    assert!(replay(&w.db, &w.tenant, &id, w.t0).await.unwrap());
+    let run = get(&w.db, &w.tenant, &id).await.unwrap();
+    assert_eq!(
+        (run.status, run.step_index),
+        (RunStatus::Queued, 4),
+        "from the step that failed"
+    );
+    assert!(!replay(&w.db, &w.tenant, &id, w.t0).await.unwrap(), "once");
+}
