@@ -3,6 +3,44 @@
 use actix_web::HttpResponse;
 use serde_json::json;
 
+/// A refusal already written in the simulator's wire format (HubSpot's or
+/// the provider's error JSON, or a plain page): a handler returns it with
+/// `?` from any step that answers `Result<_, HttpResponse>`.
+pub struct Refusal(actix_web::error::InternalError<&'static str>);
+
+impl From<HttpResponse> for Refusal {
+    fn from(response: HttpResponse) -> Self {
+        Self(actix_web::error::InternalError::from_response(
+            "refused", response,
+        ))
+    }
+}
+
+impl std::fmt::Debug for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Refusal")
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("refused")
+    }
+}
+
+impl actix_web::ResponseError for Refusal {
+    fn status_code(&self) -> actix_web::http::StatusCode {
+        self.0.status_code()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        self.0.error_response()
+    }
+}
+
+/// What a simulator handler answers: a response, or a refusal.
+pub type Answer = Result<HttpResponse, Refusal>;
+
 /// A random id of `n` hex characters.
 pub fn random_hex(n: usize) -> String {
     let mut s = String::with_capacity(n + 32);

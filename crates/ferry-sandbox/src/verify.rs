@@ -14,7 +14,7 @@
 //! `clear`.
 
 use crate::access::{Caller, MAX_PER_OWNER};
-use crate::util::random_hex;
+use crate::util::{Answer, random_hex};
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{SecondsFormat, Utc};
 use ferry_connectors::HttpClient;
@@ -338,11 +338,8 @@ async fn create_check(
     sim: web::Data<VerifySim>,
     req: HttpRequest,
     body: web::Json<Value>,
-) -> HttpResponse {
-    let account_id = match authenticate(&sim, &req).await {
-        Ok(id) => id,
-        Err(r) => return r,
-    };
+) -> Answer {
+    let account_id = authenticate(&sim, &req).await?;
     let mut missing = serde_json::Map::new();
     for f in ["first_name", "last_name", "email"] {
         if body[f].as_str().is_none_or(|s| s.trim().is_empty()) {
@@ -350,7 +347,7 @@ async fn create_check(
         }
     }
     if !missing.is_empty() {
-        return HttpResponse::UnprocessableEntity().json(json!({ "error": { "type": "validation_error", "message": "There was a validation error on this request", "fields": missing } }));
+        return Ok(HttpResponse::UnprocessableEntity().json(json!({ "error": { "type": "validation_error", "message": "There was a validation error on this request", "fields": missing } })));
     }
     let fingerprint = hex::encode(Sha256::digest(body.to_string().as_bytes()));
     let idempotency_key = req
@@ -361,31 +358,31 @@ async fn create_check(
     let (check, schedule) = {
         let mut state = sim.lock();
         let Some(a) = state.accounts.iter_mut().find(|a| a.id == account_id) else {
-            return error(
+            return Ok(error(
                 actix_web::http::StatusCode::UNAUTHORIZED,
                 "authorization_error",
                 "account vanished",
-            );
+            ));
         };
         a.created_requests += 1;
         if let Some(key) = &idempotency_key
             && let Some((seen, id)) = a.idempotency.get(key)
         {
             if seen != &fingerprint {
-                return HttpResponse::UnprocessableEntity().json(json!({ "error": { "type": "idempotency_error", "message": "This Idempotency-Key was used with a different request body" } }));
+                return Ok(HttpResponse::UnprocessableEntity().json(json!({ "error": { "type": "idempotency_error", "message": "This Idempotency-Key was used with a different request body" } })));
             }
             if let Some(c) = a.checks.get(id) {
-                return HttpResponse::Ok()
+                return Ok(HttpResponse::Ok()
                     .insert_header(("Idempotent-Replayed", "true"))
-                    .json(check_json(c));
+                    .json(check_json(c)));
             }
         }
         if a.checks.len() >= MAX_CHECKS_PER_ACCOUNT {
-            return error(
+            return Ok(error(
                 actix_web::http::StatusCode::TOO_MANY_REQUESTS,
                 "limit_reached",
                 &format!("A sandbox account holds at most {MAX_CHECKS_PER_ACCOUNT} checks."),
-            );
+            ));
         }
         let check = Check {
             id: format!("chk_{}", random_hex(24)),
@@ -401,11 +398,13 @@ async fn create_check(
         }
         (check, outcome(&body))
     };
-    if let Some(result) = schedule {
-        let sim = sim.get_ref().clone();
-        tokio::spawn(sim.complete_later(account_id, check.id.clone(), result.to_owned()));
-    }
-    HttpResponse::Created().json(check_json(&check))
+    Ok({
+        if let Some(result) = schedule {
+            let sim = sim.get_ref().clone();
+            tokio::spawn(sim.complete_later(account_id, check.id.clone(), result.to_owned()));
+        }
+        HttpResponse::Created().json(check_json(&check))
+    })
 }
 
 fn check_json(c: &Check) -> Value {
@@ -419,29 +418,24 @@ fn check_json(c: &Check) -> Value {
     })
 }
 
-async fn get_check(
-    sim: web::Data<VerifySim>,
-    req: HttpRequest,
-    id: web::Path<String>,
-) -> HttpResponse {
-    let account_id = match authenticate(&sim, &req).await {
-        Ok(id) => id,
-        Err(r) => return r,
-    };
+async fn get_check(sim: web::Data<VerifySim>, req: HttpRequest, id: web::Path<String>) -> Answer {
+    let account_id = authenticate(&sim, &req).await?;
     let state = sim.lock();
-    match state
-        .accounts
-        .iter()
-        .find(|a| a.id == account_id)
-        .and_then(|a| a.checks.get(id.as_str()))
-    {
-        Some(c) => HttpResponse::Ok().json(check_json(c)),
-        None => error(
-            actix_web::http::StatusCode::NOT_FOUND,
-            "resource_not_found",
-            "No such check",
-        ),
-    }
+    Ok({
+        match state
+            .accounts
+            .iter()
+            .find(|a| a.id == account_id)
+            .and_then(|a| a.checks.get(id.as_str()))
+        {
+            Some(c) => HttpResponse::Ok().json(check_json(c)),
+            None => error(
+                actix_web::http::StatusCode::NOT_FOUND,
+                "resource_not_found",
+                "No such check",
+            ),
+        }
+    })
 }
 
 async fn account(sim: web::Data<VerifySim>, req: HttpRequest) -> HttpResponse {

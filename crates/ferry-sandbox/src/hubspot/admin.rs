@@ -222,31 +222,30 @@ pub(super) async fn admin_create_contact(
     caller: Caller,
     id: web::Path<String>,
     body: web::Json<Value>,
-) -> HttpResponse {
+) -> Answer {
     let props = {
         let mut state = sim.lock();
         let Some((_, p)) = visible_portal(&mut state, &caller, &id) else {
-            return no_portal();
+            return Ok(no_portal());
         };
         if p.contacts.len() >= MAX_CONTACTS_PER_PORTAL {
-            return hubspot_error(
+            return Ok(hubspot_error(
                 StatusCode::TOO_MANY_REQUESTS,
                 "LIMIT_REACHED",
                 &format!("A sandbox portal holds at most {MAX_CONTACTS_PER_PORTAL} contacts."),
-            );
+            ));
         }
-        match validate_properties(p, &properties_of(&body)) {
-            Ok(props) => props,
-            Err(r) => return r,
-        }
+        validate_properties(p, &properties_of(&body))?
     };
     let Some(portal) = portal_id(&id) else {
-        return no_portal();
+        return Ok(no_portal());
     };
-    match sim.create_contact_as_user(portal, props) {
-        Some(record) => HttpResponse::Created().json(record),
-        None => no_portal(),
-    }
+    Ok({
+        match sim.create_contact_as_user(portal, props) {
+            Some(record) => HttpResponse::Created().json(record),
+            None => no_portal(),
+        }
+    })
 }
 
 /// A contact with every property set (what a CRM user sees).

@@ -38,15 +38,12 @@ pub(super) async fn batch_read(
     sim: web::Data<HubSpotSim>,
     req: HttpRequest,
     body: web::Json<Value>,
-) -> HttpResponse {
-    let g = match guard(&sim, &req, READ_SCOPE, false).await {
-        Ok(g) => g,
-        Err(r) => return r,
-    };
+) -> Answer {
+    let g = guard(&sim, &req, READ_SCOPE, false).await?;
     let started = Utc::now();
     let list = match inputs(&body) {
         Ok(l) => l,
-        Err(r) => return with_headers(r, &g.headers),
+        Err(r) => return Ok(with_headers(r, &g.headers)),
     };
     let wanted: Option<Vec<String>> = body["properties"].as_array().map(|a| {
         a.iter()
@@ -56,40 +53,39 @@ pub(super) async fn batch_read(
     let id_property = body["idProperty"].as_str().map(str::to_owned);
     let mut state = sim.lock();
     let Some(p) = state.portals.get_mut(&g.portal) else {
-        return not_found("portal");
+        return Ok(not_found("portal"));
     };
     let (mut results, mut errors) = (Vec::new(), Vec::new());
-    for input in list {
-        let id = input["id"]
-            .as_str()
-            .map(str::to_owned)
-            .unwrap_or_else(|| input["id"].to_string());
-        match find_contact(p, &id, id_property.as_deref()) {
+    Ok({
+        for input in list {
+            let id = input["id"]
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| input["id"].to_string());
+            match find_contact(p, &id, id_property.as_deref()) {
             Some(c) => results.push(contact_json(c, wanted.as_deref())),
             None => errors.push(json!({ "status": "error", "category": "OBJECT_NOT_FOUND", "message": format!("Could not get some CONTACT objects, they may be deleted or not exist. Check that ids are valid. ({id})"), "context": { "ids": [id] } })),
         }
-    }
-    with_headers(batch_result(results, errors, started), &g.headers)
+        }
+        with_headers(batch_result(results, errors, started), &g.headers)
+    })
 }
 
 pub(super) async fn batch_update(
     sim: web::Data<HubSpotSim>,
     req: HttpRequest,
     body: web::Json<Value>,
-) -> HttpResponse {
-    let g = match guard(&sim, &req, WRITE_SCOPE, false).await {
-        Ok(g) => g,
-        Err(r) => return r,
-    };
+) -> Answer {
+    let g = guard(&sim, &req, WRITE_SCOPE, false).await?;
     let started = Utc::now();
     let list = match inputs(&body) {
         Ok(l) => l,
-        Err(r) => return with_headers(r, &g.headers),
+        Err(r) => return Ok(with_headers(r, &g.headers)),
     };
     let (res, events) = {
         let mut state = sim.lock();
         let Some(p) = state.portals.get_mut(&g.portal) else {
-            return not_found("portal");
+            return Ok(not_found("portal"));
         };
         let (mut results, mut errors, mut events) = (Vec::new(), Vec::new(), Vec::new());
         for input in list {
@@ -108,27 +104,24 @@ pub(super) async fn batch_update(
         (batch_result(results, errors, started), events)
     };
     sim.dispatch(events);
-    with_headers(res, &g.headers)
+    Ok(with_headers(res, &g.headers))
 }
 
 pub(super) async fn batch_create(
     sim: web::Data<HubSpotSim>,
     req: HttpRequest,
     body: web::Json<Value>,
-) -> HttpResponse {
-    let g = match guard(&sim, &req, WRITE_SCOPE, false).await {
-        Ok(g) => g,
-        Err(r) => return r,
-    };
+) -> Answer {
+    let g = guard(&sim, &req, WRITE_SCOPE, false).await?;
     let started = Utc::now();
     let list = match inputs(&body) {
         Ok(l) => l,
-        Err(r) => return with_headers(r, &g.headers),
+        Err(r) => return Ok(with_headers(r, &g.headers)),
     };
     let (res, events) = {
         let mut state = sim.lock();
         let Some(p) = state.portals.get_mut(&g.portal) else {
-            return not_found("portal");
+            return Ok(not_found("portal"));
         };
         let (mut results, mut events) = (Vec::new(), Vec::new());
         for input in list {
@@ -147,7 +140,7 @@ pub(super) async fn batch_create(
                     ));
                     results.push(contact_json(&c, None));
                 }
-                Err(r) => return with_headers(r, &g.headers),
+                Err(r) => return Ok(with_headers(r, &g.headers)),
             }
         }
         let mut res = batch_result(results, vec![], started);
@@ -155,29 +148,28 @@ pub(super) async fn batch_create(
         (res, events)
     };
     sim.dispatch(events);
-    with_headers(res, &g.headers)
+    Ok(with_headers(res, &g.headers))
 }
 
 pub(super) async fn batch_archive(
     sim: web::Data<HubSpotSim>,
     req: HttpRequest,
     body: web::Json<Value>,
-) -> HttpResponse {
-    let g = match guard(&sim, &req, WRITE_SCOPE, false).await {
-        Ok(g) => g,
-        Err(r) => return r,
-    };
+) -> Answer {
+    let g = guard(&sim, &req, WRITE_SCOPE, false).await?;
     let list = match inputs(&body) {
         Ok(l) => l,
-        Err(r) => return with_headers(r, &g.headers),
+        Err(r) => return Ok(with_headers(r, &g.headers)),
     };
     let mut state = sim.lock();
-    if let Some(p) = state.portals.get_mut(&g.portal) {
-        for input in list {
-            if let Some(n) = input["id"].as_str().and_then(|s| s.parse::<u64>().ok()) {
-                p.contacts.remove(&n);
+    Ok({
+        if let Some(p) = state.portals.get_mut(&g.portal) {
+            for input in list {
+                if let Some(n) = input["id"].as_str().and_then(|s| s.parse::<u64>().ok()) {
+                    p.contacts.remove(&n);
+                }
             }
         }
-    }
-    with_headers(HttpResponse::NoContent().finish(), &g.headers)
+        with_headers(HttpResponse::NoContent().finish(), &g.headers)
+    })
 }

@@ -136,15 +136,12 @@ pub(super) async fn create_contact(
     sim: web::Data<HubSpotSim>,
     req: HttpRequest,
     body: web::Json<Value>,
-) -> HttpResponse {
-    let g = match guard(&sim, &req, WRITE_SCOPE, false).await {
-        Ok(g) => g,
-        Err(r) => return r,
-    };
+) -> Answer {
+    let g = guard(&sim, &req, WRITE_SCOPE, false).await?;
     let (res, events) = {
         let mut state = sim.lock();
         let Some(p) = state.portals.get_mut(&g.portal) else {
-            return not_found("portal");
+            return Ok(not_found("portal"));
         };
         match create_one(p, &properties_of(&body)) {
             Ok(c) => (
@@ -165,7 +162,7 @@ pub(super) async fn create_contact(
         }
     };
     sim.dispatch(events);
-    with_headers(res, &g.headers)
+    Ok(with_headers(res, &g.headers))
 }
 
 pub(super) fn source_event(mut e: Value, app: u64) -> Value {
@@ -209,32 +206,26 @@ pub(super) async fn get_contact(
     sim: web::Data<HubSpotSim>,
     req: HttpRequest,
     id: web::Path<String>,
-) -> HttpResponse {
+) -> Answer {
     let q = ReadQuery::from(&req);
-    let g = match guard(&sim, &req, READ_SCOPE, false).await {
-        Ok(g) => g,
-        Err(r) => return r,
-    };
+    let g = guard(&sim, &req, READ_SCOPE, false).await?;
     let mut state = sim.lock();
     let Some(p) = state.portals.get_mut(&g.portal) else {
-        return not_found("portal");
+        return Ok(not_found("portal"));
     };
     let res = match find_contact(p, &id, q.id_property.as_deref()) {
         Some(c) => HttpResponse::Ok().json(contact_json(c, q.wanted().as_deref())),
         None => not_found(&id),
     };
-    with_headers(res, &g.headers)
+    Ok(with_headers(res, &g.headers))
 }
 
-pub(super) async fn list_contacts(sim: web::Data<HubSpotSim>, req: HttpRequest) -> HttpResponse {
+pub(super) async fn list_contacts(sim: web::Data<HubSpotSim>, req: HttpRequest) -> Answer {
     let q = ReadQuery::from(&req);
-    let g = match guard(&sim, &req, READ_SCOPE, false).await {
-        Ok(g) => g,
-        Err(r) => return r,
-    };
+    let g = guard(&sim, &req, READ_SCOPE, false).await?;
     let state = sim.lock();
     let Some(p) = state.portals.get(&g.portal) else {
-        return not_found("portal");
+        return Ok(not_found("portal"));
     };
     let all: Vec<&Contact> = p.contacts.values().collect();
     let res = HttpResponse::Ok().json(page(
@@ -244,7 +235,7 @@ pub(super) async fn list_contacts(sim: web::Data<HubSpotSim>, req: HttpRequest) 
         q.wanted().as_deref(),
         false,
     ));
-    with_headers(res, &g.headers)
+    Ok(with_headers(res, &g.headers))
 }
 
 pub(super) fn page(
@@ -277,16 +268,13 @@ pub(super) async fn update_contact(
     req: HttpRequest,
     id: web::Path<String>,
     body: web::Json<Value>,
-) -> HttpResponse {
+) -> Answer {
     let q = ReadQuery::from(&req);
-    let g = match guard(&sim, &req, WRITE_SCOPE, false).await {
-        Ok(g) => g,
-        Err(r) => return r,
-    };
+    let g = guard(&sim, &req, WRITE_SCOPE, false).await?;
     let (res, events) = {
         let mut state = sim.lock();
         let Some(p) = state.portals.get_mut(&g.portal) else {
-            return not_found("portal");
+            return Ok(not_found("portal"));
         };
         match update_one(
             p,
@@ -301,7 +289,7 @@ pub(super) async fn update_contact(
         }
     };
     sim.dispatch(events);
-    with_headers(res, &g.headers)
+    Ok(with_headers(res, &g.headers))
 }
 
 pub(super) fn update_one(
@@ -358,20 +346,19 @@ pub(super) async fn archive_contact(
     sim: web::Data<HubSpotSim>,
     req: HttpRequest,
     id: web::Path<String>,
-) -> HttpResponse {
-    let g = match guard(&sim, &req, WRITE_SCOPE, false).await {
-        Ok(g) => g,
-        Err(r) => return r,
-    };
+) -> Answer {
+    let g = guard(&sim, &req, WRITE_SCOPE, false).await?;
     let mut state = sim.lock();
     let Some(p) = state.portals.get_mut(&g.portal) else {
-        return not_found("portal");
+        return Ok(not_found("portal"));
     };
-    // HubSpot answers 204 even for an id that does not exist.
-    if let Ok(n) = id.parse::<u64>() {
-        p.contacts.remove(&n);
-    }
-    with_headers(HttpResponse::NoContent().finish(), &g.headers)
+    Ok({
+        // HubSpot answers 204 even for an id that does not exist.
+        if let Ok(n) = id.parse::<u64>() {
+            p.contacts.remove(&n);
+        }
+        with_headers(HttpResponse::NoContent().finish(), &g.headers)
+    })
 }
 
 pub(super) fn filter_matches(c: &Contact, f: &Value) -> bool {
@@ -437,14 +424,11 @@ pub(super) async fn search_contacts(
     sim: web::Data<HubSpotSim>,
     req: HttpRequest,
     body: web::Json<Value>,
-) -> HttpResponse {
-    let g = match guard(&sim, &req, READ_SCOPE, true).await {
-        Ok(g) => g,
-        Err(r) => return r,
-    };
+) -> Answer {
+    let g = guard(&sim, &req, READ_SCOPE, true).await?;
     let state = sim.lock();
     let Some(p) = state.portals.get(&g.portal) else {
-        return not_found("portal");
+        return Ok(not_found("portal"));
     };
     let groups = body["filterGroups"].as_array().cloned().unwrap_or_default();
     let mut hits: Vec<&Contact> = p
@@ -495,5 +479,5 @@ pub(super) async fn search_contacts(
         wanted.as_deref(),
         true,
     ));
-    with_headers(res, &g.headers)
+    Ok(with_headers(res, &g.headers))
 }

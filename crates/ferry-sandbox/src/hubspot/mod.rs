@@ -21,7 +21,7 @@ use oauth::*;
 use properties::*;
 
 use crate::access::{self, Access, Caller, MAX_CONTACTS_PER_PORTAL, MAX_PER_OWNER};
-use crate::util::{hubspot_error, random_hex};
+use crate::util::{Answer, hubspot_error, random_hex};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;

@@ -96,15 +96,10 @@ pub(super) async fn consent_page(
     sim: web::Data<HubSpotSim>,
     req: HttpRequest,
     q: web::Query<AuthorizeQuery>,
-) -> HttpResponse {
-    let caller = match sim.access.page(&req, false).await {
-        Ok(c) => c,
-        Err(refusal) => return refusal,
-    };
+) -> Answer {
+    let caller = sim.access.page(&req, false).await?;
     let q = q.into_inner();
-    if let Err(refusal) = check_app(&sim, &q.client_id, &q.redirect_uri) {
-        return refusal;
-    }
+    check_app(&sim, &q.client_id, &q.redirect_uri)?;
     let mut scopes: Vec<(String, &'static str)> = Vec::new();
     for s in q
         .scope
@@ -138,10 +133,12 @@ pub(super) async fn consent_page(
         portals,
         csrf_token,
     };
-    match page.render() {
-        Ok(body) => access::with_cookie(html(StatusCode::OK, body), cookie),
-        Err(_) => plain_error("The consent page failed to render."),
-    }
+    Ok({
+        match page.render() {
+            Ok(body) => access::with_cookie(html(StatusCode::OK, body), cookie),
+            Err(_) => plain_error("The consent page failed to render."),
+        }
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -213,25 +210,15 @@ pub(super) async fn consent_decision(
     sim: web::Data<HubSpotSim>,
     req: HttpRequest,
     form: web::Form<Decision>,
-) -> HttpResponse {
-    let caller = match sim.access.page(&req, false).await {
-        Ok(c) => c,
-        Err(refusal) => return refusal,
-    };
+) -> Answer {
+    let caller = sim.access.page(&req, false).await?;
     let d = form.into_inner();
-    if let Err(refusal) = sim.access.check_form(&req, &d.csrf_token) {
-        return refusal;
-    }
-    if let Err(refusal) = check_app(&sim, &d.client_id, &d.redirect_uri) {
-        return refusal;
-    }
+    sim.access.check_form(&req, &d.csrf_token)?;
+    check_app(&sim, &d.client_id, &d.redirect_uri)?;
     let location = if d.decision == "approve" {
         let mut state = sim.lock();
         let portal = match d.portal.as_str() {
-            "new" | "" => match create_portal(&mut state, &caller) {
-                Ok(id) => id,
-                Err(refusal) => return refusal,
-            },
+            "new" | "" => create_portal(&mut state, &caller)?,
             raw => match raw.parse::<u64>() {
                 Ok(id)
                     if state
@@ -241,14 +228,14 @@ pub(super) async fn consent_decision(
                 {
                     id
                 }
-                _ => return plain_error("No such sandbox account."),
+                _ => return Ok(plain_error("No such sandbox account.")),
             },
         };
         let code = match mint_code(&mut state, &d, portal) {
             Ok(code) => code,
             Err(message) => {
                 drop(state);
-                return plain_error(message);
+                return Ok(plain_error(message));
             }
         };
         with_query(&d.redirect_uri, &[("code", &code), ("state", &d.state)])
@@ -262,12 +249,14 @@ pub(super) async fn consent_decision(
             ],
         )
     };
-    match location {
-        Some(l) => HttpResponse::Found()
-            .insert_header(("Location", l))
-            .finish(),
-        None => plain_error("The redirect_uri is not a URL."),
-    }
+    Ok({
+        match location {
+            Some(l) => HttpResponse::Found()
+                .insert_header(("Location", l))
+                .finish(),
+            None => plain_error("The redirect_uri is not a URL."),
+        }
+    })
 }
 
 /// Issues an authorization code for `portal` on the request `d` describes.

@@ -6,28 +6,25 @@ pub(super) async fn create_property(
     sim: web::Data<HubSpotSim>,
     req: HttpRequest,
     body: web::Json<Value>,
-) -> HttpResponse {
-    let g = match guard(&sim, &req, WRITE_SCOPE, false).await {
-        Ok(g) => g,
-        Err(r) => return r,
-    };
+) -> Answer {
+    let g = guard(&sim, &req, WRITE_SCOPE, false).await?;
     let Some(name) = body["name"].as_str().filter(|n| {
         !n.is_empty()
             && n.chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
     }) else {
-        return with_headers(
+        return Ok(with_headers(
             hubspot_error(
                 StatusCode::BAD_REQUEST,
                 "VALIDATION_ERROR",
                 "name is required: lower-case letters, digits and _",
             ),
             &g.headers,
-        );
+        ));
     };
     let mut state = sim.lock();
     let Some(p) = state.portals.get_mut(&g.portal) else {
-        return not_found("portal");
+        return Ok(not_found("portal"));
     };
     let res = if known(p, name) {
         hubspot_error(
@@ -39,7 +36,7 @@ pub(super) async fn create_property(
         p.custom_properties.insert(name.to_owned());
         HttpResponse::Created().json(property_json(name, &body))
     };
-    with_headers(res, &g.headers)
+    Ok(with_headers(res, &g.headers))
 }
 
 pub(super) fn property_json(name: &str, body: &Value) -> Value {
@@ -58,14 +55,11 @@ pub(super) async fn get_property(
     sim: web::Data<HubSpotSim>,
     req: HttpRequest,
     name: web::Path<String>,
-) -> HttpResponse {
-    let g = match guard(&sim, &req, READ_SCOPE, false).await {
-        Ok(g) => g,
-        Err(r) => return r,
-    };
+) -> Answer {
+    let g = guard(&sim, &req, READ_SCOPE, false).await?;
     let state = sim.lock();
     let Some(p) = state.portals.get(&g.portal) else {
-        return not_found("portal");
+        return Ok(not_found("portal"));
     };
     let res = if known(p, &name) {
         HttpResponse::Ok().json(property_json(&name, &Value::Null))
@@ -76,5 +70,5 @@ pub(super) async fn get_property(
             &format!("Unable to find property {name}"),
         )
     };
-    with_headers(res, &g.headers)
+    Ok(with_headers(res, &g.headers))
 }
