@@ -9,7 +9,6 @@ use ferry_core::ManualClock;
 use ferry_core::{Clock, Role, TenantId, TenantName};
 use ferry_store::Db;
 use ferry_store::{tenants, users};
-use sea_orm::{ConnectionTrait, Database};
 use std::sync::Arc;
 
 /// How to start the app.
@@ -50,7 +49,7 @@ pub struct TestApp {
     /// The app's database.
     pub db: Db,
     /// A second, raw connection for tests that tamper with rows.
-    pub raw: sea_orm::DatabaseConnection,
+    pub raw: ferry_store::test_support::RawSql,
     /// The app's clock; `advance` moves it.
     pub clock: ManualClock,
     /// The capturing SMTP server, when enabled.
@@ -154,7 +153,7 @@ async fn try_spawn(options: TestOptions) -> anyhow::Result<TestApp> {
             eprintln!("app stopped with error: {e:#}");
         }
     });
-    let raw = Database::connect(database_url.clone()).await?;
+    let raw = ferry_store::test_support::RawSql::connect(&database_url).await?;
     Ok(TestApp {
         services,
         sandbox,
@@ -317,39 +316,16 @@ impl TestApp {
 
     /// Runs a SQL statement on the raw connection (tests that tamper).
     pub async fn execute(&self, sql: &str) {
-        self.raw.execute_unprepared(sql).await.expect("raw SQL");
+        self.raw.execute(sql).await.expect("raw SQL");
     }
 
     /// Counts rows matching a SQL `SELECT COUNT(*) …`.
     pub async fn count(&self, sql: &str) -> i64 {
-        let row = self
-            .raw
-            .query_one_raw(sea_orm::Statement::from_string(
-                self.raw.get_database_backend(),
-                sql,
-            ))
-            .await
-            .expect("count query")
-            .expect("a row");
-        row.try_get_by_index::<i64>(0).expect("a count")
+        self.raw.count(sql).await.expect("count query")
     }
 
     /// Rows of a query whose columns are all text (or null), for messages.
     pub async fn json_rows(&self, sql: &str) -> Vec<Vec<Option<String>>> {
-        let rows = self
-            .raw
-            .query_all_raw(sea_orm::Statement::from_string(
-                self.raw.get_database_backend(),
-                sql,
-            ))
-            .await
-            .expect("query");
-        rows.iter()
-            .map(|r| {
-                (0..)
-                    .map_while(|i| r.try_get_by_index::<Option<String>>(i).ok())
-                    .collect()
-            })
-            .collect()
+        self.raw.text_rows(sql).await.expect("query")
     }
 }

@@ -113,7 +113,13 @@ impl TestClient {
         }
     }
 
-    /// GET `path`.
+    /// Follows a redirect to `url` on this app (its path and query).
+    pub async fn follow(&self, url: &url::Url) -> Page {
+        self.get(&format!("{}?{}", url.path(), url.query().unwrap_or("")))
+            .await
+    }
+
+    /// GETs `path` on the app.
     pub async fn get(&self, path: &str) -> Page {
         let res = self
             .http

@@ -105,13 +105,7 @@ impl TestApp {
         decision: &str,
         portal: &str,
     ) -> Page {
-        let screen = client
-            .get(&format!(
-                "{}?{}",
-                consent_url.path(),
-                consent_url.query().unwrap_or("")
-            ))
-            .await;
+        let screen = client.follow(consent_url).await;
         assert_eq!(screen.status, 200, "consent screen: {}", screen.body);
         let mut fields: Vec<(String, String)> = consent_url
             .query_pairs()
@@ -129,17 +123,28 @@ impl TestApp {
             .await
     }
 
+    /// Approves the consent screen as `client` for `portal` ("new" or an
+    /// id) and follows the redirect back to Ferry's callback, as the browser
+    /// does; returns Ferry's answer.
+    pub async fn approve_and_follow(
+        &self,
+        client: &TestClient,
+        consent_url: &url::Url,
+        portal: &str,
+    ) -> Page {
+        let res = self
+            .consent_as(client, consent_url, "approve", portal)
+            .await;
+        assert_eq!(res.status, 302, "{}", res.body);
+        let callback: url::Url = res.location.expect("redirect").parse().expect("URL");
+        client.follow(&callback).await
+    }
+
     /// Connects sandbox HubSpot end to end; returns the connection id.
     pub async fn connect_hubspot(&self, client: &TestClient) -> ferry_core::ConnectionId {
         let consent = self.start_hubspot(client, "HubSpot (sandbox)").await;
         let callback = self.consent(&consent, "approve").await;
-        let res = client
-            .get(&format!(
-                "{}?{}",
-                callback.path(),
-                callback.query().unwrap_or("")
-            ))
-            .await;
+        let res = client.follow(&callback).await;
         assert_eq!(res.status, 303, "{}", res.body);
         let location = res.location.expect("connection page");
         location

@@ -18,7 +18,6 @@ mod receivers;
 pub mod smtp;
 
 use anyhow::Context;
-use sea_orm::{ConnectionTrait, Database};
 use std::sync::{Arc, Mutex, OnceLock};
 
 pub use app::{TestApp, TestOptions, spawn_app, spawn_app_with};
@@ -107,14 +106,9 @@ pub async fn fresh_database_url(dir: &std::path::Path) -> anyhow::Result<String>
         DbKind::Sqlite => format!("sqlite://{}", dir.join("ferry.db").display()),
         DbKind::Postgres => {
             let name = format!("ferry_test_{:016x}", rand::random::<u64>());
-            let admin = Database::connect(format!("{}/postgres", postgres_base_url()))
+            ferry_store::Db::create_postgres_database(&postgres_base_url(), &name)
                 .await
-                .context("connecting to PostgreSQL (FERRY_TEST_POSTGRES_URL)")?;
-            admin
-                .execute_unprepared(&format!("CREATE DATABASE {name}"))
-                .await?;
-            admin.close().await?;
-            format!("{}/{name}", postgres_base_url())
+                .context("creating a database on PostgreSQL (FERRY_TEST_POSTGRES_URL)")?
         }
     })
 }

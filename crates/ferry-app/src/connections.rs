@@ -9,6 +9,7 @@ use ferry_connectors::{CallContext, ConnectorError, hubspot};
 use ferry_core::catalog::ConnectorKey;
 use ferry_core::{
     AuditAction, ConnectionId, Credentials, Environment, FieldError, FieldErrors, PersonName,
+    Secret,
 };
 use ferry_engine::connections::ServiceError;
 use ferry_store::connections::{self as store, AuthEvent, Connection, NewConnection, OAuthFlow};
@@ -229,8 +230,8 @@ impl Connections {
                 };
                 match provisioned {
                     Ok(account) => {
-                        credentials.api_key = Some(account.api_key);
-                        credentials.signing_secret = Some(account.secret);
+                        credentials.api_key = Some(account.api_key.into());
+                        credentials.signing_secret = Some(account.secret.into());
                         sandbox_account = Some(account.account);
                     }
                     Err(e) => errors.push(FieldError::new(
@@ -249,25 +250,26 @@ impl Connections {
                         "That key is too long (at most 4096 characters).",
                     ));
                 } else if !k.is_empty() {
-                    credentials.api_key = Some(k.to_owned());
+                    credentials.api_key = Some(k.into());
                 }
                 if key == ConnectorKey::Smtp {
                     credentials.username =
                         Some(new.username.trim().to_owned()).filter(|u| !u.is_empty());
                 }
                 if key == ConnectorKey::Verification {
-                    credentials.signing_secret =
-                        Some(new.signing_secret.trim().to_owned()).filter(|s| !s.is_empty());
+                    credentials.signing_secret = Some(new.signing_secret.trim())
+                        .filter(|s| !s.is_empty())
+                        .map(Secret::from);
                 }
             }
             ConnectorKey::Webhook => {
-                credentials.signing_secret = Some(format!(
+                credentials.signing_secret = Some(Secret::from(format!(
                     "whsec_{}",
                     base64::Engine::encode(
                         &base64::engine::general_purpose::STANDARD,
                         rand::random::<[u8; 24]>()
                     )
-                ));
+                )));
             }
             ConnectorKey::HubSpot => {}
         }
@@ -327,7 +329,8 @@ impl Connections {
             id: connection.id,
             one_time_secret: (key == ConnectorKey::Webhook)
                 .then_some(credentials.signing_secret)
-                .flatten(),
+                .flatten()
+                .map(|s| s.expose().to_owned()),
         })
     }
 
@@ -488,14 +491,15 @@ impl Connections {
                 )));
             }
         };
-        let info = match hubspot::token_info(http, &app.api_base, &tokens.access_token).await {
-            Ok(info) => info,
-            Err(e) => {
-                return Ok(OAuthOutcome::Failed(format!(
-                    "HubSpot did not confirm the new token ({e}). Nothing was connected."
-                )));
-            }
-        };
+        let info =
+            match hubspot::token_info(http, &app.api_base, tokens.access_token.expose()).await {
+                Ok(info) => info,
+                Err(e) => {
+                    return Ok(OAuthOutcome::Failed(format!(
+                        "HubSpot did not confirm the new token ({e}). Nothing was connected."
+                    )));
+                }
+            };
         let now = self.0.clock.now();
         let expires = tokens
             .expires_in
@@ -579,20 +583,24 @@ impl Connections {
     pub async fn revoke(&self, admin: &Member, id: &ConnectionId) -> Result<Revoked, Error> {
         admin.require_admin()?;
         let c = store::get(&self.0.db, &admin.tenant_id, id).await?;
-        let remote = match self.0.connections.revoke(&admin.tenant_id, id).await {
+        let remote = match self.0.connections.revoke_remote(&admin.tenant_id, id).await {
             Ok(remote) => remote,
             Err(ServiceError::Store(e)) => return Err(e.into()),
             Err(ServiceError::Connector(e)) => return Err(Error::Internal(e.into())),
         };
+        let now = self.0.clock.now();
+        let tx = self.0.db.begin().await?;
+        store::delete(&tx, &admin.tenant_id, id).await?;
         audit::record(
-            &self.0.db,
+            &tx,
             &admin.actor(),
             AuditAction::ConnectionRevoked,
             Target("connection", id.as_str()),
             json!({ "connector": c.connector.as_str(), "remote_revoked": remote }),
-            self.0.clock.now(),
+            now,
         )
         .await?;
+        tx.commit().await?;
         Ok(Revoked {
             name: c.name,
             remote,

@@ -8,7 +8,7 @@ use crate::Parts;
 use ferry_connectors::hubspot::verify_v3;
 use ferry_connectors::webhook::{SignatureError, verify_standard_webhook};
 use ferry_core::catalog::ConnectorKey;
-use ferry_core::{ConnectionId, Environment, EventId, RunId, TenantId, TenantStatus};
+use ferry_core::{ConnectionId, Environment, EventId, RunId, Secret, TenantId, TenantStatus};
 use ferry_engine::runs::{Source, correlation_key};
 use ferry_store::StoreError;
 use ferry_store::inbound::{NewEvent, Stored};
@@ -96,7 +96,7 @@ impl Hooks {
         &self,
         raw_id: &str,
         expected: ConnectorKey,
-    ) -> Result<(TenantId, ConnectionId, String), HookError> {
+    ) -> Result<(TenantId, ConnectionId, Secret), HookError> {
         let id: ConnectionId = raw_id.parse().map_err(|_| HookError::NotFound)?;
         let t = match ferry_store::system::for_hook(&self.0.db, self.0.connections.vault(), &id)
             .await
@@ -114,7 +114,9 @@ impl Hooks {
         Ok((
             t.tenant,
             id,
-            t.credentials.signing_secret.unwrap_or_default(),
+            t.credentials
+                .signing_secret
+                .unwrap_or_else(|| Secret::from("")),
         ))
     }
 
@@ -151,7 +153,7 @@ impl Hooks {
         let (tenant, id, secret) = self.target(id, ConnectorKey::Webhook).await?;
         let webhook_id = headers.get("webhook-id");
         verify_standard_webhook(
-            &secret,
+            secret.expose(),
             webhook_id,
             headers.get("webhook-timestamp"),
             headers.get("webhook-signature"),
@@ -201,7 +203,7 @@ impl Hooks {
     ) -> Result<Accepted, HookError> {
         let (tenant, id, secret) = self.target(id, ConnectorKey::Verification).await?;
         ferry_connectors::verification::verify_result_signature(
-            &secret,
+            secret.expose(),
             body,
             headers.get("x-signature"),
         )?;
@@ -261,7 +263,7 @@ impl Hooks {
             self.0.links.public_url.as_str().trim_end_matches('/')
         );
         verify_v3(
-            &[secret.as_str()],
+            &[secret.expose()],
             method,
             &full_uri,
             body,

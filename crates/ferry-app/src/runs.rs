@@ -83,9 +83,9 @@ impl Runs {
     /// (steps that succeeded are not repeated).
     pub async fn replay(&self, admin: &Member, id: &RunId) -> Result<(), Error> {
         admin.require_admin()?;
+        let run = store::get(&self.0.db, &admin.tenant_id, id).await?;
         let now = self.0.clock.now();
         let tx = self.0.db.begin().await?;
-        let run = store::get(&self.0.db, &admin.tenant_id, id).await?;
         if !store::replay(&tx, &admin.tenant_id, id, now).await? {
             return Err(Error::Conflict(format!(
                 "This run is {}: only failed or dead-lettered runs can be replayed.",

@@ -122,7 +122,7 @@ pub async fn connector_overhead(calls: usize) -> anyhow::Result<(Stats, Stats)> 
         connection_id: String::new(),
         base_url: url::Url::parse(&base)?,
         credentials: Credentials {
-            access_token: Some(access.clone()),
+            access_token: Some(access.clone().into()),
             ..Credentials::default()
         },
         http: HttpClient::new(

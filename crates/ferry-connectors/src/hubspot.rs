@@ -11,8 +11,7 @@ pub struct HubSpot;
 
 fn token(ctx: &CallContext) -> Result<&str, ConnectorError> {
     ctx.credentials
-        .access_token
-        .as_deref()
+        .access_token()
         .ok_or_else(|| ConnectorError::Config("the HubSpot connection has no access token".into()))
 }
 

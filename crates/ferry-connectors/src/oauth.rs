@@ -3,6 +3,7 @@
 //! body, as HubSpot expects.
 
 use crate::{ConnectorError, HttpClient};
+use ferry_core::Secret;
 use oauth2::basic::{BasicClient, BasicErrorResponseType};
 use oauth2::{
     AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, PkceCodeChallenge,
@@ -12,29 +13,18 @@ use std::time::Duration;
 use url::Url;
 
 /// An OAuth application registered with a provider.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct OAuthApp {
     /// The app's client id.
     pub client_id: String,
     /// The app's client secret.
-    pub client_secret: String,
+    pub client_secret: Secret,
     /// Where users consent.
     pub authorize_url: Url,
     /// Where codes and refresh tokens become access tokens.
     pub token_url: Url,
     /// Ferry's callback.
     pub redirect_url: Url,
-}
-
-impl std::fmt::Debug for OAuthApp {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OAuthApp")
-            .field("client_id", &self.client_id)
-            .field("client_secret", &"[redacted]")
-            .field("authorize_url", &self.authorize_url.as_str())
-            .field("token_url", &self.token_url.as_str())
-            .finish()
-    }
 }
 
 /// A consent request to send the user to.
@@ -49,20 +39,14 @@ pub struct Authorization {
 }
 
 /// Tokens from the provider.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenSet {
     /// The access token.
-    pub access_token: String,
+    pub access_token: Secret,
     /// The refresh token, when one was (re)issued.
-    pub refresh_token: Option<String>,
+    pub refresh_token: Option<Secret>,
     /// The access token's lifetime.
     pub expires_in: Option<Duration>,
-}
-
-impl std::fmt::Debug for TokenSet {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "TokenSet([redacted], expires_in: {:?})", self.expires_in)
-    }
 }
 
 type Configured = oauth2::Client<
@@ -81,7 +65,7 @@ type Configured = oauth2::Client<
 impl OAuthApp {
     fn client(&self) -> Configured {
         BasicClient::new(ClientId::new(self.client_id.clone()))
-            .set_client_secret(ClientSecret::new(self.client_secret.clone()))
+            .set_client_secret(ClientSecret::new(self.client_secret.expose().to_owned()))
             .set_auth_uri(AuthUrl::from_url(self.authorize_url.clone()))
             .set_token_uri(TokenUrl::from_url(self.token_url.clone()))
             .set_redirect_uri(RedirectUrl::from_url(self.redirect_url.clone()))
@@ -142,8 +126,8 @@ impl OAuthApp {
 
 fn token_set(r: &oauth2::basic::BasicTokenResponse) -> TokenSet {
     TokenSet {
-        access_token: r.access_token().secret().clone(),
-        refresh_token: r.refresh_token().map(|t| t.secret().clone()),
+        access_token: Secret::from(r.access_token().secret().as_str()),
+        refresh_token: r.refresh_token().map(|t| Secret::from(t.secret().as_str())),
         expires_in: r.expires_in(),
     }
 }
@@ -220,8 +204,11 @@ mod tests {
         ))
         .await;
         let tokens = a.refresh(&client, "rt").await.unwrap();
-        assert_eq!(tokens.access_token, "at");
-        assert_eq!(tokens.refresh_token.as_deref(), Some("rt2"));
+        assert_eq!(tokens.access_token.expose(), "at");
+        assert_eq!(
+            tokens.refresh_token.as_ref().map(Secret::expose),
+            Some("rt2")
+        );
 
         let (a, client) = app(Answer::EndlessChunked).await;
         assert_eq!(

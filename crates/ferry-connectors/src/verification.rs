@@ -12,8 +12,7 @@ pub struct Verification;
 
 fn key(ctx: &CallContext) -> Result<&str, ConnectorError> {
     ctx.credentials
-        .api_key
-        .as_deref()
+        .api_key()
         .ok_or_else(|| ConnectorError::Config("the verification connection has no API key".into()))
 }
 

@@ -21,7 +21,7 @@ impl Connector for HttpApi {
     }
 
     async fn test(&self, ctx: &CallContext) -> Result<String, ConnectorError> {
-        let token = ctx.credentials.api_key.as_deref().unwrap_or_default();
+        let token = ctx.credentials.api_key().unwrap_or_default();
         let mut request = ctx.http.request(Method::GET, &ctx.base_url)?;
         if !token.is_empty() {
             request = request.bearer_auth(token);
@@ -52,11 +52,11 @@ impl Connector for HttpApi {
         }
         let path = input_str(input, "path")?;
         let body = input.get("body").cloned().unwrap_or(Value::Null);
-        let token = ctx.credentials.api_key.clone().unwrap_or_default();
+        let token = ctx.credentials.api_key().unwrap_or_default();
         let auth = if token.is_empty() {
             Auth::None
         } else {
-            Auth::Bearer(&token)
+            Auth::Bearer(token)
         };
         let mut calls = Vec::new();
         let (status, response) = send(
@@ -85,8 +85,7 @@ impl Connector for InboundWebhook {
     async fn test(&self, ctx: &CallContext) -> Result<String, ConnectorError> {
         if ctx
             .credentials
-            .signing_secret
-            .as_deref()
+            .signing_secret()
             .is_some_and(|s| !s.is_empty())
         {
             Ok("Ready to receive: senders sign requests with the connection's secret.".into())
@@ -349,7 +348,7 @@ fn smtp_transport(
     if let (Some(user), Some(pass)) = (&ctx.credentials.username, &ctx.credentials.api_key) {
         builder = builder.credentials(lettre::transport::smtp::authentication::Credentials::new(
             user.clone(),
-            pass.clone(),
+            pass.expose().to_owned(),
         ));
     }
     Ok(builder.build())

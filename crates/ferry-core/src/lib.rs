@@ -15,7 +15,7 @@ pub use ids::{
 };
 pub use values::{
     ConnectionStatus, Credentials, EmailAddress, Environment, FieldError, FieldErrors, InviteKind,
-    Password, PersonName, Role, TenantName, TenantStatus, UserStatus,
+    Password, PersonName, Role, Secret, TenantName, TenantStatus, UserStatus,
 };
 pub mod mapping;
 pub mod redact;

@@ -361,40 +361,97 @@ string_enum!(
     }
 );
 
-/// A connection's secrets. Never rendered, logged or put in an error:
-/// `Debug` shows only which parts are present.
-#[derive(Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// A secret text (a token, a key, a signing secret): zeroized when dropped,
+/// `[REDACTED]` in `Debug`, read only through [`Secret::expose`]. It
+/// serializes to its text because credentials are serialized for one
+/// purpose: to be sealed by the vault.
+#[derive(Clone)]
+pub struct Secret(secrecy::SecretString);
+
+impl Secret {
+    /// The secret's text, for the one call that needs it.
+    pub fn expose(&self) -> &str {
+        secrecy::ExposeSecret::expose_secret(&self.0)
+    }
+}
+
+impl From<String> for Secret {
+    fn from(s: String) -> Self {
+        Self(s.into())
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(s: &str) -> Self {
+        Self(s.into())
+    }
+}
+
+impl PartialEq for Secret {
+    fn eq(&self, other: &Self) -> bool {
+        self.expose() == other.expose()
+    }
+}
+
+impl Eq for Secret {}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl serde::Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.expose())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Self::from)
+    }
+}
+
+/// A connection's secrets. Never rendered, logged or put in an error.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Credentials {
     /// OAuth access token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub access_token: Option<String>,
+    pub access_token: Option<Secret>,
     /// OAuth refresh token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub refresh_token: Option<String>,
+    pub refresh_token: Option<Secret>,
     /// API key, bearer token or SMTP password.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub api_key: Option<String>,
+    pub api_key: Option<Secret>,
     /// Secret that signs inbound webhooks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub signing_secret: Option<String>,
+    pub signing_secret: Option<Secret>,
     /// SMTP user name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
 }
 
-impl fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let parts: Vec<&str> = [
-            ("access_token", self.access_token.is_some()),
-            ("refresh_token", self.refresh_token.is_some()),
-            ("api_key", self.api_key.is_some()),
-            ("signing_secret", self.signing_secret.is_some()),
-            ("username", self.username.is_some()),
-        ]
-        .into_iter()
-        .filter_map(|(name, present)| present.then_some(name))
-        .collect();
-        write!(f, "Credentials([redacted: {}])", parts.join(", "))
+impl Credentials {
+    /// The access token's text.
+    pub fn access_token(&self) -> Option<&str> {
+        self.access_token.as_ref().map(Secret::expose)
+    }
+
+    /// The refresh token's text.
+    pub fn refresh_token(&self) -> Option<&str> {
+        self.refresh_token.as_ref().map(Secret::expose)
+    }
+
+    /// The API key's text.
+    pub fn api_key(&self) -> Option<&str> {
+        self.api_key.as_ref().map(Secret::expose)
+    }
+
+    /// The signing secret's text.
+    pub fn signing_secret(&self) -> Option<&str> {
+        self.signing_secret.as_ref().map(Secret::expose)
     }
 }
 

@@ -249,7 +249,7 @@ impl ConnectionService {
             .ok_or_else(|| ConnectorError::Config("the connection has no refresh token".into()))?;
         match app
             .oauth
-            .refresh(self.http(connection.environment), &refresh_token)
+            .refresh(self.http(connection.environment), refresh_token.expose())
             .await
         {
             Ok(tokens) => {
@@ -330,16 +330,21 @@ impl ConnectionService {
         }
     }
 
-    /// Revokes the grant at the remote end where it can be, then deletes
-    /// the connection and its credentials.
-    pub async fn revoke(&self, tenant: &TenantId, id: &ConnectionId) -> Result<bool, ServiceError> {
+    /// Revokes the grant at the remote end where it can be (a failure is
+    /// logged, not raised: the caller deletes the connection anyway);
+    /// returns whether the remote end revoked it.
+    pub async fn revoke_remote(
+        &self,
+        tenant: &TenantId,
+        id: &ConnectionId,
+    ) -> Result<bool, ServiceError> {
         let (connection, credentials) =
             connections::with_credentials(&self.db, &self.vault, tenant, id).await?;
         let mut remote = false;
         if connection.connector == ConnectorKey::HubSpot
             && let (Some(app), Some(token)) = (
                 self.hubspot(connection.environment),
-                credentials.refresh_token.as_deref(),
+                credentials.refresh_token(),
             )
         {
             match hubspot::revoke(self.http(connection.environment), &app.api_base, token).await {
@@ -349,7 +354,6 @@ impl ConnectionService {
                 }
             }
         }
-        connections::delete(&self.db, tenant, id).await?;
         Ok(remote)
     }
 }

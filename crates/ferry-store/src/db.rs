@@ -129,10 +129,16 @@ impl Db {
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true);
+            // An in-memory database (`sqlite::memory:`, which the driver
+            // names `file:sqlx-in-memory-N`) has no file to lock beside.
             let filename = options.get_filename();
-            let sqlite_path = (!filename.as_os_str().is_empty()
-                && filename != Path::new(":memory:"))
-            .then(|| filename.to_path_buf());
+            let in_memory = url.contains(":memory:")
+                || filename.as_os_str().is_empty()
+                || filename == Path::new(":memory:")
+                || filename
+                    .to_string_lossy()
+                    .starts_with("file:sqlx-in-memory");
+            let sqlite_path = (!in_memory).then(|| filename.to_path_buf());
             // Turning a new file to WAL needs the write lock; processes
             // opening the same new file at once take turns.
             let guard = match &sqlite_path {
@@ -176,11 +182,26 @@ impl Db {
         self.backend
     }
 
-    /// Opens a transaction. On SQLite, the first write takes the database's
-    /// write lock until commit: do no other writes through the pool meanwhile.
+    /// Opens a transaction. On SQLite it is `BEGIN IMMEDIATE`: it takes the
+    /// write lock at once (waiting for another writer within the busy
+    /// timeout), so a transaction that reads before it writes cannot fail
+    /// when another writer committed in between. Do no other writes through
+    /// the pool meanwhile.
     pub async fn begin(&self) -> Result<Tx, StoreError> {
+        let conn = match self.backend {
+            Backend::Sqlite => {
+                self.conn
+                    .begin_with_options(sea_orm::TransactionOptions {
+                        isolation_level: None,
+                        access_mode: None,
+                        sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
+                    })
+                    .await?
+            }
+            Backend::Postgres => self.conn.begin().await?,
+        };
         Ok(Tx {
-            conn: self.conn.begin().await?,
+            conn,
             backend: self.backend,
         })
     }

@@ -16,6 +16,8 @@ pub mod runs;
 pub mod sessions;
 pub mod system;
 pub mod tenants;
+#[cfg(feature = "test-support")]
+pub mod test_support;
 pub mod users;
 pub mod vault;
 pub mod workflows;

@@ -14,6 +14,7 @@ use base64::engine::general_purpose::STANDARD_NO_PAD as B64;
 use chrono::{DateTime, Utc};
 use ferry_core::TenantId;
 use sea_orm::{ActiveModelTrait, EntityTrait, Set, TransactionTrait};
+use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -22,7 +23,8 @@ const PREFIX: &str = "v1.";
 
 /// The 256-bit master key, with a short id derived from it.
 pub struct MasterKey {
-    key: [u8; 32],
+    /// Zeroized when dropped.
+    key: secrecy::SecretBox<[u8; 32]>,
     id: String,
 }
 
@@ -33,7 +35,10 @@ impl MasterKey {
             .get(..16)
             .unwrap_or_default()
             .to_owned();
-        Self { key, id }
+        Self {
+            key: secrecy::SecretBox::new(Box::new(key)),
+            id,
+        }
     }
 
     /// A fingerprint naming this key (not secret: a hash of a hash).
@@ -131,7 +136,11 @@ impl Vault {
                 let now = Utc::now();
                 let inserted = tenant_key::ActiveModel {
                     tenant_id: Set(tenant.to_string()),
-                    wrapped_key: Set(seal_with(&self.master.key, &fresh, aad.as_bytes())?),
+                    wrapped_key: Set(seal_with(
+                        self.master.key.expose_secret(),
+                        &fresh,
+                        aad.as_bytes(),
+                    )?),
                     master_key_id: Set(self.master.id.clone()),
                     created_at: Set(now),
                     rotated_at: Set(now),
@@ -164,7 +173,11 @@ impl Vault {
                 "a tenant data key is wrapped by a different master key (FERRY_MASTER_KEY does not match this database)",
             ));
         }
-        let bytes = open_with(&self.master.key, &row.wrapped_key, aad.as_bytes())?;
+        let bytes = open_with(
+            self.master.key.expose_secret(),
+            &row.wrapped_key,
+            aad.as_bytes(),
+        )?;
         bytes
             .try_into()
             .map_err(|_| StoreError::Crypto("a data key has the wrong length"))
@@ -217,9 +230,9 @@ pub async fn rotate_master_key(
                 "a tenant data key is not wrapped by the current master key",
             ));
         }
-        let key = open_with(&old.key, &row.wrapped_key, aad.as_bytes())?;
+        let key = open_with(old.key.expose_secret(), &row.wrapped_key, aad.as_bytes())?;
         let mut active: tenant_key::ActiveModel = row.into();
-        active.wrapped_key = Set(seal_with(&new.key, &key, aad.as_bytes())?);
+        active.wrapped_key = Set(seal_with(new.key.expose_secret(), &key, aad.as_bytes())?);
         active.master_key_id = Set(new.id.clone());
         active.rotated_at = Set(now);
         active.update(&txn).await?;
@@ -238,7 +251,7 @@ pub async fn verify_master_key(db: &Db, master: &MasterKey) -> Result<(), StoreE
             ));
         }
         open_with(
-            &master.key,
+            master.key.expose_secret(),
             &row.wrapped_key,
             format!("tenant-key:{}", row.tenant_id).as_bytes(),
         )?;

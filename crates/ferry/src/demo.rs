@@ -6,7 +6,9 @@ use ferry_app::connections::{NewConnectionBasics, NewKeyConnection, OAuthCallbac
 use ferry_app::workflows::{NewWorkflow, Template};
 use ferry_app::{Member, Services};
 use ferry_core::catalog::ConnectorKey;
-use ferry_core::{Clock, EmailAddress, Environment, PersonName, Role, TenantName};
+use ferry_core::{
+    Clock, EmailAddress, Environment, PersonName, Role, TenantName, TenantStatus, UserStatus,
+};
 use ferry_sandbox::Sandbox;
 use ferry_store::{Db, tenants, users};
 use std::collections::BTreeMap;
@@ -104,10 +106,16 @@ pub async fn connect_sandbox(
     let membership = users::membership_of(db, &user.id)
         .await?
         .context("the demo admin has no tenant")?;
+    if membership.role != Role::Admin
+        || membership.status != UserStatus::Active
+        || membership.tenant.status != TenantStatus::Active
+    {
+        bail!("the demo admin is not an active admin of an active tenant");
+    }
     let admin = Member {
         user_id: user.id.clone(),
         tenant_id: membership.tenant.id.clone(),
-        role: Role::Admin,
+        role: membership.role,
         name: user.name.clone(),
         label: user.email.clone(),
         client_ip: "-".into(),

@@ -413,7 +413,7 @@ fn connection_service(
     let hubspot_sandbox = HubSpotApp {
         oauth: OAuthApp {
             client_id: SANDBOX_CLIENT_ID.into(),
-            client_secret: sandbox_secret.to_owned(),
+            client_secret: sandbox_secret.into(),
             authorize_url: url::Url::parse(&format!("{public}/sandbox/hubspot/oauth/authorize"))?,
             token_url: internal.join("/sandbox/hubspot/oauth/v1/token")?,
             redirect_url: redirect_url.clone(),
@@ -427,7 +427,7 @@ fn connection_service(
             Ok(HubSpotApp {
                 oauth: OAuthApp {
                     client_id: id.clone(),
-                    client_secret: secret.expose_secret().to_owned(),
+                    client_secret: secret.expose_secret().into(),
                     authorize_url: url::Url::parse("https://app.hubspot.com/oauth/authorize")?,
                     token_url: url::Url::parse("https://api.hubapi.com/oauth/v1/token")?,
                     redirect_url: redirect_url.clone(),

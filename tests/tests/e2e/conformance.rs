@@ -16,7 +16,12 @@ async fn the_official_hubspot_python_client_works_against_the_simulator() {
     let (tenant, admin) = app.create_tenant("Acme").await;
     let client = app.login(&admin).await;
     let id = app.connect_hubspot(&client).await;
-    let token = app.credentials(&tenant, &id).await.access_token.unwrap();
+    let token = app
+        .credentials(&tenant, &id)
+        .await
+        .access_token()
+        .unwrap()
+        .to_owned();
     let portal = app.json("/sandbox/hubspot/admin/portals").await[0]["portalId"]
         .as_u64()
         .unwrap();

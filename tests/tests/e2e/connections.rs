@@ -308,7 +308,7 @@ async fn revoke_withdraws_the_grant_at_hubspot_and_deletes_the_credentials() {
         .post(format!("{}/sandbox/hubspot/oauth/v1/token", app.address))
         .form(&[
             ("grant_type", "refresh_token"),
-            ("refresh_token", creds.refresh_token.as_deref().unwrap()),
+            ("refresh_token", creds.refresh_token().unwrap()),
             ("client_id", "ferry-sandbox-app"),
             ("client_secret", "irrelevant"),
         ])
@@ -321,7 +321,7 @@ async fn revoke_withdraws_the_grant_at_hubspot_and_deletes_the_credentials() {
             "{}/sandbox/hubspot/crm/v3/objects/contacts",
             app.address
         ))
-        .bearer_auth(creds.access_token.as_deref().unwrap())
+        .bearer_auth(creds.access_token().unwrap())
         .send()
         .await
         .unwrap();
@@ -507,8 +507,8 @@ async fn secrets_never_appear_in_pages_logs_errors_or_the_audit_log() {
     let tokens = app.credentials(&tenant, &hub).await;
     let secrets = [
         key.clone(),
-        tokens.access_token.clone().unwrap(),
-        tokens.refresh_token.clone().unwrap(),
+        tokens.access_token().unwrap().to_owned(),
+        tokens.refresh_token().unwrap().to_owned(),
     ];
     let mut bodies = Vec::new();
     for id in [&ver, &hub] {

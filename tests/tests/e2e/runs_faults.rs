@@ -112,8 +112,9 @@ async fn a_result_for_an_unknown_check_resumes_nothing_and_a_repeated_result_res
     let secret = app
         .credentials(&tenant, &connection)
         .await
-        .signing_secret
-        .unwrap();
+        .signing_secret()
+        .unwrap()
+        .to_owned();
     let post = |check: String| {
         let (hook, secret) = (hook.clone(), secret.clone());
         async move {

@@ -77,7 +77,7 @@ async fn verification_context(
         connection_id: "con_test".into(),
         base_url: format!("{}/sandbox/verify", app.address).parse().unwrap(),
         credentials: ferry_core::Credentials {
-            api_key: account["api_key"].as_str().map(str::to_owned),
+            api_key: account["api_key"].as_str().map(ferry_core::Secret::from),
             ..Default::default()
         },
         http: HttpClient::new(
@@ -228,8 +228,18 @@ async fn two_tenants_sandboxes_never_mix() {
     let b = app.login(&admin_b).await;
     let ida = app.connect_hubspot(&a).await;
     let idb = app.connect_hubspot(&b).await;
-    let token_a = app.credentials(&ta, &ida).await.access_token.unwrap();
-    let token_b = app.credentials(&tb, &idb).await.access_token.unwrap();
+    let token_a = app
+        .credentials(&ta, &ida)
+        .await
+        .access_token()
+        .unwrap()
+        .to_owned();
+    let token_b = app
+        .credentials(&tb, &idb)
+        .await
+        .access_token()
+        .unwrap()
+        .to_owned();
     let http = reqwest::Client::new();
     let created: Value = http
         .post(format!(

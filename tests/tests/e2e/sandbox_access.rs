@@ -161,16 +161,7 @@ async fn one_tenant_cannot_see_control_or_use_another_tenants_sandbox() {
 
     // A connects sandbox HubSpot through the consent screen, signed in.
     let consent = app.start_hubspot(&a, "HubSpot (sandbox)").await;
-    let res = app.consent_as(&a, &consent, "approve", "new").await;
-    assert_eq!(res.status, 302, "{}", res.body);
-    let callback: url::Url = res.location.unwrap().parse().unwrap();
-    let done = a
-        .get(&format!(
-            "{}?{}",
-            callback.path(),
-            callback.query().unwrap_or("")
-        ))
-        .await;
+    let done = app.approve_and_follow(&a, &consent, "new").await;
     assert_eq!(done.status, 303, "{}", done.body);
     let op = app.create_operator("op@ferry.test").await;
     let operator = app.login(&op).await;
@@ -181,22 +172,14 @@ async fn one_tenant_cannot_see_control_or_use_another_tenants_sandbox() {
     // B's consent screen offers only B's portals (none yet), and choosing
     // A's portal by id is refused.
     let consent_b = app.start_hubspot(&b, "HubSpot (sandbox)").await;
-    let screen = b
-        .get(&format!(
-            "{}?{}",
-            consent_b.path(),
-            consent_b.query().unwrap()
-        ))
-        .await;
+    let screen = b.follow(&consent_b).await;
     assert_eq!(screen.status, 200);
     assert!(!screen.body.contains(&portal_a), "A's portal offered to B");
     let taken = app.consent_as(&b, &consent_b, "approve", &portal_a).await;
     assert_eq!(taken.status, 400, "{}", taken.body);
     assert!(taken.location.is_none());
     // A's own screen offers A's portal.
-    let screen_a = a
-        .get(&format!("{}?{}", consent.path(), consent.query().unwrap()))
-        .await;
+    let screen_a = a.follow(&consent).await;
     assert!(screen_a.body.contains(&portal_a));
 
     // The fault-knob page: B (with a portal of its own) sees none of A's
@@ -253,12 +236,7 @@ async fn one_tenant_cannot_see_control_or_use_another_tenants_sandbox() {
         .add_member(&tenant_a, "sam@acme.test", "Sam", Role::Staff)
         .await;
     let s = app.login(&staff).await;
-    assert_eq!(
-        s.get(&format!("{}?{}", consent.path(), consent.query().unwrap()))
-            .await
-            .status,
-        403
-    );
+    assert_eq!(s.follow(&consent).await.status, 403);
     let forged = a
         .post_raw(
             "/sandbox/hubspot/oauth/authorize",
@@ -286,13 +264,7 @@ async fn one_tenant_cannot_see_control_or_use_another_tenants_sandbox() {
         })
         .collect();
     elsewhere.query_pairs_mut().clear().extend_pairs(pairs);
-    let screen = a
-        .get(&format!(
-            "{}?{}",
-            elsewhere.path(),
-            elsewhere.query().unwrap()
-        ))
-        .await;
+    let screen = a.follow(&elsewhere).await;
     assert_eq!(screen.status, 400);
     assert!(screen.body.contains("redirect_uri"));
 }
@@ -475,15 +447,7 @@ async fn every_simulator_route_has_a_decided_answer_on_a_shared_sandbox() {
     let op = app.create_operator("op@ferry.test").await;
     let a = app.login(&alice).await;
     let consent = app.start_hubspot(&a, "HubSpot (sandbox)").await;
-    let res = app.consent_as(&a, &consent, "approve", "new").await;
-    assert_eq!(res.status, 302, "{}", res.body);
-    let callback: url::Url = res.location.unwrap().parse().unwrap();
-    a.get(&format!(
-        "{}?{}",
-        callback.path(),
-        callback.query().unwrap()
-    ))
-    .await;
+    app.approve_and_follow(&a, &consent, "new").await;
     app.connect_sandbox_verification(&a).await;
     let portal = app
         .json_rows("SELECT external_account FROM connections WHERE connector = 'hubspot'")

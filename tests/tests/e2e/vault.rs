@@ -32,7 +32,7 @@ async fn rotating_the_master_key_rewraps_data_keys_and_retires_the_old_key() {
         .await
         .unwrap()
         .1;
-    assert_eq!(creds.api_key.as_deref(), Some(key.as_str()));
+    assert_eq!(creds.api_key(), Some(key.as_str()));
     let old_master = {
         use base64::Engine;
         let bytes: [u8; 32] = base64::engine::general_purpose::STANDARD

@@ -471,22 +471,12 @@ async fn steps_are_added_moved_mapped_validated_and_removed_from_the_builder() {
     let page = format!("/workflows/{id}");
     let steps = format!("/workflows/{id}/steps");
     let draft = |app: &ferry_tests::TestApp| {
-        let id = id.clone();
+        let sql = format!("SELECT draft FROM workflows WHERE id = '{id}'");
         let raw = app.raw.clone();
         async move {
-            let _ = app;
-            let row = sea_orm::ConnectionTrait::query_one_raw(
-                &raw,
-                sea_orm::Statement::from_string(
-                    raw.get_database_backend(),
-                    format!("SELECT draft FROM workflows WHERE id = '{id}'"),
-                ),
-            )
-            .await
-            .unwrap()
-            .unwrap();
-            serde_json::from_str::<serde_json::Value>(&row.try_get_by_index::<String>(0).unwrap())
-                .unwrap()
+            let rows = raw.text_rows(&sql).await.unwrap();
+            let text = rows[0][0].clone().unwrap();
+            serde_json::from_str::<serde_json::Value>(&text).unwrap()
         }
     };
     // The schemas' fields are offered; the only step cannot move.

@@ -157,7 +157,7 @@ pub async fn peer_flow(
             created_by: &env.admin,
         },
         &Credentials {
-            signing_secret: Some(secret.clone()),
+            signing_secret: Some(secret.clone().into()),
             ..Credentials::default()
         },
         now,

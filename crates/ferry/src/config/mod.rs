@@ -201,6 +201,10 @@ fn type_error(e: figment::Error) -> anyhow::Error {
             format!("must be {expected}")
         }
         Kind::UnknownVariant(_, allowed) => format!("must be one of: {}", allowed.join(", ")),
+        Kind::MissingField(_) => "is missing".to_owned(),
+        // A file that is not TOML: its parser quotes the line, which may
+        // hold a secret, so only the fact is said.
+        Kind::Message(_) => "the configuration file is not valid TOML".to_owned(),
         other => other.to_string(),
     };
     bad(setting, message.replace('\n', " "))
@@ -292,18 +296,20 @@ impl Settings {
         Self::from_raw(raw)
     }
 
-    /// The master key (read, or created on first start), then the checks.
+    /// The checks, then the master key (read, or created on first start):
+    /// a configuration that fails a check leaves no key file behind.
     fn from_raw(raw: RawSettings) -> anyhow::Result<Self> {
-        let key = keys::load_or_create(
-            raw.master_key.as_deref(),
-            raw.master_key_file.as_deref(),
-            &raw.data_dir,
-        )?;
-        Self::validate(raw, key)
+        Self::validate(raw, keys::load_or_create)
     }
 
-    /// The checks a type cannot make; no side effects.
-    fn validate(raw: RawSettings, key: keys::LoadedKey) -> anyhow::Result<Self> {
+    /// The checks a type cannot make; `load_key` (given the inline key,
+    /// the key file and the data directory) runs only once they pass.
+    fn validate(
+        raw: RawSettings,
+        load_key: impl FnOnce(Option<&str>, Option<&Path>, &Path) -> anyhow::Result<keys::LoadedKey>,
+    ) -> anyhow::Result<Self> {
+        let key_inline = raw.master_key.clone();
+        let key_file = raw.master_key_file.clone();
         let bind = raw.bind;
         let data_dir = raw.data_dir;
         if data_dir.as_os_str().is_empty() {
@@ -400,7 +406,6 @@ impl Settings {
             None => std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
         };
 
-        let (master_key, master_key_file) = key;
         let sandbox = raw.sandbox;
         let allow_private_networks = raw.allow_private_networks;
         let hubspot_app = match (
@@ -475,6 +480,8 @@ impl Settings {
         let trusted_proxies =
             ferry_web::TrustedProxies::parse(raw.trusted_proxies.as_deref().unwrap_or(""))
                 .map_err(|e| bad("FERRY_TRUSTED_PROXIES", e))?;
+        let (master_key, master_key_file) =
+            load_key(key_inline.as_deref(), key_file.as_deref(), &data_dir)?;
 
         Ok(Self {
             bind,

@@ -165,11 +165,18 @@ fn a_world_readable_key_file_is_refused() {
 #[test]
 fn checking_settings_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let key = (SecretBox::new(Box::new([1u8; 32])), None);
+    let given = |_: Option<&str>, _: Option<&Path>, _: &Path| {
+        Ok((SecretBox::new(Box::new([1u8; 32])), None))
+    };
     let raw = RawSettings {
         data_dir: dir.path().join("never"),
         ..RawSettings::default()
     };
-    Settings::validate(raw, key).unwrap();
+    Settings::validate(raw, given).unwrap();
     assert!(!dir.path().join("never").exists());
+    // A setting that fails a check leaves no key file behind.
+    let d = dir.path().to_str().unwrap();
+    assert!(with(d, &[("log_format", "xml")]).is_err());
+    assert!(with(d, &[("public_url", "ftp://x")]).is_err());
+    assert!(!dir.path().join("master.key").exists());
 }
