@@ -151,6 +151,29 @@ pub async fn not_found() -> Result<HttpResponse, AppError> {
     Err(AppError::NotFound)
 }
 
+/// A name a person gave something (a connection, a workflow): the message
+/// names what it is for.
+pub(crate) fn parse_name(
+    raw: &str,
+    what: &str,
+) -> Result<ferry_core::PersonName, ferry_core::FieldError> {
+    ferry_core::PersonName::parse("name", raw).map_err(|e| {
+        ferry_core::FieldError::new(
+            "name",
+            e.message
+                .replace("a name", &format!("a name for the {what}")),
+        )
+    })
+}
+
+/// Sandbox or production, as chosen in a form.
+pub(crate) fn parse_environment(
+    raw: &str,
+) -> Result<ferry_core::Environment, ferry_core::FieldError> {
+    ferry_core::Environment::parse(raw)
+        .ok_or_else(|| ferry_core::FieldError::new("environment", "Choose sandbox or production."))
+}
+
 /// Redirect target after login, for each kind of user.
 fn home_for(user: &CurrentUser) -> &'static str {
     match user.principal {

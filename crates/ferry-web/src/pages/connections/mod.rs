@@ -22,7 +22,7 @@ use askama::Template;
 use chrono::{DateTime, Duration, Utc};
 use ferry_app::connections::{NewConnectionBasics, NewKeyConnection};
 use ferry_core::catalog::{AuthKind, ConnectorKey};
-use ferry_core::{ConnectionId, ConnectionStatus, Environment, FieldError, PersonName};
+use ferry_core::{ConnectionId, ConnectionStatus};
 use ferry_store::connections::Connection;
 
 pub(super) struct CatalogCard {
@@ -234,19 +234,8 @@ impl TryFrom<&NewForm> for NewConnectionBasics {
     type Error = FieldErrors;
     fn try_from(form: &NewForm) -> Result<Self, FieldErrors> {
         let mut errors = FieldErrors::new();
-        let name = errors.check(PersonName::parse("name", &form.name).map_err(|e| {
-            FieldError::new(
-                "name",
-                e.message.replace("a name", "a name for the connection"),
-            )
-        }));
-        let environment = Environment::parse(&form.environment);
-        if environment.is_none() {
-            errors.push(FieldError::new(
-                "environment",
-                "Choose sandbox or production.",
-            ));
-        }
+        let name = errors.check(super::parse_name(&form.name, "connection"));
+        let environment = errors.check(super::parse_environment(&form.environment));
         match (name, environment) {
             (Some(name), Some(environment)) if errors.is_empty() => Ok(Self { name, environment }),
             _ => Err(errors),

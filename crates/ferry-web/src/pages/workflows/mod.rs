@@ -23,7 +23,7 @@ use ferry_core::catalog::ConnectorKey;
 use ferry_core::mapping::{FieldPath, Transform};
 use ferry_core::validate::{Check, Rule};
 use ferry_core::workflow::{Definition, NewStep, StepKind, StepOp};
-use ferry_core::{ConnectionId, Environment, FieldError, PersonName, Role, WorkflowId};
+use ferry_core::{ConnectionId, FieldError, Role, WorkflowId};
 use ferry_store::workflows::Workflow;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
@@ -157,12 +157,7 @@ impl TryFrom<&NewForm> for NewWorkflow {
     type Error = FieldErrors;
     fn try_from(form: &NewForm) -> Result<Self, FieldErrors> {
         let mut errors = FieldErrors::new();
-        let name = errors.check(PersonName::parse("name", &form.name).map_err(|e| {
-            FieldError::new(
-                "name",
-                e.message.replace("a name", "a name for the workflow"),
-            )
-        }));
+        let name = errors.check(super::parse_name(&form.name, "workflow"));
         let owner = form.owner.parse().ok();
         if owner.is_none() {
             errors.push(FieldError::new(
@@ -170,13 +165,7 @@ impl TryFrom<&NewForm> for NewWorkflow {
                 "Choose the person responsible from your firm.",
             ));
         }
-        let environment = Environment::parse(&form.environment);
-        if environment.is_none() {
-            errors.push(FieldError::new(
-                "environment",
-                "Choose sandbox or production.",
-            ));
-        }
+        let environment = errors.check(super::parse_environment(&form.environment));
         let template = Start::parse(&form.template);
         if template.is_none() {
             errors.push(FieldError::new("template", "Choose how to start."));
