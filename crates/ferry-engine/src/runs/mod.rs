@@ -319,3 +319,6 @@ mod tests {
         assert!(d.num_milliseconds() >= 10_000);
     }
 }
+
+#[cfg(test)]
+mod lifecycle_tests;
