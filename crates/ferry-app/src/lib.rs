@@ -12,15 +12,18 @@
 
 mod actor;
 mod audit;
+pub mod auth;
 mod error;
 mod links;
 
 pub mod connections;
 pub mod hooks;
 pub mod overview;
+pub mod password;
 pub mod runs;
 pub mod sandbox;
 pub mod tenants;
+pub mod throttle;
 pub mod users;
 pub mod workflows;
 
@@ -57,6 +60,8 @@ pub struct Parts {
 /// Every service. Cheap to clone.
 #[derive(Clone)]
 pub struct Services {
+    /// Signing in and out, one-time links.
+    pub auth: auth::Auth,
     /// Connecting apps: keys, OAuth, test, revoke, sandbox samples.
     pub connections: connections::Connections,
     /// Inbound events (webhooks).
@@ -79,6 +84,7 @@ impl Services {
     pub fn new(parts: Parts) -> Self {
         let parts = Arc::new(parts);
         Self {
+            auth: auth::Auth::new(parts.clone()),
             connections: connections::Connections(parts.clone()),
             hooks: hooks::Hooks(parts.clone()),
             workflows: workflows::Workflows(parts.clone()),

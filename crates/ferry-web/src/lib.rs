@@ -8,13 +8,11 @@ mod client;
 mod error;
 mod error_page;
 mod pages;
-mod password;
 mod principal;
 pub mod redirect;
 mod session;
 mod state;
 mod templates;
-mod throttle;
 
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, middleware, web};
@@ -24,8 +22,10 @@ use std::sync::Arc;
 pub use actix_web::dev::ServerHandle;
 pub use client::TrustedProxies;
 pub use error::AppError;
+pub use ferry_app::password::{
+    hash_password, hashing_threads, peak_concurrent_hashes, verify_password,
+};
 pub use pages::route_table;
-pub use password::{hash_password, hashing_threads, peak_concurrent_hashes, verify_password};
 pub use session::{CurrentUser, Principal, user_of};
 pub use state::{AppState, FlashKey, WebConfig};
 
@@ -61,13 +61,9 @@ impl Application {
         .filter(|o| o != "null" && *o != state.config.public_url.origin().ascii_serialization())
         .collect();
         let data = web::Data::new(state);
-        // One set for all workers: a pair's attempts queue behind each other
-        // whichever worker takes them.
-        let login_locks = web::Data::new(throttle::LoginLocks::default());
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
-                .app_data(login_locks.clone())
                 .app_data(
                     web::FormConfig::default()
                         .limit(64 * 1024)

@@ -3,24 +3,17 @@
 use super::{home_for, safe_next};
 use crate::error::AppError;
 use crate::error_page::error_page;
-use crate::password::{hash_password, verify_password};
 use crate::principal::Principal;
 use crate::session::{CurrentUser, cookie, removal, request_auth, session_cookie_name};
 use crate::state::AppState;
 use crate::templates::{FieldErrors, Layout, redirect_with_flash, render};
-use crate::throttle::{self, LoginLocks, Reason, Verdict};
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
-use ferry_core::{EmailAddress, FieldError, InviteKind, Password, TenantStatus, UserStatus};
-use ferry_store::invites::LinkState;
-use ferry_store::{
-    StoreError, audit as audit_log, invites, login_attempts, new_token, sessions, tenants,
-    token_hash, users,
-};
+use ferry_app::auth::{GENERIC_FAILURE, LinkProblem, LinkView, SignIn, SignInOutcome};
+use ferry_core::{EmailAddress, InviteKind, Password};
 
 /// Reset links emailed to one address per hour, at most.
-const GENERIC_FAILURE: &str = "Invalid email or password.";
 
 #[derive(Template)]
 #[template(path = "login.html")]
@@ -90,162 +83,66 @@ pub async fn login_page(
 }
 
 /// POST /login
+/// POST /login: the auth service decides; this renders its answer.
 pub async fn login(
     state: web::Data<AppState>,
-    locks: web::Data<LoginLocks>,
     req: HttpRequest,
     form: web::Form<LoginForm>,
 ) -> Result<HttpResponse, AppError> {
     let form = form.into_inner();
     let auth = request_auth(&req);
-    let key: String = form.email.trim().to_lowercase().chars().take(254).collect();
-    let client = throttle::client_key(&auth.client_ip);
-
-    // The check, the password and the record of the outcome happen as one
-    // step per (account, client) pair, so parallel guesses queue behind it.
-    let _turn = locks.lock(&key, &client).await;
-    let now = state.clock.now();
-    if let Verdict::Wait { until, reason } = throttle::check(&state.db, &key, &client, now).await? {
-        let wait = throttle::describe_wait(until - now);
-        let message = match reason {
-            Reason::Pair => format!(
-                "Too many failed sign-in attempts for this email address from your network. \
-                 Try again in {wait}, or reset your password."
-            ),
-            Reason::Address => {
-                format!("Too many failed sign-in attempts from your network. Try again in {wait}.")
-            }
-        };
-        tracing::warn!(client_ip = %auth.client_ip, ?reason, "login throttled");
-        let mut res = login_page_with(
-            &req,
-            StatusCode::TOO_MANY_REQUESTS,
-            &form.email,
-            &form.next,
-            Some(message),
-            FieldErrors::new(),
-        )?;
-        let seconds = u64::try_from((until - now).num_milliseconds())
-            .unwrap_or(0)
-            .div_ceil(1000)
-            .max(1);
-        res.headers_mut()
-            .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
-        return Ok(res);
-    }
-
-    let mut errors = FieldErrors::new();
-    let email = errors.check(EmailAddress::parse("email", &form.email));
-    if form.password.is_empty() {
-        errors.push(FieldError::new("password", "Enter your password."));
-    }
-    let Some(email) = email.filter(|_| errors.is_empty()) else {
-        return login_page_with(
-            &req,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            &form.email,
-            &form.next,
-            None,
-            errors,
-        );
+    let outcome = state
+        .services
+        .auth
+        .sign_in(SignIn {
+            email: &form.email,
+            password: form.password,
+            client_ip: &auth.client_ip,
+            previous_session: auth.user.as_ref().map(|u| u.session_hash.as_str()),
+        })
+        .await?;
+    let page = |status, error, errors| {
+        login_page_with(&req, status, &form.email, &form.next, error, errors)
     };
-
-    let user = users::find_by_email(&state.db, &email).await?;
-    let verified = verify_password(
-        form.password,
-        user.as_ref().and_then(|u| u.password_hash.clone()),
-    )
-    .await;
-    let Some(user) = user.filter(|_| verified) else {
-        login_attempts::record(&state.db, &key, &client, false, now).await?;
-        return login_page_with(
-            &req,
+    match outcome {
+        SignInOutcome::SignedIn { token, operator } => {
+            let landing = if operator {
+                "/operator/tenants"
+            } else {
+                "/home"
+            };
+            let target = safe_next(&form.next).unwrap_or(landing);
+            let secure = state.config.secure_cookies();
+            Ok(HttpResponse::SeeOther()
+                .insert_header((header::LOCATION, target.to_owned()))
+                .cookie(cookie(session_cookie_name(secure), token, secure))
+                .finish())
+        }
+        SignInOutcome::Throttled {
+            message,
+            retry_after_secs,
+        } => {
+            let mut res = page(
+                StatusCode::TOO_MANY_REQUESTS,
+                Some(message),
+                FieldErrors::new(),
+            )?;
+            res.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from(retry_after_secs),
+            );
+            Ok(res)
+        }
+        SignInOutcome::Invalid(errors) => page(StatusCode::UNPROCESSABLE_ENTITY, None, errors),
+        SignInOutcome::Failed => page(
             StatusCode::UNAUTHORIZED,
-            &form.email,
-            &form.next,
             Some(GENERIC_FAILURE.into()),
             FieldErrors::new(),
-        );
-    };
-
-    // The password proved who this is, so a specific reason may be given.
-    let refuse = |message: String| {
-        login_page_with(
-            &req,
-            StatusCode::FORBIDDEN,
-            &form.email,
-            &form.next,
-            Some(message),
-            FieldErrors::new(),
-        )
-    };
-    if user.status != UserStatus::Active {
-        return refuse("Your access to Ferry has been deactivated.".into());
-    }
-    let tenant = if user.is_operator {
-        None
-    } else {
-        match users::membership_of(&state.db, &user.id).await? {
-            Some(m) if m.tenant.status == TenantStatus::Suspended => {
-                return refuse(
-                    "Your firm's access to Ferry is suspended. Contact your Ferry operator.".into(),
-                );
-            }
-            Some(m) if m.status != UserStatus::Active => {
-                return refuse(format!(
-                    "Your access to {} has been deactivated. Ask an admin of your firm.",
-                    m.tenant.name
-                ));
-            }
-            Some(m) => Some(m.tenant.id),
-            None => return refuse("Your account does not belong to a firm.".into()),
+        ),
+        SignInOutcome::Refused(message) => {
+            page(StatusCode::FORBIDDEN, Some(message), FieldErrors::new())
         }
-    };
-
-    login_attempts::record(&state.db, &key, &client, true, now).await?;
-    // A new session id at every login: a planted cookie is worth nothing.
-    if let Some(old) = &auth.user {
-        sessions::delete(&state.db, &old.session_hash).await?;
     }
-    let token = new_token();
-    sessions::create(
-        &state.db,
-        &token_hash(&token),
-        &user.id,
-        tenant.as_ref(),
-        &new_token(),
-        &auth.client_ip,
-        now,
-    )
-    .await?;
-    users::record_login(&state.db, &user.id, now).await?;
-    audit_log::record(
-        &state.db,
-        audit_log::NewAuditEvent {
-            tenant_id: tenant.as_ref(),
-            actor_user_id: Some(&user.id),
-            actor_label: &user.email,
-            action: ferry_core::AuditAction::UserLoggedIn,
-            target_kind: "user",
-            target_id: user.id.as_str(),
-            details: serde_json::json!({}),
-            client_ip: &auth.client_ip,
-        },
-        now,
-    )
-    .await?;
-
-    let landing = if user.is_operator {
-        "/operator/tenants"
-    } else {
-        "/home"
-    };
-    let target = safe_next(&form.next).unwrap_or(landing);
-    let secure = state.config.secure_cookies();
-    Ok(HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, target.to_owned()))
-        .cookie(cookie(session_cookie_name(secure), token, secure))
-        .finish())
 }
 
 /// POST /logout: ends the session on the server.
@@ -254,26 +151,21 @@ pub async fn logout(
     req: HttpRequest,
     user: CurrentUser,
 ) -> Result<HttpResponse, AppError> {
-    sessions::delete(&state.db, &user.session_hash).await?;
     let tenant = match &user.principal {
         Principal::Member { tenant_id, .. } => Some(tenant_id.clone()),
         Principal::Operator => None,
     };
-    audit_log::record(
-        &state.db,
-        audit_log::NewAuditEvent {
-            tenant_id: tenant.as_ref(),
-            actor_user_id: Some(&user.user_id),
-            actor_label: user.audit_label(),
-            action: ferry_core::AuditAction::UserLoggedOut,
-            target_kind: "user",
-            target_id: user.user_id.as_str(),
-            details: serde_json::json!({}),
-            client_ip: &request_auth(&req).client_ip,
-        },
-        state.clock.now(),
-    )
-    .await?;
+    state
+        .services
+        .auth
+        .sign_out(
+            &user.session_hash,
+            &user.user_id,
+            user.audit_label(),
+            tenant.as_ref(),
+            &request_auth(&req).client_ip,
+        )
+        .await?;
     let secure = state.config.secure_cookies();
     let mut res = redirect_with_flash(
         "/login",
@@ -368,64 +260,44 @@ fn link_kind(req: &HttpRequest) -> InviteKind {
     }
 }
 
+/// The link for this path's token, or the answer to give instead.
 async fn valid_link(
     state: &AppState,
     req: &HttpRequest,
     token: &str,
-) -> Result<Result<invites::Invite, HttpResponse>, AppError> {
-    let gone = |message: &str| {
-        Ok(Err(error_page(
-            StatusCode::GONE,
-            "Link no longer valid",
-            message,
-            None,
-        )))
-    };
-    if token.len() != 64 {
-        return Err(AppError::NotFound);
-    }
-    match invites::lookup(&state.db, &token_hash(token), state.clock.now()).await? {
-        LinkState::Valid(invite) if invite.kind == link_kind(req) => Ok(Ok(invite)),
-        LinkState::Valid(_) | LinkState::Unknown => Err(AppError::NotFound),
-        LinkState::Expired => gone(
-            "This link has expired. Ask whoever sent it for a new one, or use “Forgot your password?” on the sign-in page.",
-        ),
-        LinkState::Used => gone(
-            "This link was already used. Sign in with your password, or use “Forgot your password?” on the sign-in page.",
-        ),
+) -> Result<Result<LinkView, HttpResponse>, AppError> {
+    match state.services.auth.link(token, link_kind(req)).await? {
+        Ok(view) => Ok(Ok(view)),
+        Err(problem) => gone(problem).map(Err),
     }
 }
 
-async fn set_password_page(
-    state: &AppState,
+fn gone(problem: LinkProblem) -> Result<HttpResponse, AppError> {
+    match problem {
+        LinkProblem::Unknown => Err(AppError::NotFound),
+        LinkProblem::Gone(message) => Ok(error_page(
+            StatusCode::GONE,
+            "Link no longer valid",
+            &message,
+            None,
+        )),
+    }
+}
+
+fn set_password_page(
     req: &HttpRequest,
-    invite: &invites::Invite,
+    view: &LinkView,
     status: StatusCode,
     errors: FieldErrors,
 ) -> Result<HttpResponse, AppError> {
-    let (heading, intro) = match (invite.kind, &invite.tenant_id) {
-        (InviteKind::Invite, Some(tenant_id)) => {
-            let tenant = tenants::get(&state.db, tenant_id).await?;
-            let role = invite.role.map_or("member", |r| r.label());
-            (
-                format!("Join {}", tenant.name),
-                format!("You were invited as {}. Choose a password to finish setting up your account.", role.to_lowercase()),
-            )
-        }
-        (InviteKind::Invite, None) => (
-            "Join the Ferry platform".to_owned(),
-            "You were invited as a platform operator. Choose a password to finish setting up your account.".to_owned(),
-        ),
-        (InviteKind::PasswordReset, _) => ("Choose a new password".to_owned(), "Signing in again will be needed everywhere.".to_owned()),
-    };
     render(
         req,
         status,
         &SetPasswordPage {
-            layout: Layout::new(req, heading.clone(), "/login"),
-            heading,
-            intro,
-            email: invite.email.clone(),
+            layout: Layout::new(req, view.heading.clone(), "/login"),
+            heading: view.heading.clone(),
+            intro: view.intro.clone(),
+            email: view.invite.email.clone(),
             action: req.path().to_owned(),
             errors,
         },
@@ -439,9 +311,7 @@ pub async fn link_page(
     token: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     match valid_link(&state, &req, &token).await? {
-        Ok(invite) => {
-            set_password_page(&state, &req, &invite, StatusCode::OK, FieldErrors::new()).await
-        }
+        Ok(view) => set_password_page(&req, &view, StatusCode::OK, FieldErrors::new()),
         Err(gone) => Ok(gone),
     }
 }
@@ -453,8 +323,8 @@ pub async fn redeem_link(
     token: web::Path<String>,
     form: web::Form<SetPasswordForm>,
 ) -> Result<HttpResponse, AppError> {
-    let invite = match valid_link(&state, &req, &token).await? {
-        Ok(invite) => invite,
+    let view = match valid_link(&state, &req, &token).await? {
+        Ok(view) => view,
         Err(gone) => return Ok(gone),
     };
     let mut errors = FieldErrors::new();
@@ -463,71 +333,20 @@ pub async fn redeem_link(
         &form.password,
         &form.password_confirmation,
     )) else {
-        return set_password_page(
-            &state,
-            &req,
-            &invite,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            errors,
-        )
-        .await;
+        return set_password_page(&req, &view, StatusCode::UNPROCESSABLE_ENTITY, errors);
     };
-    let hash = hash_password(password.expose().to_owned()).await?;
-    let user = match invites::redeem(&state.db, &token_hash(&token), hash, state.clock.now()).await
+    let client_ip = request_auth(&req).client_ip;
+    match state
+        .services
+        .auth
+        .redeem(&token, &view.invite, password, &client_ip)
+        .await?
     {
-        Ok(user) => user,
-        Err(StoreError::Conflict(message)) => {
-            return Ok(error_page(
-                StatusCode::GONE,
-                "Link no longer valid",
-                &message,
-                None,
-            ));
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let action = match invite.kind {
-        InviteKind::Invite => ferry_core::AuditAction::InviteAccepted,
-        InviteKind::PasswordReset => ferry_core::AuditAction::UserPasswordReset,
-    };
-    // A tenant member's reset belongs in their tenant's log (the reset
-    // link itself names no tenant); an operator's in the platform log.
-    let tenant = match invite.kind {
-        InviteKind::Invite => invite.tenant_id.clone(),
-        InviteKind::PasswordReset => users::membership_of(&state.db, &user.id)
-            .await?
-            .map(|m| m.tenant.id),
-    };
-    let auth = request_auth(&req);
-    // Whoever set the password holds the mailbox: this client's failures on
-    // the account (guesses at the old password) no longer delay it, as the
-    // throttled login page promised.
-    login_attempts::record(
-        &state.db,
-        &user.email.to_lowercase(),
-        &throttle::client_key(&auth.client_ip),
-        true,
-        state.clock.now(),
-    )
-    .await?;
-    audit_log::record(
-        &state.db,
-        audit_log::NewAuditEvent {
-            tenant_id: tenant.as_ref(),
-            actor_user_id: Some(&user.id),
-            actor_label: &user.email,
-            action,
-            target_kind: "user",
-            target_id: user.id.as_str(),
-            details: serde_json::json!({ "invite_id": invite.id.as_str() }),
-            client_ip: &auth.client_ip,
-        },
-        state.clock.now(),
-    )
-    .await?;
-    Ok(redirect_with_flash(
-        "/login",
-        crate::templates::FlashKind::Success,
-        "Your password is set. Sign in to continue.",
-    ))
+        Ok(()) => Ok(redirect_with_flash(
+            "/login",
+            crate::templates::FlashKind::Success,
+            "Your password is set. Sign in to continue.",
+        )),
+        Err(problem) => gone(problem),
+    }
 }
