@@ -18,6 +18,7 @@ mod links;
 
 pub mod connections;
 pub mod hooks;
+pub mod operators;
 pub mod overview;
 pub mod password;
 pub mod runs;

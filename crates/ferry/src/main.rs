@@ -3,8 +3,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use ferry::{Roles, Settings};
-use ferry_core::{Clock, EmailAddress, InviteKind, Password, SystemClock};
-use ferry_store::{audit, invites, new_token, token_hash, users};
+use ferry_core::{Clock, EmailAddress, Password, SystemClock};
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -249,16 +248,12 @@ async fn create_operator(
     name: &str,
     password_stdin: bool,
 ) -> anyhow::Result<()> {
+    use ferry_app::operators::{Access, Created, NewOperator};
     let email = EmailAddress::parse("email", email)
         .map_err(|e| anyhow::anyhow!("--email: {}", e.message))?;
     let name = ferry_core::PersonName::parse("name", name)
         .map_err(|e| anyhow::anyhow!("--name: {}", e.message))?;
-    let db = ferry::open_database(settings).await?;
-    if users::find_by_email(&db, &email).await?.is_some() {
-        anyhow::bail!("an account with the email {email} already exists");
-    }
-    let now = clock.now();
-    if password_stdin {
+    let access = if password_stdin {
         if std::io::stdin().is_terminal() {
             eprint!("Password for {email}: ");
         }
@@ -270,80 +265,37 @@ async fn create_operator(
         let line = line.trim_end_matches(['\n', '\r']);
         let password = Password::parse_new("password", line, line)
             .map_err(|e| anyhow::anyhow!("password: {}", e.message))?;
-        let hash = ferry_web::hash_password(password.expose().to_owned()).await?;
-        let user = users::create_operator(&db, &email, name.as_str(), Some(hash), now).await?;
-        record(
-            &db,
-            ferry_core::AuditAction::OperatorCreated,
-            user.id.as_str(),
-            &email,
-            now,
-        )
-        .await?;
-        println!(
+        Access::Password(password)
+    } else {
+        Access::Invite(chrono::Duration::hours(ferry::LINK_TTL_HOURS))
+    };
+    let db = ferry::open_database(settings).await?;
+    let created = ferry_app::operators::create(
+        &db,
+        NewOperator {
+            email: email.clone(),
+            name,
+            access,
+        },
+        clock.now(),
+    )
+    .await
+    .map_err(|e| match e {
+        ferry_app::Error::Invalid(_) => {
+            anyhow::anyhow!("an account with the email {email} already exists")
+        }
+        other => anyhow::Error::new(other),
+    })?;
+    match created {
+        Created::WithPassword => println!(
             "created platform operator {email}; sign in at {}login",
             settings.public_url
-        );
-    } else {
-        let token = new_token();
-        let invite = invites::create(
-            &db,
-            invites::NewInvite {
-                kind: InviteKind::Invite,
-                email: &email,
-                name: name.as_str(),
-                tenant_id: None,
-                role: None,
-                user_id: None,
-                invited_by: None,
-                expires_at: now + chrono_hours(ferry::LINK_TTL_HOURS),
-            },
-            &token_hash(&token),
-            now,
-        )
-        .await?;
-        record(
-            &db,
-            ferry_core::AuditAction::OperatorInvited,
-            invite.id.as_str(),
-            &email,
-            now,
-        )
-        .await?;
-        println!(
+        ),
+        Created::Invited { token } => println!(
             "one-time invite link for {email} (works once, for {} hours):\n{}invite/{token}",
             ferry::LINK_TTL_HOURS,
             settings.public_url
-        );
+        ),
     }
-    Ok(())
-}
-
-fn chrono_hours(h: i64) -> chrono::Duration {
-    chrono::Duration::hours(h)
-}
-
-async fn record(
-    db: &ferry_store::Db,
-    action: ferry_core::AuditAction,
-    target: &str,
-    email: &EmailAddress,
-    now: chrono::DateTime<chrono::Utc>,
-) -> anyhow::Result<()> {
-    audit::record(
-        db,
-        audit::NewAuditEvent {
-            tenant_id: None,
-            actor_user_id: None,
-            actor_label: "command line",
-            action,
-            target_kind: "user",
-            target_id: target,
-            details: serde_json::json!({ "email": email.as_str() }),
-            client_ip: "-",
-        },
-        now,
-    )
-    .await?;
     Ok(())
 }
