@@ -203,6 +203,7 @@ impl Auth {
             AuditAction::UserLoggedIn,
             serde_json::json!({}),
             attempt.client_ip,
+            now,
         )
         .await?;
         Ok(SignInOutcome::SignedIn {
@@ -228,10 +229,12 @@ impl Auth {
             AuditAction::UserLoggedOut,
             serde_json::json!({}),
             client_ip,
+            self.parts.clock.now(),
         )
         .await
     }
 
+    #[allow(clippy::too_many_arguments)] // one audit row's columns, named at the call
     async fn record(
         &self,
         tenant: Option<&TenantId>,
@@ -240,6 +243,7 @@ impl Auth {
         action: AuditAction,
         details: serde_json::Value,
         client_ip: &str,
+        now: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), Error> {
         audit::record(
             &self.parts.db,
@@ -253,7 +257,7 @@ impl Auth {
                 details,
                 client_ip,
             },
-            self.parts.clock.now(),
+            now,
         )
         .await?;
         Ok(())
@@ -357,6 +361,7 @@ impl Auth {
             action,
             serde_json::json!({ "invite_id": invite.id.as_str() }),
             client_ip,
+            self.parts.clock.now(),
         )
         .await?;
         Ok(Ok(()))

@@ -40,6 +40,12 @@ pub enum Created {
     },
 }
 
+/// Whether an account already uses `email` (asked before prompting for a
+/// password).
+pub async fn email_taken(db: &Db, email: &EmailAddress) -> Result<bool, Error> {
+    Ok(users::find_by_email(db, email).await?.is_some())
+}
+
 /// Creates an operator (or their invite) and records it in the platform
 /// audit log as done from the command line, in one transaction.
 pub async fn create(db: &Db, new: NewOperator, now: DateTime<Utc>) -> Result<Created, Error> {

@@ -253,6 +253,11 @@ async fn create_operator(
         .map_err(|e| anyhow::anyhow!("--email: {}", e.message))?;
     let name = ferry_core::PersonName::parse("name", name)
         .map_err(|e| anyhow::anyhow!("--name: {}", e.message))?;
+    let db = ferry::open_database(settings).await?;
+    let now = clock.now();
+    if ferry_app::operators::email_taken(&db, &email).await? {
+        anyhow::bail!("an account with the email {email} already exists");
+    }
     let access = if password_stdin {
         if std::io::stdin().is_terminal() {
             eprint!("Password for {email}: ");
@@ -269,7 +274,6 @@ async fn create_operator(
     } else {
         Access::Invite(chrono::Duration::hours(ferry::LINK_TTL_HOURS))
     };
-    let db = ferry::open_database(settings).await?;
     let created = ferry_app::operators::create(
         &db,
         NewOperator {
@@ -277,7 +281,7 @@ async fn create_operator(
             name,
             access,
         },
-        clock.now(),
+        now,
     )
     .await
     .map_err(|e| match e {

@@ -13,8 +13,6 @@ use askama::Template;
 use ferry_app::auth::{GENERIC_FAILURE, LinkProblem, LinkView, SignIn, SignInOutcome};
 use ferry_core::{EmailAddress, InviteKind, Password};
 
-/// Reset links emailed to one address per hour, at most.
-
 #[derive(Template)]
 #[template(path = "login.html")]
 struct LoginPage {
@@ -82,7 +80,6 @@ pub async fn login_page(
     )
 }
 
-/// POST /login
 /// POST /login: the auth service decides; this renders its answer.
 pub async fn login(
     state: web::Data<AppState>,
