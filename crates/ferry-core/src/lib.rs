@@ -1,6 +1,7 @@
 //! Ferry's domain: typed ids, parsed values and rules. No I/O lives here, so
 //! every other crate can depend on it and tests can exercise it directly.
 
+pub mod alerts;
 pub mod audit;
 pub mod catalog;
 pub mod clock;
