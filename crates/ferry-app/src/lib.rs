@@ -77,7 +77,6 @@ pub struct Services {
     pub tenants: tenants::Tenants,
     /// Read-only views across capabilities (overview, account, audit logs, outbox).
     pub views: overview::Views,
-    parts: Arc<Parts>,
 }
 
 impl Services {
@@ -93,12 +92,6 @@ impl Services {
             users: users::Users(parts.clone()),
             tenants: tenants::Tenants(parts.clone()),
             views: overview::Views(parts.clone()),
-            parts,
         }
-    }
-
-    /// The parts, for doors that need them directly (sessions, health).
-    pub fn parts(&self) -> &Parts {
-        &self.parts
     }
 }

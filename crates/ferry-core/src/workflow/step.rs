@@ -4,16 +4,17 @@
 //! (made, or shown and skipped) and a wait (parked, or assumed to time out).
 
 use super::StepKind;
-use crate::catalog::{ActionDef, FieldSchema, FieldType};
+use crate::catalog::{ActionDef, ConnectorKey, FieldSchema, FieldType};
 use crate::mapping::Expr;
 use crate::redact::{redact, redact_all};
 use crate::validate::{validate, validate_input};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 
-/// What the step's rules decided.
+/// What the step's rules decided; an action call or a wait carries what
+/// the caller needs to make it, borrowed from the step.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Decision {
+pub enum Decision<'a> {
     /// The step is done; its output.
     Next(Value),
     /// The run fails here, nothing written; why.
@@ -22,6 +23,10 @@ pub enum Decision {
     Stop(String),
     /// The connector's action is to be called with this input.
     Call {
+        /// The connector.
+        connector: ConnectorKey,
+        /// The action's key.
+        action: &'a str,
         /// The action's input (unredacted: it is sent).
         input: Value,
         /// Whether the action writes somewhere.
@@ -32,6 +37,12 @@ pub enum Decision {
     /// The run waits for the event whose field carries this value (none:
     /// the value is empty, which a real run cannot wait on).
     Wait {
+        /// The connector whose event is awaited.
+        connector: ConnectorKey,
+        /// The event's key.
+        event: &'a str,
+        /// How long to wait at most.
+        timeout_secs: u64,
         /// The correlation value.
         value: Option<String>,
     },
@@ -40,9 +51,9 @@ pub enum Decision {
 /// A step evaluated: the decision, and what the step record shows of its
 /// input and output (personal data redacted).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Evaluated {
+pub struct Evaluated<'a> {
     /// What happens next.
-    pub decision: Decision,
+    pub decision: Decision<'a>,
     /// The input, as recorded.
     pub input: Value,
     /// The output, as recorded (null when the decision is a call or a wait).
@@ -107,7 +118,7 @@ pub fn action_input(
 }
 
 /// Evaluates a step on the run's data (`{"trigger": …, "steps": {…}}`).
-pub fn evaluate(kind: &StepKind, data: &Value) -> Evaluated {
+pub fn evaluate<'a>(kind: &'a StepKind, data: &Value) -> Evaluated<'a> {
     let done = |decision, input, output| Evaluated {
         decision,
         input,
@@ -133,6 +144,8 @@ pub fn evaluate(kind: &StepKind, data: &Value) -> Evaluated {
             let decision = match problem {
                 Some(p) => Decision::Fail(p),
                 None => Decision::Call {
+                    connector: *connector,
+                    action,
                     input: value,
                     side_effect: def.side_effect,
                     output: def.output,
@@ -180,13 +193,28 @@ pub fn evaluate(kind: &StepKind, data: &Value) -> Evaluated {
             };
             done(decision, Value::Null, shown)
         }
-        StepKind::Wait { correlation, .. } => {
+        StepKind::Wait {
+            connector,
+            event,
+            correlation,
+            timeout_secs,
+            ..
+        } => {
             let value = match correlation.eval(data) {
                 Ok(Value::String(s)) if !s.is_empty() => Some(s),
                 Ok(Value::Number(n)) => Some(n.to_string()),
                 _ => None,
             };
-            done(Decision::Wait { value }, Value::Null, Value::Null)
+            done(
+                Decision::Wait {
+                    connector: *connector,
+                    event,
+                    timeout_secs: *timeout_secs,
+                    value,
+                },
+                Value::Null,
+                Value::Null,
+            )
         }
         StepKind::Condition {
             path,
@@ -223,7 +251,8 @@ mod tests {
     #[test]
     fn validation_fails_naming_the_field_and_never_the_value() {
         let data = json!({ "trigger": {}, "steps": { "fetch_contact": { "properties": { "firstname": "Ada", "email": "ada@example.com" } } } });
-        let e = evaluate(&step("validate_contact"), &data);
+        let validate = step("validate_contact");
+        let e = evaluate(&validate, &data);
         let Decision::Fail(why) = &e.decision else {
             panic!("{e:?}")
         };
@@ -235,7 +264,8 @@ mod tests {
     #[test]
     fn an_action_is_called_with_its_mapped_input_and_the_record_is_redacted() {
         let data = json!({ "trigger": { "objectId": 7 }, "steps": {} });
-        let e = evaluate(&step("fetch_contact"), &data);
+        let fetch = step("fetch_contact");
+        let e = evaluate(&fetch, &data);
         match e.decision {
             Decision::Call {
                 input, side_effect, ..
@@ -249,17 +279,14 @@ mod tests {
 
     #[test]
     fn a_wait_needs_a_correlation_value() {
+        let wait = step("wait_result");
+        let value_of = |data: &Value| match evaluate(&wait, data).decision {
+            Decision::Wait { value, .. } => value,
+            other => panic!("{other:?}"),
+        };
         let empty = json!({ "trigger": {}, "steps": {} });
-        assert_eq!(
-            evaluate(&step("wait_result"), &empty).decision,
-            Decision::Wait { value: None }
-        );
+        assert_eq!(value_of(&empty), None);
         let started = json!({ "trigger": {}, "steps": { "start_check": { "id": "chk_1" } } });
-        assert_eq!(
-            evaluate(&step("wait_result"), &started).decision,
-            Decision::Wait {
-                value: Some("chk_1".into())
-            }
-        );
+        assert_eq!(value_of(&started), Some("chk_1".into()));
     }
 }

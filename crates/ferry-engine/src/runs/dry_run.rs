@@ -74,10 +74,12 @@ impl Engine {
                     Value::Null
                 }
                 Decision::Call {
+                    connector,
+                    action,
                     input,
                     output: schema,
                     ..
-                } => match self.read(tenant, &step.kind, bindings, &input).await {
+                } => match self.read(tenant, connector, action, bindings, &input).await {
                     Ok(v) => {
                         row.output = redact(schema, &[], &v);
                         row.note = "read from the bound connection".into();
@@ -90,21 +92,17 @@ impl Engine {
                         break;
                     }
                 },
-                Decision::Wait { value } => {
-                    let StepKind::Wait {
-                        connector,
-                        event,
-                        timeout_secs,
-                        ..
-                    } = &step.kind
-                    else {
-                        break;
-                    };
+                Decision::Wait {
+                    connector,
+                    event,
+                    timeout_secs,
+                    value,
+                } => {
                     row.status = "waiting";
                     row.input = json!({ "correlation": value });
                     row.note = format!(
                         "a real run waits up to {} for {} {event}; the dry run goes on as if it timed out",
-                        human_secs(*timeout_secs),
+                        human_secs(timeout_secs),
                         connector.def().name
                     );
                     let timed_out = json!({ "timed_out": true });
@@ -122,16 +120,11 @@ impl Engine {
     async fn read(
         &self,
         tenant: &TenantId,
-        kind: &StepKind,
+        connector: ConnectorKey,
+        action: &str,
         bindings: &workflows::Bindings,
         input: &Value,
     ) -> Result<Value, String> {
-        let StepKind::Action {
-            connector, action, ..
-        } = kind
-        else {
-            return Err("not an action".into());
-        };
         let connection = bindings
             .get(connector.as_str())
             .ok_or_else(|| format!("no {} connection is bound", connector.def().name))?;
@@ -143,7 +136,7 @@ impl Engine {
         let conn = self
             .connections
             .registry()
-            .get(*connector)
+            .get(connector)
             .ok_or_else(|| format!("no connector {connector}"))?;
         conn.call(action, input, &ctx)
             .await

@@ -317,16 +317,12 @@ impl Engine {
             Decision::Fail(why) => StepResult::Fail(why),
             Decision::Stop(why) => StepResult::Stop(why),
             Decision::Call {
+                connector,
+                action,
                 input,
                 side_effect,
                 output,
             } => {
-                let StepKind::Action {
-                    connector, action, ..
-                } = &step.kind
-                else {
-                    return (StepResult::Fail("not an action".into()), record);
-                };
                 let Some(connection) = bindings.get(connector.as_str()) else {
                     return (
                         StepResult::Fail(format!(
@@ -341,7 +337,7 @@ impl Engine {
                     id,
                     run,
                     Call {
-                        connector: *connector,
+                        connector,
                         action,
                         side_effect,
                         connection,
@@ -353,20 +349,16 @@ impl Engine {
                 )
                 .await
             }
-            Decision::Wait { value: None } => {
+            Decision::Wait { value: None, .. } => {
                 StepResult::Fail("the correlation value is empty".into())
             }
-            Decision::Wait { value: Some(value) } => {
-                let StepKind::Wait {
-                    connector,
-                    event,
-                    timeout_secs,
-                    ..
-                } = &step.kind
-                else {
-                    return (StepResult::Fail("not a wait".into()), record);
-                };
-                let key = correlation_key(*connector, event, &value);
+            Decision::Wait {
+                connector,
+                event,
+                timeout_secs,
+                value: Some(value),
+            } => {
+                let key = correlation_key(connector, event, &value);
                 record.input = json!({ "correlation": key });
                 let fields = connector.def().trigger(event).map_or(&[][..], |t| t.fields);
                 match self.correlated_payload(tenant, &key).await {
@@ -383,7 +375,7 @@ impl Engine {
                             .map(|d| d.with_timezone(&Utc))
                             .unwrap_or_else(|| {
                                 now + ChronoDuration::seconds(
-                                    i64::try_from(*timeout_secs).unwrap_or(i64::MAX / 2),
+                                    i64::try_from(timeout_secs).unwrap_or(i64::MAX / 2),
                                 )
                             });
                         context["deadlines"][&step.key] = json!(deadline.to_rfc3339());
@@ -391,7 +383,7 @@ impl Engine {
                             tracing::warn!(tenant_id = %tenant, run_id = %id, workflow_id = %run.workflow_id, step = %step.key, event = "outcome_deadline", "no {event} event before the deadline; going on without it");
                             record.error = Some(format!(
                                 "outcome deadline: no {event} event within {}",
-                                human_secs(*timeout_secs)
+                                human_secs(timeout_secs)
                             ));
                             record.status = "timed_out".into();
                             StepResult::Next(json!({ "timed_out": true }))

@@ -292,10 +292,16 @@ async fn a_failed_validation_fails_the_run_naming_the_field_and_a_replay_starts_
     );
 
     assert!(
-        !w.engine.replay(&w.other, &id).await.unwrap(),
+        !runs::replay(&w.db, &w.other, &id, w.clock.now())
+            .await
+            .unwrap(),
         "not another tenant's"
     );
-    assert!(w.engine.replay(&w.tenant, &id).await.unwrap());
+    assert!(
+        runs::replay(&w.db, &w.tenant, &id, w.clock.now())
+            .await
+            .unwrap()
+    );
     let run = w.run(&id).await;
     assert_eq!(
         (run.status, run.step_index, run.replays),

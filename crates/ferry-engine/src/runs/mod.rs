@@ -255,16 +255,6 @@ impl Engine {
             }
         }
     }
-
-    /// Replays a failed or dead-lettered run from the step that failed.
-    pub async fn replay(&self, tenant: &TenantId, id: &RunId) -> Result<bool, StoreError> {
-        let ok = runs::replay(&self.db, tenant, id, self.clock.now()).await?;
-        if ok {
-            tracing::info!(tenant_id = %tenant, run_id = %id, "run replayed from its failed step");
-            self.enqueue(tenant, id).await;
-        }
-        Ok(ok)
-    }
 }
 
 #[async_trait::async_trait]
