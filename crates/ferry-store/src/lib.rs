@@ -16,7 +16,7 @@ pub mod runs;
 pub mod sessions;
 pub mod system;
 pub mod tenants;
-#[cfg(feature = "test-support")]
+#[cfg(any(test, feature = "test-support"))]
 pub mod test_support;
 pub mod users;
 pub mod vault;

@@ -1,8 +1,12 @@
-//! Raw SQL for end-to-end tests that inspect or tamper with rows, so the
-//! test crate needs no ORM of its own. Behind the `test-support` feature:
-//! no production build carries it.
+//! For tests only, behind the `test-support` feature (no production build
+//! carries it): raw SQL for end-to-end tests that inspect or tamper with
+//! rows, so the test crate needs no ORM of its own, and a seeded in-memory
+//! database for the store's and the engine's unit tests.
 
-use crate::StoreError;
+use crate::vault::{MasterKey, Vault};
+use crate::{Db, StoreError, tenants, users};
+use chrono::{DateTime, Utc};
+use ferry_core::{EmailAddress, Role, TenantId, TenantName, UserId};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
 
 /// A connection of its own to a test's database.
@@ -52,4 +56,49 @@ impl RawSql {
             })
             .collect())
     }
+}
+
+/// An in-memory database with two tenants and an admin of the first.
+#[derive(Debug)]
+pub struct Seeded {
+    /// The database (SQLite in memory, migrated).
+    pub db: Db,
+    /// The tenant under test.
+    pub tenant: TenantId,
+    /// Another tenant, for isolation checks.
+    pub other: TenantId,
+    /// An admin of `tenant`.
+    pub owner: UserId,
+    /// A vault over the database.
+    pub vault: Vault,
+}
+
+/// Seeds a fresh in-memory database at `now`.
+pub async fn seeded(now: DateTime<Utc>) -> Result<Seeded, StoreError> {
+    let db = Db::connect("sqlite::memory:", 1).await?;
+    db.migrate().await?;
+    let name = |n: &str| TenantName::parse("name", n).map_err(|e| StoreError::Conflict(e.message));
+    let tenant = tenants::create(&db, &name("Acme")?, now).await?.id;
+    let other = tenants::create(&db, &name("Other")?, now).await?.id;
+    let email = EmailAddress::parse("email", "owner@acme.test")
+        .map_err(|e| StoreError::Conflict(e.message))?;
+    let owner = users::create_member(
+        &db,
+        &tenant,
+        &email,
+        "Owner",
+        "hash".into(),
+        Role::Admin,
+        now,
+    )
+    .await?
+    .id;
+    let vault = Vault::new(db.clone(), MasterKey::new([3u8; 32]));
+    Ok(Seeded {
+        db,
+        tenant,
+        other,
+        owner,
+        vault,
+    })
 }

@@ -11,12 +11,10 @@ use ferry_core::catalog::ConnectorKey;
 use ferry_core::mapping::{Expr, FieldPath, Transform};
 use ferry_core::validate::{Check, Rule};
 use ferry_core::workflow::Trigger;
-use ferry_core::{Credentials, EmailAddress, Environment, ManualClock, Role, TenantName};
+use ferry_core::{Credentials, Environment, ManualClock};
 use ferry_store::connections::NewConnection;
 use ferry_store::inbound::NewEvent;
-use ferry_store::vault::{MasterKey, Vault};
 use ferry_store::workflows::NewWorkflow;
-use ferry_store::{tenants, users};
 
 struct World {
     engine: Engine,
@@ -81,31 +79,15 @@ fn definition() -> Definition {
 
 async fn world() -> World {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::connect("sqlite::memory:", 1).await.unwrap();
-    db.migrate().await.unwrap();
     let clock = ManualClock::new();
     let now = clock.now();
-    let tenant = tenants::create(&db, &TenantName::parse("name", "Acme").unwrap(), now)
-        .await
-        .unwrap()
-        .id;
-    let other = tenants::create(&db, &TenantName::parse("name", "Other").unwrap(), now)
-        .await
-        .unwrap()
-        .id;
-    let owner = users::create_member(
-        &db,
-        &tenant,
-        &EmailAddress::parse("email", "owner@acme.test").unwrap(),
-        "Owner",
-        "hash".into(),
-        Role::Admin,
-        now,
-    )
-    .await
-    .unwrap()
-    .id;
-    let vault = Vault::new(db.clone(), MasterKey::new([5u8; 32]));
+    let ferry_store::test_support::Seeded {
+        db,
+        tenant,
+        other,
+        owner,
+        vault,
+    } = ferry_store::test_support::seeded(now).await.unwrap();
     let connection = ferry_store::connections::create(
         &db,
         &vault,

@@ -7,15 +7,11 @@ use super::*;
 use crate::connections::{self, NewConnection};
 use crate::inbound::{NewEvent, Stored};
 use crate::system::sweep;
-use crate::vault::{MasterKey, Vault};
 use crate::workflows::{self as wf, NewWorkflow};
-use crate::{tenants, users};
 use chrono::{Duration, TimeZone};
 use ferry_core::catalog::ConnectorKey;
 use ferry_core::workflow::reference_template;
-use ferry_core::{
-    ConnectionId, Credentials, EmailAddress, Environment, Role, TenantName, WorkflowId,
-};
+use ferry_core::{ConnectionId, Credentials, Environment, WorkflowId};
 
 struct World {
     db: Db,
@@ -27,30 +23,14 @@ struct World {
 }
 
 async fn world() -> World {
-    let db = Db::connect("sqlite::memory:", 1).await.unwrap();
-    db.migrate().await.unwrap();
     let t0 = Utc.with_ymd_and_hms(2026, 1, 5, 9, 0, 0).unwrap();
-    let tenant = tenants::create(&db, &TenantName::parse("name", "Acme").unwrap(), t0)
-        .await
-        .unwrap()
-        .id;
-    let other = tenants::create(&db, &TenantName::parse("name", "Other").unwrap(), t0)
-        .await
-        .unwrap()
-        .id;
-    let owner = users::create_member(
-        &db,
-        &tenant,
-        &EmailAddress::parse("email", "owner@acme.test").unwrap(),
-        "Owner",
-        "hash".into(),
-        Role::Admin,
-        t0,
-    )
-    .await
-    .unwrap()
-    .id;
-    let vault = Vault::new(db.clone(), MasterKey::new([3u8; 32]));
+    let crate::test_support::Seeded {
+        db,
+        tenant,
+        other,
+        owner,
+        vault,
+    } = crate::test_support::seeded(t0).await.unwrap();
     let connection = connections::create(
         &db,
         &vault,
