@@ -10,6 +10,7 @@ mod m20261129_000003_inbound_events;
 mod m20261129_000004_workflows;
 mod m20261129_000005_refresh_lease;
 mod m20261129_000006_runs;
+mod m20261204_000007_alerts;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000004_workflows::Migration),
             Box::new(m20261129_000005_refresh_lease::Migration),
             Box::new(m20261129_000006_runs::Migration),
+            Box::new(m20261204_000007_alerts::Migration),
         ]
     }
 }

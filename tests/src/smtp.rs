@@ -15,8 +15,11 @@ pub struct CapturedMail {
     pub to: Vec<String>,
     /// The Subject header.
     pub subject: String,
-    /// The body, transfer-decoded.
+    /// The body, transfer-decoded (of a multipart message: its plain-text
+    /// part).
     pub body: String,
+    /// The HTML part of a multipart message, transfer-decoded.
+    pub html: Option<String>,
     /// The raw DATA.
     pub raw: String,
 }
@@ -115,7 +118,7 @@ async fn serve(
                         .unwrap_or(&line),
                 );
             }
-            let (subject, body) = parse(&raw);
+            let (subject, body, html) = parse(&raw);
             store
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
@@ -124,6 +127,7 @@ async fn serve(
                     to: to.clone(),
                     subject,
                     body,
+                    html,
                     raw,
                 });
             write.write_all(b"250 OK queued\r\n").await?;
@@ -144,19 +148,43 @@ fn address(line: &str) -> String {
     line.get(start..end).unwrap_or("").trim().to_owned()
 }
 
-fn parse(raw: &str) -> (String, String) {
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((raw, ""));
-    let header = |name: &str| {
-        head.lines()
-            .find(|l| l.to_ascii_lowercase().starts_with(&format!("{name}:")))
-            .map(|l| l.split_once(':').map_or("", |(_, v)| v).trim().to_owned())
-            .unwrap_or_default()
-    };
-    let subject = header("subject");
-    let body = match header("content-transfer-encoding")
-        .to_ascii_lowercase()
-        .as_str()
-    {
+/// Decodes RFC 2047 encoded words (`=?utf-8?b?…?=`, `=?utf-8?q?…?=`).
+fn decode_words(value: &str) -> String {
+    let mut out = String::new();
+    let mut rest = value;
+    while let Some(start) = rest.find("=?") {
+        let (before, word) = rest.split_at(start);
+        // Whitespace between two encoded words is not part of the text.
+        if !before.trim().is_empty() || out.is_empty() {
+            out.push_str(before);
+        }
+        let parts: Vec<&str> = word[2..].splitn(3, '?').collect();
+        let Some(end) = parts.get(2).and_then(|p| p.find("?=")) else {
+            out.push_str(word);
+            return out;
+        };
+        let text = &parts[2][..end];
+        let decoded = match parts[1].to_ascii_lowercase().as_str() {
+            "b" => base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default(),
+            _ => quoted_printable::decode(
+                text.replace('_', " ").as_bytes(),
+                quoted_printable::ParseMode::Robust,
+            )
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default(),
+        };
+        out.push_str(&decoded);
+        rest = &parts[2][end + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn transfer_decode(encoding: &str, body: &str) -> String {
+    match encoding.to_ascii_lowercase().as_str() {
         "quoted-printable" => {
             quoted_printable::decode(body.as_bytes(), quoted_printable::ParseMode::Robust)
                 .map(|b| String::from_utf8_lossy(&b).into_owned())
@@ -167,6 +195,48 @@ fn parse(raw: &str) -> (String, String) {
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .unwrap_or_else(|_| body.to_owned()),
         _ => body.to_owned(),
-    };
-    (subject, body.replace("\r\n", "\n"))
+    }
+}
+
+/// A part's headers (unfolded) and its body.
+fn split_part(raw: &str) -> (String, &str) {
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((raw, ""));
+    (head.replace("\r\n ", " ").replace("\r\n\t", " "), body)
+}
+
+fn header(head: &str, name: &str) -> String {
+    head.lines()
+        .find(|l| l.to_ascii_lowercase().starts_with(&format!("{name}:")))
+        .map(|l| l.split_once(':').map_or("", |(_, v)| v).trim().to_owned())
+        .unwrap_or_default()
+}
+
+fn parse(raw: &str) -> (String, String, Option<String>) {
+    let (head, body) = split_part(raw);
+    let subject = decode_words(&header(&head, "subject"));
+    let content_type = header(&head, "content-type");
+    if content_type.to_ascii_lowercase().starts_with("multipart/") {
+        let boundary = content_type
+            .split(';')
+            .find_map(|p| p.trim().strip_prefix("boundary="))
+            .unwrap_or("")
+            .trim_matches('"')
+            .to_owned();
+        let (mut text, mut html) = (String::new(), None);
+        for part in body.split(&format!("--{boundary}")) {
+            let part = part.trim_start_matches("\r\n");
+            let (h, b) = split_part(part);
+            let kind = header(&h, "content-type").to_ascii_lowercase();
+            let decoded =
+                transfer_decode(&header(&h, "content-transfer-encoding"), b).replace("\r\n", "\n");
+            if kind.starts_with("text/plain") {
+                text = decoded;
+            } else if kind.starts_with("text/html") {
+                html = Some(decoded);
+            }
+        }
+        return (subject, text, html);
+    }
+    let body = transfer_decode(&header(&head, "content-transfer-encoding"), body);
+    (subject, body.replace("\r\n", "\n"), None)
 }

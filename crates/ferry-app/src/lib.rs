@@ -11,6 +11,7 @@
 //! several. What a person may do, and what it records, lives here once.
 
 mod actor;
+pub mod alerts;
 mod audit;
 pub mod auth;
 mod error;
@@ -77,6 +78,8 @@ pub struct Services {
     pub tenants: tenants::Tenants,
     /// Read-only views across capabilities (overview, account, audit logs, outbox).
     pub views: overview::Views,
+    /// Monitoring and alerts: dashboard, health, rules, incidents.
+    pub alerts: alerts::Alerts,
 }
 
 impl Services {
@@ -92,6 +95,7 @@ impl Services {
             users: users::Users(parts.clone()),
             tenants: tenants::Tenants(parts.clone()),
             views: overview::Views(parts.clone()),
+            alerts: alerts::Alerts(parts.clone()),
         }
     }
 }

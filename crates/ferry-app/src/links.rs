@@ -81,6 +81,7 @@ pub(crate) async fn create(
             to: link.email.clone(),
             subject,
             body,
+            html: None,
         },
     })
 }

@@ -205,6 +205,7 @@ impl Users {
                         person.name,
                         names.join("\n")
                     ),
+                    html: None,
                 })
                 .await?;
         }

@@ -192,6 +192,10 @@ impl Workflows {
             now,
         )
         .await?;
+        // Every workflow is watched from the start: the six rules, told to
+        // its owner.
+        ferry_store::alerts::create_defaults(&tx, &admin.tenant_id, &wf.id, &new.owner, now)
+            .await?;
         audit::record(
             &tx,
             &admin.actor(),

@@ -22,6 +22,8 @@ pub enum RuleKind {
     Latency {
         /// How many times the baseline is too slow.
         factor: f64,
+        /// Runs needed in the window before p95 means anything.
+        min_runs: u64,
     },
     /// No events in a window where at least `min_expected` were expected.
     Volume {
@@ -54,6 +56,110 @@ impl RuleKind {
         }
     }
 
+    /// The rule's key where it is stored and in forms.
+    pub fn key(&self) -> &'static str {
+        match self {
+            Self::ErrorRate { .. } => "error_rate",
+            Self::Latency { .. } => "latency",
+            Self::Volume { .. } => "volume",
+            Self::DestinationWrites { .. } => "destination_writes",
+            Self::OutcomeDeadline => "outcome_deadline",
+            Self::Authentication => "authentication",
+        }
+    }
+
+    /// A stored rule back from its key, threshold and minimum runs; none
+    /// for an unknown key.
+    pub fn parse(key: &str, threshold: f64, min_runs: u64) -> Option<Self> {
+        Some(match key {
+            "error_rate" => Self::ErrorRate {
+                max_percent: threshold,
+                min_runs,
+            },
+            "latency" => Self::Latency {
+                factor: threshold,
+                min_runs,
+            },
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            "volume" => Self::Volume {
+                min_expected: threshold.max(0.0) as u64,
+            },
+            "destination_writes" => Self::DestinationWrites {
+                max_percent: threshold,
+            },
+            "outcome_deadline" => Self::OutcomeDeadline,
+            "authentication" => Self::Authentication,
+            _ => return None,
+        })
+    }
+
+    /// Its threshold as stored (percent, factor or expected events; 0 for
+    /// the rules that have none).
+    pub fn threshold(&self) -> f64 {
+        match self {
+            Self::ErrorRate { max_percent, .. } | Self::DestinationWrites { max_percent } => {
+                *max_percent
+            }
+            Self::Latency { factor, .. } => *factor,
+            #[allow(clippy::cast_precision_loss)]
+            Self::Volume { min_expected } => *min_expected as f64,
+            Self::OutcomeDeadline | Self::Authentication => 0.0,
+        }
+    }
+
+    /// Runs needed before it judges (0 where it does not apply).
+    pub fn min_runs(&self) -> u64 {
+        match self {
+            Self::ErrorRate { min_runs, .. } | Self::Latency { min_runs, .. } => *min_runs,
+            _ => 0,
+        }
+    }
+
+    /// What the threshold means, for forms; none when it has none.
+    pub fn threshold_label(&self) -> Option<&'static str> {
+        match self {
+            Self::ErrorRate { .. } => Some("Highest failure rate (%)"),
+            Self::Latency { .. } => Some("Times slower than usual (p95)"),
+            Self::Volume { .. } => Some("Events usually expected in the window, at least"),
+            Self::DestinationWrites { .. } => Some("Highest failed-write rate (%)"),
+            Self::OutcomeDeadline | Self::Authentication => None,
+        }
+    }
+
+    /// The rule in one sentence, for pages.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            Self::ErrorRate { .. } => {
+                "Runs that fail or are dead-lettered, as a share of the runs that ended in the window."
+            }
+            Self::Latency { .. } => {
+                "The slowest 5% of runs in the window, against the usual (the median hourly p95 of the last 7 days)."
+            }
+            Self::Volume { .. } => {
+                "No events at all in a window where the last 7 days say traffic is expected."
+            }
+            Self::DestinationWrites { .. } => {
+                "Writes to the destination that fail or do not land as written, or none landing while runs succeed."
+            }
+            Self::OutcomeDeadline => {
+                "A run still waiting for its outcome (the verification result) when its deadline passes."
+            }
+            Self::Authentication => {
+                "A connection the workflow uses stopped working (expired, revoked, refresh refused) or its credential expires within 7 days."
+            }
+        }
+    }
+
+    /// The window a new rule of this kind looks at, in minutes.
+    pub fn default_window_minutes(&self) -> u32 {
+        match self {
+            Self::ErrorRate { .. } | Self::OutcomeDeadline => 24 * 60,
+            Self::Latency { .. } | Self::DestinationWrites { .. } => 60,
+            Self::Volume { .. } => 4 * 60,
+            Self::Authentication => 1,
+        }
+    }
+
     /// The defaults every new workflow gets (small enough for the demo's
     /// sample contacts to fire the error-rate rule).
     pub fn defaults() -> Vec<Self> {
@@ -62,7 +168,10 @@ impl RuleKind {
                 max_percent: 2.0,
                 min_runs: 5,
             },
-            Self::Latency { factor: 2.0 },
+            Self::Latency {
+                factor: 2.0,
+                min_runs: 5,
+            },
             Self::Volume { min_expected: 10 },
             Self::DestinationWrites { max_percent: 2.0 },
             Self::OutcomeDeadline,
@@ -80,6 +189,9 @@ pub struct Window {
     pub failed: u64,
     /// Events received.
     pub events: u64,
+    /// Events the trailing baseline expects in a window this long (none
+    /// without a baseline).
+    pub expected_events: Option<f64>,
     /// Destination writes attempted.
     pub writes: u64,
     /// Of those, failed (or not confirmed).
@@ -128,21 +240,23 @@ pub fn judge(rule: &RuleKind, w: &Window, span: &str) -> Verdict {
                 Verdict::Ok
             }
         }
-        RuleKind::Latency { factor } => match (w.p95_ms, w.baseline_p95_ms) {
-            (Some(p95), Some(base)) if base > 0.0 && p95 > base * factor => Verdict::Firing(
-                format!("p95 latency {p95:.0} ms > {factor}× baseline {base:.0} ms in {span}"),
-            ),
+        RuleKind::Latency { factor, min_runs } => match (w.p95_ms, w.baseline_p95_ms) {
+            (Some(p95), Some(base)) if w.runs >= *min_runs && base > 0.0 && p95 > base * factor => {
+                Verdict::Firing(format!(
+                    "p95 latency {p95:.0} ms > {factor}× baseline {base:.0} ms in {span}"
+                ))
+            }
             _ => Verdict::Ok,
         },
-        RuleKind::Volume { min_expected } => {
-            if w.events == 0 && *min_expected > 0 {
+        RuleKind::Volume { min_expected } => match w.expected_events {
+            #[allow(clippy::cast_precision_loss)]
+            Some(expected) if w.events == 0 && expected >= (*min_expected).max(1) as f64 => {
                 Verdict::Firing(format!(
-                    "no events in {span} (at least {min_expected} expected)"
+                    "no events in {span} (about {expected:.0} expected)"
                 ))
-            } else {
-                Verdict::Ok
             }
-        }
+            _ => Verdict::Ok,
+        },
         RuleKind::DestinationWrites { max_percent } => {
             let rate = percent(w.writes_failed, w.writes);
             if w.writes > 0 && rate > *max_percent {
@@ -182,6 +296,17 @@ pub fn judge(rule: &RuleKind, w: &Window, span: &str) -> Verdict {
                 Verdict::Ok
             }
         }
+    }
+}
+
+/// A window's length as messages name it: `24h`, `1h`, `15 min`, `7d`.
+pub fn window_label(minutes: u32) -> String {
+    if minutes > 24 * 60 && minutes.is_multiple_of(24 * 60) {
+        format!("{}d", minutes / (24 * 60))
+    } else if minutes >= 60 && minutes.is_multiple_of(60) {
+        format!("{}h", minutes / 60)
+    } else {
+        format!("{minutes} min")
     }
 }
 
@@ -371,14 +496,45 @@ mod tests {
     }
 
     #[test]
+    fn volume_fires_on_silence_only_where_traffic_is_expected() {
+        let rule = RuleKind::Volume { min_expected: 10 };
+        let quiet_usual = Window::default();
+        assert_eq!(judge(&rule, &quiet_usual, "4h"), Verdict::Ok, "no baseline");
+        let little_expected = Window {
+            expected_events: Some(3.0),
+            ..Window::default()
+        };
+        assert_eq!(judge(&rule, &little_expected, "4h"), Verdict::Ok);
+        let silent = Window {
+            expected_events: Some(40.0),
+            ..Window::default()
+        };
+        assert_eq!(
+            judge(&rule, &silent, "4h"),
+            Verdict::Firing("no events in 4h (about 40 expected)".into())
+        );
+        let busy = Window {
+            events: 1,
+            expected_events: Some(40.0),
+            ..Window::default()
+        };
+        assert_eq!(judge(&rule, &busy, "4h"), Verdict::Ok);
+    }
+
+    #[test]
     fn latency_needs_a_baseline_and_fires_above_its_multiple() {
-        let rule = RuleKind::Latency { factor: 2.0 };
+        let rule = RuleKind::Latency {
+            factor: 2.0,
+            min_runs: 5,
+        };
         let no_base = Window {
+            runs: 10,
             p95_ms: Some(900.0),
             ..Window::default()
         };
         assert_eq!(judge(&rule, &no_base, "1h"), Verdict::Ok);
         let slow = Window {
+            runs: 10,
             p95_ms: Some(900.0),
             baseline_p95_ms: Some(400.0),
             ..Window::default()
@@ -435,5 +591,17 @@ mod tests {
         );
         assert!(subject(Notice::Resolved, "x", "w", "t").starts_with("[Ferry] RESOLVED: "));
         assert_eq!(RuleKind::defaults().len(), 6, "the six rules");
+        assert_eq!(window_label(1440), "24h");
+        assert_eq!(window_label(2880), "2d");
+        assert_eq!(window_label(60), "1h");
+        assert_eq!(window_label(15), "15 min");
+        for kind in RuleKind::defaults() {
+            assert_eq!(
+                RuleKind::parse(kind.key(), kind.threshold(), kind.min_runs()),
+                Some(kind.clone()),
+                "{} survives storage",
+                kind.key()
+            );
+        }
     }
 }

@@ -54,11 +54,17 @@ pub enum AuditAction {
     RunReplayed,
     /// `runs.bulk_replayed`: Replayed dead-lettered runs.
     RunsBulkReplayed,
+    /// `alert_rule.changed`: Changed an alert rule.
+    AlertRuleChanged,
+    /// `alert_rule.tested`: Sent a test alert.
+    AlertRuleTested,
+    /// `incident.acknowledged`: Acknowledged an alert.
+    IncidentAcknowledged,
 }
 
 impl AuditAction {
     /// Every action, for listings and tests.
-    pub const ALL: [Self; 25] = [
+    pub const ALL: [Self; 28] = [
         Self::UserLoggedIn,
         Self::UserLoggedOut,
         Self::UserInvited,
@@ -84,6 +90,9 @@ impl AuditAction {
         Self::WorkflowRolledBack,
         Self::RunReplayed,
         Self::RunsBulkReplayed,
+        Self::AlertRuleChanged,
+        Self::AlertRuleTested,
+        Self::IncidentAcknowledged,
     ];
 
     /// The stable code stored in the log.
@@ -114,6 +123,9 @@ impl AuditAction {
             Self::WorkflowRolledBack => "workflow.rolled_back",
             Self::RunReplayed => "run.replayed",
             Self::RunsBulkReplayed => "runs.bulk_replayed",
+            Self::AlertRuleChanged => "alert_rule.changed",
+            Self::AlertRuleTested => "alert_rule.tested",
+            Self::IncidentAcknowledged => "incident.acknowledged",
         }
     }
 
@@ -145,6 +157,9 @@ impl AuditAction {
             Self::WorkflowRolledBack => "Rolled a workflow back",
             Self::RunReplayed => "Replayed a run",
             Self::RunsBulkReplayed => "Replayed dead-lettered runs",
+            Self::AlertRuleChanged => "Changed an alert rule",
+            Self::AlertRuleTested => "Sent a test alert",
+            Self::IncidentAcknowledged => "Acknowledged an alert",
         }
     }
 

@@ -114,6 +114,14 @@ typed_id!(
     /// One execution of a workflow version for one event.
     RunId, "run", "run"
 );
+typed_id!(
+    /// An alert rule watching one workflow.
+    AlertRuleId, "alr", "alert rule"
+);
+typed_id!(
+    /// One incident of an alert rule: from firing to resolved.
+    IncidentId, "inc", "incident"
+);
 
 #[cfg(test)]
 mod tests {

@@ -6,13 +6,14 @@ pub mod audit;
 pub mod catalog;
 pub mod clock;
 pub mod ids;
+pub mod metrics;
 pub mod values;
 
 pub use audit::AuditAction;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use ids::{
-    AuditEventId, AuthEventId, ConnectionId, EmailId, EventId, InviteId, RunId, TenantId, UserId,
-    WorkflowId, WorkflowVersionId,
+    AlertRuleId, AuditEventId, AuthEventId, ConnectionId, EmailId, EventId, IncidentId, InviteId,
+    RunId, TenantId, UserId, WorkflowId, WorkflowVersionId,
 };
 pub use values::{
     ConnectionStatus, Credentials, EmailAddress, Environment, FieldError, FieldErrors, InviteKind,

@@ -304,6 +304,24 @@ impl ConnectionService {
         Ok(())
     }
 
+    /// Flags a connection whose credential the app refused during a run
+    /// (found on use), with an authentication event, as a failed refresh
+    /// or a refused test does.
+    pub async fn refused(
+        &self,
+        tenant: &TenantId,
+        id: &ConnectionId,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        self.broken(
+            tenant,
+            id,
+            "unauthorized",
+            &format!("The app refused the credential during a run: {reason}. Reconnect it."),
+        )
+        .await
+    }
+
     /// A cheap real call; marks the connection healthy or broken.
     pub async fn test(&self, tenant: &TenantId, id: &ConnectionId) -> Result<String, ServiceError> {
         let (connection, ctx) = self.context(tenant, id).await?;

@@ -1,4 +1,5 @@
-//! Periodic clean-up: sessions past their timeouts and old login attempts.
+//! Periodic clean-up: sessions past their timeouts, old login attempts and
+//! metric rollups past their retention (minutes 48 h, hours 90 days).
 
 use crate::mail::CancelSignal;
 use chrono::Duration;
@@ -33,6 +34,10 @@ pub async fn sweep(
     let now = clock.now();
     let sessions = sessions::delete_expired(db, now, policy.idle, policy.absolute).await?;
     let attempts = login_attempts::prune(db, now - Duration::days(30)).await?;
+    let rollups = ferry_store::metrics::purge(db, now).await?;
+    if rollups > 0 {
+        tracing::info!(rollups, "expired metric rollups removed");
+    }
     Ok((sessions, attempts))
 }
 

@@ -8,6 +8,7 @@ use chrono::{DateTime, Duration, Utc};
 use ferry_core::{Clock, EmailAddress, TenantId};
 use ferry_store::{Db, emails};
 pub use lettre::message::Mailbox;
+use lettre::message::MultiPart;
 use lettre::message::header::ContentType;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::{ExposeSecret, SecretString};
@@ -35,6 +36,8 @@ pub struct OutgoingEmail {
     pub subject: String,
     /// Plain-text body.
     pub body: String,
+    /// The same content as HTML, if any (sent as an alternative).
+    pub html: Option<String>,
 }
 
 /// Accepts emails for delivery. Cheap to clone.
@@ -63,6 +66,22 @@ impl Mailer {
         self.smtp_configured
     }
 
+    /// The status a new email starts with: queued for SMTP, or kept in
+    /// the outbox.
+    pub fn status(&self) -> &'static str {
+        if self.smtp_configured {
+            emails::STATUS_QUEUED
+        } else {
+            emails::STATUS_OUTBOX
+        }
+    }
+
+    /// Wakes the delivery loop (after a transaction that stored emails
+    /// itself committed).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
     /// The signal the delivery loop waits on.
     pub fn wake_signal(&self) -> Arc<Notify> {
         self.wake.clone()
@@ -70,18 +89,16 @@ impl Mailer {
 
     /// Stores the email durably, then wakes the delivery loop.
     pub async fn send(&self, email: OutgoingEmail) -> anyhow::Result<emails::Email> {
-        let status = if self.smtp_configured {
-            emails::STATUS_QUEUED
-        } else {
-            emails::STATUS_OUTBOX
-        };
         let stored = emails::insert(
             &self.db,
-            email.tenant.as_ref(),
-            email.to.as_str(),
-            &email.subject,
-            &email.body,
-            status,
+            emails::Draft {
+                tenant: email.tenant.as_ref(),
+                to: email.to.as_str(),
+                subject: &email.subject,
+                text: &email.body,
+                html: email.html.as_deref(),
+            },
+            self.status(),
             self.clock.now(),
         )
         .await
@@ -159,13 +176,20 @@ impl MailDelivery {
 
     async fn deliver(&self, email: &emails::Email) -> anyhow::Result<()> {
         let to: Mailbox = email.to.parse().context("recipient address")?;
-        let message = Message::builder()
+        let builder = Message::builder()
             .from(self.from.clone())
             .to(to)
-            .subject(email.subject.clone())
-            .header(ContentType::TEXT_PLAIN)
-            .body(email.body.clone())
-            .context("building the message")?;
+            .subject(email.subject.clone());
+        let message = match &email.html {
+            Some(html) => builder.multipart(MultiPart::alternative_plain_html(
+                email.body.clone(),
+                html.clone(),
+            )),
+            None => builder
+                .header(ContentType::TEXT_PLAIN)
+                .body(email.body.clone()),
+        }
+        .context("building the message")?;
         self.transport
             .send(message)
             .await

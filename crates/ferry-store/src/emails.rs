@@ -3,7 +3,7 @@
 //! the outbox for the UI to show when none is.
 
 use crate::entities::email;
-use crate::{Db, StoreError};
+use crate::{Db, Exec, StoreError};
 use chrono::{DateTime, Utc};
 use ferry_core::{EmailId, TenantId};
 use sea_orm::sea_query::{Expr, ExprTrait};
@@ -36,6 +36,8 @@ pub struct Email {
     pub subject: String,
     /// Plain-text body.
     pub body: String,
+    /// HTML body (the same content), if any.
+    pub html: Option<String>,
     /// queued, sent, outbox or failed.
     pub status: String,
     /// Delivery attempts so far.
@@ -59,6 +61,7 @@ impl TryFrom<email::Model> for Email {
             to: m.to_address,
             subject: m.subject,
             body: m.body_text,
+            html: m.body_html,
             status: m.status,
             attempts: m.attempts,
             created_at: m.created_at,
@@ -66,22 +69,36 @@ impl TryFrom<email::Model> for Email {
     }
 }
 
-/// Stores an email with the given initial status.
+/// An email to store.
+#[derive(Debug, Clone, Copy)]
+pub struct Draft<'a> {
+    /// The tenant it concerns, if any.
+    pub tenant: Option<&'a TenantId>,
+    /// Recipient.
+    pub to: &'a str,
+    /// Subject line.
+    pub subject: &'a str,
+    /// Plain-text body.
+    pub text: &'a str,
+    /// HTML body (the same content), if any.
+    pub html: Option<&'a str>,
+}
+
+/// Stores an email with the given initial status (in the caller's
+/// transaction when given one: an alert's email lands with its incident).
 pub async fn insert(
-    db: &Db,
-    tenant: Option<&TenantId>,
-    to: &str,
-    subject: &str,
-    body: &str,
+    db: &impl Exec,
+    draft: Draft<'_>,
     status: &str,
     now: DateTime<Utc>,
 ) -> Result<Email, StoreError> {
     email::ActiveModel {
         id: Set(EmailId::generate().to_string()),
-        tenant_id: Set(tenant.map(ToString::to_string)),
-        to_address: Set(to.to_owned()),
-        subject: Set(subject.to_owned()),
-        body_text: Set(body.to_owned()),
+        tenant_id: Set(draft.tenant.map(ToString::to_string)),
+        to_address: Set(draft.to.to_owned()),
+        subject: Set(draft.subject.to_owned()),
+        body_text: Set(draft.text.to_owned()),
+        body_html: Set(draft.html.map(str::to_owned)),
         status: Set(status.to_owned()),
         attempts: Set(0),
         last_error: Set(None),
@@ -89,7 +106,7 @@ pub async fn insert(
         created_at: Set(now),
         sent_at: Set(None),
     }
-    .insert(&db.conn)
+    .insert(db.conn())
     .await?
     .try_into()
 }
@@ -118,6 +135,7 @@ pub async fn mark_sent(db: &Db, id: &EmailId, now: DateTime<Utc>) -> Result<(), 
     email::Entity::update_many()
         .col_expr(email::Column::Status, Expr::value(STATUS_SENT))
         .col_expr(email::Column::BodyText, Expr::value(BODY_PURGED))
+        .col_expr(email::Column::BodyHtml, Expr::value(Option::<String>::None))
         .col_expr(email::Column::SentAt, Expr::value(now))
         .col_expr(
             email::Column::Attempts,

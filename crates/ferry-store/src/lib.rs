@@ -6,12 +6,14 @@ mod db;
 pub mod entities;
 mod error;
 
+pub mod alerts;
 pub mod audit;
 pub mod connections;
 pub mod emails;
 pub mod inbound;
 pub mod invites;
 pub mod login_attempts;
+pub mod metrics;
 pub mod runs;
 pub mod sessions;
 pub mod system;

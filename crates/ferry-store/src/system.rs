@@ -280,3 +280,27 @@ pub async fn due(db: &Db, now: DateTime<Utc>, limit: u64) -> Result<Vec<Email>, 
         .map(Email::try_from)
         .collect()
 }
+
+/// Every tenant's runs that have not ended, by state, for `/metrics`:
+/// `due` (queued and due: the queue's depth), `scheduled` (queued for a
+/// retry or resume later), `held` (a worker has it), `parked` (waiting for
+/// an event).
+pub async fn open_runs(
+    db: &Db,
+    now: DateTime<Utc>,
+) -> Result<Vec<(&'static str, u64)>, StoreError> {
+    use sea_orm::PaginatorTrait;
+    let count =
+        |status: RunStatus| run::Entity::find().filter(run::Column::Status.eq(status.as_str()));
+    let scheduled = count(RunStatus::Queued)
+        .filter(run::Column::WakeAt.gt(now))
+        .count(&db.conn)
+        .await?;
+    let queued = count(RunStatus::Queued).count(&db.conn).await?;
+    Ok(vec![
+        ("due", queued.saturating_sub(scheduled)),
+        ("scheduled", scheduled),
+        ("held", count(RunStatus::Running).count(&db.conn).await?),
+        ("parked", count(RunStatus::Waiting).count(&db.conn).await?),
+    ])
+}

@@ -4,6 +4,7 @@
 //! run exactly what `ferry serve` runs.
 
 mod assets;
+mod charts;
 mod client;
 mod error;
 mod error_page;
@@ -84,6 +85,7 @@ impl Application {
                 .default_service(web::to(pages::not_found))
                 .wrap(middleware::from_fn(session::session_layer))
                 .wrap(middleware::from_fn(error::request_id_layer))
+                .wrap(middleware::from_fn(pages::metrics::timing))
                 .wrap(security_headers(hsts, &form_targets))
         })
         .workers(workers.max(1))

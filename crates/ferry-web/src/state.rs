@@ -23,6 +23,8 @@ pub struct WebConfig {
     /// Proxies whose `X-Forwarded-For` names the client (none: the TCP
     /// peer is the client).
     pub trusted_proxies: TrustedProxies,
+    /// The bearer token `/metrics` asks for (none: `/metrics` is a 404).
+    pub metrics_token: Option<secrecy::SecretString>,
 }
 
 impl WebConfig {

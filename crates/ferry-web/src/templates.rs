@@ -84,9 +84,10 @@ impl Layout {
                 tenant_name, role, ..
             } => {
                 nav.extend([
-                    ("/home", "Overview"),
+                    ("/home", "Dashboard"),
                     ("/workflows", "Workflows"),
                     ("/runs", "Runs"),
+                    ("/alerts", "Alerts"),
                     ("/verifications", "Verification status"),
                     ("/connections", "Connections"),
                     ("/users", "Team"),

@@ -145,7 +145,30 @@ pub async fn build(
         0
     });
 
+    // What the engine counts (in this process: the web's ingest, the
+    // worker's runs) reaches the rollups every few seconds, and at stop.
+    tasks.push(tokio::spawn(engine.metrics().clone().run_flusher(
+        db.clone(),
+        std::time::Duration::from_secs(5),
+        stop_rx.clone(),
+    )));
+    match ferry_store::alerts::backfill_defaults(&db, clock.now()).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(workflows = n, "default alert rules added"),
+        Err(e) => tracing::warn!(error = %e, "could not add default alert rules"),
+    }
+
     if roles.worker {
+        // Alert rules, once a minute across every worker.
+        tasks.push(tokio::spawn(
+            ferry_engine::alerts::Evaluator::new(
+                db.clone(),
+                clock.clone(),
+                mailer.clone(),
+                &public_url,
+            )
+            .run(stop_rx.clone()),
+        ));
         let mut shutdown = stop_rx.clone();
         let handler: Arc<dyn ferry_engine::queue::Handler> = Arc::new(engine.clone());
         let concurrency = settings.worker_concurrency;
@@ -242,6 +265,7 @@ pub async fn build(
             link_ttl: chrono::Duration::hours(LINK_TTL_HOURS),
             reset_ttl: chrono::Duration::hours(RESET_TTL_HOURS),
             trusted_proxies: settings.trusted_proxies.clone(),
+            metrics_token: settings.metrics_token.clone(),
         };
         let services = ferry_app::Services::new(ferry_app::Parts {
             db: db.clone(),

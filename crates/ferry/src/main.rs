@@ -232,9 +232,15 @@ async fn serve(
                 "  Demo Accounting has sandbox HubSpot and verification connections and the reference workflow published."
             );
             println!(
-                "  Sign in as the admin and press \"Create sample contacts\" on the overview: runs fill {url}/runs within seconds."
+                "  Sign in as the admin and press \"Create sample contacts\" on the dashboard: runs fill {url}/runs within seconds."
             );
             println!("  HubSpot simulator fault knobs: {url}/sandbox/hubspot/admin");
+            println!(
+                "  Alerts: set the portal's \"Force\" to \"500 error\" (or \"500 error on writes only\"), create sample contacts,"
+            );
+            println!(
+                "  and within two minutes the error-rate alert emails the workflow's owner ({url}/outbox, {url}/alerts)."
+            );
         }
         println!("\nPress Ctrl-C to stop.\n");
     }

@@ -68,16 +68,20 @@ impl Engine {
         {
             Ok(v) => v,
             Err(StoreError::NotFound) => {
-                self.persist(
-                    &tenant,
-                    id,
-                    None,
-                    (run.step_index, 0),
-                    &context,
-                    Outcome::Finished(RunStatus::Failed),
-                    Some("the workflow version no longer exists"),
-                )
-                .await?;
+                if self
+                    .persist(
+                        &tenant,
+                        id,
+                        None,
+                        (run.step_index, 0),
+                        &context,
+                        Outcome::Finished(RunStatus::Failed),
+                        Some("the workflow version no longer exists"),
+                    )
+                    .await?
+                {
+                    self.ended(&tenant, &run, RunStatus::Failed);
+                }
                 return Ok(());
             }
             Err(e) => return Err(e),
@@ -210,16 +214,26 @@ impl Engine {
                         )
                     }
                 };
-            self.persist(
-                &tenant,
-                id,
-                Some(&record),
-                (step_at, at),
-                &context,
-                outcome,
-                error.as_deref(),
-            )
-            .await?;
+            let ended = match &outcome {
+                Outcome::Finished(status) => Some(*status),
+                _ => None,
+            };
+            let held = self
+                .persist(
+                    &tenant,
+                    id,
+                    Some(&record),
+                    (step_at, at),
+                    &context,
+                    outcome,
+                    error.as_deref(),
+                )
+                .await?;
+            if let Some(status) = ended
+                && held
+            {
+                self.ended(&tenant, &run, status);
+            }
             // A wait: the event may have arrived between the look and the park.
             if let Some(key) = parked
                 && runs::correlated_event(&self.db, &tenant, &key)
@@ -233,16 +247,20 @@ impl Engine {
         }
         // Past the last step: pages show the run as done.
         let end = i32::try_from(steps.len()).unwrap_or(i32::MAX);
-        self.persist(
-            &tenant,
-            id,
-            done.as_ref(),
-            (end, 0),
-            &context,
-            Outcome::Finished(RunStatus::Succeeded),
-            None,
-        )
-        .await?;
+        if self
+            .persist(
+                &tenant,
+                id,
+                done.as_ref(),
+                (end, 0),
+                &context,
+                Outcome::Finished(RunStatus::Succeeded),
+                None,
+            )
+            .await?
+        {
+            self.ended(&tenant, &run, RunStatus::Succeeded);
+        }
         tracing::info!(tenant_id = %tenant, run_id = %id, workflow_id = %run.workflow_id, "run succeeded");
         Ok(())
     }
@@ -386,6 +404,9 @@ impl Engine {
                                 human_secs(timeout_secs)
                             ));
                             record.status = "timed_out".into();
+                            self.metrics.count(tenant, &run.workflow_id, now, |r| {
+                                r.deadlines_missed += 1;
+                            });
                             StepResult::Next(json!({ "timed_out": true }))
                         } else {
                             StepResult::Wait { key, deadline }
@@ -457,6 +478,38 @@ impl Engine {
         let outcome = c.call(action, input, &ctx).await;
         let calls = ctx.log.lock().map(|l| l.clone()).unwrap_or_default();
         record.http_calls = serde_json::to_value(&calls).unwrap_or(json!([]));
+        for call in &calls {
+            self.metrics.connector_call(connector.as_str(), call.status);
+        }
+        // A destination write counts as failed when the call fails or when
+        // what the app answers does not show the values written.
+        let landed = match &outcome {
+            Ok(output) => unconfirmed(connector, action, input, output),
+            Err(_) => Some(String::new()),
+        };
+        if side_effect {
+            self.metrics
+                .count(tenant, &run.workflow_id, self.clock.now(), |r| {
+                    r.writes += 1;
+                    r.writes_failed += u64::from(landed.is_some());
+                });
+        }
+        if let (Ok(_), Some(property)) = (&outcome, &landed) {
+            tracing::warn!(tenant_id = %tenant, run_id = %id, step = %step_key, property = %property, "the written value did not come back from the app; retrying the write");
+            return StepResult::Retry {
+                error: format!(
+                    "the app did not confirm the write: {property} does not show the value written"
+                ),
+                retry_after: None,
+            };
+        }
+        if let Err(ConnectorError::Unauthorized(reason)) = &outcome {
+            // Found on use: the connection is flagged at once, so the
+            // authentication alert fires at the next evaluation.
+            if let Err(e) = self.connections.refused(tenant, connection, reason).await {
+                tracing::warn!(connection_id = %connection, error = %e, "could not flag the refused connection");
+            }
+        }
         match outcome {
             Ok(output) => {
                 record.output = redact(output_schema, &[], &output);
@@ -541,6 +594,26 @@ impl Engine {
         };
         runs::upsert_verification(&self.db, tenant, &view, now).await
     }
+}
+
+/// For a write whose answer is the record written (HubSpot's contact
+/// update), the first property written whose value did not come back;
+/// `None` when the write is confirmed or the answer cannot confirm it.
+pub(super) fn unconfirmed(
+    connector: ConnectorKey,
+    action: &str,
+    input: &Value,
+    output: &Value,
+) -> Option<String> {
+    if connector != ConnectorKey::HubSpot || action != "update_contact" {
+        return None;
+    }
+    let written = input["properties"].as_object()?;
+    let text = |v: &Value| v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+    written
+        .iter()
+        .find(|(k, v)| output.get(k.as_str()).map(text) != Some(text(v)))
+        .map(|(k, _)| k.clone())
 }
 
 pub(super) fn human_secs(s: u64) -> String {

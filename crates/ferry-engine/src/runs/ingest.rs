@@ -58,6 +58,10 @@ impl Engine {
                 once_per_record: t.definition.trigger.event.ends_with(".creation"),
             });
         }
+        let made: Vec<(RunId, WorkflowId)> = new_runs
+            .iter()
+            .map(|r| (r.id.clone(), r.workflow_id.clone()))
+            .collect();
         let ingested = runs::ingest(
             &self.db,
             tenant,
@@ -68,6 +72,15 @@ impl Engine {
             now,
         )
         .await?;
+        for (id, workflow) in &made {
+            let started = ingested.queued.contains(id);
+            if started || ingested.skipped.contains(id) {
+                self.metrics.count(tenant, workflow, now, |r| {
+                    r.events += 1;
+                    r.started += u64::from(started);
+                });
+            }
+        }
         if ingested.echo {
             tracing::info!(tenant_id = %tenant, "event is Ferry's own write coming back (echo): no run");
         }

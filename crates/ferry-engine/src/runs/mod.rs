@@ -14,6 +14,7 @@ pub use dry_run::*;
 use execute::*;
 
 use crate::connections::{ConnectionService, ServiceError};
+use crate::metrics::Recorder;
 use crate::queue::{ExecuteRunV1, Handler, Queue};
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use ferry_connectors::ConnectorError;
@@ -41,6 +42,7 @@ pub struct Engine {
     lease: ChronoDuration,
     versions: VersionCache,
     local: Option<Arc<Local>>,
+    metrics: Recorder,
 }
 
 /// Published workflow versions never change: the ones runs use are kept
@@ -135,7 +137,22 @@ impl Engine {
             lease: ChronoDuration::minutes(5),
             versions: VersionCache::default(),
             local: None,
+            metrics: Recorder::default(),
         }
+    }
+
+    /// What the engine counts as it works (flushed by the caller's
+    /// flusher, see [`Recorder::run_flusher`]).
+    pub fn metrics(&self) -> &Recorder {
+        &self.metrics
+    }
+
+    /// Counts a run that ended (only by the worker whose save ended it).
+    pub(super) fn ended(&self, tenant: &TenantId, run: &runs::Run, status: RunStatus) {
+        let now = self.clock.now();
+        let latency = u64::try_from((now - run.created_at).num_milliseconds()).unwrap_or(0);
+        self.metrics
+            .run_ended((tenant, &run.workflow_id), status, latency, now);
     }
 
     /// Lets this process execute up to `concurrency` runs itself as soon

@@ -112,12 +112,12 @@ pub(super) fn set_faults(
     if faults
         .force
         .as_deref()
-        .is_some_and(|f| !matches!(f, "429" | "500" | "timeout"))
+        .is_some_and(|f| !matches!(f, "429" | "500" | "500-writes" | "timeout"))
     {
         return hubspot_error(
             StatusCode::BAD_REQUEST,
             "VALIDATION_ERROR",
-            "force must be 429, 500 or timeout",
+            "force must be 429, 500, 500-writes or timeout",
         );
     }
     let mut state = sim.lock();

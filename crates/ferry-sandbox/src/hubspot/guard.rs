@@ -88,6 +88,13 @@ pub(super) async fn guard(
                 "timed out",
             ));
         }
+        Some("500-writes") if scope == WRITE_SCOPE => {
+            return Err(hubspot_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL_ERROR",
+                "Internal error on writes (forced by the sandbox)",
+            ));
+        }
         Some("500") => {
             return Err(hubspot_error(
                 StatusCode::INTERNAL_SERVER_ERROR,

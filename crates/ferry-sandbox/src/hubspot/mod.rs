@@ -106,7 +106,8 @@ pub struct Faults {
     pub error_rate: f64,
     /// Added to every call.
     pub latency_ms: u64,
-    /// Answer every call with "429", "500" or "timeout" (no answer for 60 s).
+    /// Answer every call with "429", "500" or "timeout" (no answer for 60
+    /// s); "500-writes" answers only calls that change the CRM with 500.
     pub force: Option<String>,
     /// Issue a new refresh token at every refresh (HubSpot keeps the old one).
     pub rotate_refresh_tokens: bool,

@@ -13,6 +13,8 @@ pub struct Model {
     pub subject: String,
     #[sea_orm(column_type = "Text")]
     pub body_text: String,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub body_html: Option<String>,
     pub status: String,
     pub attempts: i32,
     pub last_error: Option<String>,

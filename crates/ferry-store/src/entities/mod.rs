@@ -1,6 +1,9 @@
 //! sea-orm entities: the storage shape. They never leave this crate's query
 //! functions except as plain data; pages and forms have their own types.
 
+pub mod alert_incident;
+pub mod alert_notice;
+pub mod alert_rule;
 pub mod audit_event;
 pub mod auth_event;
 pub mod connection;
@@ -13,10 +16,12 @@ pub mod membership;
 pub mod oauth_flow;
 pub mod run;
 pub mod run_step;
+pub mod scheduler_tick;
 pub mod session;
 pub mod tenant;
 pub mod tenant_key;
 pub mod user;
 pub mod verification;
 pub mod workflow;
+pub mod workflow_metric;
 pub mod workflow_version;

@@ -1,6 +1,7 @@
 //! The landing pages: the member overview and the account page.
 
 use super::home_for;
+use crate::charts::Chart;
 use crate::error::AppError;
 use crate::session::{CurrentUser, Member, request_auth};
 use crate::state::AppState;
@@ -37,6 +38,41 @@ struct OverviewPage {
     activity: Vec<ActivityRow>,
     runs: Vec<(&'static str, u64)>,
     sandbox_portal: bool,
+    charts: Vec<Chart>,
+    health: Vec<HealthRow>,
+    alerts: Vec<super::alerts::IncidentRow>,
+}
+
+/// A workflow's line on the dashboard.
+pub(crate) struct HealthRow {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) health: &'static str,
+    pub(crate) reason: String,
+    pub(crate) runs: u64,
+    pub(crate) failures: u64,
+    pub(crate) p95: String,
+}
+
+pub(crate) fn health_row(w: &ferry_app::alerts::Watched) -> HealthRow {
+    HealthRow {
+        id: w.id.to_string(),
+        name: w.name.clone(),
+        health: w.health.as_str(),
+        reason: w.reason.clone(),
+        runs: w.day.ended(),
+        failures: w.day.failures(),
+        p95: w.day.quantile_ms(0.95).map_or_else(
+            || "—".to_owned(),
+            |v| {
+                if v >= 1000.0 {
+                    format!("{:.1} s", v / 1000.0)
+                } else {
+                    format!("{v:.0} ms")
+                }
+            },
+        ),
+    }
 }
 
 /// GET /home: the firm's overview.
@@ -46,6 +82,7 @@ pub async fn overview(
     member: Member,
 ) -> Result<HttpResponse, AppError> {
     let o = state.services.views.overview(&member.actor).await?;
+    let d = state.services.alerts.dashboard(&member.actor, None).await?;
     let activity = o
         .activity
         .into_iter()
@@ -62,7 +99,10 @@ pub async fn overview(
         &OverviewPage {
             runs,
             sandbox_portal: o.sandbox_portal,
-            layout: Layout::new(&req, "Overview", "/home"),
+            charts: crate::charts::monitoring("tenant", &d.hours, &d.days),
+            health: d.workflows.iter().map(health_row).collect(),
+            alerts: d.open.iter().map(super::alerts::incident_row).collect(),
+            layout: Layout::new(&req, "Dashboard", "/home"),
             name: member.user.name.clone(),
             is_admin: member.role == Role::Admin,
             active_members: o.active_members,

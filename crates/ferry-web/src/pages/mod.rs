@@ -1,11 +1,13 @@
 //! Routes, one file per area.
 
+pub(crate) mod alerts;
 mod audit;
 mod auth;
 mod connections;
 mod health;
-mod home;
+pub(crate) mod home;
 mod hooks;
+pub(crate) mod metrics;
 mod operator;
 mod outbox;
 mod runs;
@@ -84,6 +86,7 @@ pub fn route_table() -> Vec<(&'static str, &'static str)> {
 fn register(r: &mut Router<'_>) {
     r.get("/healthz", health::healthz);
     r.get("/readyz", health::readyz);
+    r.get("/metrics", metrics::scrape);
     r.get("/static/{file}", crate::assets::serve);
     r.get("/", home::root);
     r.get("/home", home::overview);
@@ -141,6 +144,13 @@ fn register(r: &mut Router<'_>) {
     r.get("/runs/{id}/log.csv", runs::export_csv);
     r.get("/api/runs", runs::api_list);
     r.get("/verifications", runs::verifications);
+    r.get("/alerts", alerts::history);
+    r.get("/alerts/rules", alerts::rules);
+    r.get("/alerts/rules/{id}", alerts::rule);
+    r.post("/alerts/rules/{id}", alerts::save_rule);
+    r.post("/alerts/rules/{id}/test", alerts::test_rule);
+    r.get("/alerts/{id}", alerts::incident);
+    r.post("/alerts/{id}/acknowledge", alerts::acknowledge);
     r.get("/audit", audit::tenant);
     r.get("/outbox", outbox::list);
     r.get("/outbox/{id}", outbox::detail);

@@ -54,6 +54,7 @@ struct RawSettings {
     run_lease_secs: u32,
     http_timeout_secs: u32,
     trusted_proxies: Option<String>,
+    metrics_token: Option<String>,
 }
 
 impl Default for RawSettings {
@@ -83,6 +84,7 @@ impl Default for RawSettings {
             run_lease_secs: 300,
             http_timeout_secs: 30,
             trusted_proxies: None,
+            metrics_token: None,
         }
     }
 }
@@ -103,6 +105,10 @@ pub struct Settings {
     pub redis_url: Option<SecretString>,
     /// SMTP server (`FERRY_SMTP_URL`; none: mail stays in the outbox).
     pub smtp_url: Option<SecretString>,
+    /// The bearer token a Prometheus scraper sends to `/metrics`
+    /// (`FERRY_METRICS_TOKEN`, at least 32 characters; none: `/metrics` is
+    /// not served).
+    pub metrics_token: Option<SecretString>,
     /// From header of Ferry's email (`FERRY_MAIL_FROM`).
     pub mail_from: ferry_engine::mail::Mailbox,
     /// The 256-bit master key that wraps tenants' data keys
@@ -228,6 +234,7 @@ const TEXT_SETTINGS: &[&str] = &[
     "hubspot_client_secret",
     "queue_name",
     "trusted_proxies",
+    "metrics_token",
 ];
 
 /// A setting given as text (an environment variable, a pair): text
@@ -477,6 +484,17 @@ impl Settings {
             " of seconds",
         )?;
 
+        let metrics_token = match raw.metrics_token.filter(|s| !s.trim().is_empty()) {
+            Some(t) if t.trim().chars().count() >= 32 => {
+                Some(SecretString::from(t.trim().to_owned()))
+            }
+            Some(_) => bail!(bad(
+                "FERRY_METRICS_TOKEN",
+                "must be at least 32 characters (e.g. `openssl rand -hex 32`)"
+            )),
+            None => None,
+        };
+
         let trusted_proxies =
             ferry_web::TrustedProxies::parse(raw.trusted_proxies.as_deref().unwrap_or(""))
                 .map_err(|e| bad("FERRY_TRUSTED_PROXIES", e))?;
@@ -489,6 +507,7 @@ impl Settings {
             database_pool_size,
             redis_url,
             smtp_url,
+            metrics_token,
             mail_from,
             master_key,
             master_key_file,

@@ -35,6 +35,8 @@ pub(super) struct Row {
     environment: &'static str,
     status: String,
     trigger: String,
+    health: &'static str,
+    health_reason: String,
 }
 
 #[derive(Template)]
@@ -56,6 +58,7 @@ pub async fn list(
     req: HttpRequest,
     member: Member,
 ) -> Result<HttpResponse, AppError> {
+    let health = state.services.alerts.health(&member.actor).await?;
     let rows = state
         .services
         .workflows
@@ -64,7 +67,10 @@ pub async fn list(
         .into_iter()
         .map(|r| {
             let w = r.workflow;
+            let h = health.get(&w.id);
             Row {
+                health: h.map_or("silent", |h| h.health.as_str()),
+                health_reason: h.map(|h| h.reason.clone()).unwrap_or_default(),
                 id: w.id.to_string(),
                 owner: r.owner,
                 environment: w.environment.as_str(),

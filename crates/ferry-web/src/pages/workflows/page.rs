@@ -74,6 +74,9 @@ pub(super) struct WorkflowPage {
     pub(super) events: Vec<(String, String)>,
     pub(super) targets: Vec<(String, String)>,
     pub(super) validate_steps: Vec<String>,
+    pub(super) charts: Vec<crate::charts::Chart>,
+    pub(super) health: Option<crate::pages::home::HealthRow>,
+    pub(super) alerts: Vec<crate::pages::alerts::IncidentRow>,
 }
 
 pub(super) fn summary(kind: &StepKind) -> (&'static str, String) {
@@ -157,6 +160,11 @@ pub(super) async fn workflow_page(
     feedback: Feedback,
 ) -> Result<HttpResponse, AppError> {
     let view = state.services.workflows.view(&member.actor, id).await?;
+    let monitoring = state
+        .services
+        .alerts
+        .dashboard(&member.actor, Some(id))
+        .await?;
     let (wf, available, owner) = (view.workflow, view.connections, view.owner);
     let bindings = wf
         .draft
@@ -214,6 +222,16 @@ pub(super) async fn workflow_page(
         status_code,
         &WorkflowPage {
             layout: Layout::new(req, wf.name.clone(), "/workflows"),
+            charts: crate::charts::monitoring("wf", &monitoring.hours, &monitoring.days),
+            health: monitoring
+                .workflows
+                .first()
+                .map(crate::pages::home::health_row),
+            alerts: monitoring
+                .open
+                .iter()
+                .map(crate::pages::alerts::incident_row)
+                .collect(),
             is_admin: member.role == Role::Admin,
             id: wf.id.to_string(),
             owner,

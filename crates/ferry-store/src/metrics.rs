@@ -1,0 +1,259 @@
+//! Per-workflow metric rollups: a row per workflow and minute (kept 48 h)
+//! and per workflow and hour (kept 90 days). The engine counts in memory and
+//! adds its counts here in batches; rows are only ever added to, so several
+//! processes flushing at once sum up correctly.
+
+use crate::entities::workflow_metric::{self, Column};
+use crate::{Db, Exec, StoreError};
+use chrono::{DateTime, Utc};
+use ferry_core::metrics::{BUCKETS, Rollup, Span};
+use ferry_core::{TenantId, WorkflowId};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use std::collections::HashMap;
+
+/// One stored rollup.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stored {
+    /// Its tenant.
+    pub tenant_id: TenantId,
+    /// Its workflow.
+    pub workflow_id: WorkflowId,
+    /// The start of its minute or hour.
+    pub at: DateTime<Utc>,
+    /// The counts.
+    pub rollup: Rollup,
+}
+
+/// Counts of one workflow in one minute, as the engine flushes them.
+pub type Counted = ((TenantId, WorkflowId, DateTime<Utc>), Rollup);
+
+const LATENCY: [Column; BUCKETS] = [
+    Column::L00,
+    Column::L01,
+    Column::L02,
+    Column::L03,
+    Column::L04,
+    Column::L05,
+    Column::L06,
+    Column::L07,
+    Column::L08,
+    Column::L09,
+    Column::L10,
+    Column::L11,
+    Column::L12,
+    Column::L13,
+    Column::L14,
+    Column::L15,
+];
+
+const COUNTS: [Column; 9] = [
+    Column::Events,
+    Column::Started,
+    Column::Succeeded,
+    Column::Failed,
+    Column::Dead,
+    Column::Writes,
+    Column::WritesFailed,
+    Column::DeadlinesMissed,
+    Column::LatencySumMs,
+];
+
+fn n(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn u(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+fn row(
+    (tenant, workflow): (&TenantId, &WorkflowId),
+    span: Span,
+    at: DateTime<Utc>,
+    r: &Rollup,
+) -> workflow_metric::ActiveModel {
+    let l = r.latency;
+    workflow_metric::ActiveModel {
+        tenant_id: Set(tenant.to_string()),
+        workflow_id: Set(workflow.to_string()),
+        span: Set(span.minutes()),
+        at: Set(at),
+        events: Set(n(r.events)),
+        started: Set(n(r.started)),
+        succeeded: Set(n(r.succeeded)),
+        failed: Set(n(r.failed)),
+        dead: Set(n(r.dead)),
+        writes: Set(n(r.writes)),
+        writes_failed: Set(n(r.writes_failed)),
+        deadlines_missed: Set(n(r.deadlines_missed)),
+        latency_sum_ms: Set(n(r.latency_sum_ms)),
+        l00: Set(n(l[0])),
+        l01: Set(n(l[1])),
+        l02: Set(n(l[2])),
+        l03: Set(n(l[3])),
+        l04: Set(n(l[4])),
+        l05: Set(n(l[5])),
+        l06: Set(n(l[6])),
+        l07: Set(n(l[7])),
+        l08: Set(n(l[8])),
+        l09: Set(n(l[9])),
+        l10: Set(n(l[10])),
+        l11: Set(n(l[11])),
+        l12: Set(n(l[12])),
+        l13: Set(n(l[13])),
+        l14: Set(n(l[14])),
+        l15: Set(n(l[15])),
+    }
+}
+
+impl TryFrom<workflow_metric::Model> for Stored {
+    type Error = StoreError;
+    fn try_from(m: workflow_metric::Model) -> Result<Self, StoreError> {
+        Ok(Self {
+            tenant_id: m
+                .tenant_id
+                .parse()
+                .map_err(|_| StoreError::Corrupt("workflow_metrics.tenant_id"))?,
+            workflow_id: m
+                .workflow_id
+                .parse()
+                .map_err(|_| StoreError::Corrupt("workflow_metrics.workflow_id"))?,
+            at: m.at,
+            rollup: Rollup {
+                events: u(m.events),
+                started: u(m.started),
+                succeeded: u(m.succeeded),
+                failed: u(m.failed),
+                dead: u(m.dead),
+                writes: u(m.writes),
+                writes_failed: u(m.writes_failed),
+                deadlines_missed: u(m.deadlines_missed),
+                latency: [
+                    u(m.l00),
+                    u(m.l01),
+                    u(m.l02),
+                    u(m.l03),
+                    u(m.l04),
+                    u(m.l05),
+                    u(m.l06),
+                    u(m.l07),
+                    u(m.l08),
+                    u(m.l09),
+                    u(m.l10),
+                    u(m.l11),
+                    u(m.l12),
+                    u(m.l13),
+                    u(m.l14),
+                    u(m.l15),
+                ],
+                latency_sum_ms: u(m.latency_sum_ms),
+            },
+        })
+    }
+}
+
+/// Rows per statement (well under SQLite's bound-parameter limit).
+const CHUNK: usize = 400;
+
+/// Adds the engine's per-minute counts to the minute rollups and, summed,
+/// to the hour rollups, in one transaction.
+pub async fn add(db: &Db, counted: &[Counted]) -> Result<(), StoreError> {
+    if counted.is_empty() {
+        return Ok(());
+    }
+    // One row per key and statement (PostgreSQL refuses to update a row
+    // twice in one upsert): minutes are distinct; hours are summed first.
+    let mut hours: HashMap<(&TenantId, &WorkflowId, DateTime<Utc>), Rollup> = HashMap::new();
+    for ((tenant, workflow, minute), r) in counted {
+        hours
+            .entry((tenant, workflow, Span::Hour.start(*minute)))
+            .or_default()
+            .add(r);
+    }
+    let mut rows: Vec<workflow_metric::ActiveModel> = counted
+        .iter()
+        .map(|((t, w, at), r)| row((t, w), Span::Minute, Span::Minute.start(*at), r))
+        .collect();
+    rows.extend(
+        hours
+            .iter()
+            .map(|((t, w, at), r)| row((t, w), Span::Hour, *at, r)),
+    );
+    let excluded = Alias::new("excluded");
+    let mut conflict = OnConflict::columns([
+        Column::TenantId,
+        Column::WorkflowId,
+        Column::Span,
+        Column::At,
+    ]);
+    for c in COUNTS.iter().chain(LATENCY.iter()) {
+        conflict.value(
+            *c,
+            Expr::col((workflow_metric::Entity, *c)).add(Expr::col((excluded.clone(), *c))),
+        );
+    }
+    let tx = db.begin().await?;
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<_> = rows.by_ref().take(CHUNK).collect();
+        workflow_metric::Entity::insert_many(chunk)
+            .on_conflict(conflict.clone())
+            .exec_without_returning(tx.conn())
+            .await?;
+    }
+    tx.commit().await
+}
+
+/// Every tenant's rollups of `span` from `from` on, oldest first (for the
+/// alert evaluation).
+pub async fn since(db: &Db, span: Span, from: DateTime<Utc>) -> Result<Vec<Stored>, StoreError> {
+    workflow_metric::Entity::find()
+        .filter(Column::Span.eq(span.minutes()))
+        .filter(Column::At.gte(from))
+        .order_by_asc(Column::At)
+        .all(db.conn())
+        .await?
+        .into_iter()
+        .map(Stored::try_from)
+        .collect()
+}
+
+/// One tenant's rollups of `span` from `from` on, oldest first, for one
+/// workflow or all of them (charts).
+pub async fn of_tenant(
+    db: &impl Exec,
+    tenant: &TenantId,
+    workflow: Option<&WorkflowId>,
+    span: Span,
+    from: DateTime<Utc>,
+) -> Result<Vec<Stored>, StoreError> {
+    let mut q = workflow_metric::Entity::find()
+        .filter(Column::TenantId.eq(tenant.to_string()))
+        .filter(Column::Span.eq(span.minutes()))
+        .filter(Column::At.gte(from));
+    if let Some(w) = workflow {
+        q = q.filter(Column::WorkflowId.eq(w.to_string()));
+    }
+    q.order_by_asc(Column::At)
+        .all(db.conn())
+        .await?
+        .into_iter()
+        .map(Stored::try_from)
+        .collect()
+}
+
+/// Drops rollups past their retention (minutes after 48 h, hours after 90
+/// days); returns how many went.
+pub async fn purge(db: &Db, now: DateTime<Utc>) -> Result<u64, StoreError> {
+    let mut gone = 0;
+    for span in [Span::Minute, Span::Hour] {
+        gone += workflow_metric::Entity::delete_many()
+            .filter(Column::Span.eq(span.minutes()))
+            .filter(Column::At.lt(now - span.retention()))
+            .exec(db.conn())
+            .await?
+            .rows_affected;
+    }
+    Ok(gone)
+}
