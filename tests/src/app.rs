@@ -62,6 +62,8 @@ pub struct TestApp {
     pub connections: ferry_engine::connections::ConnectionService,
     /// The app's run engine.
     pub engine: ferry_engine::runs::Engine,
+    /// The app's alert evaluation.
+    pub alerts: ferry_engine::alerts::Evaluator,
     /// The services every door calls.
     pub services: ferry_app::Services,
     /// The simulators the app mounts.
@@ -146,6 +148,7 @@ async fn try_spawn(options: TestOptions) -> anyhow::Result<TestApp> {
     let db = app.db().clone();
     let connections = app.connections().clone();
     let engine = app.engine().clone();
+    let alerts = app.alerts().clone();
     let services = app.services().cloned().context("the app serves the web")?;
     let sandbox = app.sandbox().cloned();
     tokio::spawn(async move {
@@ -159,6 +162,7 @@ async fn try_spawn(options: TestOptions) -> anyhow::Result<TestApp> {
         sandbox,
         connections,
         engine,
+        alerts,
         queue_name: queue_name.clone(),
         redis_url: options.redis_url.clone(),
         database_url: database_url.clone(),
@@ -312,6 +316,21 @@ impl TestApp {
                 .map(|m| (&m.to, &m.subject))
                 .collect::<Vec<_>>()
         );
+    }
+
+    /// Flushes the engine's counts to the rollups and evaluates every
+    /// alert rule now (what the worker does once a minute).
+    pub async fn evaluate_alerts(&self) -> ferry_engine::alerts::Report {
+        use ferry_core::Clock;
+        self.engine
+            .metrics()
+            .flush(&self.db)
+            .await
+            .expect("flushing metrics");
+        self.alerts
+            .evaluate(self.clock.now())
+            .await
+            .expect("evaluating alerts")
     }
 
     /// Runs a SQL statement on the raw connection (tests that tamper).

@@ -44,7 +44,13 @@ pub struct SmtpSink {
 impl SmtpSink {
     /// Listens on a free loopback port.
     pub async fn start() -> std::io::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        Self::start_on(0).await
+    }
+
+    /// Listens on `port` of the loopback (0: a free one), e.g. a server
+    /// that comes back after being down.
+    pub async fn start_on(port: u16) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(("127.0.0.1", port)).await?;
         let port = listener.local_addr()?.port();
         let messages = Arc::new(Mutex::new(Vec::new()));
         let store = messages.clone();

@@ -141,14 +141,25 @@ pub struct RuleChange {
     pub min_runs: Option<u64>,
     /// The window, minutes.
     pub window_minutes: u32,
-    /// Who is told.
-    pub recipient: UserId,
+    /// Who is told (none: what was chosen is not a person's id).
+    pub recipient: Option<UserId>,
     /// Who is told when nobody acknowledges.
-    pub escalation: Option<UserId>,
+    pub escalation: Escalation,
     /// After how long, minutes.
     pub escalate_after_minutes: u32,
     /// Evaluated or not.
     pub enabled: bool,
+}
+
+/// The escalation recipient as chosen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Escalation {
+    /// Nobody.
+    Nobody,
+    /// This person.
+    To(UserId),
+    /// Not a person's id.
+    Invalid,
 }
 
 /// Shortest and longest windows a rule may look at.
@@ -380,26 +391,38 @@ impl Alerts {
                 "Choose from 15 minutes to 7 days.",
             ));
         }
-        if !active(db, admin, &change.recipient).await {
-            errors.push(FieldError::new(
-                "recipient",
-                "Choose a person of your firm who is active.",
-            ));
-        }
-        if let Some(e) = &change.escalation {
-            if !active(db, admin, e).await {
+        let recipient = match &change.recipient {
+            Some(r) if active(db, admin, r).await => Some(r.clone()),
+            _ => {
                 errors.push(FieldError::new(
-                    "escalation",
-                    "Choose a person of your firm who is active, or nobody.",
+                    "recipient",
+                    "Choose a person of your firm who is active.",
                 ));
-            } else if *e == change.recipient {
+                None
+            }
+        };
+        let escalation = match &change.escalation {
+            Escalation::Nobody => None,
+            Escalation::To(e) if recipient.as_ref() == Some(e) => {
                 errors.push(FieldError::new(
                     "escalation",
                     "Choose someone other than the recipient, or nobody.",
                 ));
+                None
             }
-        }
+            Escalation::To(e) if active(db, admin, e).await => Some(e.clone()),
+            _ => {
+                errors.push(FieldError::new(
+                    "escalation",
+                    "Choose a person of your firm who is active, or nobody.",
+                ));
+                None
+            }
+        };
         errors.into_result()?;
+        let Some(recipient) = recipient else {
+            return Err(Error::Internal(anyhow::anyhow!("recipient checked above")));
+        };
         let window_minutes = if matches!(rule.kind, RuleKind::Authentication) {
             rule.window_minutes
         } else {
@@ -408,8 +431,8 @@ impl Alerts {
         let edit = RuleEdit {
             kind,
             window_minutes,
-            recipient_id: change.recipient,
-            escalation_id: change.escalation,
+            recipient_id: recipient,
+            escalation_id: escalation,
             escalate_after_minutes: change.escalate_after_minutes,
             enabled: change.enabled,
         };

@@ -78,6 +78,7 @@ pub struct Ferry {
     public_url: url::Url,
     connections: ConnectionService,
     engine: Engine,
+    evaluator: ferry_engine::alerts::Evaluator,
     db: Db,
     stop: Arc<watch::Sender<bool>>,
     tasks: Vec<JoinHandle<()>>,
@@ -158,17 +159,15 @@ pub async fn build(
         Err(e) => tracing::warn!(error = %e, "could not add default alert rules"),
     }
 
+    let evaluator = ferry_engine::alerts::Evaluator::new(
+        db.clone(),
+        clock.clone(),
+        mailer.clone(),
+        &public_url,
+    );
     if roles.worker {
         // Alert rules, once a minute across every worker.
-        tasks.push(tokio::spawn(
-            ferry_engine::alerts::Evaluator::new(
-                db.clone(),
-                clock.clone(),
-                mailer.clone(),
-                &public_url,
-            )
-            .run(stop_rx.clone()),
-        ));
+        tasks.push(tokio::spawn(evaluator.clone().run(stop_rx.clone())));
         let mut shutdown = stop_rx.clone();
         let handler: Arc<dyn ferry_engine::queue::Handler> = Arc::new(engine.clone());
         let concurrency = settings.worker_concurrency;
@@ -311,6 +310,7 @@ pub async fn build(
         public_url,
         connections: connection_service,
         engine,
+        evaluator,
         db,
         stop: Arc::new(stop),
         tasks,
@@ -530,6 +530,11 @@ impl Ferry {
     /// The run engine.
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// The alert evaluation (running once a minute in worker processes).
+    pub fn alerts(&self) -> &ferry_engine::alerts::Evaluator {
+        &self.evaluator
     }
 
     /// Runs until SIGINT/SIGTERM (or until the server is stopped through

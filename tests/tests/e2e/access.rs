@@ -53,6 +53,8 @@ enum Policy {
     AdminOwn,
     /// Platform operators.
     Operator,
+    /// A metrics scraper with its token; nobody with a session.
+    Scraper,
 }
 
 fn decision(method: &str, path: &str) -> Option<Policy> {
@@ -66,7 +68,16 @@ fn decision(method: &str, path: &str) -> Option<Policy> {
         (_, p) if p.starts_with("/hooks/") => Hook,
         ("GET", "/" | "/account") => SignedIn,
         ("POST", "/logout") => Logout,
-        ("GET", "/home" | "/workflows" | "/runs" | "/api/runs" | "/verifications") => Member,
+        // Prometheus: served only with FERRY_METRICS_TOKEN and its bearer
+        // token (tested in alerts.rs); without one, nobody's.
+        ("GET", "/metrics") => Scraper,
+        (
+            "GET",
+            "/home" | "/workflows" | "/runs" | "/api/runs" | "/verifications" | "/alerts"
+            | "/alerts/rules",
+        ) => Member,
+        // Staff see the rules and incidents read-only.
+        ("GET", "/alerts/{id}" | "/alerts/rules/{id}") => MemberOwn,
         (
             "GET",
             "/workflows/{id}" | "/runs/{id}" | "/runs/{id}/log.json" | "/runs/{id}/log.csv",
@@ -95,7 +106,8 @@ fn decision(method: &str, path: &str) -> Option<Policy> {
             if p.starts_with("/users/{id}/")
                 || p.starts_with("/connections/{id}/")
                 || p.starts_with("/workflows/{id}/")
-                || p.starts_with("/runs/{id}/") =>
+                || p.starts_with("/runs/{id}/")
+                || p.starts_with("/alerts/") =>
         {
             AdminOwn
         }
@@ -110,7 +122,7 @@ fn expected(policy: Policy, who: Who) -> &'static [Got] {
     use Policy as P;
     match (policy, who) {
         (P::Public, _) => &[Served],
-        (P::Link, _) => &[NotFound],
+        (P::Link | P::Scraper, _) => &[NotFound],
         (P::Hook, _) => &[Served, NotFound],
         (P::Logout, _) => &[Login],
         (_, Who::Anonymous) => &[Login],
@@ -157,6 +169,22 @@ async fn every_route_has_a_decided_answer_for_every_kind_of_caller() {
     let run = app.json_rows("SELECT id FROM runs").await[0][0]
         .clone()
         .unwrap();
+    let rule = app
+        .json_rows("SELECT id FROM alert_rules WHERE kind = 'error_rate'")
+        .await[0][0]
+        .clone()
+        .unwrap();
+    // An incident to look at and acknowledge.
+    app.engine.metrics().count(
+        &tenant_a,
+        &workflow.parse().unwrap(),
+        ferry_core::Clock::now(&app.clock),
+        |r| r.dead += 10,
+    );
+    app.evaluate_alerts().await;
+    let incident = app.json_rows("SELECT id FROM alert_incidents").await[0][0]
+        .clone()
+        .unwrap();
     let invited = admin_client
         .submit(
             "/users",
@@ -189,6 +217,10 @@ async fn every_route_has_a_decided_answer_for_every_kind_of_caller() {
             workflow.clone()
         } else if path.starts_with("/runs/") {
             run.clone()
+        } else if path.starts_with("/alerts/rules/") {
+            rule.clone()
+        } else if path.starts_with("/alerts/") {
+            incident.clone()
         } else if path.starts_with("/operator/") {
             spare_tenant.to_string()
         } else if path.starts_with("/outbox/") {

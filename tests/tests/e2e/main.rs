@@ -9,6 +9,7 @@
 )]
 
 mod access;
+mod alerts;
 mod auth;
 mod browser;
 mod conformance;

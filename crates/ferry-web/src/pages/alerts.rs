@@ -9,7 +9,7 @@ use crate::templates::{FlashKind, Layout, redirect_with_flash, render};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
-use ferry_app::alerts::{IncidentView, RuleChange, RuleDetail, RuleView};
+use ferry_app::alerts::{Escalation, IncidentView, RuleChange, RuleDetail, RuleView};
 use ferry_core::alerts::{RuleKind, window_label};
 use ferry_core::{AlertRuleId, FieldError, FieldErrors, IncidentId, Role, WorkflowId};
 
@@ -366,29 +366,15 @@ impl TryFrom<&RuleForm> for RuleChange {
                 "Choose after how long to escalate.",
             ));
         }
+        // A recipient that is not a person's id is reported by the service
+        // with the rest (it knows who is an active member).
         let recipient = f.recipient.trim().parse().ok();
-        if recipient.is_none() {
-            errors.push(FieldError::new(
-                "recipient",
-                "Choose a person of your firm who is active.",
-            ));
-        }
-        let escalation = if f.escalation.trim().is_empty() {
-            None
-        } else {
-            let e = f.escalation.trim().parse().ok();
-            if e.is_none() {
-                errors.push(FieldError::new(
-                    "escalation",
-                    "Choose a person of your firm who is active, or nobody.",
-                ));
-            }
-            e
+        let escalation = match f.escalation.trim() {
+            "" => Escalation::Nobody,
+            raw => raw.parse().map_or(Escalation::Invalid, Escalation::To),
         };
-        match (recipient, window_minutes, escalate_after_minutes) {
-            (Some(recipient), Some(window_minutes), Some(escalate_after_minutes))
-                if errors.is_empty() =>
-            {
+        match (window_minutes, escalate_after_minutes) {
+            (Some(window_minutes), Some(escalate_after_minutes)) if errors.is_empty() => {
                 Ok(RuleChange {
                     threshold,
                     min_runs,
