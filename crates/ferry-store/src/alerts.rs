@@ -725,3 +725,112 @@ pub async fn backfill_defaults(db: &Db, now: DateTime<Utc>) -> Result<usize, Sto
     }
     Ok(done)
 }
+
+#[cfg(test)]
+#[expect(clippy::unwrap_used, reason = "test code")]
+mod tests {
+    use super::*;
+    use crate::test_support::seeded;
+    use crate::workflows::{self, NewWorkflow};
+    use ferry_core::Environment;
+    use ferry_core::metrics::{Rollup, Span};
+
+    #[tokio::test]
+    async fn rules_incidents_ticks_and_rollups_round_trip() {
+        let now = Utc::now();
+        let s = seeded(now).await.unwrap();
+        let draft = ferry_core::workflow::reference_template();
+        let wf = workflows::create(
+            &s.db,
+            &s.tenant,
+            NewWorkflow {
+                name: "KYC",
+                description: "",
+                owner_id: &s.owner,
+                environment: Environment::Sandbox,
+                draft: &draft,
+                bindings: &Default::default(),
+            },
+            now,
+        )
+        .await
+        .unwrap();
+        create_defaults(&s.db, &s.tenant, &wf.id, &s.owner, now)
+            .await
+            .unwrap();
+        let rules = list(&s.db, &s.tenant, Some(&wf.id)).await.unwrap();
+        assert_eq!(rules.len(), 6);
+        assert!(list(&s.db, &s.other, None).await.unwrap().is_empty());
+        assert_eq!(to_evaluate(&s.db).await.unwrap().len(), 6);
+        let rule = &rules[0];
+        assert!(matches!(
+            get(&s.db, &s.other, &rule.id).await,
+            Err(StoreError::NotFound)
+        ));
+        // An incident opens once: the second change from the same version
+        // is refused.
+        let firing = IncidentState::Firing {
+            since: now,
+            acknowledged: false,
+            escalated: false,
+        };
+        let id = open(&s.db, rule, "x", now).await.unwrap();
+        assert!(
+            transition(&s.db, rule, &firing, Some(&id), now)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !transition(&s.db, rule, &firing, Some(&id), now)
+                .await
+                .unwrap()
+        );
+        let again = get(&s.db, &s.tenant, &rule.id).await.unwrap();
+        assert_eq!(again.state, firing);
+        assert_eq!(again.incident_id.as_ref(), Some(&id));
+        assert!(
+            acknowledge(&s.db, &s.tenant, &id, &s.owner, now)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !acknowledge(&s.db, &s.tenant, &id, &s.owner, now)
+                .await
+                .unwrap()
+        );
+        assert_eq!(open_incidents(&s.db, &s.tenant).await.unwrap().len(), 1);
+        assert_eq!(firing_count(&s.db).await.unwrap(), 1);
+        // One claim per minute.
+        let minute = Span::Minute.start(now);
+        assert!(claim_tick(&s.db, "alerts", minute).await.unwrap());
+        assert!(!claim_tick(&s.db, "alerts", minute).await.unwrap());
+        assert!(
+            claim_tick(&s.db, "alerts", minute + chrono::Duration::minutes(1))
+                .await
+                .unwrap()
+        );
+        // Rollups add up, per minute and per hour.
+        let mut r = Rollup {
+            dead: 2,
+            ..Rollup::default()
+        };
+        r.observe_latency(70);
+        let key = (s.tenant.clone(), wf.id.clone(), minute);
+        crate::metrics::add(&s.db, &[(key.clone(), r)])
+            .await
+            .unwrap();
+        crate::metrics::add(&s.db, &[(key, r)]).await.unwrap();
+        let minutes = crate::metrics::since(&s.db, Span::Minute, minute)
+            .await
+            .unwrap();
+        assert_eq!(minutes.len(), 1);
+        assert_eq!(minutes[0].rollup.dead, 4);
+        assert_eq!(minutes[0].rollup.latency[3], 2);
+        let hours = crate::metrics::since(&s.db, Span::Hour, Span::Hour.start(now))
+            .await
+            .unwrap();
+        assert_eq!(hours[0].rollup.dead, 4);
+        assert_eq!(watched(&s.db).await.unwrap().len(), 1);
+        assert_eq!(backfill_defaults(&s.db, now).await.unwrap(), 0);
+    }
+}

@@ -597,8 +597,8 @@ impl Engine {
 }
 
 /// For a write whose answer is the record written (HubSpot's contact
-/// update), the first property written whose value did not come back;
-/// `None` when the write is confirmed or the answer cannot confirm it.
+/// update), the first property written that came back with another value;
+/// `None` when the write is confirmed or the answer does not show it.
 pub(super) fn unconfirmed(
     connector: ConnectorKey,
     action: &str,
@@ -610,9 +610,15 @@ pub(super) fn unconfirmed(
     }
     let written = input["properties"].as_object()?;
     let text = |v: &Value| v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+    // A property the answer leaves out cannot be confirmed from it; one it
+    // shows with another value did not land as written.
     written
         .iter()
-        .find(|(k, v)| output.get(k.as_str()).map(text) != Some(text(v)))
+        .find(|(k, v)| {
+            output
+                .get(k.as_str())
+                .is_some_and(|got| !got.is_null() && text(got) != text(v))
+        })
         .map(|(k, _)| k.clone())
 }
 

@@ -316,6 +316,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_write_back_is_confirmed_by_the_record_the_app_answers() {
+        let input =
+            json!({"contact_id": "1", "properties": {"identity_verification_status": "pass"}});
+        let hs = ConnectorKey::HubSpot;
+        let landed = json!({"id": "1", "identity_verification_status": "pass"});
+        assert_eq!(unconfirmed(hs, "update_contact", &input, &landed), None);
+        let other = json!({"id": "1", "identity_verification_status": "fail"});
+        assert_eq!(
+            unconfirmed(hs, "update_contact", &input, &other).as_deref(),
+            Some("identity_verification_status")
+        );
+        let silent = json!({"id": "1"});
+        assert_eq!(unconfirmed(hs, "update_contact", &input, &silent), None);
+        assert_eq!(unconfirmed(hs, "get_contact", &input, &other), None);
+    }
+
+    #[test]
     fn backoff_grows_and_honours_retry_after() {
         for attempt in 1..6 {
             let d = backoff(1000, attempt, None).num_milliseconds();

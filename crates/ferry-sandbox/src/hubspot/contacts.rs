@@ -284,12 +284,34 @@ pub(super) async fn update_contact(
             g.portal,
             g.source_app,
         ) {
-            Ok((c, events)) => (HttpResponse::Ok().json(contact_json(&c, None)), events),
+            Ok((c, events)) => {
+                // As HubSpot answers a PATCH: the default properties and
+                // the ones written.
+                let written = written_names(&body);
+                (
+                    HttpResponse::Ok().json(contact_json(&c, Some(&written))),
+                    events,
+                )
+            }
             Err(r) => (r, vec![]),
         }
     };
     sim.dispatch(events);
     Ok(with_headers(res, &g.headers))
+}
+
+/// The default properties and those a write names.
+pub(super) fn written_names(body: &Value) -> Vec<String> {
+    let mut names: Vec<String> = super::RETURNED_BY_DEFAULT
+        .iter()
+        .map(|n| (*n).to_owned())
+        .collect();
+    for k in properties_of(body).keys() {
+        if !names.contains(k) {
+            names.push(k.clone());
+        }
+    }
+    names
 }
 
 pub(super) fn update_one(
