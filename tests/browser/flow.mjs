@@ -311,6 +311,67 @@ async function runs(admin) {
   expect((await admin.locator('.flash-success').textContent()).includes('Replay started'), 'replay started');
   await until(admin, new URL(deadUrl).pathname, async (p) => (await p.locator('dd .badge-run-succeeded, dd .badge-run-waiting, dd .badge-run-failed').count()) === 1, 'the replayed run to go past the failed step');
   await shot(admin, '52-run-replayed');
+  await alerts(admin);
+}
+
+// Issue 9: the failures raise an alert (the worker evaluates once a minute);
+// the dashboard, the incident, acknowledging it, the rule editor.
+async function alerts(admin) {
+  for (let i = 0; i < 150; i++) {
+    await go(admin, '/alerts');
+    if (await admin.locator('.badge-incident-firing').count() >= 1) break;
+    await admin.waitForTimeout(1000);
+  }
+  expect(await admin.locator('.badge-incident-firing').count() >= 1, 'an alert fired');
+  await shot(admin, '54-alerts');
+  await go(admin, '/home');
+  expect(await admin.locator('figure.chart svg[role="img"]').count() === 5, 'five charts on the dashboard');
+  expect(await admin.locator('.badge-health-failing').count() >= 1, 'the workflow shows as failing');
+  expect(await admin.locator('svg title').count() > 5, 'chart values on hover');
+  await shot(admin, '55-dashboard');
+  await admin.locator('details.chart-data summary').first().click();
+  await shot(admin, '56-dashboard-chart-numbers');
+  await admin.setViewportSize({ width: 390, height: 844 });
+  await go(admin, '/home');
+  await shot(admin, '57-dashboard-phone');
+  await admin.setViewportSize({ width: 1280, height: 860 });
+  await go(admin, '/alerts');
+  await admin.locator('a[href^="/alerts/inc_"]').first().click();
+  await admin.waitForLoadState();
+  expect((await admin.content()).includes('Emails'), 'the incident lists its emails');
+  await shot(admin, '58-incident');
+  await admin.getByRole('button', { name: 'Acknowledge' }).click();
+  await admin.waitForLoadState();
+  expect((await admin.locator('.flash-success').textContent()).includes('Acknowledged'), 'acknowledged');
+  await shot(admin, '59-incident-acknowledged');
+  await admin.setViewportSize({ width: 390, height: 844 });
+  await shot(admin, '60-incident-phone');
+  await admin.setViewportSize({ width: 1280, height: 860 });
+  await go(admin, '/alerts/rules');
+  await admin.getByRole('link', { name: 'error rate', exact: true }).first().click();
+  await admin.waitForLoadState();
+  await shot(admin, '61-alert-rule');
+  // The form by keyboard and label: a wrong threshold is named, not saved.
+  await admin.getByLabel('Highest failure rate (%)').fill('250');
+  await admin.getByRole('button', { name: 'Save rule' }).click();
+  await admin.waitForLoadState();
+  expect((await admin.locator('.field-error').first().textContent()).includes('percentage from 0 to 100'), 'the threshold is refused');
+  await shot(admin, '62-alert-rule-errors');
+  await admin.getByLabel('Highest failure rate (%)').fill('5');
+  await admin.getByRole('button', { name: 'Save rule' }).click();
+  await admin.waitForLoadState();
+  expect((await admin.locator('.flash-success').textContent()).includes('Rule saved'), 'rule saved');
+  await admin.getByRole('button', { name: 'Send a test alert' }).click();
+  await admin.waitForLoadState();
+  expect((await admin.locator('.flash-success').textContent()).includes('Test alert sent'), 'test alert sent');
+  await go(admin, '/alerts/rules');
+  await shot(admin, '63-alert-rules');
+  await go(admin, '/workflows');
+  expect(await admin.locator('.badge-health-failing, .badge-health-degraded').count() >= 1, 'health badges in the list');
+  await shot(admin, '64-workflows-health');
+  await admin.locator('a[href^="/workflows/wf_"]').first().click();
+  await admin.waitForLoadState();
+  await shot(admin, '65-workflow-monitoring');
 }
 
 async function error500(tenantId) {

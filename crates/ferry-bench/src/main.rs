@@ -66,6 +66,23 @@ enum Command {
         #[arg(long, default_value_t = 8)]
         settle_secs: u64,
     },
+    /// One evaluation of every alert rule over stored rollups (10 rules per
+    /// workflow, hourly rollups for `days` days).
+    Alerts {
+        /// Workflows watched.
+        #[arg(long, default_value_t = 1_000)]
+        workflows: usize,
+        /// Days of hourly rollups.
+        #[arg(long, default_value_t = 30)]
+        days: i64,
+        /// Steady evaluations measured after the first.
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        /// A PostgreSQL server (a fresh database is created on it);
+        /// default: embedded SQLite.
+        #[arg(long)]
+        postgres: Option<String>,
+    },
     /// Latency of the runs page with a large history stored.
     RunsPage {
         /// Runs stored.
@@ -173,6 +190,17 @@ async fn run(command: Command) -> anyhow::Result<()> {
         } => {
             let r =
                 ferry_bench::runs::runs_page(&backend.into_backend(), history, requests).await?;
+            println!("{r}");
+            Ok(())
+        }
+        Command::Alerts {
+            workflows,
+            days,
+            rounds,
+            postgres,
+        } => {
+            let r =
+                ferry_bench::alerts::alerts(postgres.as_deref(), workflows, days, rounds).await?;
             println!("{r}");
             Ok(())
         }

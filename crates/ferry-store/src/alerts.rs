@@ -110,32 +110,61 @@ pub async fn create_defaults(
 ) -> Result<(), StoreError> {
     let rows = RuleKind::defaults()
         .into_iter()
-        .map(|kind| alert_rule::ActiveModel {
-            id: Set(AlertRuleId::generate().to_string()),
-            tenant_id: Set(tenant.to_string()),
-            workflow_id: Set(workflow.to_string()),
-            kind: Set(kind.key().to_owned()),
-            threshold: Set(kind.threshold()),
-            window_minutes: Set(i32::try_from(kind.default_window_minutes()).unwrap_or(60)),
-            min_runs: Set(i64::try_from(kind.min_runs()).unwrap_or(0)),
-            recipient_id: Set(owner.to_string()),
-            escalation_id: Set(None),
-            escalate_after_minutes: Set(i32::try_from(ESCALATE_AFTER_MINUTES).unwrap_or(240)),
-            enabled: Set(true),
-            firing: Set(false),
-            since: Set(None),
-            acknowledged: Set(false),
-            escalated: Set(false),
-            resolved_at: Set(None),
-            incident_id: Set(None),
-            version: Set(0),
-            created_at: Set(now),
-            updated_at: Set(now),
-        });
+        .map(|kind| new_row(tenant, workflow, kind, owner, now));
     alert_rule::Entity::insert_many(rows)
         .exec_without_returning(db.conn())
         .await?;
     Ok(())
+}
+
+/// Adds one rule of `kind` looking at `window_minutes`, told to `recipient`.
+pub async fn create(
+    db: &impl Exec,
+    (tenant, workflow): (&TenantId, &WorkflowId),
+    kind: &RuleKind,
+    window_minutes: u32,
+    recipient: &UserId,
+    now: DateTime<Utc>,
+) -> Result<AlertRuleId, StoreError> {
+    let id = AlertRuleId::generate();
+    let mut row = new_row(tenant, workflow, kind.clone(), recipient, now);
+    row.id = Set(id.to_string());
+    row.window_minutes = Set(i32::try_from(window_minutes).unwrap_or(i32::MAX));
+    alert_rule::Entity::insert(row)
+        .exec_without_returning(db.conn())
+        .await?;
+    Ok(id)
+}
+
+fn new_row(
+    tenant: &TenantId,
+    workflow: &WorkflowId,
+    kind: RuleKind,
+    owner: &UserId,
+    now: DateTime<Utc>,
+) -> alert_rule::ActiveModel {
+    alert_rule::ActiveModel {
+        id: Set(AlertRuleId::generate().to_string()),
+        tenant_id: Set(tenant.to_string()),
+        workflow_id: Set(workflow.to_string()),
+        kind: Set(kind.key().to_owned()),
+        threshold: Set(kind.threshold()),
+        window_minutes: Set(i32::try_from(kind.default_window_minutes()).unwrap_or(60)),
+        min_runs: Set(i64::try_from(kind.min_runs()).unwrap_or(0)),
+        recipient_id: Set(owner.to_string()),
+        escalation_id: Set(None),
+        escalate_after_minutes: Set(i32::try_from(ESCALATE_AFTER_MINUTES).unwrap_or(240)),
+        enabled: Set(true),
+        firing: Set(false),
+        since: Set(None),
+        acknowledged: Set(false),
+        escalated: Set(false),
+        resolved_at: Set(None),
+        incident_id: Set(None),
+        version: Set(0),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
 }
 
 /// A tenant's rules, for one workflow or all, in a stable order.
@@ -727,7 +756,6 @@ pub async fn backfill_defaults(db: &Db, now: DateTime<Utc>) -> Result<usize, Sto
 }
 
 #[cfg(test)]
-#[expect(clippy::unwrap_used, reason = "test code")]
 mod tests {
     use super::*;
     use crate::test_support::seeded;

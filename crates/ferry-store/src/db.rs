@@ -242,6 +242,24 @@ impl Db {
         Ok(())
     }
 
+    /// How many rows a table holds (benchmarks; `table` is a plain name).
+    pub async fn count_rows(&self, table: &str) -> Result<u64, StoreError> {
+        if !table.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+            return Err(StoreError::Corrupt("a table name"));
+        }
+        let backend: DbBackend = self.conn.get_database_backend();
+        let row = self
+            .conn
+            .query_one_raw(Statement::from_string(
+                backend,
+                format!("SELECT COUNT(*) FROM {table}"),
+            ))
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let n: i64 = row.try_get_by_index(0)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     /// Bytes the database occupies (SQLite: pages in use after a WAL
     /// checkpoint; PostgreSQL: `pg_database_size`). For benchmarks.
     pub async fn size_bytes(&self) -> Result<u64, StoreError> {
