@@ -439,6 +439,15 @@ impl Alerts {
         let now = self.0.clock.now();
         let tx = db.begin().await?;
         store::update(&tx, &admin.tenant_id, id, &edit, now).await?;
+        // Turned off while firing: its incident closes, saying so, with no
+        // "resolved" email (nothing was resolved).
+        if !edit.enabled
+            && let Some(open) = &rule.incident_id
+        {
+            let incident = store::incident(&tx, &admin.tenant_id, open).await?;
+            let fresh = store::get(&tx, &admin.tenant_id, id).await?;
+            store::silence(&tx, &fresh, &incident, now).await?;
+        }
         audit::record(
             &tx,
             &admin.actor(),

@@ -13,7 +13,6 @@ use ferry_core::alerts::{Incident, Notice, Pacing, RuleKind, Verdict, Window, ju
 use ferry_core::metrics::{Rollup, Span, median};
 use ferry_core::{Clock, EmailAddress, TenantId, UserId, UserStatus, WorkflowId};
 use ferry_store::alerts::{self, CredentialProblem, Rule, Watched};
-use ferry_store::metrics::Stored;
 use ferry_store::{Db, Exec, StoreError, emails, tenants, users};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -48,6 +47,14 @@ pub struct Evaluator {
     clock: Arc<dyn Clock>,
     mailer: Mailer,
     base: String,
+    baselines: Arc<tokio::sync::Mutex<Option<Baselines>>>,
+}
+
+/// Baselines change once an hour (they leave the current hour out): they
+/// are computed at the first evaluation of each hour and kept.
+struct Baselines {
+    hour: DateTime<Utc>,
+    of: Arc<HashMap<(String, String), Baseline>>,
 }
 
 impl Evaluator {
@@ -58,6 +65,7 @@ impl Evaluator {
             clock,
             mailer,
             base: public_url.as_str().trim_end_matches('/').to_owned(),
+            baselines: Arc::default(),
         }
     }
 
@@ -104,14 +112,14 @@ impl Evaluator {
         if rules.is_empty() {
             return Ok(report);
         }
-        let data = Data::load(&self.db, now).await?;
-        let mut windows = WindowCache::default();
+        let baselines = self.baselines(now).await?;
+        let data = Data::load(&self.db, &rules, now).await?;
         for rule in &rules {
             let watched = data
                 .workflows
                 .get(&(rule.tenant_id.clone(), rule.workflow_id.clone()));
             let verdict = if rule.enabled {
-                let w = windows.window(&data, rule, watched, now);
+                let w = data.window(&baselines, rule, watched);
                 judge(
                     &rule.kind,
                     &w,
@@ -150,6 +158,35 @@ impl Evaluator {
             self.mailer.wake();
         }
         Ok(report)
+    }
+
+    /// This hour's baselines, computed at its first evaluation.
+    async fn baselines(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Arc<HashMap<(String, String), Baseline>>, StoreError> {
+        let hour = Span::Hour.start(now);
+        let mut cached = self.baselines.lock().await;
+        if let Some(b) = cached.as_ref().filter(|b| b.hour == hour) {
+            return Ok(b.of.clone());
+        }
+        let hours = ferry_store::metrics::hours_between(
+            &self.db,
+            hour - Duration::days(BASELINE_DAYS),
+            hour,
+        )
+        .await?;
+        let of: Arc<HashMap<(String, String), Baseline>> = Arc::new(
+            hours
+                .into_iter()
+                .map(|(k, rows)| (k, baseline(&rows, hour)))
+                .collect(),
+        );
+        *cached = Some(Baselines {
+            hour,
+            of: of.clone(),
+        });
+        Ok(of)
     }
 
     /// Writes an incident's change, its history and its emails in one
@@ -322,101 +359,66 @@ async fn address(
     Ok(None)
 }
 
-/// What the evaluation reads once per minute.
+/// What the evaluation reads once per minute: each rule's window summed
+/// by the database (one row per workflow and window length), the
+/// workflows, and the connections in trouble.
 struct Data {
-    hours: HashMap<(TenantId, WorkflowId), Vec<Stored>>,
-    minutes: HashMap<(TenantId, WorkflowId), Vec<Stored>>,
+    sums: HashMap<u32, HashMap<(TenantId, WorkflowId), Rollup>>,
     workflows: HashMap<(TenantId, WorkflowId), Watched>,
     credentials: HashMap<ferry_core::ConnectionId, CredentialProblem>,
 }
 
-fn by_workflow(rows: Vec<Stored>) -> HashMap<(TenantId, WorkflowId), Vec<Stored>> {
-    let mut out: HashMap<(TenantId, WorkflowId), Vec<Stored>> = HashMap::new();
-    for r in rows {
-        out.entry((r.tenant_id.clone(), r.workflow_id.clone()))
-            .or_default()
-            .push(r);
-    }
-    out
-}
-
 impl Data {
-    async fn load(db: &Db, now: DateTime<Utc>) -> Result<Self, StoreError> {
-        let hours = ferry_store::metrics::since(
-            db,
-            Span::Hour,
-            Span::Hour.start(now) - Duration::days(BASELINE_DAYS) - Duration::days(1),
-        )
-        .await?;
-        let minutes = ferry_store::metrics::since(
-            db,
-            Span::Minute,
-            now - Duration::minutes(i64::from(MINUTE_WINDOW_MAX)),
-        )
-        .await?;
+    async fn load(db: &Db, rules: &[Rule], now: DateTime<Utc>) -> Result<Self, StoreError> {
+        let mut windows: Vec<u32> = rules
+            .iter()
+            .filter(|r| r.enabled)
+            .map(|r| r.window_minutes.max(1))
+            .collect();
+        windows.sort_unstable();
+        windows.dedup();
+        let mut sums = HashMap::new();
+        for minutes in windows {
+            let from = now - Duration::minutes(i64::from(minutes));
+            let summed = if minutes <= MINUTE_WINDOW_MAX {
+                ferry_store::metrics::sums_since(db, Span::Minute, from).await?
+            } else {
+                ferry_store::metrics::sums_since(db, Span::Hour, Span::Hour.start(from)).await?
+            };
+            sums.insert(minutes, summed);
+        }
         Ok(Self {
-            hours: by_workflow(hours),
-            minutes: by_workflow(minutes),
+            sums,
             workflows: alerts::watched(db).await?,
             credentials: alerts::credential_problems(db, now + Duration::days(EXPIRY_NOTICE_DAYS))
                 .await?,
         })
     }
-}
 
-/// Window sums and baselines, computed once per workflow and window length
-/// however many rules share them.
-#[derive(Default)]
-struct WindowCache {
-    sums: HashMap<(TenantId, WorkflowId, u32), Rollup>,
-    baselines: HashMap<(TenantId, WorkflowId), Baseline>,
-}
-
-#[derive(Clone, Copy)]
-struct Baseline {
-    /// Median of the hourly p95s of the trailing days.
-    p95_ms: Option<f64>,
-    /// Events per minute over the trailing days.
-    events_per_minute: Option<f64>,
-}
-
-impl WindowCache {
     fn window(
-        &mut self,
-        data: &Data,
+        &self,
+        baselines: &HashMap<(String, String), Baseline>,
         rule: &Rule,
         watched: Option<&Watched>,
-        now: DateTime<Utc>,
     ) -> Window {
         let key = (rule.tenant_id.clone(), rule.workflow_id.clone());
         let minutes = rule.window_minutes.max(1);
-        let sum = *self
+        let sum = self
             .sums
-            .entry((key.0.clone(), key.1.clone(), minutes))
-            .or_insert_with(|| {
-                let from = now - Duration::minutes(i64::from(minutes));
-                let (rows, from) = if minutes <= MINUTE_WINDOW_MAX {
-                    (data.minutes.get(&key), from)
-                } else {
-                    (data.hours.get(&key), Span::Hour.start(from))
-                };
-                let mut sum = Rollup::default();
-                for r in rows.into_iter().flatten().filter(|r| r.at >= from) {
-                    sum.add(&r.rollup);
-                }
-                sum
-            });
-        let base = *self
-            .baselines
-            .entry(key.clone())
-            .or_insert_with(|| baseline(data.hours.get(&key), now));
+            .get(&minutes)
+            .and_then(|s| s.get(&key))
+            .copied()
+            .unwrap_or_default();
+        let base = baselines
+            .get(&(rule.tenant_id.to_string(), rule.workflow_id.to_string()))
+            .copied()
+            .unwrap_or_default();
         let credential_problems = watched.map_or(0, |w| {
             w.connections
                 .iter()
-                .filter(|c| data.credentials.contains_key(*c))
+                .filter(|c| self.credentials.contains_key(*c))
                 .count()
         });
-        #[allow(clippy::cast_precision_loss)]
         Window {
             runs: sum.ended(),
             failed: sum.failures(),
@@ -427,25 +429,27 @@ impl WindowCache {
             p95_ms: sum.quantile_ms(0.95),
             baseline_p95_ms: base.p95_ms,
             overdue: sum.deadlines_missed,
-            credential_problems: credential_problems as u64,
+            credential_problems: u64::try_from(credential_problems).unwrap_or(u64::MAX),
         }
     }
+}
+
+#[derive(Clone, Copy, Default)]
+struct Baseline {
+    /// Median of the hourly p95s of the trailing days.
+    p95_ms: Option<f64>,
+    /// Events per minute over the trailing days.
+    events_per_minute: Option<f64>,
 }
 
 /// Hours of data a baseline needs before it means anything.
 const BASELINE_MIN_HOURS: usize = 6;
 
-fn baseline(rows: Option<&Vec<Stored>>, now: DateTime<Utc>) -> Baseline {
-    let this_hour = Span::Hour.start(now);
-    let from = this_hour - Duration::days(BASELINE_DAYS);
-    let past: Vec<&Stored> = rows
-        .into_iter()
-        .flatten()
-        .filter(|r| r.at >= from && r.at < this_hour)
-        .collect();
+/// A workflow's baseline from its past hours (before `this_hour`).
+fn baseline(past: &[ferry_store::metrics::Hour], this_hour: DateTime<Utc>) -> Baseline {
     let mut p95s: Vec<f64> = past
         .iter()
-        .filter_map(|r| r.rollup.quantile_ms(0.95))
+        .filter_map(|h| ferry_core::metrics::quantile(&h.latency, 0.95))
         .collect();
     let p95_ms = if p95s.len() >= BASELINE_MIN_HOURS {
         median(&mut p95s)
@@ -453,11 +457,11 @@ fn baseline(rows: Option<&Vec<Stored>>, now: DateTime<Utc>) -> Baseline {
         None
     };
     // Traffic is expected from the first hour that saw any, on.
-    let first = past.iter().find(|r| r.rollup.events > 0).map(|r| r.at);
+    let first = past.iter().find(|h| h.events > 0).map(|h| h.at);
     let events_per_minute = first.and_then(|first| {
         let span = (this_hour - first).num_minutes();
+        let events: u64 = past.iter().map(|h| h.events).sum();
         #[allow(clippy::cast_precision_loss)]
-        let events: u64 = past.iter().map(|r| r.rollup.events).sum();
         (span >= 60 * i64::try_from(BASELINE_MIN_HOURS).unwrap_or(6))
             .then(|| events as f64 / span as f64)
     });

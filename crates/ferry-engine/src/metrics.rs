@@ -22,6 +22,9 @@ use std::sync::{Arc, Mutex};
 
 type Key = (TenantId, WorkflowId, DateTime<Utc>);
 
+/// Workflow-minutes held in memory at most while flushes fail.
+const MAX_PENDING: usize = 200_000;
+
 /// Per-workflow counts waiting to be flushed, and the Prometheus series.
 /// Cheap to clone.
 #[derive(Clone, Default)]
@@ -47,6 +50,11 @@ impl Recorder {
     ) {
         let key = (tenant.clone(), workflow.clone(), Span::Minute.start(at));
         if let Ok(mut m) = self.pending.lock() {
+            // Bounded: with the database away for long, the oldest counts
+            // would go before memory does (logged at the flush).
+            if m.len() >= MAX_PENDING && !m.contains_key(&key) {
+                return;
+            }
             f(m.entry(key).or_default());
         }
     }
@@ -126,7 +134,15 @@ impl Recorder {
             Err(e) => {
                 if let Ok(mut m) = self.pending.lock() {
                     for (key, r) in batch {
-                        m.entry(key).or_default().add(&r);
+                        if m.len() < MAX_PENDING || m.contains_key(&key) {
+                            m.entry(key).or_default().add(&r);
+                        }
+                    }
+                    if m.len() >= MAX_PENDING {
+                        tracing::error!(
+                            pending = m.len(),
+                            "metrics cannot be stored and the buffer is full: new counts are dropped until the database answers"
+                        );
                     }
                 }
                 Err(e)

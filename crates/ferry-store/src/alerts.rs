@@ -5,14 +5,15 @@
 
 use crate::emails::Email;
 use crate::entities::{
-    alert_incident, alert_notice, alert_rule, connection, email, scheduler_tick, workflow,
+    alert_incident, alert_notice, alert_rule, connection, email, scheduler_tick, tenant, workflow,
     workflow_version,
 };
 use crate::{Db, Exec, StoreError};
 use chrono::{DateTime, Utc};
 use ferry_core::alerts::{Incident as IncidentState, RuleKind};
 use ferry_core::{
-    AlertRuleId, ConnectionId, ConnectionStatus, EmailId, IncidentId, TenantId, UserId, WorkflowId,
+    AlertRuleId, ConnectionId, ConnectionStatus, EmailId, IncidentId, TenantId, TenantStatus,
+    UserId, WorkflowId,
 };
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
@@ -198,15 +199,23 @@ pub async fn get(db: &impl Exec, tenant: &TenantId, id: &AlertRuleId) -> Result<
         .try_into()
 }
 
-/// Every enabled rule of every tenant, and every firing one (a disabled
-/// rule's open incident still resolves), for the evaluation.
+/// Every enabled rule of every active tenant, and every firing one, for
+/// the evaluation (a suspended firm is not emailed).
 pub async fn to_evaluate(db: &Db) -> Result<Vec<Rule>, StoreError> {
+    let active: Vec<String> = tenant::Entity::find()
+        .select_only()
+        .column(tenant::Column::Id)
+        .filter(tenant::Column::Status.eq(TenantStatus::Active.as_str()))
+        .into_tuple()
+        .all(db.conn())
+        .await?;
     alert_rule::Entity::find()
         .filter(
             Condition::any()
                 .add(alert_rule::Column::Enabled.eq(true))
                 .add(alert_rule::Column::Firing.eq(true)),
         )
+        .filter(alert_rule::Column::TenantId.is_in(active))
         .all(db.conn())
         .await?
         .into_iter()
@@ -280,6 +289,52 @@ pub async fn update(
     } else {
         Err(StoreError::NotFound)
     }
+}
+
+/// Closes the open incident of a rule an admin turned off: it says why it
+/// closed, and no "resolved" email goes (nothing was resolved).
+pub async fn silence(
+    db: &impl Exec,
+    rule: &Rule,
+    incident: &Incident,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    alert_rule::Entity::update_many()
+        .col_expr(alert_rule::Column::Firing, Expr::value(false))
+        .col_expr(
+            alert_rule::Column::Since,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(alert_rule::Column::Acknowledged, Expr::value(false))
+        .col_expr(alert_rule::Column::Escalated, Expr::value(false))
+        .col_expr(alert_rule::Column::ResolvedAt, Expr::value(now))
+        .col_expr(
+            alert_rule::Column::IncidentId,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(
+            alert_rule::Column::Version,
+            Expr::col(alert_rule::Column::Version).add(1),
+        )
+        .filter(alert_rule::Column::Id.eq(rule.id.to_string()))
+        .filter(alert_rule::Column::TenantId.eq(rule.tenant_id.to_string()))
+        .exec(db.conn())
+        .await?;
+    alert_incident::Entity::update_many()
+        .col_expr(alert_incident::Column::ResolvedAt, Expr::value(now))
+        .col_expr(
+            alert_incident::Column::Summary,
+            Expr::value(format!(
+                "{} (closed when the rule was turned off)",
+                incident.summary
+            )),
+        )
+        .filter(alert_incident::Column::Id.eq(incident.id.to_string()))
+        .filter(alert_incident::Column::TenantId.eq(rule.tenant_id.to_string()))
+        .filter(alert_incident::Column::ResolvedAt.is_null())
+        .exec(db.conn())
+        .await?;
+    Ok(())
 }
 
 /// Moves a rule's incident state on, from the version the evaluation read;
@@ -427,6 +482,18 @@ pub async fn acknowledge(
     user: &UserId,
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
+    // The rule first, then the incident: the order the evaluation takes
+    // them in, so the two never wait on each other.
+    alert_rule::Entity::update_many()
+        .col_expr(alert_rule::Column::Acknowledged, Expr::value(true))
+        .col_expr(
+            alert_rule::Column::Version,
+            Expr::col(alert_rule::Column::Version).add(1),
+        )
+        .filter(alert_rule::Column::TenantId.eq(tenant.to_string()))
+        .filter(alert_rule::Column::IncidentId.eq(id.to_string()))
+        .exec(db.conn())
+        .await?;
     let done = alert_incident::Entity::update_many()
         .col_expr(
             alert_incident::Column::AcknowledgedBy,
@@ -439,20 +506,8 @@ pub async fn acknowledge(
         .filter(alert_incident::Column::AcknowledgedAt.is_null())
         .exec(db.conn())
         .await?;
-    if done.rows_affected == 0 {
-        return Ok(false);
-    }
-    alert_rule::Entity::update_many()
-        .col_expr(alert_rule::Column::Acknowledged, Expr::value(true))
-        .col_expr(
-            alert_rule::Column::Version,
-            Expr::col(alert_rule::Column::Version).add(1),
-        )
-        .filter(alert_rule::Column::TenantId.eq(tenant.to_string()))
-        .filter(alert_rule::Column::IncidentId.eq(id.to_string()))
-        .exec(db.conn())
-        .await?;
-    Ok(true)
+    // Zero: not open (the caller rolls its transaction back).
+    Ok(done.rows_affected == 1)
 }
 
 /// A tenant's incidents, newest first, for one workflow or all.

@@ -219,8 +219,12 @@ impl Db {
                 ))
                 .await?;
                 let result = Migrator::up(&self.conn, None).await;
+                let backfilled = match result {
+                    Ok(()) => self.backfill().await,
+                    Err(e) => Err(e.into()),
+                };
                 lock.commit().await?;
-                result?;
+                backfilled?;
             }
             Backend::Sqlite => {
                 let _guard = match &self.sqlite_path {
@@ -228,7 +232,19 @@ impl Db {
                     None => None,
                 };
                 Migrator::up(&self.conn, None).await?;
+                self.backfill().await?;
             }
+        }
+        Ok(())
+    }
+
+    /// Data a migration cannot write with the schema builder, under the
+    /// same lock: workflows without alert rules (made before alerts
+    /// existed) get the defaults, once however many processes start.
+    async fn backfill(&self) -> Result<(), StoreError> {
+        let n = crate::alerts::backfill_defaults(self, chrono::Utc::now()).await?;
+        if n > 0 {
+            tracing::info!(workflows = n, "default alert rules added");
         }
         Ok(())
     }

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use ferry_core::metrics::{BUCKETS, Rollup, Span};
 use ferry_core::{TenantId, WorkflowId};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 use std::collections::HashMap;
 
 /// One stored rollup.
@@ -193,6 +193,27 @@ pub async fn add(db: &Db, counted: &[Counted]) -> Result<(), StoreError> {
             Expr::col((workflow_metric::Entity, *c)).add(Expr::col((excluded.clone(), *c))),
         );
     }
+    // A tenant deleted while its counts waited in memory: its counts go
+    // (they would fail the whole batch on the foreign key, every flush).
+    let tenants: Vec<String> = counted
+        .iter()
+        .map(|((t, _, _), _)| t.to_string())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let live: std::collections::HashSet<String> = crate::entities::tenant::Entity::find()
+        .select_only()
+        .column(crate::entities::tenant::Column::Id)
+        .filter(crate::entities::tenant::Column::Id.is_in(tenants))
+        .into_tuple::<String>()
+        .all(db.conn())
+        .await?
+        .into_iter()
+        .collect();
+    rows.retain(|r| match &r.tenant_id {
+        sea_orm::ActiveValue::Set(t) => live.contains(t),
+        _ => false,
+    });
     let tx = db.begin().await?;
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
@@ -256,4 +277,214 @@ pub async fn purge(db: &Db, now: DateTime<Utc>) -> Result<u64, StoreError> {
             .rows_affected;
     }
     Ok(gone)
+}
+
+/// Every tenant's rollups of `span` from `from` on, summed per workflow
+/// (one row per workflow, summed by the database): a window of the alert
+/// evaluation.
+pub async fn sums_since(
+    db: &Db,
+    span: Span,
+    from: DateTime<Utc>,
+) -> Result<HashMap<(TenantId, WorkflowId), Rollup>, StoreError> {
+    let mut q = workflow_metric::Entity::find()
+        .select_only()
+        .column(Column::TenantId)
+        .column(Column::WorkflowId);
+    for (c, name) in COUNTS
+        .iter()
+        .zip(COUNT_NAMES)
+        .chain(LATENCY.iter().zip(LATENCY_NAMES))
+    {
+        q = q.column_as(Expr::col(*c).sum().cast_as("bigint"), name);
+    }
+    let rows: Vec<Summed> = q
+        .filter(Column::Span.eq(span.minutes()))
+        .filter(Column::At.gte(from))
+        .group_by(Column::TenantId)
+        .group_by(Column::WorkflowId)
+        .into_model::<Summed>()
+        .all(db.conn())
+        .await?;
+    rows.into_iter()
+        .map(|r| {
+            Ok((
+                (
+                    r.tenant_id
+                        .parse()
+                        .map_err(|_| StoreError::Corrupt("workflow_metrics.tenant_id"))?,
+                    r.workflow_id
+                        .parse()
+                        .map_err(|_| StoreError::Corrupt("workflow_metrics.workflow_id"))?,
+                ),
+                Rollup {
+                    events: u(r.events),
+                    started: u(r.started),
+                    succeeded: u(r.succeeded),
+                    failed: u(r.failed),
+                    dead: u(r.dead),
+                    writes: u(r.writes),
+                    writes_failed: u(r.writes_failed),
+                    deadlines_missed: u(r.deadlines_missed),
+                    latency: [
+                        u(r.l00),
+                        u(r.l01),
+                        u(r.l02),
+                        u(r.l03),
+                        u(r.l04),
+                        u(r.l05),
+                        u(r.l06),
+                        u(r.l07),
+                        u(r.l08),
+                        u(r.l09),
+                        u(r.l10),
+                        u(r.l11),
+                        u(r.l12),
+                        u(r.l13),
+                        u(r.l14),
+                        u(r.l15),
+                    ],
+                    latency_sum_ms: u(r.latency_sum_ms),
+                },
+            ))
+        })
+        .collect()
+}
+
+const COUNT_NAMES: [&str; 9] = [
+    "events",
+    "started",
+    "succeeded",
+    "failed",
+    "dead",
+    "writes",
+    "writes_failed",
+    "deadlines_missed",
+    "latency_sum_ms",
+];
+
+const LATENCY_NAMES: [&str; BUCKETS] = [
+    "l00", "l01", "l02", "l03", "l04", "l05", "l06", "l07", "l08", "l09", "l10", "l11", "l12",
+    "l13", "l14", "l15",
+];
+
+#[derive(Debug, sea_orm::FromQueryResult)]
+struct Summed {
+    tenant_id: String,
+    workflow_id: String,
+    events: i64,
+    started: i64,
+    succeeded: i64,
+    failed: i64,
+    dead: i64,
+    writes: i64,
+    writes_failed: i64,
+    deadlines_missed: i64,
+    latency_sum_ms: i64,
+    l00: i64,
+    l01: i64,
+    l02: i64,
+    l03: i64,
+    l04: i64,
+    l05: i64,
+    l06: i64,
+    l07: i64,
+    l08: i64,
+    l09: i64,
+    l10: i64,
+    l11: i64,
+    l12: i64,
+    l13: i64,
+    l14: i64,
+    l15: i64,
+}
+
+/// One workflow's hour, as baselines need it: its events and latency.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hour {
+    /// The hour's start.
+    pub at: DateTime<Utc>,
+    /// Events received.
+    pub events: u64,
+    /// Runs that ended, per latency bucket.
+    pub latency: [u64; BUCKETS],
+}
+
+#[derive(Debug, sea_orm::FromQueryResult)]
+struct HourRow {
+    tenant_id: String,
+    workflow_id: String,
+    at: DateTime<Utc>,
+    events: i64,
+    l00: i64,
+    l01: i64,
+    l02: i64,
+    l03: i64,
+    l04: i64,
+    l05: i64,
+    l06: i64,
+    l07: i64,
+    l08: i64,
+    l09: i64,
+    l10: i64,
+    l11: i64,
+    l12: i64,
+    l13: i64,
+    l14: i64,
+    l15: i64,
+}
+
+/// Every tenant's hours in `[from, to)`, per workflow (keyed by the ids'
+/// text), oldest first: what the baselines are computed from, once an
+/// hour.
+pub async fn hours_between(
+    db: &Db,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<HashMap<(String, String), Vec<Hour>>, StoreError> {
+    let mut q = workflow_metric::Entity::find()
+        .select_only()
+        .column(Column::TenantId)
+        .column(Column::WorkflowId)
+        .column(Column::At)
+        .column(Column::Events);
+    for c in LATENCY {
+        q = q.column(c);
+    }
+    let rows: Vec<HourRow> = q
+        .filter(Column::Span.eq(Span::Hour.minutes()))
+        .filter(Column::At.gte(from))
+        .filter(Column::At.lt(to))
+        .order_by_asc(Column::At)
+        .into_model::<HourRow>()
+        .all(db.conn())
+        .await?;
+    let mut out: HashMap<(String, String), Vec<Hour>> = HashMap::new();
+    for r in rows {
+        out.entry((r.tenant_id, r.workflow_id))
+            .or_default()
+            .push(Hour {
+                at: r.at,
+                events: u(r.events),
+                latency: [
+                    u(r.l00),
+                    u(r.l01),
+                    u(r.l02),
+                    u(r.l03),
+                    u(r.l04),
+                    u(r.l05),
+                    u(r.l06),
+                    u(r.l07),
+                    u(r.l08),
+                    u(r.l09),
+                    u(r.l10),
+                    u(r.l11),
+                    u(r.l12),
+                    u(r.l13),
+                    u(r.l14),
+                    u(r.l15),
+                ],
+            });
+    }
+    Ok(out)
 }

@@ -153,11 +153,6 @@ pub async fn build(
         std::time::Duration::from_secs(5),
         stop_rx.clone(),
     )));
-    match ferry_store::alerts::backfill_defaults(&db, clock.now()).await {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(workflows = n, "default alert rules added"),
-        Err(e) => tracing::warn!(error = %e, "could not add default alert rules"),
-    }
 
     let evaluator = ferry_engine::alerts::Evaluator::new(
         db.clone(),

@@ -349,16 +349,23 @@ async fn latency_volume_and_outcome_deadline_rules_fire_and_resolve() {
             }
         });
     }
-    // The last hour is slow: 10 runs of 4 s.
-    metrics.count(&s.tenant, &s.workflow, now - Duration::minutes(10), |r| {
-        r.events += 10;
-        r.started += 10;
-        r.succeeded += 10;
-        r.writes += 10;
-        for _ in 0..10 {
-            r.observe_latency(4_000);
-        }
-    });
+    // Baselines are computed at an hour's first evaluation: the next hour
+    // sees that week. Its last hour is slow: 10 runs of 4 s.
+    app.clock.advance(Duration::hours(1));
+    metrics.count(
+        &s.tenant,
+        &s.workflow,
+        app.clock.now() - Duration::minutes(10),
+        |r| {
+            r.events += 10;
+            r.started += 10;
+            r.succeeded += 10;
+            r.writes += 10;
+            for _ in 0..10 {
+                r.observe_latency(4_000);
+            }
+        },
+    );
     app.evaluate_alerts().await;
     let slow = app
         .wait_for_mail(&s.admin.email, "[Ferry] FIRING: p95 latency")
@@ -619,6 +626,58 @@ async fn an_admin_edits_a_rule_sends_a_test_alert_and_acknowledges_and_another_t
             .await
             .body
             .contains("badge-incident-acknowledged")
+    );
+
+    // "2,5" is not guessed at.
+    let comma = s
+        .client
+        .submit(
+            &format!("/alerts/rules/{rule}"),
+            &format!("/alerts/rules/{rule}"),
+            &[
+                ("threshold", "2,5"),
+                ("min_runs", "3"),
+                ("window_minutes", "60"),
+                ("recipient", s.admin.user_id.as_str()),
+                ("escalation", ""),
+                ("escalate_after_minutes", "60"),
+                ("enabled", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(comma.status, 422);
+    assert!(comma.body.contains("Use a dot for decimals"));
+    // Turned off while firing: the incident closes, saying so, and no
+    // "resolved" email claims it was fixed.
+    let off = s
+        .client
+        .submit(
+            &format!("/alerts/rules/{rule}"),
+            &format!("/alerts/rules/{rule}"),
+            &[
+                ("threshold", "5"),
+                ("min_runs", "3"),
+                ("window_minutes", "60"),
+                ("recipient", s.admin.user_id.as_str()),
+                ("escalation", ""),
+                ("escalate_after_minutes", "60"),
+            ],
+        )
+        .await;
+    assert_eq!(off.status, 303, "{}", off.body);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM alert_incidents WHERE resolved_at IS NOT NULL AND summary LIKE '%closed when the rule was turned off%'")
+            .await,
+        1
+    );
+    app.evaluate_alerts().await;
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert!(
+        !sink(app)
+            .messages()
+            .iter()
+            .any(|m| m.subject.contains("RESOLVED")),
+        "no resolved email for a rule turned off"
     );
 
     // Another tenant: 404 for the rule, the incident, the workflow's charts

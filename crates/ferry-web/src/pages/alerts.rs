@@ -335,12 +335,23 @@ impl TryFrom<&RuleForm> for RuleChange {
     type Error = FieldErrors;
     fn try_from(f: &RuleForm) -> Result<Self, FieldErrors> {
         let mut errors = FieldErrors::new();
-        let number = |raw: &str| raw.trim().replace(',', "").parse::<f64>().ok();
-        let whole = |raw: &str| raw.trim().replace(',', "").parse::<u32>().ok();
+        let whole = |raw: &str| raw.trim().parse::<u32>().ok();
         let threshold = if f.threshold.trim().is_empty() {
             None
+        } else if f.threshold.contains(',') {
+            // "2,5" is 2.5 to some and 25 to others: neither is guessed.
+            errors.push(FieldError::new(
+                "threshold",
+                "Use a dot for decimals (2.5) and no thousands separator.",
+            ));
+            None
         } else {
-            let v = number(&f.threshold).filter(|v| v.is_finite());
+            let v = f
+                .threshold
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite());
             if v.is_none() {
                 errors.push(FieldError::new("threshold", "Enter a number."));
             }
