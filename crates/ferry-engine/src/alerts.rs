@@ -104,7 +104,9 @@ impl Evaluator {
 
     /// Judges every rule at `now` and moves its incident on.
     pub async fn evaluate(&self, now: DateTime<Utc>) -> Result<Report, StoreError> {
+        let started = std::time::Instant::now();
         let rules = alerts::to_evaluate(&self.db).await?;
+        let ruled = started.elapsed();
         let mut report = Report {
             rules: rules.len(),
             ..Report::default()
@@ -113,7 +115,9 @@ impl Evaluator {
             return Ok(report);
         }
         let baselines = self.baselines(now).await?;
+        let baselined = started.elapsed();
         let data = Data::load(&self.db, &rules, now).await?;
+        let loaded = started.elapsed();
         for rule in &rules {
             let watched = data
                 .workflows
@@ -157,6 +161,14 @@ impl Evaluator {
         if report.emails > 0 {
             self.mailer.wake();
         }
+        tracing::debug!(
+            rules = report.rules,
+            rules_ms = ruled.as_millis(),
+            baselines_ms = baselined.as_millis(),
+            loaded_ms = loaded.as_millis(),
+            total_ms = started.elapsed().as_millis(),
+            "alert evaluation timings"
+        );
         Ok(report)
     }
 
@@ -370,22 +382,38 @@ struct Data {
 
 impl Data {
     async fn load(db: &Db, rules: &[Rule], now: DateTime<Utc>) -> Result<Self, StoreError> {
+        // The authentication rule reads connections, not counts.
         let mut windows: Vec<u32> = rules
             .iter()
-            .filter(|r| r.enabled)
+            .filter(|r| r.enabled && !matches!(r.kind, RuleKind::Authentication))
             .map(|r| r.window_minutes.max(1))
             .collect();
         windows.sort_unstable();
         windows.dedup();
-        let mut sums = HashMap::new();
-        for minutes in windows {
-            let from = now - Duration::minutes(i64::from(minutes));
-            let summed = if minutes <= MINUTE_WINDOW_MAX {
-                ferry_store::metrics::sums_since(db, Span::Minute, from).await?
-            } else {
-                ferry_store::metrics::sums_since(db, Span::Hour, Span::Hour.start(from)).await?
-            };
-            sums.insert(minutes, summed);
+        // One pass per span: short windows from the minute rows, longer
+        // ones from the hour rows; each window is the sum of its bands.
+        let mut sums: HashMap<u32, HashMap<(TenantId, WorkflowId), Rollup>> = HashMap::new();
+        let (short, long): (Vec<u32>, Vec<u32>) =
+            windows.iter().partition(|w| **w <= MINUTE_WINDOW_MAX);
+        for (span, ws) in [(Span::Minute, short), (Span::Hour, long)] {
+            let starts: Vec<DateTime<Utc>> = ws
+                .iter()
+                .map(|w| span.start(now - Duration::minutes(i64::from(*w))))
+                .collect();
+            let banded = ferry_store::metrics::sums_in_bands(db, span, &starts).await?;
+            for (k, minutes) in ws.iter().enumerate() {
+                let summed = banded
+                    .iter()
+                    .map(|(key, bands)| {
+                        let mut total = Rollup::default();
+                        for b in bands.iter().take(k + 1) {
+                            total.add(b);
+                        }
+                        (key.clone(), total)
+                    })
+                    .collect();
+                sums.insert(*minutes, summed);
+            }
         }
         Ok(Self {
             sums,

@@ -913,6 +913,22 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(hours[0].rollup.dead, 4);
+        // An older minute, then the bands: the last minute, the last hour.
+        let older = (
+            s.tenant.clone(),
+            wf.id.clone(),
+            minute - chrono::Duration::minutes(30),
+        );
+        crate::metrics::add(&s.db, &[(older, r)]).await.unwrap();
+        let banded = crate::metrics::sums_in_bands(
+            &s.db,
+            Span::Minute,
+            &[minute, minute - chrono::Duration::minutes(60)],
+        )
+        .await
+        .unwrap();
+        let bands = &banded[&(s.tenant.clone(), wf.id.clone())];
+        assert_eq!((bands[0].dead, bands[1].dead), (4, 2));
         assert_eq!(watched(&s.db).await.unwrap().len(), 1);
         assert_eq!(backfill_defaults(&s.db, now).await.unwrap(), 0);
     }

@@ -279,18 +279,32 @@ pub async fn purge(db: &Db, now: DateTime<Utc>) -> Result<u64, StoreError> {
     Ok(gone)
 }
 
-/// Every tenant's rollups of `span` from `from` on, summed per workflow
-/// (one row per workflow, summed by the database): a window of the alert
-/// evaluation.
-pub async fn sums_since(
+/// Every tenant's rollups of `span`, summed per workflow by the database in
+/// one pass, for windows that start at `starts` (most recent first): band
+/// `i` holds the rows from `starts[i]` up to `starts[i - 1]` (band 0: up to
+/// now), so the window from `starts[k]` is bands `0..=k` added up. What
+/// the alert evaluation reads every minute.
+pub async fn sums_in_bands(
     db: &Db,
     span: Span,
-    from: DateTime<Utc>,
-) -> Result<HashMap<(TenantId, WorkflowId), Rollup>, StoreError> {
+    starts: &[DateTime<Utc>],
+) -> Result<HashMap<(TenantId, WorkflowId), Vec<Rollup>>, StoreError> {
+    let Some(oldest) = starts.last() else {
+        return Ok(HashMap::new());
+    };
+    let mut band = sea_orm::sea_query::CaseStatement::new();
+    for (i, start) in starts.iter().enumerate() {
+        band = band.case(
+            Expr::col(Column::At).gte(*start),
+            Expr::val(i32::try_from(i).unwrap_or(i32::MAX)),
+        );
+    }
+    let band: Expr = band.finally(Expr::val(-1)).into();
     let mut q = workflow_metric::Entity::find()
         .select_only()
         .column(Column::TenantId)
-        .column(Column::WorkflowId);
+        .column(Column::WorkflowId)
+        .column_as(band.cast_as("integer"), "band");
     for (c, name) in COUNTS
         .iter()
         .zip(COUNT_NAMES)
@@ -300,55 +314,69 @@ pub async fn sums_since(
     }
     let rows: Vec<Summed> = q
         .filter(Column::Span.eq(span.minutes()))
-        .filter(Column::At.gte(from))
+        .filter(Column::At.gte(*oldest))
         .group_by(Column::TenantId)
         .group_by(Column::WorkflowId)
+        .group_by(Expr::col(Alias::new("band")))
         .into_model::<Summed>()
         .all(db.conn())
         .await?;
-    rows.into_iter()
-        .map(|r| {
-            Ok((
-                (
-                    r.tenant_id
-                        .parse()
-                        .map_err(|_| StoreError::Corrupt("workflow_metrics.tenant_id"))?,
-                    r.workflow_id
-                        .parse()
-                        .map_err(|_| StoreError::Corrupt("workflow_metrics.workflow_id"))?,
-                ),
-                Rollup {
-                    events: u(r.events),
-                    started: u(r.started),
-                    succeeded: u(r.succeeded),
-                    failed: u(r.failed),
-                    dead: u(r.dead),
-                    writes: u(r.writes),
-                    writes_failed: u(r.writes_failed),
-                    deadlines_missed: u(r.deadlines_missed),
-                    latency: [
-                        u(r.l00),
-                        u(r.l01),
-                        u(r.l02),
-                        u(r.l03),
-                        u(r.l04),
-                        u(r.l05),
-                        u(r.l06),
-                        u(r.l07),
-                        u(r.l08),
-                        u(r.l09),
-                        u(r.l10),
-                        u(r.l11),
-                        u(r.l12),
-                        u(r.l13),
-                        u(r.l14),
-                        u(r.l15),
-                    ],
-                    latency_sum_ms: u(r.latency_sum_ms),
-                },
-            ))
-        })
-        .collect()
+    let mut out: HashMap<(TenantId, WorkflowId), Vec<Rollup>> = HashMap::new();
+    for r in rows {
+        let Ok(i) = usize::try_from(r.band) else {
+            continue;
+        };
+        let key = (
+            r.tenant_id
+                .parse()
+                .map_err(|_| StoreError::Corrupt("workflow_metrics.tenant_id"))?,
+            r.workflow_id
+                .parse()
+                .map_err(|_| StoreError::Corrupt("workflow_metrics.workflow_id"))?,
+        );
+        let bands = out
+            .entry(key)
+            .or_insert_with(|| vec![Rollup::default(); starts.len()]);
+        if let Some(slot) = bands.get_mut(i) {
+            *slot = r.rollup();
+        }
+    }
+    Ok(out)
+}
+
+impl Summed {
+    fn rollup(&self) -> Rollup {
+        let r = self;
+        Rollup {
+            events: u(r.events),
+            started: u(r.started),
+            succeeded: u(r.succeeded),
+            failed: u(r.failed),
+            dead: u(r.dead),
+            writes: u(r.writes),
+            writes_failed: u(r.writes_failed),
+            deadlines_missed: u(r.deadlines_missed),
+            latency: [
+                u(r.l00),
+                u(r.l01),
+                u(r.l02),
+                u(r.l03),
+                u(r.l04),
+                u(r.l05),
+                u(r.l06),
+                u(r.l07),
+                u(r.l08),
+                u(r.l09),
+                u(r.l10),
+                u(r.l11),
+                u(r.l12),
+                u(r.l13),
+                u(r.l14),
+                u(r.l15),
+            ],
+            latency_sum_ms: u(r.latency_sum_ms),
+        }
+    }
 }
 
 const COUNT_NAMES: [&str; 9] = [
@@ -372,6 +400,7 @@ const LATENCY_NAMES: [&str; BUCKETS] = [
 struct Summed {
     tenant_id: String,
     workflow_id: String,
+    band: i32,
     events: i64,
     started: i64,
     succeeded: i64,
