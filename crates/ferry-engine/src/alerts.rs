@@ -53,9 +53,27 @@ pub struct Evaluator {
 /// Baselines change once an hour (they leave the current hour out): they
 /// are computed at the first evaluation of each hour and kept.
 struct Baselines {
+    /// The hour they are for (its hours before it are in).
     hour: DateTime<Utc>,
+    /// When the hours were last all read again.
+    built: DateTime<Utc>,
+    /// Each workflow's past hours: p95 and events.
+    hours: HashMap<(String, String), Vec<Past>>,
     of: Arc<HashMap<(String, String), Baseline>>,
 }
+
+/// One past hour of a workflow, as baselines use it.
+#[derive(Clone, Copy)]
+struct Past {
+    at: DateTime<Utc>,
+    p95_ms: Option<f64>,
+    events: u64,
+}
+
+/// Every so often the baselines' hours are all read again (a late flush
+/// into an hour already read is then counted); in between, each new hour
+/// adds its one row per workflow.
+const BASELINE_REBUILD_HOURS: i64 = 24;
 
 impl Evaluator {
     /// An evaluator whose emails link to pages under `public_url`.
@@ -178,24 +196,44 @@ impl Evaluator {
         now: DateTime<Utc>,
     ) -> Result<Arc<HashMap<(String, String), Baseline>>, StoreError> {
         let hour = Span::Hour.start(now);
+        let week = hour - Duration::days(BASELINE_DAYS);
         let mut cached = self.baselines.lock().await;
         if let Some(b) = cached.as_ref().filter(|b| b.hour == hour) {
             return Ok(b.of.clone());
         }
-        let hours = ferry_store::metrics::hours_between(
-            &self.db,
-            hour - Duration::days(BASELINE_DAYS),
-            hour,
-        )
-        .await?;
+        // Incremental from the last hour read, unless a rebuild is due.
+        let kept = cached
+            .take()
+            .filter(|b| b.hour < hour && hour - b.built < Duration::hours(BASELINE_REBUILD_HOURS));
+        let (from, built, mut hours) = match kept {
+            Some(b) => (b.hour.max(week), b.built, b.hours),
+            None => (week, hour, HashMap::new()),
+        };
+        let read = ferry_store::metrics::hours_between(&self.db, from, hour).await?;
+        for (key, rows) in read {
+            hours
+                .entry(key)
+                .or_default()
+                .extend(rows.iter().map(|h| Past {
+                    at: h.at,
+                    p95_ms: ferry_core::metrics::quantile(&h.latency, 0.95),
+                    events: h.events,
+                }));
+        }
+        for past in hours.values_mut() {
+            past.retain(|p| p.at >= week);
+        }
+        hours.retain(|_, past| !past.is_empty());
         let of: Arc<HashMap<(String, String), Baseline>> = Arc::new(
             hours
-                .into_iter()
-                .map(|(k, rows)| (k, baseline(&rows, hour)))
+                .iter()
+                .map(|(k, past)| (k.clone(), baseline(past, hour)))
                 .collect(),
         );
         *cached = Some(Baselines {
             hour,
+            built,
+            hours,
             of: of.clone(),
         });
         Ok(of)
@@ -474,18 +512,15 @@ struct Baseline {
 const BASELINE_MIN_HOURS: usize = 6;
 
 /// A workflow's baseline from its past hours (before `this_hour`).
-fn baseline(past: &[ferry_store::metrics::Hour], this_hour: DateTime<Utc>) -> Baseline {
-    let mut p95s: Vec<f64> = past
-        .iter()
-        .filter_map(|h| ferry_core::metrics::quantile(&h.latency, 0.95))
-        .collect();
+fn baseline(past: &[Past], this_hour: DateTime<Utc>) -> Baseline {
+    let mut p95s: Vec<f64> = past.iter().filter_map(|h| h.p95_ms).collect();
     let p95_ms = if p95s.len() >= BASELINE_MIN_HOURS {
         median(&mut p95s)
     } else {
         None
     };
     // Traffic is expected from the first hour that saw any, on.
-    let first = past.iter().find(|h| h.events > 0).map(|h| h.at);
+    let first = past.iter().filter(|h| h.events > 0).map(|h| h.at).min();
     let events_per_minute = first.and_then(|first| {
         let span = (this_hour - first).num_minutes();
         let events: u64 = past.iter().map(|h| h.events).sum();
