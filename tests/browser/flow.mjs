@@ -348,7 +348,7 @@ async function alerts(admin) {
   await shot(admin, '60-incident-phone');
   await admin.setViewportSize({ width: 1280, height: 860 });
   await go(admin, '/alerts/rules');
-  await admin.getByRole('link', { name: 'error rate', exact: true }).first().click();
+  await admin.getByRole('link', { name: 'Error rate', exact: true }).first().click();
   await admin.waitForLoadState();
   await shot(admin, '61-alert-rule');
   // The form by keyboard and label: a wrong threshold is named, not saved.

@@ -8,9 +8,9 @@ use ferry_app::alerts::Point;
 use ferry_core::metrics::Rollup;
 
 /// The drawing's size in user units (it scales to its box).
-const W: f64 = 640.0;
-const H: f64 = 220.0;
-const LEFT: f64 = 48.0;
+const W: f64 = 480.0;
+const H: f64 = 210.0;
+const LEFT: f64 = 52.0;
 const RIGHT: f64 = 8.0;
 const TOP: f64 = 10.0;
 const BOTTOM: f64 = 28.0;
@@ -73,7 +73,7 @@ pub enum Period {
 fn when(p: &Point, period: Period) -> String {
     match period {
         Period::Hours => p.at.format("%H:00").to_string(),
-        Period::Days => p.at.format("%a %d %b").to_string(),
+        Period::Days => p.at.format("%d %b").to_string(),
     }
 }
 
@@ -115,6 +115,11 @@ fn fmt_num(v: f64) -> String {
     }
 }
 
+/// One decimal is enough for a drawing this size.
+fn r1(v: f64) -> f64 {
+    (v * 10.0).round() / 10.0
+}
+
 fn frame() -> (f64, f64, f64, f64) {
     (LEFT, TOP, W - RIGHT, H - BOTTOM)
 }
@@ -128,7 +133,7 @@ fn x_ticks(points: &[Point], period: Period, slot: f64) -> Vec<(f64, String)> {
         .iter()
         .enumerate()
         .filter(|(i, _)| i % every == 0)
-        .map(|(i, p)| (LEFT + slot * (i as f64 + 0.5), when(p, period)))
+        .map(|(i, p)| (r1(LEFT + slot * (i as f64 + 0.5)), when(p, period)))
         .collect()
 }
 
@@ -137,7 +142,7 @@ fn y_ticks(top: f64, fmt: impl Fn(f64) -> String) -> Vec<(f64, String)> {
     (0..=4)
         .map(|i| {
             let v = top * f64::from(i) / 4.0;
-            (H - BOTTOM - plot * f64::from(i) / 4.0, fmt(v))
+            (r1(H - BOTTOM - plot * f64::from(i) / 4.0), fmt(v))
         })
         .collect()
 }
@@ -176,10 +181,10 @@ pub fn stacked(
             let h = plot * v as f64 / top;
             base -= h;
             bars.push((
-                LEFT + slot * i as f64 + slot * 0.15,
-                base,
-                slot * 0.7,
-                h,
+                r1(LEFT + slot * i as f64 + slot * 0.15),
+                r1(base),
+                r1(slot * 0.7),
+                r1(h),
                 s.class,
                 format!("{}: {} {}", when_long(p, period), v, s.name),
             ));
@@ -265,8 +270,8 @@ pub fn latency(id: &str, title: &str, points: &[Point], period: Period, lines: &
             let v = (l.value)(&p.rollup);
             table[i].push(v.map_or_else(|| "—".to_owned(), ms));
             if let Some(v) = v {
-                let x = LEFT + slot * (i as f64 + 0.5);
-                let y = H - BOTTOM - plot * v / top;
+                let x = r1(LEFT + slot * (i as f64 + 0.5));
+                let y = r1(H - BOTTOM - plot * v / top);
                 pts.push(format!("{x:.1},{y:.1}"));
                 dots.push((
                     x,
@@ -439,7 +444,10 @@ mod tests {
         // Every bar stays inside the frame.
         for (x, y, w, h, _, _) in &c.bars {
             assert!(
-                *x >= LEFT && x + w <= W - RIGHT && *y >= TOP - 0.01 && y + h <= H - BOTTOM + 0.01
+                *x >= LEFT
+                    && x + w <= W - RIGHT + 0.1
+                    && *y >= TOP - 0.1
+                    && y + h <= H - BOTTOM + 0.1
             );
         }
     }

@@ -13,6 +13,14 @@ use ferry_app::alerts::{Escalation, IncidentView, RuleChange, RuleDetail, RuleVi
 use ferry_core::alerts::{RuleKind, window_label};
 use ferry_core::{AlertRuleId, FieldError, FieldErrors, IncidentId, Role, WorkflowId};
 
+/// "error rate" → "Error rate", for headings and first columns.
+pub(crate) fn capitalised(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+        .unwrap_or_default()
+}
+
 fn when(t: chrono::DateTime<chrono::Utc>) -> String {
     t.format("%Y-%m-%d %H:%M UTC").to_string()
 }
@@ -21,7 +29,7 @@ fn when(t: chrono::DateTime<chrono::Utc>) -> String {
 pub(crate) struct IncidentRow {
     pub(crate) id: String,
     pub(crate) workflow: String,
-    pub(crate) rule: &'static str,
+    pub(crate) rule: String,
     pub(crate) summary: String,
     pub(crate) state: &'static str,
     pub(crate) opened: String,
@@ -33,7 +41,7 @@ pub(crate) fn incident_row(v: &IncidentView) -> IncidentRow {
     IncidentRow {
         id: i.id.to_string(),
         workflow: v.workflow.clone(),
-        rule: v.rule,
+        rule: capitalised(v.rule),
         summary: i.summary.clone(),
         state: if i.resolved_at.is_some() {
             "resolved"
@@ -109,12 +117,32 @@ pub async fn history(
 }
 
 struct NoticeRow {
-    kind: String,
+    kind: &'static str,
     recipient: String,
     subject: String,
     status: String,
+    delivery: &'static str,
     attempts: i32,
     at: String,
+}
+
+fn delivery(status: &str) -> &'static str {
+    match status {
+        "sent" => "sent",
+        "queued" => "waiting to send",
+        "outbox" => "not sent: no mail server",
+        "failed" => "failed",
+        _ => "unknown",
+    }
+}
+
+fn notice_kind(kind: &str) -> &'static str {
+    match kind {
+        "opened" => "Alert opened",
+        "escalated" => "Escalated",
+        "resolved" => "Resolved",
+        _ => "Other",
+    }
 }
 
 #[derive(Template)]
@@ -122,6 +150,8 @@ struct NoticeRow {
 struct IncidentPage {
     layout: Layout,
     row: IncidentRow,
+    runs_links: Vec<(&'static str, String)>,
+    no_mail_server: bool,
     workflow_id: String,
     rule_id: String,
     acknowledged: String,
@@ -148,8 +178,31 @@ pub async fn incident(
         (None, Some(at)) => when(at),
         _ => String::new(),
     };
+    let wf = &i.workflow_id;
+    let since = i.opened_at.format("%Y-%m-%dT%H:%M").to_string();
+    let runs_links = if i.kind == "error_rate" {
+        vec![
+            (
+                "Runs that gave up after their retries",
+                format!("/runs?workflow={wf}&status=dead"),
+            ),
+            (
+                "Runs that failed",
+                format!("/runs?workflow={wf}&status=failed"),
+            ),
+        ]
+    } else if i.kind == "authentication" {
+        vec![("Connections", "/connections".to_owned())]
+    } else {
+        vec![(
+            "The workflow's runs since it opened",
+            format!("/runs?workflow={wf}&from={since}"),
+        )]
+    };
     let page = IncidentPage {
         layout: Layout::new(&req, "Alert", "/alerts"),
+        runs_links,
+        no_mail_server: d.notices.iter().any(|(n, _)| n.email.status == "outbox"),
         row: incident_row(&d.view),
         workflow_id: i.workflow_id.to_string(),
         rule_id: i.rule_id.to_string(),
@@ -162,10 +215,11 @@ pub async fn incident(
             .notices
             .iter()
             .map(|(n, name)| NoticeRow {
-                kind: n.kind.clone(),
+                kind: notice_kind(&n.kind),
                 recipient: name.clone(),
                 subject: n.email.subject.clone(),
                 status: n.email.status.clone(),
+                delivery: delivery(&n.email.status),
                 attempts: n.email.attempts,
                 at: when(n.email.created_at),
             })
@@ -199,12 +253,12 @@ struct RuleRow {
     id: String,
     workflow: String,
     workflow_id: String,
-    rule: &'static str,
+    rule: String,
     condition: String,
     recipient: String,
     escalation: String,
     enabled: bool,
-    firing: bool,
+    state: &'static str,
 }
 
 fn condition(kind: &RuleKind, window_minutes: u32) -> String {
@@ -235,12 +289,18 @@ fn rule_row(v: &RuleView) -> RuleRow {
         id: v.rule.id.to_string(),
         workflow: v.workflow.clone(),
         workflow_id: v.rule.workflow_id.to_string(),
-        rule: v.rule.kind.label(),
+        rule: capitalised(v.rule.kind.label()),
         condition: condition(&v.rule.kind, v.rule.window_minutes),
         recipient: v.recipient.clone(),
         escalation: v.escalation.clone().unwrap_or_else(|| "—".into()),
         enabled: v.rule.enabled,
-        firing: matches!(v.rule.state, ferry_core::alerts::Incident::Firing { .. }),
+        state: match v.rule.state {
+            ferry_core::alerts::Incident::Firing {
+                acknowledged: true, ..
+            } => "acknowledged",
+            ferry_core::alerts::Incident::Firing { .. } => "firing",
+            ferry_core::alerts::Incident::Ok { .. } => "ok",
+        },
     }
 }
 
