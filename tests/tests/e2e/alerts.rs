@@ -65,6 +65,23 @@ fn mails_about<'a>(
         .filter(move |m| m.subject.contains(needle))
 }
 
+/// Evaluates until an incident of `kind` is open: the engine counts a
+/// run's end just after saving it, so a test that saw the saved status can
+/// be a moment ahead of the count.
+async fn evaluate_until(app: &TestApp, kind: &str) {
+    let sql = format!(
+        "SELECT COUNT(*) FROM alert_incidents WHERE kind = '{kind}' AND resolved_at IS NULL"
+    );
+    for _ in 0..50 {
+        app.evaluate_alerts().await;
+        if app.count(&sql).await > 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("no open {kind} incident");
+}
+
 fn sink(app: &TestApp) -> &SmtpSink {
     app.smtp.as_ref().unwrap()
 }
@@ -83,6 +100,7 @@ async fn hubspot_500s_fire_the_error_rate_alert_once_to_the_owner_and_it_resolve
     );
     let report = app.evaluate_alerts().await;
     assert!(report.rules >= 6, "{report:?}");
+    evaluate_until(app, "error_rate").await;
     let mail = app
         .wait_for_mail(
             &s.admin.email,
@@ -189,7 +207,7 @@ async fn failing_write_backs_fire_the_destination_writes_alert_and_it_resolves_o
         app.json_rows("SELECT step_key, status, error FROM run_steps")
             .await
     );
-    app.evaluate_alerts().await;
+    evaluate_until(app, "destination_writes").await;
     let mail = app
         .wait_for_mail(
             &s.admin.email,
@@ -399,7 +417,7 @@ async fn latency_volume_and_outcome_deadline_rules_fire_and_resolve() {
         .await,
         1
     );
-    app.evaluate_alerts().await;
+    evaluate_until(app, "outcome_deadline").await;
     app.wait_for_mail(
         &s.admin.email,
         "[Ferry] FIRING: 1 run waiting past the outcome deadline",

@@ -73,6 +73,26 @@ impl ForWorkflow {
     }
 }
 
+/// The workflow a list is filtered to, as `(id, name)`; another tenant's
+/// is a 404.
+async fn named(
+    state: &AppState,
+    member: &Member,
+    workflow: Option<&WorkflowId>,
+) -> Result<Option<(String, String)>, AppError> {
+    Ok(match workflow {
+        Some(w) => Some((
+            w.to_string(),
+            state
+                .services
+                .alerts
+                .workflow_name(&member.actor, w)
+                .await?,
+        )),
+        None => None,
+    })
+}
+
 #[derive(Template)]
 #[template(path = "alerts.html")]
 struct HistoryPage {
@@ -94,17 +114,7 @@ pub async fn history(
         .alerts
         .incidents(&member.actor, workflow.as_ref())
         .await?;
-    let name = match &workflow {
-        Some(w) => Some((
-            w.to_string(),
-            state
-                .services
-                .alerts
-                .workflow_name(&member.actor, w)
-                .await?,
-        )),
-        None => None,
-    };
+    let name = named(&state, &member, workflow.as_ref()).await?;
     render(
         &req,
         StatusCode::OK,
@@ -228,6 +238,19 @@ pub async fn incident(
     render(&req, StatusCode::OK, &page)
 }
 
+/// Back to `to` with `done` said, or with why the service refused.
+fn answered(
+    to: &str,
+    result: Result<(), ferry_app::Error>,
+    done: &str,
+) -> Result<HttpResponse, AppError> {
+    match result {
+        Ok(()) => Ok(redirect_with_flash(to, FlashKind::Success, done)),
+        Err(ferry_app::Error::Conflict(why)) => Ok(redirect_with_flash(to, FlashKind::Error, &why)),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// POST /alerts/{id}/acknowledge (admin).
 pub async fn acknowledge(
     state: web::Data<AppState>,
@@ -236,17 +259,12 @@ pub async fn acknowledge(
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
     let to = format!("/alerts/{id}");
-    match state.services.alerts.acknowledge(&admin.actor, &id).await {
-        Ok(()) => Ok(redirect_with_flash(
-            &to,
-            FlashKind::Success,
-            "Acknowledged: nobody else will be told while it lasts. You still get an email when it resolves.",
-        )),
-        Err(ferry_app::Error::Conflict(why)) => {
-            Ok(redirect_with_flash(&to, FlashKind::Error, &why))
-        }
-        Err(e) => Err(e.into()),
-    }
+    let done = state.services.alerts.acknowledge(&admin.actor, &id).await;
+    answered(
+        &to,
+        done,
+        "Acknowledged: the rule's second contact will not be emailed. You still get an email when it resolves.",
+    )
 }
 
 struct RuleRow {
@@ -321,17 +339,7 @@ pub async fn rules(
     query: web::Query<ForWorkflow>,
 ) -> Result<HttpResponse, AppError> {
     let workflow = query.id()?;
-    let name = match &workflow {
-        Some(w) => Some((
-            w.to_string(),
-            state
-                .services
-                .alerts
-                .workflow_name(&member.actor, w)
-                .await?,
-        )),
-        None => None,
-    };
+    let name = named(&state, &member, workflow.as_ref()).await?;
     let rules = state
         .services
         .alerts
@@ -607,15 +615,6 @@ pub async fn test_rule(
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
     let to = format!("/alerts/rules/{id}");
-    match state.services.alerts.send_test(&admin.actor, &id).await {
-        Ok(()) => Ok(redirect_with_flash(
-            &to,
-            FlashKind::Success,
-            "Test alert sent to the rule's recipient.",
-        )),
-        Err(ferry_app::Error::Conflict(why)) => {
-            Ok(redirect_with_flash(&to, FlashKind::Error, &why))
-        }
-        Err(e) => Err(e.into()),
-    }
+    let done = state.services.alerts.send_test(&admin.actor, &id).await;
+    answered(&to, done, "Test alert sent to the rule's recipient.")
 }
