@@ -299,27 +299,17 @@ pub async fn silence(
     incident: &Incident,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    alert_rule::Entity::update_many()
-        .col_expr(alert_rule::Column::Firing, Expr::value(false))
-        .col_expr(
-            alert_rule::Column::Since,
-            Expr::value(Option::<DateTime<Utc>>::None),
-        )
-        .col_expr(alert_rule::Column::Acknowledged, Expr::value(false))
-        .col_expr(alert_rule::Column::Escalated, Expr::value(false))
-        .col_expr(alert_rule::Column::ResolvedAt, Expr::value(now))
-        .col_expr(
-            alert_rule::Column::IncidentId,
-            Expr::value(Option::<String>::None),
-        )
-        .col_expr(
-            alert_rule::Column::Version,
-            Expr::col(alert_rule::Column::Version).add(1),
-        )
-        .filter(alert_rule::Column::Id.eq(rule.id.to_string()))
-        .filter(alert_rule::Column::TenantId.eq(rule.tenant_id.to_string()))
-        .exec(db.conn())
-        .await?;
+    set_state(
+        &IncidentState::Ok {
+            resolved_at: Some(now),
+        },
+        None,
+        now,
+    )
+    .filter(alert_rule::Column::Id.eq(rule.id.to_string()))
+    .filter(alert_rule::Column::TenantId.eq(rule.tenant_id.to_string()))
+    .exec(db.conn())
+    .await?;
     alert_incident::Entity::update_many()
         .col_expr(alert_incident::Column::ResolvedAt, Expr::value(now))
         .col_expr(
@@ -337,16 +327,13 @@ pub async fn silence(
     Ok(())
 }
 
-/// Moves a rule's incident state on, from the version the evaluation read;
-/// false when the rule changed meanwhile (another process evaluated it, or
-/// someone edited it): then nothing is written and nothing is sent.
-pub async fn transition(
-    db: &impl Exec,
-    rule: &Rule,
+/// An update of a rule that writes its incident state `next` (and its open
+/// incident), bumping its version.
+fn set_state(
     next: &IncidentState,
     incident: Option<&IncidentId>,
     now: DateTime<Utc>,
-) -> Result<bool, StoreError> {
+) -> sea_orm::UpdateMany<alert_rule::Entity> {
     let (firing, since, acknowledged, escalated, resolved_at) = match next {
         IncidentState::Ok { resolved_at } => (false, None, false, false, *resolved_at),
         IncidentState::Firing {
@@ -355,7 +342,7 @@ pub async fn transition(
             escalated,
         } => (true, Some(*since), *acknowledged, *escalated, None),
     };
-    let done = alert_rule::Entity::update_many()
+    alert_rule::Entity::update_many()
         .col_expr(alert_rule::Column::Firing, Expr::value(firing))
         .col_expr(alert_rule::Column::Since, Expr::value(since))
         .col_expr(alert_rule::Column::Acknowledged, Expr::value(acknowledged))
@@ -370,6 +357,19 @@ pub async fn transition(
             Expr::col(alert_rule::Column::Version).add(1),
         )
         .col_expr(alert_rule::Column::UpdatedAt, Expr::value(now))
+}
+
+/// Moves a rule's incident state on, from the version the evaluation read;
+/// false when the rule changed meanwhile (another process evaluated it, or
+/// someone edited it): then nothing is written and nothing is sent.
+pub async fn transition(
+    db: &impl Exec,
+    rule: &Rule,
+    next: &IncidentState,
+    incident: Option<&IncidentId>,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let done = set_state(next, incident, now)
         .filter(alert_rule::Column::Id.eq(rule.id.to_string()))
         .filter(alert_rule::Column::Version.eq(rule.version))
         .exec(db.conn())

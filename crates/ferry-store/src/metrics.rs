@@ -67,6 +67,11 @@ fn u(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
+/// A stored row's latency columns as histogram counts.
+fn latency(columns: [i64; BUCKETS]) -> [u64; BUCKETS] {
+    columns.map(u)
+}
+
 fn row(
     (tenant, workflow): (&TenantId, &WorkflowId),
     span: Span,
@@ -129,24 +134,10 @@ impl TryFrom<workflow_metric::Model> for Stored {
                 writes: u(m.writes),
                 writes_failed: u(m.writes_failed),
                 deadlines_missed: u(m.deadlines_missed),
-                latency: [
-                    u(m.l00),
-                    u(m.l01),
-                    u(m.l02),
-                    u(m.l03),
-                    u(m.l04),
-                    u(m.l05),
-                    u(m.l06),
-                    u(m.l07),
-                    u(m.l08),
-                    u(m.l09),
-                    u(m.l10),
-                    u(m.l11),
-                    u(m.l12),
-                    u(m.l13),
-                    u(m.l14),
-                    u(m.l15),
-                ],
+                latency: latency([
+                    m.l00, m.l01, m.l02, m.l03, m.l04, m.l05, m.l06, m.l07, m.l08, m.l09, m.l10,
+                    m.l11, m.l12, m.l13, m.l14, m.l15,
+                ]),
                 latency_sum_ms: u(m.latency_sum_ms),
             },
         })
@@ -356,24 +347,10 @@ impl Summed {
             writes: u(r.writes),
             writes_failed: u(r.writes_failed),
             deadlines_missed: u(r.deadlines_missed),
-            latency: [
-                u(r.l00),
-                u(r.l01),
-                u(r.l02),
-                u(r.l03),
-                u(r.l04),
-                u(r.l05),
-                u(r.l06),
-                u(r.l07),
-                u(r.l08),
-                u(r.l09),
-                u(r.l10),
-                u(r.l11),
-                u(r.l12),
-                u(r.l13),
-                u(r.l14),
-                u(r.l15),
-            ],
+            latency: latency([
+                r.l00, r.l01, r.l02, r.l03, r.l04, r.l05, r.l06, r.l07, r.l08, r.l09, r.l10, r.l11,
+                r.l12, r.l13, r.l14, r.l15,
+            ]),
             latency_sum_ms: u(r.latency_sum_ms),
         }
     }
@@ -495,24 +472,10 @@ pub async fn hours_between(
             .push(Hour {
                 at: r.at,
                 events: u(r.events),
-                latency: [
-                    u(r.l00),
-                    u(r.l01),
-                    u(r.l02),
-                    u(r.l03),
-                    u(r.l04),
-                    u(r.l05),
-                    u(r.l06),
-                    u(r.l07),
-                    u(r.l08),
-                    u(r.l09),
-                    u(r.l10),
-                    u(r.l11),
-                    u(r.l12),
-                    u(r.l13),
-                    u(r.l14),
-                    u(r.l15),
-                ],
+                latency: latency([
+                    r.l00, r.l01, r.l02, r.l03, r.l04, r.l05, r.l06, r.l07, r.l08, r.l09, r.l10,
+                    r.l11, r.l12, r.l13, r.l14, r.l15,
+                ]),
             });
     }
     Ok(out)
