@@ -11,6 +11,7 @@ mod m20261129_000004_workflows;
 mod m20261129_000005_refresh_lease;
 mod m20261129_000006_runs;
 mod m20261204_000007_alerts;
+mod m20261205_000008_lifecycle;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000005_refresh_lease::Migration),
             Box::new(m20261129_000006_runs::Migration),
             Box::new(m20261204_000007_alerts::Migration),
+            Box::new(m20261205_000008_lifecycle::Migration),
         ]
     }
 }

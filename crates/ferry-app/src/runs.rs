@@ -58,9 +58,11 @@ impl Runs {
         let db = &self.0.db;
         let run = store::get(db, &who.tenant_id, id).await?;
         let steps = store::steps(db, &who.tenant_id, id).await?;
-        let workflow = workflows::get(db, &who.tenant_id, &run.workflow_id)
-            .await
-            .map_or_else(|_| "(deleted workflow)".to_owned(), |w| w.name);
+        let workflow = match workflows::name_of(db, &who.tenant_id, &run.workflow_id).await {
+            Ok((name, false)) => name,
+            Ok((name, true)) => format!("{name} (deleted)"),
+            Err(_) => "(deleted workflow)".to_owned(),
+        };
         Ok(RunView {
             run,
             steps,
@@ -77,6 +79,33 @@ impl Runs {
         limit: u64,
     ) -> Result<Vec<Verification>, Error> {
         Ok(store::verifications(&self.0.db, &who.tenant_id, Some(search), outcome, limit).await?)
+    }
+
+    /// The verification outcomes for a CSV download: the same rows as the
+    /// page (at most `limit`), and the export is audited (it carries names
+    /// and emails), with its filters but never a person's data.
+    pub async fn export_verifications(
+        &self,
+        who: &Member,
+        search: &str,
+        outcome: Option<&str>,
+        limit: u64,
+    ) -> Result<Vec<Verification>, Error> {
+        let db = &self.0.db;
+        let rows = store::verifications(db, &who.tenant_id, Some(search), outcome, limit).await?;
+        let now = self.0.clock.now();
+        let tx = db.begin().await?;
+        audit::record(
+            &tx,
+            &who.actor(),
+            AuditAction::VerificationsExported,
+            Target("verifications", "csv"),
+            json!({ "rows": rows.len(), "filtered": !search.trim().is_empty() || outcome.is_some() }),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(rows)
     }
 
     /// Replays a failed or dead-lettered run from the step that failed

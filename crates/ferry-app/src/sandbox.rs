@@ -30,13 +30,15 @@ pub(crate) struct SandboxAccount {
     pub secret: String,
 }
 
-/// Sample client contacts: most pass, one is flagged, one stays pending,
-/// one lacks a last name (it fails validation and is not sent anywhere).
+/// Sample client contacts: most pass, one is flagged for review, one is
+/// rejected, one stays pending, one lacks a last name (it fails validation
+/// and is not sent anywhere).
 pub const SAMPLES: &[(&str, &str, &str)] = &[
     ("Grace", "Hopper", "grace.hopper@clients.example"),
     ("Alan", "Turing", "alan.turing@clients.example"),
     ("Katherine", "Johnson", "k.johnson+kyc@clients.example"),
     ("Mallory", "Consider", "mallory@clients.example"),
+    ("Rita", "Rejected", "rita@clients.example"),
     ("Penny", "Pending", "penny@clients.example"),
     ("Nolan", "", "nolan@clients.example"),
 ];

@@ -60,11 +60,27 @@ pub enum AuditAction {
     AlertRuleTested,
     /// `incident.acknowledged`: Acknowledged an alert.
     IncidentAcknowledged,
+    /// `workflow.paused`: Paused a workflow.
+    WorkflowPaused,
+    /// `workflow.resumed`: Resumed a workflow.
+    WorkflowResumed,
+    /// `workflow.unpublished`: Unpublished a workflow.
+    WorkflowUnpublished,
+    /// `workflow.renamed`: Renamed a workflow.
+    WorkflowRenamed,
+    /// `workflow.duplicated`: Duplicated a workflow.
+    WorkflowDuplicated,
+    /// `workflow.deleted`: Deleted a workflow.
+    WorkflowDeleted,
+    /// `connection.reconnected`: Reconnected an app.
+    ConnectionReconnected,
+    /// `verifications.exported`: Exported verification outcomes.
+    VerificationsExported,
 }
 
 impl AuditAction {
     /// Every action, for listings and tests.
-    pub const ALL: [Self; 28] = [
+    pub const ALL: [Self; 36] = [
         Self::UserLoggedIn,
         Self::UserLoggedOut,
         Self::UserInvited,
@@ -93,6 +109,14 @@ impl AuditAction {
         Self::AlertRuleChanged,
         Self::AlertRuleTested,
         Self::IncidentAcknowledged,
+        Self::WorkflowPaused,
+        Self::WorkflowResumed,
+        Self::WorkflowUnpublished,
+        Self::WorkflowRenamed,
+        Self::WorkflowDuplicated,
+        Self::WorkflowDeleted,
+        Self::ConnectionReconnected,
+        Self::VerificationsExported,
     ];
 
     /// The stable code stored in the log.
@@ -126,6 +150,14 @@ impl AuditAction {
             Self::AlertRuleChanged => "alert_rule.changed",
             Self::AlertRuleTested => "alert_rule.tested",
             Self::IncidentAcknowledged => "incident.acknowledged",
+            Self::WorkflowPaused => "workflow.paused",
+            Self::WorkflowResumed => "workflow.resumed",
+            Self::WorkflowUnpublished => "workflow.unpublished",
+            Self::WorkflowRenamed => "workflow.renamed",
+            Self::WorkflowDuplicated => "workflow.duplicated",
+            Self::WorkflowDeleted => "workflow.deleted",
+            Self::ConnectionReconnected => "connection.reconnected",
+            Self::VerificationsExported => "verifications.exported",
         }
     }
 
@@ -160,6 +192,14 @@ impl AuditAction {
             Self::AlertRuleChanged => "Changed an alert rule",
             Self::AlertRuleTested => "Sent a test alert",
             Self::IncidentAcknowledged => "Acknowledged an alert",
+            Self::WorkflowPaused => "Paused a workflow",
+            Self::WorkflowResumed => "Resumed a workflow",
+            Self::WorkflowUnpublished => "Unpublished a workflow",
+            Self::WorkflowRenamed => "Renamed a workflow",
+            Self::WorkflowDuplicated => "Duplicated a workflow",
+            Self::WorkflowDeleted => "Deleted a workflow",
+            Self::ConnectionReconnected => "Reconnected an app",
+            Self::VerificationsExported => "Exported verification outcomes",
         }
     }
 

@@ -290,7 +290,7 @@ const CONTACT: &[FieldSchema] = &[
     field(
         "identity_verification_status",
         "Verification status",
-        T::Enum(&["pass", "fail", "pending"]),
+        T::Enum(&["pass", "needs_review", "fail", "pending"]),
         false,
         P::None,
     ),
@@ -367,7 +367,7 @@ const CHECK: &[FieldSchema] = &[
     field(
         "result",
         "Result",
-        T::Enum(&["clear", "consider"]),
+        T::Enum(&["clear", "consider", "rejected"]),
         false,
         P::None,
     ),
@@ -389,7 +389,7 @@ static VERIFICATION: ConnectorDef = ConnectorDef {
             field(
                 "check.result",
                 "Result",
-                T::Enum(&["clear", "consider"]),
+                T::Enum(&["clear", "consider", "rejected"]),
                 true,
                 P::None,
             ),

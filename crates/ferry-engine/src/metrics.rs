@@ -181,6 +181,7 @@ fn status_label(status: RunStatus) -> &'static str {
         RunStatus::Failed => "failed",
         RunStatus::Dead => "dead",
         RunStatus::Skipped => "skipped",
+        RunStatus::Held => "held",
     }
 }
 

@@ -10,8 +10,8 @@
 //!   "result"}}`, signed: `X-Signature` = hex HMAC-SHA256(webhook secret, body).
 //!
 //! Outcome rules: a last name or email containing `consider` gives
-//! `consider`; one containing `pending` never completes; anything else is
-//! `clear`.
+//! `consider`, one containing `reject` gives `rejected`; one containing
+//! `pending` never completes; anything else is `clear`.
 
 use crate::access::{Caller, MAX_PER_OWNER};
 use crate::util::{Answer, random_hex};
@@ -329,6 +329,8 @@ fn outcome(body: &Value) -> Option<&'static str> {
         None
     } else if text.contains("consider") {
         Some("consider")
+    } else if text.contains("reject") {
+        Some("rejected")
     } else {
         Some("clear")
     }

@@ -327,6 +327,49 @@ pub async fn silence(
     Ok(())
 }
 
+/// Retires a deleted workflow's rules: each is turned off and its open
+/// incident closed with that reason (no "resolved" email).
+pub async fn retire_workflow(
+    db: &impl Exec,
+    tenant: &TenantId,
+    workflow: &WorkflowId,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    set_state(
+        &IncidentState::Ok {
+            resolved_at: Some(now),
+        },
+        None,
+        now,
+    )
+    .col_expr(alert_rule::Column::Enabled, Expr::value(false))
+    .filter(alert_rule::Column::TenantId.eq(tenant.to_string()))
+    .filter(alert_rule::Column::WorkflowId.eq(workflow.to_string()))
+    .exec(db.conn())
+    .await?;
+    let open = alert_incident::Entity::find()
+        .filter(alert_incident::Column::TenantId.eq(tenant.to_string()))
+        .filter(alert_incident::Column::WorkflowId.eq(workflow.to_string()))
+        .filter(alert_incident::Column::ResolvedAt.is_null())
+        .all(db.conn())
+        .await?;
+    for i in open {
+        alert_incident::Entity::update_many()
+            .col_expr(
+                alert_incident::Column::Summary,
+                Expr::value(format!(
+                    "{} (closed when the workflow was deleted)",
+                    i.summary
+                )),
+            )
+            .col_expr(alert_incident::Column::ResolvedAt, Expr::value(now))
+            .filter(alert_incident::Column::Id.eq(i.id))
+            .exec(db.conn())
+            .await?;
+    }
+    Ok(())
+}
+
 /// An update of a rule that writes its incident state `next` (and its open
 /// incident), bumping its version.
 fn set_state(
@@ -686,6 +729,7 @@ pub async fn watched(db: &Db) -> Result<HashMap<(TenantId, WorkflowId), Watched>
         .column(workflow::Column::Name)
         .column(workflow::Column::OwnerId)
         .column(workflow::Column::PublishedVersion)
+        .filter(workflow::Column::DeletedAt.is_null())
         .into_tuple()
         .all(db.conn())
         .await?;
@@ -780,6 +824,7 @@ pub async fn backfill_defaults(db: &Db, now: DateTime<Utc>) -> Result<usize, Sto
         .column(workflow::Column::TenantId)
         .column(workflow::Column::Id)
         .column(workflow::Column::OwnerId)
+        .filter(workflow::Column::DeletedAt.is_null())
         .into_tuple()
         .all(db.conn())
         .await?;

@@ -9,8 +9,8 @@ use ferry_core::workflow::Definition;
 use ferry_core::{ConnectionId, Environment, TenantId, UserId, WorkflowId, WorkflowVersionId};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, TransactionSession,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    TransactionSession, TransactionTrait,
 };
 use std::collections::BTreeMap;
 
@@ -36,6 +36,8 @@ pub struct Workflow {
     pub bindings: Bindings,
     /// The version runs use, if published.
     pub published_version: Option<i32>,
+    /// Since when it is paused (events are kept, runs held), if it is.
+    pub paused_at: Option<DateTime<Utc>>,
     /// Created.
     pub created_at: DateTime<Utc>,
     /// Last changed.
@@ -80,6 +82,7 @@ impl TryFrom<workflow::Model> for Workflow {
             draft: serde_json::from_str(&m.draft).map_err(corrupt("workflows.draft"))?,
             bindings: serde_json::from_str(&m.bindings).map_err(corrupt("workflows.bindings"))?,
             published_version: m.published_version,
+            paused_at: m.paused_at,
             created_at: m.created_at,
             updated_at: m.updated_at,
         })
@@ -126,16 +129,19 @@ pub async fn create(
         published_version: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
+        paused_at: Set(None),
+        deleted_at: Set(None),
     }
     .insert(db.conn())
     .await?
     .try_into()
 }
 
-/// The tenant's workflows, by name.
+/// The tenant's workflows, by name (not the deleted ones).
 pub async fn list(db: &impl Exec, tenant: &TenantId) -> Result<Vec<Workflow>, StoreError> {
     workflow::Entity::find()
         .filter(workflow::Column::TenantId.eq(tenant.to_string()))
+        .filter(workflow::Column::DeletedAt.is_null())
         .order_by_asc(workflow::Column::Name)
         .all(db.conn())
         .await?
@@ -152,10 +158,116 @@ pub async fn get(
 ) -> Result<Workflow, StoreError> {
     workflow::Entity::find_by_id(id.to_string())
         .filter(workflow::Column::TenantId.eq(tenant.to_string()))
+        .filter(workflow::Column::DeletedAt.is_null())
         .one(db.conn())
         .await?
         .ok_or(StoreError::NotFound)?
         .try_into()
+}
+
+/// A workflow's name, deleted or not (runs and incidents outlive it), with
+/// whether it was deleted.
+pub async fn name_of(
+    db: &impl Exec,
+    tenant: &TenantId,
+    id: &WorkflowId,
+) -> Result<(String, bool), StoreError> {
+    let row: Option<(String, Option<DateTime<Utc>>)> = workflow::Entity::find_by_id(id.to_string())
+        .select_only()
+        .column(workflow::Column::Name)
+        .column(workflow::Column::DeletedAt)
+        .filter(workflow::Column::TenantId.eq(tenant.to_string()))
+        .into_tuple()
+        .one(db.conn())
+        .await?;
+    row.map(|(name, deleted)| (name, deleted.is_some()))
+        .ok_or(StoreError::NotFound)
+}
+
+/// A change to a live workflow's row (not deleted, of the tenant); `NotFound`
+/// when there is none.
+async fn change(
+    db: &impl Exec,
+    tenant: &TenantId,
+    id: &WorkflowId,
+    now: DateTime<Utc>,
+    set: impl FnOnce(sea_orm::UpdateMany<workflow::Entity>) -> sea_orm::UpdateMany<workflow::Entity>,
+) -> Result<(), StoreError> {
+    let update = workflow::Entity::update_many()
+        .col_expr(workflow::Column::UpdatedAt, Expr::value(now))
+        .filter(workflow::Column::Id.eq(id.to_string()))
+        .filter(workflow::Column::TenantId.eq(tenant.to_string()))
+        .filter(workflow::Column::DeletedAt.is_null());
+    if set(update).exec(db.conn()).await?.rows_affected == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+/// Pauses (`Some(since)`) or resumes (`None`) a workflow.
+pub async fn set_paused(
+    db: &impl Exec,
+    tenant: &TenantId,
+    id: &WorkflowId,
+    paused: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    change(db, tenant, id, now, |u| {
+        u.col_expr(workflow::Column::PausedAt, Expr::value(paused))
+    })
+    .await
+}
+
+/// Unpublishes a workflow: new events start nothing; its versions stay.
+pub async fn unpublish(
+    db: &impl Exec,
+    tenant: &TenantId,
+    id: &WorkflowId,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    change(db, tenant, id, now, |u| {
+        u.col_expr(
+            workflow::Column::PublishedVersion,
+            Expr::value(Option::<i32>::None),
+        )
+    })
+    .await
+}
+
+/// Renames a workflow.
+pub async fn rename(
+    db: &impl Exec,
+    tenant: &TenantId,
+    id: &WorkflowId,
+    name: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    change(db, tenant, id, now, |u| {
+        u.col_expr(workflow::Column::Name, Expr::value(name.to_owned()))
+    })
+    .await
+}
+
+/// Deletes a workflow from every list and page; the row, its versions and
+/// its runs stay for the audit. Unpublished and unpaused at once.
+pub async fn delete(
+    db: &impl Exec,
+    tenant: &TenantId,
+    id: &WorkflowId,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    change(db, tenant, id, now, |u| {
+        u.col_expr(workflow::Column::DeletedAt, Expr::value(Some(now)))
+            .col_expr(
+                workflow::Column::PublishedVersion,
+                Expr::value(Option::<i32>::None),
+            )
+            .col_expr(
+                workflow::Column::PausedAt,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
+    })
+    .await
 }
 
 /// Replaces the draft (checked by the caller) and its bindings.
@@ -173,6 +285,7 @@ pub async fn save_draft(
         .col_expr(workflow::Column::UpdatedAt, Expr::value(now))
         .filter(workflow::Column::Id.eq(id.to_string()))
         .filter(workflow::Column::TenantId.eq(tenant.to_string()))
+        .filter(workflow::Column::DeletedAt.is_null())
         .exec(db.conn())
         .await?;
     if result.rows_affected == 0 {
@@ -192,6 +305,7 @@ pub async fn publish(
     let txn = db.conn().begin().await?;
     let wf = workflow::Entity::find_by_id(id.to_string())
         .filter(workflow::Column::TenantId.eq(tenant.to_string()))
+        .filter(workflow::Column::DeletedAt.is_null())
         .one(&txn)
         .await?
         .ok_or(StoreError::NotFound)?;

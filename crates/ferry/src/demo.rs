@@ -129,7 +129,7 @@ pub async fn connect_sandbox(
 
     // Revoke what an earlier start connected.
     for c in services.connections.list(&admin).await? {
-        services.connections.revoke(&admin, &c.id).await?;
+        services.connections.revoke(&admin, &c.id, true).await?;
     }
 
     // HubSpot, through the simulator's consent screen.

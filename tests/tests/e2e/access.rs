@@ -73,8 +73,8 @@ fn decision(method: &str, path: &str) -> Option<Policy> {
         ("GET", "/metrics") => Scraper,
         (
             "GET",
-            "/home" | "/workflows" | "/runs" | "/api/runs" | "/verifications" | "/alerts"
-            | "/alerts/rules",
+            "/home" | "/workflows" | "/runs" | "/api/runs" | "/verifications"
+            | "/verifications.csv" | "/alerts" | "/alerts/rules",
         ) => Member,
         // Staff see the rules and incidents read-only.
         ("GET", "/alerts/{id}" | "/alerts/rules/{id}") => MemberOwn,

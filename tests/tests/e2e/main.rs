@@ -18,6 +18,7 @@ mod demo;
 mod hooks;
 mod invites;
 mod kill;
+mod lifecycle;
 mod operator;
 mod pages;
 mod privacy;

@@ -25,14 +25,24 @@ async fn reference_flow(options: TestOptions) {
             json!({"email": "bob@client.test", "firstname": "Bob", "lastname": "Consider"}),
         )
         .await;
+    let rejected = app
+        .create_contact(
+            portal,
+            json!({"email": "rita@client.test", "firstname": "Rita", "lastname": "Rejected"}),
+        )
+        .await;
     assert_eq!(
-        app.wait_count("SELECT COUNT(*) FROM runs WHERE status = 'succeeded'", 2)
+        app.wait_count("SELECT COUNT(*) FROM runs WHERE status = 'succeeded'", 3)
             .await,
-        2,
-        "both runs finish: {:?}",
+        3,
+        "the three runs finish: {:?}",
         app.json_rows("SELECT id, status, error FROM runs").await
     );
-    for (contact, outcome) in [(&clear, "pass"), (&consider, "fail")] {
+    for (contact, outcome) in [
+        (&clear, "pass"),
+        (&consider, "needs_review"),
+        (&rejected, "fail"),
+    ] {
         let c = app
             .json(&format!(
                 "/sandbox/hubspot/admin/portals/{portal}/contacts/{contact}"
@@ -61,21 +71,21 @@ async fn reference_flow(options: TestOptions) {
         "only the outcome and its reference are written back: {ada}"
     );
     // Every run is on record with its version, steps and HTTP calls.
-    assert_eq!(app.count(RUNS).await, 2);
+    assert_eq!(app.count(RUNS).await, 3);
     assert_eq!(
         app.count(&format!("SELECT COUNT(*) FROM runs WHERE workflow_id = '{workflow}' AND version = 1 AND tenant_id = '{tenant}'")).await,
-        2
+        3
     );
     assert_eq!(
         app.count("SELECT COUNT(*) FROM run_steps WHERE status = 'ok'")
             .await,
-        10,
+        15,
         "five steps per run"
     );
     assert!(
         app.count("SELECT COUNT(*) FROM run_steps WHERE http_calls LIKE '%PATCH%'")
             .await
-            >= 2
+            >= 3
     );
     // Redacted: names and emails never reach the step records.
     // (Compared case-sensitively here: SQL's LIKE would also match "ada"
@@ -115,10 +125,10 @@ async fn reference_flow(options: TestOptions) {
         .as_array()
         .map(|a| a.iter().filter_map(|x| x["checks"].as_u64()).sum())
         .unwrap_or(0);
-    assert_eq!(checks, 2, "{accounts}");
+    assert_eq!(checks, 3, "{accounts}");
     // Ferry's write-back fired propertyChange events: recognised as echoes
-    // (stored, no run), so the two runs stay two.
-    assert_eq!(app.count(RUNS).await, 2);
+    // (stored, no run), so the three runs stay three.
+    assert_eq!(app.count(RUNS).await, 3);
     // The staff view.
     assert_eq!(
         app.count("SELECT COUNT(*) FROM verifications WHERE outcome = 'pass'")
@@ -127,10 +137,45 @@ async fn reference_flow(options: TestOptions) {
     );
     assert_eq!(
         app.count(
-            "SELECT COUNT(*) FROM verifications WHERE outcome = 'fail' AND name = 'Bob Consider'"
+            "SELECT COUNT(*) FROM verifications WHERE outcome = 'needs_review' AND name = 'Bob Consider' AND email = 'bob@client.test'"
         )
         .await,
         1
+    );
+    assert_eq!(
+        app.count(
+            "SELECT COUNT(*) FROM verifications WHERE outcome = 'fail' AND name = 'Rita Rejected'"
+        )
+        .await,
+        1
+    );
+    // Staff see "needs review" in words, with the email and contact id to
+    // tell people apart, and can download the same rows as CSV (audited).
+    let page = client.get("/verifications?outcome=needs_review").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains(">needs review</span>"), "{}", page.body);
+    assert!(page.body.contains("bob@client.test") && page.body.contains(&consider));
+    assert!(!page.body.contains("Rita"), "filtered by outcome");
+    let csv = client.get("/verifications.csv?q=rita%40client.test").await;
+    assert_eq!(csv.status, 200);
+    assert_eq!(csv.header("content-type"), Some("text/csv; charset=utf-8"));
+    let lines: Vec<&str> = csv.body.lines().collect();
+    assert_eq!(
+        lines[0],
+        "name,email,contact_id,outcome,checked_at,check_reference,run_id"
+    );
+    assert_eq!(lines.len(), 2, "the one row the search finds: {}", csv.body);
+    assert!(lines[1].starts_with(&format!("Rita Rejected,rita@client.test,{rejected},fail,")));
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM audit_events WHERE action = 'verifications.exported'")
+            .await,
+        1
+    );
+    let bad = client.get("/verifications?outcome=consider").await;
+    assert_eq!(bad.status, 422);
+    assert!(
+        bad.body
+            .contains("Choose pass, needs review, fail or pending.")
     );
 }
 

@@ -100,6 +100,19 @@ pub struct ConnectionView {
     pub events: Vec<AuthEvent>,
     /// Where its events arrive (empty when it has no inbound endpoint).
     pub hook_url: String,
+    /// The workflows that use it (in their draft or published version).
+    pub used_by: Vec<UsedBy>,
+}
+
+/// A workflow that uses a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsedBy {
+    /// The workflow.
+    pub id: ferry_core::WorkflowId,
+    /// Its name.
+    pub name: String,
+    /// Its published version uses the connection (runs would fail without it).
+    pub live: bool,
 }
 
 impl Connections {
@@ -133,7 +146,9 @@ impl Connections {
             .map(|u| u.name)
             .unwrap_or_else(|_| "a former member".into());
         let events = store::auth_events(db, &who.tenant_id, id, 20).await?;
+        let used_by = self.used_by(who, id).await?;
         Ok(ConnectionView {
+            used_by,
             connection: c,
             creator,
             received,
@@ -141,6 +156,31 @@ impl Connections {
             events,
             hook_url,
         })
+    }
+
+    /// The tenant's workflows whose draft or published version is bound to
+    /// the connection, by name.
+    pub async fn used_by(&self, who: &Member, id: &ConnectionId) -> Result<Vec<UsedBy>, Error> {
+        let db = &self.0.db;
+        let mut out = Vec::new();
+        for w in ferry_store::workflows::list(db, &who.tenant_id).await? {
+            let live = match w.published_version {
+                Some(v) => ferry_store::workflows::version(db, &who.tenant_id, &w.id, v)
+                    .await?
+                    .bindings
+                    .values()
+                    .any(|c| c == id),
+                None => false,
+            };
+            if live || w.bindings.values().any(|c| c == id) {
+                out.push(UsedBy {
+                    id: w.id,
+                    name: w.name,
+                    live,
+                });
+            }
+        }
+        Ok(out)
     }
 
     fn check_environment(&self, environment: Environment) -> Result<(), Error> {
@@ -386,9 +426,30 @@ impl Connections {
 
     /// Revokes the grant at the remote side where it can be, and deletes
     /// the connection with its credentials.
-    pub async fn revoke(&self, admin: &Member, id: &ConnectionId) -> Result<Revoked, Error> {
+    pub async fn revoke(
+        &self,
+        admin: &Member,
+        id: &ConnectionId,
+        confirmed: bool,
+    ) -> Result<Revoked, Error> {
         admin.require_admin()?;
         let c = store::get(&self.0.db, &admin.tenant_id, id).await?;
+        let live = self
+            .used_by(admin, id)
+            .await?
+            .into_iter()
+            .filter(|u| u.live)
+            .count();
+        if live > 0 && !confirmed {
+            return Err(Error::field(
+                "confirm",
+                format!(
+                    "{live} published workflow{} use{} this connection and will fail until it is replaced: tick the box to confirm.",
+                    if live == 1 { "" } else { "s" },
+                    if live == 1 { "s" } else { "" }
+                ),
+            ));
+        }
         let remote = match self.0.connections.revoke_remote(&admin.tenant_id, id).await {
             Ok(remote) => remote,
             Err(ServiceError::Store(e)) => return Err(e.into()),

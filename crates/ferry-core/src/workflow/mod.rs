@@ -10,10 +10,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
+mod diff;
 mod edit;
 mod step;
 mod template;
 
+pub use diff::changes;
 pub use edit::{NewStep, StepOp};
 pub use step::{Decision, Evaluated, action_input, evaluate, kind_name};
 pub use template::{reference_template, starting_point};
@@ -481,10 +483,11 @@ mod tests {
             fields.keys().collect::<Vec<_>>(),
             vec!["identity_verification_ref", "identity_verification_status"]
         );
-        // Evaluated against a run: clear -> pass, consider -> fail, anything else -> pending.
+        // Evaluated against a run: clear -> pass, consider -> needs review, anything else -> pending.
         for (result, outcome) in [
             ("clear", "pass"),
-            ("consider", "fail"),
+            ("consider", "needs_review"),
+            ("rejected", "fail"),
             ("in_progress", "pending"),
         ] {
             let data = json!({ "trigger": { "objectId": "7" }, "steps": { "start_check": { "id": "chk_1" }, "wait_result": { "check": { "result": result } } } });

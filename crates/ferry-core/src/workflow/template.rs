@@ -14,7 +14,8 @@ pub(super) fn path(p: &str) -> Expr {
 
 /// The reference workflow: a new HubSpot contact → fetch it → validate
 /// names and email → start a check (idempotency key from the run) → wait up
-/// to 24 h for `check.completed` → map the result to pass/fail/pending →
+/// to 24 h for `check.completed` → map the result to pass / needs review / fail / pending (the
+/// provider's `consider` asks a person to look: it is not a fail) →
 /// write only the outcome and the check reference back to the contact.
 pub fn reference_template() -> Definition {
     let outcome = Expr::Path {
@@ -23,7 +24,8 @@ pub fn reference_template() -> Definition {
     .then(Transform::Lookup {
         table: [
             ("clear".to_owned(), json!("pass")),
-            ("consider".to_owned(), json!("fail")),
+            ("consider".to_owned(), json!("needs_review")),
+            ("rejected".to_owned(), json!("fail")),
         ]
         .into(),
         fallback: Some(json!("pending")),

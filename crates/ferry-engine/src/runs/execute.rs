@@ -568,6 +568,10 @@ impl Engine {
                 runs::Verification {
                     record_id: record,
                     name,
+                    email: input["email"]
+                        .as_str()
+                        .map(|e| e.trim().to_lowercase())
+                        .filter(|e| !e.is_empty()),
                     outcome: "pending".into(),
                     checked_at: None,
                     check_ref: output["id"].as_str().map(str::to_owned),
@@ -582,6 +586,7 @@ impl Engine {
                 runs::Verification {
                     record_id: input["contact_id"].as_str().unwrap_or("").to_owned(),
                     name: String::new(),
+                    email: None,
                     outcome: outcome.to_owned(),
                     checked_at: (outcome != "pending").then_some(now),
                     check_ref: props["identity_verification_ref"]

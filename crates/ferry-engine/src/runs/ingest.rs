@@ -35,7 +35,7 @@ impl Engine {
             ..event
         };
         let mut new_runs = Vec::new();
-        for (workflow_id, t) in triggered {
+        for (workflow_id, t, held) in triggered {
             let id = RunId::generate();
             // A generic webhook's trigger is its whole body (schema: `body`).
             let trigger = if source.connector == ConnectorKey::Webhook {
@@ -56,6 +56,7 @@ impl Engine {
                 record_id: record_id.map(str::to_owned),
                 context: sealed,
                 once_per_record: t.definition.trigger.event.ends_with(".creation"),
+                held,
             });
         }
         let made: Vec<(RunId, WorkflowId)> = new_runs
@@ -74,7 +75,7 @@ impl Engine {
         .await?;
         for (id, workflow) in &made {
             let started = ingested.queued.contains(id);
-            if started || ingested.skipped.contains(id) {
+            if started || ingested.skipped.contains(id) || ingested.held.contains(id) {
                 self.metrics.count(tenant, workflow, now, |r| {
                     r.events += 1;
                     r.started += u64::from(started);
@@ -83,6 +84,9 @@ impl Engine {
         }
         if ingested.echo {
             tracing::info!(tenant_id = %tenant, "event is Ferry's own write coming back (echo): no run");
+        }
+        for id in &ingested.held {
+            tracing::info!(tenant_id = %tenant, run_id = %id, "workflow paused: run held");
         }
         for id in &ingested.skipped {
             tracing::info!(tenant_id = %tenant, run_id = %id, record_id = record_id.unwrap_or(""), "record already processed: run skipped");
@@ -114,19 +118,21 @@ impl Engine {
         }
     }
 
-    /// The published workflows (their versions) an event from `source` of
-    /// type `event` starts: trigger and bound connection match.
+    /// The published workflows (their versions, and whether each is
+    /// paused) an event from `source` of type `event` starts: trigger and
+    /// bound connection match.
     pub(super) async fn triggered_by(
         &self,
         tenant: &TenantId,
         source: &Source<'_>,
         event: &str,
-    ) -> Result<Vec<(WorkflowId, Arc<Version>)>, StoreError> {
+    ) -> Result<Vec<(WorkflowId, Arc<Version>, bool)>, StoreError> {
         let mut out = Vec::new();
-        for (workflow, version) in runs::published(&self.db, tenant).await? {
+        for p in runs::published(&self.db, tenant).await? {
+            let (workflow, paused) = (p.id, p.paused);
             let v = match self
                 .versions
-                .get(&self.db, tenant, &workflow, version)
+                .get(&self.db, tenant, &workflow, p.version)
                 .await
             {
                 Ok(v) => v,
@@ -138,7 +144,7 @@ impl Engine {
                 && trigger.event == event
                 && v.bindings.get(source.connector.as_str()) == Some(source.connection)
             {
-                out.push((workflow, v));
+                out.push((workflow, v, paused));
             }
         }
         Ok(out)

@@ -11,6 +11,8 @@ pub struct Model {
     pub record_id: String,
     #[sea_orm(column_type = "Text")]
     pub name: String,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub email: Option<String>,
     pub outcome: String,
     pub check_ref: Option<String>,
     pub checked_at: Option<DateTimeUtc>,

@@ -3,26 +3,41 @@
 
 use super::*;
 
-/// The published version of each of a tenant's published workflows (the
-/// engine matches them to events; versions never change once published).
-pub async fn published(db: &Db, tenant: &TenantId) -> Result<Vec<(WorkflowId, i32)>, StoreError> {
-    let rows: Vec<(String, Option<i32>)> = workflow::Entity::find()
+/// A published workflow as events see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    /// The workflow.
+    pub id: WorkflowId,
+    /// The version runs use.
+    pub version: i32,
+    /// Paused: its runs are created held.
+    pub paused: bool,
+}
+
+/// Each of a tenant's published workflows (the engine matches them to
+/// events; versions never change once published).
+pub async fn published(db: &Db, tenant: &TenantId) -> Result<Vec<Published>, StoreError> {
+    let rows: Vec<(String, Option<i32>, Option<DateTime<Utc>>)> = workflow::Entity::find()
         .select_only()
         .column(workflow::Column::Id)
         .column(workflow::Column::PublishedVersion)
+        .column(workflow::Column::PausedAt)
         .filter(workflow::Column::TenantId.eq(tenant.to_string()))
         .filter(workflow::Column::PublishedVersion.is_not_null())
+        .filter(workflow::Column::DeletedAt.is_null())
         .into_tuple()
         .all(&db.conn)
         .await?;
     rows.into_iter()
-        .filter_map(|(id, v)| v.map(|v| (id, v)))
-        .map(|(id, v)| {
-            Ok((
-                id.parse()
+        .filter_map(|(id, v, paused)| v.map(|v| (id, v, paused.is_some())))
+        .map(|(id, version, paused)| {
+            Ok(Published {
+                id: id
+                    .parse()
                     .map_err(|_| StoreError::Corrupt("workflows.id"))?,
-                v,
-            ))
+                version,
+                paused,
+            })
         })
         .collect()
 }
@@ -42,6 +57,8 @@ pub struct NewRun {
     pub context: String,
     /// Skip the run when the workflow already processed this record.
     pub once_per_record: bool,
+    /// The workflow is paused: the run is created held.
+    pub held: bool,
 }
 
 /// What storing an event did.
@@ -53,6 +70,8 @@ pub struct Ingested {
     pub queued: Vec<RunId>,
     /// Runs created skipped (the record was processed already).
     pub skipped: Vec<RunId>,
+    /// Runs created held (their workflow is paused).
+    pub held: Vec<RunId>,
     /// Waiting runs this event resumed (to enqueue).
     pub resumed: Vec<RunId>,
     /// The event was Ferry's own write coming back: no run.
@@ -115,6 +134,7 @@ pub async fn ingest(
                 stored: Stored::Duplicate(first),
                 queued: vec![],
                 skipped: vec![],
+                held: vec![],
                 resumed: vec![],
                 echo: false,
             });
@@ -125,6 +145,7 @@ pub async fn ingest(
         stored: Stored::New(event_id.clone()),
         queued: vec![],
         skipped: vec![],
+        held: vec![],
         resumed: vec![],
         echo: is_echo,
     };
@@ -149,6 +170,7 @@ pub async fn ingest(
                         r.record_id.as_deref().unwrap_or("")
                     )),
                 ),
+                None if r.held => (RunStatus::Held, None),
                 None => (RunStatus::Queued, None),
             };
             run::Entity::insert(run::ActiveModel {
@@ -164,8 +186,11 @@ pub async fn ingest(
                 context: Set(r.context),
                 wait_key: Set(None),
                 wake_at: Set(None),
-                // The caller enqueues at once; the sweeper nudges only later.
-                lease_until: Set(Some(now + chrono::Duration::seconds(60))),
+                // The caller enqueues at once; the sweeper nudges only later
+                // (a held run waits for a person, not for the sweeper).
+                lease_until: Set(
+                    (status == RunStatus::Queued).then(|| now + chrono::Duration::seconds(60))
+                ),
                 error: Set(error),
                 replays: Set(0),
                 created_at: Set(now),
@@ -174,10 +199,10 @@ pub async fn ingest(
             })
             .exec_without_returning(&txn)
             .await?;
-            if status == RunStatus::Skipped {
-                out.skipped.push(r.id);
-            } else {
-                out.queued.push(r.id);
+            match status {
+                RunStatus::Skipped => out.skipped.push(r.id),
+                RunStatus::Held => out.held.push(r.id),
+                _ => out.queued.push(r.id),
             }
         }
     }

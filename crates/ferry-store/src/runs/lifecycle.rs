@@ -257,3 +257,69 @@ pub struct Sweep {
     /// Waiting runs whose deadline passed.
     pub timed_out: Vec<(TenantId, RunId)>,
 }
+
+/// How many runs of the workflow are held (created while it was paused).
+pub async fn count_held(
+    db: &impl crate::Exec,
+    tenant: &TenantId,
+    workflow: &WorkflowId,
+) -> Result<u64, StoreError> {
+    Ok(run::Entity::find()
+        .filter(run::Column::TenantId.eq(tenant.to_string()))
+        .filter(run::Column::WorkflowId.eq(workflow.to_string()))
+        .filter(run::Column::Status.eq(RunStatus::Held.as_str()))
+        .count(db.conn())
+        .await?)
+}
+
+/// Moves the workflow's held runs to the queue (returns them, to enqueue),
+/// or, with `discard`, ends them skipped with that reason.
+pub async fn settle_held(
+    db: &impl crate::Exec,
+    tenant: &TenantId,
+    workflow: &WorkflowId,
+    discard: bool,
+    now: DateTime<Utc>,
+) -> Result<Vec<RunId>, StoreError> {
+    let held: Vec<String> = run::Entity::find()
+        .select_only()
+        .column(run::Column::Id)
+        .filter(run::Column::TenantId.eq(tenant.to_string()))
+        .filter(run::Column::WorkflowId.eq(workflow.to_string()))
+        .filter(run::Column::Status.eq(RunStatus::Held.as_str()))
+        .into_tuple()
+        .all(db.conn())
+        .await?;
+    for chunk in held.chunks(500) {
+        let update = run::Entity::update_many()
+            .col_expr(run::Column::UpdatedAt, Expr::value(now))
+            .filter(run::Column::TenantId.eq(tenant.to_string()))
+            .filter(run::Column::Id.is_in(chunk.to_vec()))
+            .filter(run::Column::Status.eq(RunStatus::Held.as_str()));
+        let update = if discard {
+            update
+                .col_expr(
+                    run::Column::Status,
+                    Expr::value(RunStatus::Skipped.as_str()),
+                )
+                .col_expr(
+                    run::Column::Error,
+                    Expr::value(Some(
+                        "discarded by an admin: the event came while the workflow was paused",
+                    )),
+                )
+                .col_expr(run::Column::FinishedAt, Expr::value(Some(now)))
+        } else {
+            update
+                .col_expr(run::Column::Status, Expr::value(RunStatus::Queued.as_str()))
+                .col_expr(
+                    run::Column::LeaseUntil,
+                    Expr::value(Some(now + chrono::Duration::seconds(60))),
+                )
+        };
+        update.exec(db.conn()).await?;
+    }
+    held.into_iter()
+        .map(|id| id.parse().map_err(|_| StoreError::Corrupt("runs.id")))
+        .collect()
+}

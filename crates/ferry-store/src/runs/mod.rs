@@ -43,13 +43,17 @@ pub enum RunStatus {
     Failed,
     /// The last retry failed: dead-lettered, needs a person.
     Dead,
-    /// Not run: the record was processed already.
+    /// Not run: the record was processed already, or an admin discarded
+    /// it while the workflow was paused.
     Skipped,
+    /// The workflow was paused when its event came: kept until an admin
+    /// runs or discards it.
+    Held,
 }
 
 impl RunStatus {
     /// Every status, for filters.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::Queued,
         Self::Running,
         Self::Waiting,
@@ -57,6 +61,7 @@ impl RunStatus {
         Self::Failed,
         Self::Dead,
         Self::Skipped,
+        Self::Held,
     ];
 
     /// As stored.
@@ -69,6 +74,7 @@ impl RunStatus {
             Self::Failed => "failed",
             Self::Dead => "dead",
             Self::Skipped => "skipped",
+            Self::Held => "held",
         }
     }
 

@@ -104,6 +104,7 @@ impl World {
                 record_id: Some(key.to_owned()),
                 context: "{}".into(),
                 once_per_record: false,
+                held: false,
             }],
             now,
         )

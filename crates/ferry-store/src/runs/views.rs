@@ -9,7 +9,10 @@ pub struct Verification {
     pub record_id: String,
     /// The contact's name.
     pub name: String,
-    /// pass, fail or pending.
+    /// The contact's email, as sent to the provider (to tell people with
+    /// the same name apart).
+    pub email: Option<String>,
+    /// pass, needs_review, fail or pending.
     pub outcome: String,
     /// When the outcome was known.
     pub checked_at: Option<DateTime<Utc>>,
@@ -37,6 +40,9 @@ pub async fn upsert_verification(
             if !v.name.is_empty() {
                 a.name = Set(v.name.clone());
             }
+            if v.email.is_some() {
+                a.email = Set(v.email.clone());
+            }
             a.outcome = Set(v.outcome.clone());
             a.check_ref = Set(v.check_ref.clone());
             a.checked_at = Set(v.checked_at);
@@ -50,6 +56,7 @@ pub async fn upsert_verification(
                 tenant_id: Set(tenant.to_string()),
                 record_id: Set(v.record_id.clone()),
                 name: Set(v.name.clone()),
+                email: Set(v.email.clone()),
                 outcome: Set(v.outcome.clone()),
                 check_ref: Set(v.check_ref.clone()),
                 checked_at: Set(v.checked_at),
@@ -63,8 +70,8 @@ pub async fn upsert_verification(
     Ok(())
 }
 
-/// The tenant's verifications matching `search` (name, record id or check
-/// reference) and `outcome`, by name.
+/// The tenant's verifications matching `search` (part of a name, or a
+/// whole email, record id or check reference) and `outcome`, by name.
 pub async fn verifications(
     db: &Db,
     tenant: &TenantId,
@@ -82,6 +89,7 @@ pub async fn verifications(
             Condition::any()
                 .add(verification::Column::Name.contains(s))
                 .add(verification::Column::RecordId.eq(s))
+                .add(verification::Column::Email.eq(s.to_lowercase()))
                 .add(verification::Column::CheckRef.eq(s)),
         );
     }
@@ -94,6 +102,7 @@ pub async fn verifications(
             Ok(Verification {
                 record_id: m.record_id,
                 name: m.name,
+                email: m.email,
                 outcome: m.outcome,
                 checked_at: m.checked_at,
                 check_ref: m.check_ref,

@@ -133,6 +133,12 @@ fn register(r: &mut Router<'_>) {
     r.post("/workflows/{id}/bindings", workflows::save_bindings);
     r.post("/workflows/{id}/publish", workflows::publish);
     r.post("/workflows/{id}/rollback", workflows::roll_back);
+    r.post("/workflows/{id}/pause", workflows::pause);
+    r.post("/workflows/{id}/resume", workflows::resume);
+    r.post("/workflows/{id}/unpublish", workflows::unpublish);
+    r.post("/workflows/{id}/rename", workflows::rename);
+    r.post("/workflows/{id}/duplicate", workflows::duplicate);
+    r.post("/workflows/{id}/delete", workflows::delete);
     r.post("/sandbox-samples", connections::sample_contacts);
     r.post("/workflows/{id}/steps", workflows::edit_steps);
     r.post("/workflows/{id}/dry-run", workflows::dry_run);
@@ -144,6 +150,7 @@ fn register(r: &mut Router<'_>) {
     r.get("/runs/{id}/log.csv", runs::export_csv);
     r.get("/api/runs", runs::api_list);
     r.get("/verifications", runs::verifications);
+    r.get("/verifications.csv", runs::verifications_csv);
     r.get("/alerts", alerts::history);
     r.get("/alerts/rules", alerts::rules);
     r.get("/alerts/rules/{id}", alerts::rule);

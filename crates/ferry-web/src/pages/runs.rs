@@ -558,9 +558,54 @@ pub struct VerificationQuery {
     outcome: String,
 }
 
+/// The outcomes a check can have, as stored and as said to people.
+const OUTCOMES: [(&str, &str); 4] = [
+    ("pass", "pass"),
+    ("needs_review", "needs review"),
+    ("fail", "fail"),
+    ("pending", "pending"),
+];
+
+/// How an outcome is said to people (`needs_review` is "needs review").
+fn outcome_label(stored: &str) -> String {
+    OUTCOMES
+        .iter()
+        .find(|(k, _)| *k == stored)
+        .map_or(stored, |(_, l)| l)
+        .to_owned()
+}
+
+impl VerificationQuery {
+    /// The search and the outcome filter, or the fields that are wrong.
+    fn parse(&self) -> Result<(&str, Option<&str>), FieldErrors> {
+        let mut errors = FieldErrors::new();
+        let outcome = self.outcome.trim();
+        if !outcome.is_empty() && !OUTCOMES.iter().any(|(k, _)| *k == outcome) {
+            errors.push(FieldError::new(
+                "outcome",
+                "Choose pass, needs review, fail or pending.",
+            ));
+        }
+        if self.q.chars().count() > 200 {
+            errors.push(FieldError::new("q", "Search for at most 200 characters."));
+        }
+        errors.into_result()?;
+        Ok((self.q.trim(), (!outcome.is_empty()).then_some(outcome)))
+    }
+
+    /// This query as a query string (for the export link).
+    fn encoded(&self) -> String {
+        serde_urlencoded::to_string([("q", self.q.trim()), ("outcome", self.outcome.trim())])
+            .unwrap_or_default()
+    }
+}
+
 struct VerificationRow {
     name: String,
+    email: String,
+    record_id: String,
     outcome: String,
+    outcome_label: String,
     checked: String,
     check_ref: String,
     run_id: String,
@@ -572,6 +617,8 @@ struct VerificationPage {
     layout: Layout,
     q: String,
     outcome: String,
+    outcomes: &'static [(&'static str, &'static str)],
+    export: String,
     errors: FieldErrors,
     rows: Vec<VerificationRow>,
 }
@@ -584,36 +631,28 @@ pub async fn verifications(
     member: Member,
     query: web::Query<VerificationQuery>,
 ) -> Result<HttpResponse, AppError> {
-    let mut errors = FieldErrors::new();
-    let outcome = query.outcome.trim();
-    if !outcome.is_empty() && !["pass", "fail", "pending"].contains(&outcome) {
-        errors.push(FieldError::new("outcome", "Choose pass, fail or pending."));
-    }
-    if query.q.len() > 200 {
-        errors.push(FieldError::new("q", "Search for at most 200 characters."));
-    }
-    let rows = if errors.is_empty() {
-        state
-            .services
-            .runs
-            .verifications(
-                &member.actor,
-                &query.q,
-                (!outcome.is_empty()).then_some(outcome),
-                500,
-            )
-            .await?
-            .into_iter()
-            .map(|v| VerificationRow {
-                name: v.name,
-                outcome: v.outcome,
-                checked: v.checked_at.map(when).unwrap_or_default(),
-                check_ref: v.check_ref.unwrap_or_default(),
-                run_id: v.run_id.to_string(),
-            })
-            .collect()
-    } else {
-        vec![]
+    let (rows, errors) = match query.parse() {
+        Ok((q, outcome)) => (
+            state
+                .services
+                .runs
+                .verifications(&member.actor, q, outcome, 500)
+                .await?
+                .into_iter()
+                .map(|v| VerificationRow {
+                    name: v.name,
+                    email: v.email.unwrap_or_default(),
+                    record_id: v.record_id,
+                    outcome_label: outcome_label(&v.outcome),
+                    outcome: v.outcome,
+                    checked: v.checked_at.map(when).unwrap_or_default(),
+                    check_ref: v.check_ref.unwrap_or_default(),
+                    run_id: v.run_id.to_string(),
+                })
+                .collect(),
+            FieldErrors::new(),
+        ),
+        Err(errors) => (vec![], errors),
     };
     let status = if errors.is_empty() {
         StatusCode::OK
@@ -626,9 +665,71 @@ pub async fn verifications(
         &VerificationPage {
             layout: Layout::new(&req, "Verification status", "/verifications"),
             q: query.q.clone(),
-            outcome: outcome.to_owned(),
+            outcome: query.outcome.trim().to_owned(),
+            outcomes: &OUTCOMES,
+            export: query.encoded(),
             errors,
             rows,
         },
     )
+}
+
+/// A cell a spreadsheet will not read as a formula: text starting with
+/// `=`, `+`, `-`, `@`, a tab or a carriage return gets a leading `'`.
+fn sheet_safe(s: &str) -> String {
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_owned()
+    }
+}
+
+/// GET /verifications.csv: the rows the page shows for the same query, as
+/// CSV (audited: it carries names and emails).
+pub async fn verifications_csv(
+    state: web::Data<AppState>,
+    member: Member,
+    query: web::Query<VerificationQuery>,
+) -> Result<HttpResponse, AppError> {
+    let (q, outcome) = query
+        .parse()
+        .map_err(|e| AppError::from(ferry_app::Error::Invalid(e)))?;
+    let rows = state
+        .services
+        .runs
+        .export_verifications(&member.actor, q, outcome, 10_000)
+        .await?;
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let fail = |e: csv::Error| AppError::Internal(e.into());
+    w.write_record([
+        "name",
+        "email",
+        "contact_id",
+        "outcome",
+        "checked_at",
+        "check_reference",
+        "run_id",
+    ])
+    .map_err(fail)?;
+    for v in rows {
+        w.write_record([
+            sheet_safe(&v.name),
+            sheet_safe(v.email.as_deref().unwrap_or("")),
+            sheet_safe(&v.record_id),
+            v.outcome,
+            v.checked_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
+            sheet_safe(v.check_ref.as_deref().unwrap_or("")),
+            v.run_id.to_string(),
+        ])
+        .map_err(fail)?;
+    }
+    let bytes = w.into_inner().map_err(|e| AppError::Internal(e.into()))?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header(("Cache-Control", "no-store"))
+        .insert_header((
+            "Content-Disposition",
+            "attachment; filename=\"verifications.csv\"",
+        ))
+        .body(bytes))
 }

@@ -294,6 +294,7 @@ pub async fn create(
                     &created.id,
                     StatusCode::CREATED,
                     secret,
+                    None,
                 )
                 .await
             }

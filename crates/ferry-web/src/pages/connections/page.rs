@@ -35,6 +35,10 @@ pub(super) struct ConnectionPage {
     pub(super) received: u64,
     pub(super) last_received: String,
     pub(super) one_time_secret: String,
+    pub(super) oauth: bool,
+    pub(super) used_by: Vec<(String, String, bool)>,
+    pub(super) live_users: usize,
+    pub(super) revoke_error: Option<String>,
 }
 
 /// GET /connections/{id}
@@ -45,7 +49,16 @@ pub async fn detail(
     id: web::Path<ConnectionId>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
-    connection_page(&state, &req, &member, &id, StatusCode::OK, String::new()).await
+    connection_page(
+        &state,
+        &req,
+        &member,
+        &id,
+        StatusCode::OK,
+        String::new(),
+        None,
+    )
+    .await
 }
 
 /// The connection page; `one_time_secret` is shown once, right after a
@@ -57,6 +70,7 @@ pub(super) async fn connection_page(
     id: &ConnectionId,
     status: StatusCode,
     one_time_secret: String,
+    revoke_error: Option<String>,
 ) -> Result<HttpResponse, AppError> {
     let view = state.services.connections.view(&member.actor, id).await?;
     let c = view.connection;
@@ -83,6 +97,11 @@ pub(super) async fn connection_page(
         AuthKind::None => "None",
     };
     let shown = display_status(&c, state.clock.now());
+    let used_by: Vec<(String, String, bool)> = view
+        .used_by
+        .into_iter()
+        .map(|u| (u.id.to_string(), u.name, u.live))
+        .collect();
     render(
         req,
         status,
@@ -111,6 +130,10 @@ pub(super) async fn connection_page(
             received,
             last_received: when(last_received),
             one_time_secret,
+            oauth: def.auth == AuthKind::OAuth2,
+            live_users: used_by.iter().filter(|u| u.2).count(),
+            used_by,
+            revoke_error,
         },
     )
 }
@@ -141,17 +164,45 @@ pub async fn test(
     ))
 }
 
+/// The revoke form: `confirm` is ticked when the admin has read which
+/// published workflows use the connection.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct RevokeForm {
+    #[serde(default)]
+    confirm: String,
+}
+
 /// POST /connections/{id}/revoke
 pub async fn revoke(
     state: web::Data<AppState>,
+    req: HttpRequest,
     Admin(admin): Admin,
     id: web::Path<ConnectionId>,
+    form: web::Form<RevokeForm>,
 ) -> Result<HttpResponse, AppError> {
-    let revoked = state
+    let id = id.into_inner();
+    let revoked = match state
         .services
         .connections
-        .revoke(&admin.actor, &id.into_inner())
-        .await?;
+        .revoke(&admin.actor, &id, !form.confirm.is_empty())
+        .await
+    {
+        Ok(r) => r,
+        Err(ferry_app::Error::Invalid(errors)) => {
+            let message = errors.get("confirm").map(str::to_owned);
+            return connection_page(
+                &state,
+                &req,
+                &admin,
+                &id,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                String::new(),
+                message,
+            )
+            .await;
+        }
+        Err(e) => return Err(e.into()),
+    };
     let message = if revoked.remote {
         format!(
             "“{}” revoked at HubSpot and deleted from Ferry.",

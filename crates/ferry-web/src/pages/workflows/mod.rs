@@ -5,10 +5,12 @@
 
 mod builder;
 mod edit;
+mod lifecycle;
 mod page;
 
 pub use builder::*;
 pub use edit::*;
+pub use lifecycle::*;
 pub use page::*;
 
 use crate::error::AppError;
@@ -48,8 +50,11 @@ pub(super) struct ListPage {
 }
 
 pub(super) fn status(w: &Workflow) -> String {
-    w.published_version
-        .map_or_else(|| "draft".to_owned(), |v| format!("published v{v}"))
+    match (w.published_version, w.paused_at) {
+        (None, _) => "draft, not published".to_owned(),
+        (Some(v), None) => format!("published v{v}"),
+        (Some(v), Some(_)) => format!("published v{v}, paused"),
+    }
 }
 
 /// GET /workflows

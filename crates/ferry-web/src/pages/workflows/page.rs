@@ -18,6 +18,8 @@ pub(super) struct Feedback {
     pub(super) dry_steps: Option<Vec<DryRow>>,
     /// Why the sample payload was refused.
     pub(super) dry_error: Option<String>,
+    /// Field -> message, for the lifecycle forms (name, confirm, held).
+    pub(super) manage_errors: BTreeMap<String, String>,
 }
 
 pub(super) struct DryRow {
@@ -77,6 +79,11 @@ pub(super) struct WorkflowPage {
     pub(super) charts: Vec<crate::charts::Chart>,
     pub(super) health: Option<crate::pages::home::HealthRow>,
     pub(super) alerts: Vec<crate::pages::alerts::IncidentRow>,
+    pub(super) published: bool,
+    pub(super) paused_since: Option<String>,
+    pub(super) held: u64,
+    pub(super) unpublished_changes: Vec<String>,
+    pub(super) manage_errors: BTreeMap<String, String>,
 }
 
 pub(super) fn summary(kind: &StepKind) -> (&'static str, String) {
@@ -166,6 +173,7 @@ pub(super) async fn workflow_page(
         .dashboard(&member.actor, Some(id))
         .await?;
     let (wf, available, owner) = (view.workflow, view.connections, view.owner);
+    let (held, unpublished_changes) = (view.held, view.unpublished_changes);
     let bindings = wf
         .draft
         .connectors()
@@ -233,6 +241,13 @@ pub(super) async fn workflow_page(
                 .map(crate::pages::alerts::incident_row)
                 .collect(),
             is_admin: member.role == Role::Admin,
+            published: wf.published_version.is_some(),
+            paused_since: wf
+                .paused_at
+                .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()),
+            held,
+            unpublished_changes,
+            manage_errors: feedback.manage_errors,
             id: wf.id.to_string(),
             owner,
             environment: wf.environment.as_str(),

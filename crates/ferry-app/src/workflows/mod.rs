@@ -19,6 +19,10 @@ use serde_json::json;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+mod lifecycle;
+
+pub use lifecycle::HeldRuns;
+
 /// Workflows.
 #[derive(Clone)]
 pub struct Workflows(pub(crate) Arc<Parts>);
@@ -93,6 +97,11 @@ pub struct WorkflowView {
     pub connections: Vec<Connection>,
     /// Its published versions, newest first.
     pub versions: Vec<VersionRow>,
+    /// What the draft changes from the version runs use, in words (empty
+    /// when they are the same or nothing is published).
+    pub unpublished_changes: Vec<String>,
+    /// Runs held while it was paused.
+    pub held: u64,
 }
 
 /// A workflow in the list.
@@ -134,11 +143,37 @@ impl Workflows {
                 version: v,
             });
         }
+        let connections = connections::list(db, &who.tenant_id).await?;
+        let unpublished_changes = match workflow.published_version {
+            None => vec![],
+            Some(n) => match versions.iter().find(|v| v.version.version == n) {
+                None => vec![],
+                Some(live) => {
+                    let mut said =
+                        ferry_core::workflow::changes(&live.version.definition, &workflow.draft);
+                    let name = |c: &ConnectionId| {
+                        connections
+                            .iter()
+                            .find(|x| &x.id == c)
+                            .map_or_else(|| "a removed connection".to_owned(), |x| x.name.clone())
+                    };
+                    for (k, c) in &workflow.bindings {
+                        if live.version.bindings.get(k) != Some(c) {
+                            let label = ConnectorKey::parse(k).map_or(k.as_str(), |k| k.def().name);
+                            said.push(format!("{label} connection changed to “{}”.", name(c)));
+                        }
+                    }
+                    said
+                }
+            },
+        };
         Ok(WorkflowView {
             owner: person(db, &workflow.owner_id).await,
-            connections: connections::list(db, &who.tenant_id).await?,
+            held: ferry_store::runs::count_held(db, &who.tenant_id, id).await?,
+            connections,
             workflow,
             versions,
+            unpublished_changes,
         })
     }
 
