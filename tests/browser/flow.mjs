@@ -224,11 +224,25 @@ async function connections(admin) {
   await shot(admin, '43-workflow-definition-error');
 
   await runs(admin);
+  await lifecycle(admin);
 
   await go(admin, '/connections');
   for (const name of ['HubSpot CRM', 'KYC provider (sandbox)']) {
     await admin.getByRole('link', { name, exact: true }).click();
-    await admin.getByRole('button', { name: 'Revoke' }).click();
+    await admin.waitForLoadState();
+    await admin.locator('details.revoke summary').click();
+    if (name === 'HubSpot CRM') {
+      // In use by the published workflow: it is listed, and a tick confirms.
+      expect((await admin.locator('details.revoke').textContent()).includes('published workflow'), 'the workflows using it are listed');
+      await admin.getByRole('button', { name: 'Revoke connection' }).click();
+      await admin.waitForLoadState();
+      expect((await admin.locator('#revoke-error').textContent()).includes('tick the box to confirm'), 'revoking asks first');
+      await shot(admin, '38b-connection-revoke-confirm');
+      await admin.getByLabel('I understand these workflows will stop working').check();
+    } else if (await admin.getByLabel('I understand these workflows will stop working').count() > 0) {
+      await admin.getByLabel('I understand these workflows will stop working').check();
+    }
+    await admin.getByRole('button', { name: 'Revoke connection' }).click();
     await admin.waitForLoadState();
     expect((await admin.locator('.flash-success').textContent()).includes('deleted from Ferry'), `${name} revoked`);
   }
@@ -272,7 +286,8 @@ async function runs(admin) {
   await shot(admin, '46-run-timeline');
   await go(admin, '/verifications');
   expect(await admin.locator('.badge-outcome-pass').count() === 3, 'three clients passed');
-  expect(await admin.locator('.badge-outcome-fail').count() === 1, 'one client flagged');
+  expect(await admin.locator('.badge-outcome-needs_review').count() === 1, 'one client to review');
+  expect(await admin.locator('.badge-outcome-fail').count() === 1, 'one client rejected');
   await shot(admin, '47-verification-status');
   await admin.setViewportSize({ width: 390, height: 844 });
   await shot(admin, '48-verification-status-phone');
@@ -372,6 +387,54 @@ async function alerts(admin) {
   await admin.locator('a[href^="/workflows/wf_"]').first().click();
   await admin.waitForLoadState();
   await shot(admin, '65-workflow-monitoring');
+}
+
+// Issue 10: pause (events held), resume running them, duplicate, rename
+// and delete the copy by typing its name.
+async function lifecycle(admin) {
+  await go(admin, '/workflows');
+  await admin.locator('a[href^="/workflows/wf_"]').first().click();
+  await admin.waitForLoadState();
+  const workflowUrl = new URL(admin.url()).pathname;
+  await admin.getByRole('button', { name: 'Pause workflow' }).click();
+  await admin.waitForLoadState();
+  expect((await admin.locator('.flash-success').textContent()).includes('Paused'), 'paused');
+  await shot(admin, '66-workflow-paused');
+  await go(admin, '/home');
+  await admin.getByRole('button', { name: 'Create sample contacts' }).click();
+  await admin.waitForLoadState();
+  await until(admin, '/runs?status=held', async (p) => (await p.locator('.badge-run-held').count()) >= 1, 'runs held while paused');
+  await shot(admin, '67-runs-held');
+  await go(admin, workflowUrl);
+  await admin.getByRole('button', { name: 'Resume workflow' }).click();
+  await admin.waitForLoadState();
+  expect((await admin.locator('#held-error').textContent()).includes('Choose whether to run or discard'), 'resume asks what to do with held runs');
+  await shot(admin, '68-workflow-resume-choice');
+  await admin.getByRole('radio', { name: 'Run them now' }).check();
+  await admin.getByRole('button', { name: 'Resume workflow' }).click();
+  await admin.waitForLoadState();
+  expect((await admin.locator('.flash-success').textContent()).includes('held run'), 'resumed, held runs started');
+  await admin.getByRole('button', { name: 'Duplicate' }).click();
+  await admin.waitForLoadState();
+  expect((await admin.locator('h1').textContent()).startsWith('Copy of'), 'duplicated');
+  await admin.getByLabel('New name').fill('Test copy');
+  await admin.getByRole('button', { name: 'Rename' }).click();
+  await admin.waitForLoadState();
+  expect((await admin.locator('h1').textContent()) === 'Test copy', 'renamed');
+  await admin.locator('#manage details summary').click();
+  await admin.getByLabel(/Type the name/).fill('Test');
+  await admin.getByRole('button', { name: 'Delete workflow' }).click();
+  await admin.waitForLoadState();
+  expect((await admin.locator('#confirm-error').textContent()).includes('exactly as shown'), 'a wrong name does not delete');
+  await shot(admin, '69-workflow-delete-confirm');
+  await admin.setViewportSize({ width: 390, height: 844 });
+  await shot(admin, '70-workflow-manage-phone');
+  await admin.setViewportSize({ width: 1280, height: 860 });
+  await admin.getByLabel(/Type the name/).fill('Test copy');
+  await admin.getByRole('button', { name: 'Delete workflow' }).click();
+  await admin.waitForLoadState();
+  expect((await admin.locator('.flash-success').textContent()).includes('Workflow deleted'), 'deleted');
+  await shot(admin, '71-workflows-after-delete');
 }
 
 async function error500(tenantId) {

@@ -40,6 +40,29 @@ impl Connector for HubSpot {
         ))
     }
 
+    async fn recent(&self, ctx: &CallContext, limit: usize) -> Result<Vec<Value>, ConnectorError> {
+        let mut calls = Vec::new();
+        let body = json!({
+            "sorts": [{ "propertyName": "createdate", "direction": "DESCENDING" }],
+            "properties": ["firstname", "lastname", "email"],
+            "limit": limit.clamp(1, 100),
+        });
+        let (_, found) = send(
+            self.def(),
+            ctx,
+            Method::POST,
+            "/crm/v3/objects/contacts/search",
+            Some(&body),
+            Auth::Bearer(token(ctx)?),
+            &mut calls,
+        )
+        .await?;
+        Ok(found["results"]
+            .as_array()
+            .map(|r| r.iter().map(flatten).collect())
+            .unwrap_or_default())
+    }
+
     async fn call(
         &self,
         action: &str,

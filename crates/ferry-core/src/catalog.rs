@@ -88,6 +88,23 @@ pub struct FieldSchema {
     pub max_len: Option<usize>,
     /// Sensitivity.
     pub pii: PiiClass,
+    /// An object's known fields (e.g. the contact properties one may set);
+    /// empty when any may be given.
+    pub fields: &'static [FieldSchema],
+}
+
+/// An object field whose known fields are `fields`.
+const fn object(
+    name: &'static str,
+    label: &'static str,
+    required: bool,
+    pii: PiiClass,
+    fields: &'static [FieldSchema],
+) -> FieldSchema {
+    FieldSchema {
+        fields,
+        ..field(name, label, FieldType::Object, required, pii)
+    }
 }
 
 const fn field(
@@ -104,6 +121,7 @@ const fn field(
         required,
         max_len: None,
         pii,
+        fields: &[],
     }
 }
 
@@ -338,12 +356,12 @@ static HUBSPOT: ConnectorDef = ConnectorDef {
             side_effect: true,
             input: &[
                 field("contact_id", "Contact id", T::Id, true, P::None),
-                field(
+                object(
                     "properties",
                     "Properties to set",
-                    T::Object,
                     true,
                     P::Contact,
+                    CONTACT_PROPERTIES,
                 ),
             ],
             output: CONTACT,
@@ -354,6 +372,9 @@ static HUBSPOT: ConnectorDef = ConnectorDef {
         per_ms: 10_000,
     }),
 };
+
+/// What may be written to a contact: every property but its id.
+const CONTACT_PROPERTIES: &[FieldSchema] = CONTACT.split_at(1).1;
 
 const CHECK: &[FieldSchema] = &[
     field("id", "Check id", T::Id, true, P::None),

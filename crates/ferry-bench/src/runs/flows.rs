@@ -190,6 +190,7 @@ pub async fn peer_flow(
         },
         steps: vec![Step {
             key: "post".into(),
+            label: None,
             kind: StepKind::Action {
                 connector: ConnectorKey::Http,
                 action: "post_json".into(),

@@ -4,7 +4,7 @@
 //! says why in words for the person; the result is then checked like any
 //! draft.
 
-use super::{Definition, RetryPolicy, Step, StepKind};
+use super::{Definition, MAX_LABEL, RetryPolicy, Step, StepKind, default_label, derive_key};
 use crate::catalog::{ConnectorKey, FieldType};
 use crate::mapping::{Expr, FieldPath, Transform};
 use crate::validate::Rule;
@@ -25,19 +25,21 @@ pub enum NewStep {
     Validate,
     /// Computed values (none yet).
     Map,
-    /// Wait for a connector's event whose id field equals `correlation`.
+    /// Wait for a connector's event whose id field equals `correlation`
+    /// (none: the builder suggests it).
     Wait {
         /// The connector.
         connector: ConnectorKey,
         /// The event's key.
         event: String,
         /// The field of the run whose value the event must carry.
-        correlation: FieldPath,
+        correlation: Option<FieldPath>,
     },
-    /// Continue only when `path` equals `equals`.
+    /// Continue only when `path` equals `equals` (none: the latest field
+    /// before it, to be chosen in the step's card).
     Condition {
         /// The field compared.
-        path: FieldPath,
+        path: Option<FieldPath>,
         /// The value it must equal.
         equals: String,
     },
@@ -83,6 +85,44 @@ pub enum StepOp {
         /// The rule.
         rule: Rule,
     },
+    /// Insert a step at position `at` (0: first after the trigger), its key
+    /// derived from its label (or from what it does); an action's inputs
+    /// and a wait's correlation are suggested from the fields before it.
+    Insert {
+        /// Where.
+        at: usize,
+        /// What it does.
+        step: NewStep,
+        /// Its name for people, if given.
+        label: Option<String>,
+    },
+    /// Move a step to position `to` (drag and drop).
+    MoveTo {
+        /// The step.
+        key: String,
+        /// Its new position.
+        to: usize,
+    },
+    /// Insert a copy of a step right after it.
+    Duplicate {
+        /// The step.
+        key: String,
+    },
+    /// Give a step a new name (its key stays, so nothing reading it breaks).
+    Rename {
+        /// The step.
+        key: String,
+        /// The name.
+        label: String,
+    },
+    /// Replace what a step does with `kind` (the step's card, saved),
+    /// keeping its kind of step.
+    Update {
+        /// The step.
+        key: String,
+        /// What it now does.
+        kind: StepKind,
+    },
 }
 
 impl StepOp {
@@ -95,6 +135,11 @@ impl StepOp {
             Self::Add { .. } => "add",
             Self::Map { .. } => "map",
             Self::Rule { .. } => "rule",
+            Self::Insert { .. } => "insert",
+            Self::MoveTo { .. } => "move",
+            Self::Duplicate { .. } => "duplicate",
+            Self::Rename { .. } => "rename",
+            Self::Update { .. } => "update",
         }
     }
 }
@@ -131,6 +176,72 @@ impl Definition {
             .ok_or_else(|| format!("There is no step {key}."))
     }
 
+    /// What a new step at position `at` does, with its suggested values.
+    fn new_kind(&self, at: usize, step: NewStep) -> Result<StepKind, String> {
+        Ok(match step {
+            NewStep::Action { connector, action } => {
+                let def = connector.def().action(&action).ok_or("Choose an action.")?;
+                let mut input = self.suggest_inputs(at, def);
+                for i in def.input.iter().filter(|i| i.required) {
+                    input
+                        .entry(i.name.to_owned())
+                        .or_insert_with(|| default_for(i.ty));
+                }
+                StepKind::Action {
+                    connector,
+                    input,
+                    action,
+                    retry: RetryPolicy::default(),
+                }
+            }
+            NewStep::Validate => StepKind::Validate { rules: vec![] },
+            NewStep::Map => StepKind::Map {
+                output: BTreeMap::new(),
+            },
+            NewStep::Wait {
+                connector,
+                event,
+                correlation,
+            } => {
+                let trigger = connector
+                    .def()
+                    .trigger(&event)
+                    .ok_or("Choose the event to wait for.")?;
+                let field = trigger
+                    .fields
+                    .iter()
+                    .find(|x| x.ty == FieldType::Id)
+                    .or_else(|| trigger.fields.first())
+                    .ok_or("That event carries no field to correlate on.")?;
+                let correlation = correlation
+                    .or_else(|| self.suggest_correlation(at, connector))
+                    .ok_or("Nothing before this step has an id to wait on.")?;
+                StepKind::Wait {
+                    connector,
+                    event,
+                    correlation: Expr::Path { path: correlation },
+                    event_field: field.name.to_owned(),
+                    timeout_secs: 24 * 3600,
+                }
+            }
+            NewStep::Condition { path, equals } => {
+                let path = match path {
+                    Some(p) => p,
+                    None => self
+                        .fields_before(at)
+                        .last()
+                        .and_then(|f| FieldPath::parse(&f.path).ok())
+                        .ok_or("There is no field before this step to look at.")?,
+                };
+                StepKind::Condition {
+                    path,
+                    equals: json!(equals.trim()),
+                    negate: false,
+                }
+            }
+        })
+    }
+
     /// Applies `op`; on success says what changed. On `Err` (a message for
     /// the person) the definition is unchanged.
     pub fn apply(&mut self, op: StepOp) -> Result<String, String> {
@@ -156,59 +267,57 @@ impl Definition {
                 Ok(format!("Step {key} removed."))
             }
             StepOp::Add { key, step } => {
-                let kind = match step {
-                    NewStep::Action { connector, action } => {
-                        let def = connector.def().action(&action).ok_or("Choose an action.")?;
-                        StepKind::Action {
-                            connector,
-                            input: def
-                                .input
-                                .iter()
-                                .filter(|i| i.required)
-                                .map(|i| (i.name.to_owned(), default_for(i.ty)))
-                                .collect(),
-                            action,
-                            retry: RetryPolicy::default(),
-                        }
-                    }
-                    NewStep::Validate => StepKind::Validate { rules: vec![] },
-                    NewStep::Map => StepKind::Map {
-                        output: BTreeMap::new(),
-                    },
-                    NewStep::Wait {
-                        connector,
-                        event,
-                        correlation,
-                    } => {
-                        let trigger = connector
-                            .def()
-                            .trigger(&event)
-                            .ok_or("Choose the event to wait for.")?;
-                        let field = trigger
-                            .fields
-                            .iter()
-                            .find(|x| x.ty == FieldType::Id)
-                            .or_else(|| trigger.fields.first())
-                            .ok_or("That event carries no field to correlate on.")?;
-                        StepKind::Wait {
-                            connector,
-                            event,
-                            correlation: Expr::Path { path: correlation },
-                            event_field: field.name.to_owned(),
-                            timeout_secs: 24 * 3600,
-                        }
-                    }
-                    NewStep::Condition { path, equals } => StepKind::Condition {
-                        path,
-                        equals: json!(equals.trim()),
-                        negate: false,
-                    },
-                };
+                let kind = self.new_kind(self.steps.len(), step)?;
                 self.steps.push(Step {
                     key: key.clone(),
+                    label: None,
                     kind,
                 });
                 Ok(format!("Step {key} added."))
+            }
+            StepOp::Insert { at, step, label } => {
+                let at = at.min(self.steps.len());
+                let kind = self.new_kind(at, step)?;
+                let label = label
+                    .map(|l| l.trim().to_owned())
+                    .filter(|l| !l.is_empty());
+                let title = label.clone().unwrap_or_else(|| default_label(&kind));
+                let key = derive_key(&title, &|k| self.steps.iter().any(|s| s.key == k));
+                self.steps.insert(at, Step { key, label, kind });
+                Ok(format!("“{title}” added."))
+            }
+            StepOp::MoveTo { key, to } => {
+                let i = self.index_of(&key)?;
+                let step = self.steps.remove(i);
+                let title = step.title();
+                self.steps.insert(to.min(self.steps.len()), step);
+                Ok(format!("“{title}” moved."))
+            }
+            StepOp::Duplicate { key } => {
+                let i = self.index_of(&key)?;
+                let mut copy = self.steps[i].clone();
+                let title = format!("Copy of {}", copy.title());
+                copy.key = derive_key(&title, &|k| self.steps.iter().any(|s| s.key == k));
+                copy.label = Some(title.chars().take(MAX_LABEL).collect());
+                self.steps.insert(i + 1, copy);
+                Ok(format!("“{title}” added after the original."))
+            }
+            StepOp::Rename { key, label } => {
+                let i = self.index_of(&key)?;
+                let label = label.trim().to_owned();
+                if label.is_empty() {
+                    return Err("Give the step a name.".into());
+                }
+                self.steps[i].label = Some(label.clone());
+                Ok(format!("Step renamed “{label}”."))
+            }
+            StepOp::Update { key, kind } => {
+                let i = self.index_of(&key)?;
+                if std::mem::discriminant(&self.steps[i].kind) != std::mem::discriminant(&kind) {
+                    return Err("A step keeps its kind: add a new step instead.".into());
+                }
+                self.steps[i].kind = kind;
+                Ok(format!("“{}” saved.", self.steps[i].title()))
             }
             StepOp::Map {
                 step,

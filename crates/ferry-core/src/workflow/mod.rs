@@ -10,11 +10,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
+mod build;
 mod diff;
 mod edit;
 mod step;
 mod template;
+pub mod text;
 
+pub use build::{Available, derive_key};
 pub use diff::changes;
 pub use edit::{NewStep, StepOp};
 pub use step::{Decision, Evaluated, action_input, evaluate, kind_name};
@@ -101,10 +104,51 @@ pub enum StepKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Step {
     /// A key unique in the workflow; later steps read `steps.<key>.…`.
+    /// Derived from the label when the builder adds the step, then stable
+    /// (renaming changes the label, so nothing that reads it breaks).
     pub key: String,
+    /// What people call it ("Start the identity check").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
     /// What it does.
     #[serde(flatten)]
     pub kind: StepKind,
+}
+
+/// The longest step label.
+pub const MAX_LABEL: usize = 80;
+
+impl Step {
+    /// Its name for people: the label, else what its kind does.
+    pub fn title(&self) -> String {
+        self.label
+            .clone()
+            .unwrap_or_else(|| default_label(&self.kind))
+    }
+}
+
+/// What a step of this kind does, in words ("Get a contact").
+pub fn default_label(kind: &StepKind) -> String {
+    match kind {
+        StepKind::Action {
+            connector, action, ..
+        } => connector
+            .def()
+            .action(action)
+            .map_or_else(|| action.clone(), |a| a.label.to_owned()),
+        StepKind::Validate { .. } => "Check the data".into(),
+        StepKind::Map { .. } => "Compute values".into(),
+        StepKind::Wait {
+            connector, event, ..
+        } => format!(
+            "Wait for: {}",
+            connector
+                .def()
+                .trigger(event)
+                .map_or(event.as_str(), |t| t.label)
+        ),
+        StepKind::Condition { .. } => "Only continue if".into(),
+    }
 }
 
 /// A workflow definition.
@@ -309,6 +353,17 @@ impl Definition {
             if sources.contains_key(key) {
                 issues.push(issue(key, None, "two steps have this key".into()));
             }
+            if let Some(label) = &step.label
+                && (label.trim().is_empty()
+                    || label.chars().count() > MAX_LABEL
+                    || label.chars().any(char::is_control))
+            {
+                issues.push(issue(
+                    key,
+                    Some("label"),
+                    format!("a step's name is 1 to {MAX_LABEL} characters, on one line"),
+                ));
+            }
             let produced = match &step.kind {
                 StepKind::Action {
                     connector,
@@ -335,6 +390,37 @@ impl Definition {
                                         format!("{} has no input field {name}", a.label),
                                     )),
                                     Some(f) => {
+                                        if let (false, Expr::Object { fields }) =
+                                            (f.fields.is_empty(), e)
+                                        {
+                                            for (sub, se) in fields {
+                                                match f.fields.iter().find(|x| x.name == sub) {
+                                                    None => issues.push(issue(
+                                                        key,
+                                                        Some(name),
+                                                        format!("{} has no field {sub}", f.label),
+                                                    )),
+                                                    Some(x) => {
+                                                        if let Some(t) =
+                                                            expr_type(se, &sources, &trigger)
+                                                            && !compatible(t, x.ty)
+                                                        {
+                                                            issues.push(issue(
+                                                                key,
+                                                                Some(name),
+                                                                format!(
+                                                                    "{} → {} expects {}, but is given {}",
+                                                                    f.label,
+                                                                    x.label,
+                                                                    type_name(x.ty),
+                                                                    type_name(t)
+                                                                ),
+                                                            ));
+                                                        }
+                                                    }
+                                                }
+                                            }
+                                        }
                                         if let Some(t) = expr_type(e, &sources, &trigger)
                                             && !compatible(t, f.ty)
                                         {
@@ -507,6 +593,7 @@ mod tests {
     ) -> Step {
         Step {
             key: key.into(),
+            label: None,
             kind: StepKind::Action {
                 connector,
                 action: action_name.into(),
@@ -572,6 +659,7 @@ mod tests {
                 action("x", ConnectorKey::HubSpot, "delete_everything", vec![]),
                 Step {
                     key: "x".into(),
+                    label: None,
                     kind: StepKind::Wait {
                         connector: ConnectorKey::Verification,
                         event: "check.completed".into(),

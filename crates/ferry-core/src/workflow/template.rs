@@ -38,6 +38,7 @@ pub fn reference_template() -> Definition {
         steps: vec![
             Step {
                 key: "fetch_contact".into(),
+                label: None,
                 kind: StepKind::Action {
                     connector: ConnectorKey::HubSpot,
                     action: "get_contact".into(),
@@ -47,6 +48,7 @@ pub fn reference_template() -> Definition {
             },
             Step {
                 key: "validate_contact".into(),
+                label: None,
                 kind: StepKind::Validate {
                     rules: vec![
                         Rule {
@@ -70,6 +72,7 @@ pub fn reference_template() -> Definition {
             },
             Step {
                 key: "start_check".into(),
+                label: None,
                 kind: StepKind::Action {
                     connector: ConnectorKey::Verification,
                     action: "create_check".into(),
@@ -96,6 +99,7 @@ pub fn reference_template() -> Definition {
             },
             Step {
                 key: "wait_result".into(),
+                label: None,
                 kind: StepKind::Wait {
                     connector: ConnectorKey::Verification,
                     event: "check.completed".into(),
@@ -106,6 +110,7 @@ pub fn reference_template() -> Definition {
             },
             Step {
                 key: "write_back".into(),
+                label: None,
                 kind: StepKind::Action {
                     connector: ConnectorKey::HubSpot,
                     action: "update_contact".into(),
@@ -144,6 +149,7 @@ pub fn starting_point() -> Definition {
         },
         steps: vec![Step {
             key: "fetch_contact".into(),
+            label: None,
             kind: StepKind::Action {
                 connector: ConnectorKey::HubSpot,
                 action: "get_contact".into(),

@@ -41,6 +41,7 @@ fn definition() -> Definition {
         steps: vec![
             Step {
                 key: "check_email".into(),
+                label: None,
                 kind: StepKind::Validate {
                     rules: vec![Rule {
                         path: path("trigger.body.email"),
@@ -50,6 +51,7 @@ fn definition() -> Definition {
             },
             Step {
                 key: "tidy".into(),
+                label: None,
                 kind: StepKind::Map {
                     output: [(
                         "email".to_owned(),
@@ -63,6 +65,7 @@ fn definition() -> Definition {
             },
             Step {
                 key: "outcome".into(),
+                label: None,
                 kind: StepKind::Wait {
                     connector: ConnectorKey::Verification,
                     event: "check.completed".into(),

@@ -121,11 +121,11 @@ impl TryFrom<&StepForm> for StepOp {
                         NewStep::Wait {
                             connector,
                             event,
-                            correlation: path(&f.source)?,
+                            correlation: Some(path(&f.source)?),
                         }
                     }
                     "condition" => NewStep::Condition {
-                        path: path(&f.source)?,
+                        path: Some(path(&f.source)?),
                         equals: f.arg.clone(),
                     },
                     _ => return Err("Choose the kind of step.".into()),
