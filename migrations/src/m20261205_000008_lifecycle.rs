@@ -1,5 +1,6 @@
-//! Workflow lifecycle (paused, deleted with its history kept) and the
-//! contact's email in the staff verification view.
+//! Workflow lifecycle (paused, deleted with its history kept), the
+//! builder's sealed sample record per workflow, and the contact's email in
+//! the staff verification view.
 
 use sea_orm_migration::prelude::*;
 
@@ -11,6 +12,22 @@ enum Workflows {
     Table,
     PausedAt,
     DeletedAt,
+}
+
+#[derive(DeriveIden)]
+enum WorkflowSamples {
+    Table,
+    WorkflowId,
+    TenantId,
+    Label,
+    Sealed,
+    TakenAt,
+}
+
+#[derive(DeriveIden)]
+enum Tenants {
+    Table,
+    Id,
 }
 
 #[derive(DeriveIden)]
@@ -34,6 +51,38 @@ impl MigrationTrait for Migration {
                 .await?;
         }
         manager
+            .create_table(
+                Table::create()
+                    .table(WorkflowSamples::Table)
+                    .col(
+                        ColumnDef::new(WorkflowSamples::WorkflowId)
+                            .string_len(40)
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(
+                        ColumnDef::new(WorkflowSamples::TenantId)
+                            .string_len(40)
+                            .not_null(),
+                    )
+                    .col(ColumnDef::new(WorkflowSamples::Label).text().not_null())
+                    .col(ColumnDef::new(WorkflowSamples::Sealed).text().not_null())
+                    .col(
+                        ColumnDef::new(WorkflowSamples::TakenAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from_tbl(WorkflowSamples::Table)
+                            .from_col(WorkflowSamples::TenantId)
+                            .to(Tenants::Table, Tenants::Id)
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
             .alter_table(
                 Table::alter()
                     .table(Verifications::Table)
@@ -44,6 +93,9 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table(WorkflowSamples::Table).to_owned())
+            .await?;
         manager
             .alter_table(
                 Table::alter()

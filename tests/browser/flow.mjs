@@ -217,10 +217,10 @@ async function connections(admin) {
   await admin.waitForLoadState();
   expect((await admin.locator('.flash-success').textContent()).includes('Published version 1'), 'workflow published');
   await shot(admin, '42-workflow-published');
-  await admin.locator('#definition').fill('{"trigger": {"connector": "hubspot", "event": "contact.creation"}, "steps": []}');
+  await admin.locator('#definition').fill('{"trigger": {"connector": "hubspot", "event": "contact.creation"}, "steps": [{"key": "x", "type": "action", "connector": "hubspot", "action": "delete_everything", "input": {}}]}');
   await admin.getByRole('button', { name: 'Save draft' }).click();
   await admin.waitForLoadState();
-  expect((await admin.content()).includes('a workflow needs at least one step'), 'a bad definition is refused');
+  expect((await admin.content()).includes('HubSpot CRM has no action delete_everything'), 'a bad definition is refused');
   await shot(admin, '43-workflow-definition-error');
 
   await runs(admin);

@@ -92,7 +92,11 @@ pub trait Connector: Send + Sync {
     /// The newest records a trigger of this connector is about (a CRM's
     /// latest contacts), for the builder's test: each flat, with its `id`.
     /// None when the connector has no such list.
-    async fn recent(&self, _ctx: &CallContext, _limit: usize) -> Result<Vec<Value>, ConnectorError> {
+    async fn recent(
+        &self,
+        _ctx: &CallContext,
+        _limit: usize,
+    ) -> Result<Vec<Value>, ConnectorError> {
         Ok(vec![])
     }
 }

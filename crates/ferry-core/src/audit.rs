@@ -76,11 +76,13 @@ pub enum AuditAction {
     ConnectionReconnected,
     /// `verifications.exported`: Exported verification outcomes.
     VerificationsExported,
+    /// `workflow.tested`: Tested a workflow on a record.
+    WorkflowTested,
 }
 
 impl AuditAction {
     /// Every action, for listings and tests.
-    pub const ALL: [Self; 36] = [
+    pub const ALL: [Self; 37] = [
         Self::UserLoggedIn,
         Self::UserLoggedOut,
         Self::UserInvited,
@@ -117,6 +119,7 @@ impl AuditAction {
         Self::WorkflowDeleted,
         Self::ConnectionReconnected,
         Self::VerificationsExported,
+        Self::WorkflowTested,
     ];
 
     /// The stable code stored in the log.
@@ -158,6 +161,7 @@ impl AuditAction {
             Self::WorkflowDeleted => "workflow.deleted",
             Self::ConnectionReconnected => "connection.reconnected",
             Self::VerificationsExported => "verifications.exported",
+            Self::WorkflowTested => "workflow.tested",
         }
     }
 
@@ -200,6 +204,7 @@ impl AuditAction {
             Self::WorkflowDeleted => "Deleted a workflow",
             Self::ConnectionReconnected => "Reconnected an app",
             Self::VerificationsExported => "Exported verification outcomes",
+            Self::WorkflowTested => "Tested a workflow on a record",
         }
     }
 

@@ -413,3 +413,63 @@ pub async fn roll_back(
         .await?;
     Ok(())
 }
+
+/// The builder's sample of a workflow: its label, sealed data and when it
+/// was taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sample {
+    /// What record it is, for the admin ("Ada Lovelace (#101)").
+    pub label: String,
+    /// The run data, sealed (aad: `sample:<workflow id>`).
+    pub sealed: String,
+    /// When.
+    pub taken_at: DateTime<Utc>,
+}
+
+/// Keeps `sample` as the workflow's sample (replacing any).
+pub async fn save_sample(
+    db: &impl Exec,
+    tenant: &TenantId,
+    id: &WorkflowId,
+    sample: &Sample,
+) -> Result<(), StoreError> {
+    use crate::entities::workflow_sample;
+    use sea_orm::sea_query::OnConflict;
+    workflow_sample::Entity::insert(workflow_sample::ActiveModel {
+        workflow_id: Set(id.to_string()),
+        tenant_id: Set(tenant.to_string()),
+        label: Set(sample.label.clone()),
+        sealed: Set(sample.sealed.clone()),
+        taken_at: Set(sample.taken_at),
+    })
+    .on_conflict(
+        OnConflict::column(workflow_sample::Column::WorkflowId)
+            .update_columns([
+                workflow_sample::Column::Label,
+                workflow_sample::Column::Sealed,
+                workflow_sample::Column::TakenAt,
+            ])
+            .to_owned(),
+    )
+    .exec_without_returning(db.conn())
+    .await?;
+    Ok(())
+}
+
+/// The workflow's sample, if a test was run.
+pub async fn sample(
+    db: &impl Exec,
+    tenant: &TenantId,
+    id: &WorkflowId,
+) -> Result<Option<Sample>, StoreError> {
+    use crate::entities::workflow_sample;
+    Ok(workflow_sample::Entity::find_by_id(id.to_string())
+        .filter(workflow_sample::Column::TenantId.eq(tenant.to_string()))
+        .one(db.conn())
+        .await?
+        .map(|m| Sample {
+            label: m.label,
+            sealed: m.sealed,
+            taken_at: m.taken_at,
+        }))
+}

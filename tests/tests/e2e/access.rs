@@ -87,6 +87,8 @@ fn decision(method: &str, path: &str) -> Option<Policy> {
         ("GET", "/users" | "/connections") => Member,
         ("GET", "/connections/{id}") => MemberOwn,
         ("GET", "/users/{id}") => AdminOwn,
+        // The builder is the admins' (staff see the steps on the overview).
+        ("GET", "/workflows/{id}/build") => AdminOwn,
         (
             "GET",
             "/connections/oauth/callback"
@@ -231,6 +233,7 @@ async fn every_route_has_a_decided_answer_for_every_kind_of_caller() {
         path.replace("{id}", &id)
             .replace("{token}", &"a".repeat(64))
             .replace("{connector}", "hubspot")
+            .replace("{key}", "fetch_contact")
             .replace("{file}", &css)
     };
 

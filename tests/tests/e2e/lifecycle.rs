@@ -306,14 +306,14 @@ async fn draft_changes_and_rebinding_are_marked_unpublished_until_published() {
             .get(&page)
             .await
             .body
-            .contains("part of the draft: a change here takes effect when you publish")
+            .contains("part of the draft: a change takes effect when you publish")
     );
 
     let res = client
         .submit(
             &page,
-            &format!("/workflows/{id}/steps"),
-            &[("op", "remove"), ("key", "validate_contact")],
+            &format!("/workflows/{id}/build/step/validate_contact"),
+            &[("op", "remove")],
         )
         .await;
     assert_eq!(res.status, 303, "{}", res.body);

@@ -12,6 +12,7 @@ mod access;
 mod alerts;
 mod auth;
 mod browser;
+mod builder;
 mod conformance;
 mod connections;
 mod demo;

@@ -19,8 +19,10 @@ use serde_json::json;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+mod build;
 mod lifecycle;
 
+pub use build::{Edited, SampleData, TestRecord, Tested};
 pub use lifecycle::HeldRuns;
 
 /// Workflows.
@@ -34,6 +36,8 @@ pub enum Template {
     Reference,
     /// A trigger and one fetch step.
     Start,
+    /// Only a trigger (a new HubSpot contact): built step by step.
+    Blank,
 }
 
 impl Template {
@@ -42,6 +46,7 @@ impl Template {
         match self {
             Self::Reference => "reference",
             Self::Start => "start",
+            Self::Blank => "blank",
         }
     }
 
@@ -50,6 +55,7 @@ impl Template {
         match raw {
             "reference" => Some(Self::Reference),
             "start" => Some(Self::Start),
+            "blank" => Some(Self::Blank),
             _ => None,
         }
     }
@@ -58,6 +64,10 @@ impl Template {
         match self {
             Self::Reference => reference_template(),
             Self::Start => starting_point(),
+            Self::Blank => Definition {
+                steps: vec![],
+                ..starting_point()
+            },
         }
     }
 }
@@ -289,27 +299,6 @@ impl Workflows {
         self.save_checked(admin, &wf, &draft, json!({})).await
     }
 
-    /// Applies one builder operation to the draft and saves it when the
-    /// result passes the check; returns what changed. A problem leaves the
-    /// draft as it was (`Invalid`, field `definition`).
-    pub async fn edit_steps(
-        &self,
-        admin: &Member,
-        id: &WorkflowId,
-        op: StepOp,
-    ) -> Result<String, Error> {
-        admin.require_admin()?;
-        let wf = store::get(&self.0.db, &admin.tenant_id, id).await?;
-        let mut draft = wf.draft.clone();
-        let name = op.name();
-        let done = draft
-            .apply(op)
-            .map_err(|message| Error::field("definition", message))?;
-        self.save_checked(admin, &wf, &draft, json!({ "op": name }))
-            .await?;
-        Ok(done)
-    }
-
     /// Chooses the connection each connector of the draft uses; every
     /// connector needs one of its kind in the workflow's environment
     /// (errors are keyed by the connector).
@@ -369,7 +358,7 @@ impl Workflows {
         let db = &self.0.db;
         let wf = store::get(db, &admin.tenant_id, id).await?;
         let mut problems = FieldErrors::new();
-        for issue in wf.draft.check() {
+        for issue in wf.draft.publish_issues() {
             problems.push(FieldError::new("publish", issue.to_string()));
         }
         let available = connections::list(db, &admin.tenant_id).await?;

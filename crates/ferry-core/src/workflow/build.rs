@@ -133,20 +133,25 @@ impl Definition {
     /// output of the latest earlier action of that connector, else the
     /// latest earlier id field.
     pub fn suggest_correlation(&self, at: usize, connector: ConnectorKey) -> Option<FieldPath> {
-        let from_action = self.steps.iter().take(at).rev().find_map(|s| match &s.kind {
-            StepKind::Action {
-                connector: c,
-                action,
-                ..
-            } if *c == connector => c
-                .def()
-                .action(action)?
-                .output
-                .iter()
-                .find(|f| f.ty == FieldType::Id)
-                .map(|f| format!("steps.{}.{}", s.key, f.name)),
-            _ => None,
-        });
+        let from_action = self
+            .steps
+            .iter()
+            .take(at)
+            .rev()
+            .find_map(|s| match &s.kind {
+                StepKind::Action {
+                    connector: c,
+                    action,
+                    ..
+                } if *c == connector => c
+                    .def()
+                    .action(action)?
+                    .output
+                    .iter()
+                    .find(|f| f.ty == FieldType::Id)
+                    .map(|f| format!("steps.{}.{}", s.key, f.name)),
+                _ => None,
+            });
         let path = from_action.or_else(|| {
             self.fields_before(at)
                 .into_iter()
@@ -274,7 +279,10 @@ mod tests {
         let StepKind::Wait { correlation, .. } = &d.steps[2].kind else {
             panic!()
         };
-        assert_eq!(*correlation, Expr::path(&format!("steps.{check}.id")).unwrap());
+        assert_eq!(
+            *correlation,
+            Expr::path(&format!("steps.{check}.id")).unwrap()
+        );
         assert_eq!(wait, "wait_for_a_check_completes");
         assert_eq!(d.steps[1].title(), "Start a check");
     }

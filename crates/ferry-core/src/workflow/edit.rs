@@ -115,13 +115,22 @@ pub enum StepOp {
         /// The name.
         label: String,
     },
+    /// Start the workflow with another event.
+    Trigger {
+        /// The connector.
+        connector: ConnectorKey,
+        /// Its event.
+        event: String,
+    },
     /// Replace what a step does with `kind` (the step's card, saved),
-    /// keeping its kind of step.
+    /// keeping its kind of step, and its name when `label` is given.
     Update {
         /// The step.
         key: String,
         /// What it now does.
         kind: StepKind,
+        /// Its new name, if it changes.
+        label: Option<String>,
     },
 }
 
@@ -140,6 +149,7 @@ impl StepOp {
             Self::Duplicate { .. } => "duplicate",
             Self::Rename { .. } => "rename",
             Self::Update { .. } => "update",
+            Self::Trigger { .. } => "trigger",
         }
     }
 }
@@ -278,9 +288,7 @@ impl Definition {
             StepOp::Insert { at, step, label } => {
                 let at = at.min(self.steps.len());
                 let kind = self.new_kind(at, step)?;
-                let label = label
-                    .map(|l| l.trim().to_owned())
-                    .filter(|l| !l.is_empty());
+                let label = label.map(|l| l.trim().to_owned()).filter(|l| !l.is_empty());
                 let title = label.clone().unwrap_or_else(|| default_label(&kind));
                 let key = derive_key(&title, &|k| self.steps.iter().any(|s| s.key == k));
                 self.steps.insert(at, Step { key, label, kind });
@@ -311,12 +319,26 @@ impl Definition {
                 self.steps[i].label = Some(label.clone());
                 Ok(format!("Step renamed “{label}”."))
             }
-            StepOp::Update { key, kind } => {
+            StepOp::Trigger { connector, event } => {
+                let t = connector
+                    .def()
+                    .trigger(&event)
+                    .ok_or("Choose the event that starts the workflow.")?;
+                let said = format!("Starts when: {} — {}.", connector.def().name, t.label);
+                self.trigger = super::Trigger { connector, event };
+                Ok(said)
+            }
+            StepOp::Update { key, kind, label } => {
                 let i = self.index_of(&key)?;
                 if std::mem::discriminant(&self.steps[i].kind) != std::mem::discriminant(&kind) {
                     return Err("A step keeps its kind: add a new step instead.".into());
                 }
                 self.steps[i].kind = kind;
+                if let Some(label) = label.map(|l| l.trim().to_owned()) {
+                    self.steps[i].label = (!label.is_empty()
+                        && label != default_label(&self.steps[i].kind))
+                    .then_some(label);
+                }
                 Ok(format!("“{}” saved.", self.steps[i].title()))
             }
             StepOp::Map {

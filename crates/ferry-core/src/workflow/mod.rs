@@ -267,7 +267,22 @@ fn expr_type(e: &Expr, sources: &BTreeMap<String, Source>, trigger: &Source) -> 
 }
 
 impl Definition {
-    /// Every problem, in step order; empty when the workflow can be saved.
+    /// What stops publishing besides [`Definition::check`]: a workflow
+    /// with no step does nothing.
+    pub fn publish_issues(&self) -> Vec<Issue> {
+        let mut issues = self.check();
+        if self.steps.is_empty() {
+            issues.push(Issue {
+                step: "trigger".into(),
+                field: None,
+                message: "a workflow needs at least one step".into(),
+            });
+        }
+        issues
+    }
+
+    /// Every problem, in step order; empty when the draft can be saved (an
+    /// empty draft can: the builder starts from one).
     pub fn check(&self) -> Vec<Issue> {
         let mut issues = Vec::new();
         let issue = |step: &str, field: Option<&str>, message: String| Issue {
@@ -287,13 +302,6 @@ impl Definition {
                 Source::Open
             }
         };
-        if self.steps.is_empty() {
-            issues.push(issue(
-                "trigger",
-                None,
-                "a workflow needs at least one step".into(),
-            ));
-        }
         let mut sources: BTreeMap<String, Source> = BTreeMap::new();
         let check_paths = |step: &str,
                            field: Option<&str>,

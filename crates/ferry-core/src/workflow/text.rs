@@ -86,10 +86,7 @@ impl Shape {
             "lower" => Self::TrimLower,
             "upper" => Self::TrimUpper,
             "phone" => {
-                if arg.is_empty()
-                    || arg.len() > 3
-                    || !arg.chars().all(|c| c.is_ascii_digit())
-                {
+                if arg.is_empty() || arg.len() > 3 || !arg.chars().all(|c| c.is_ascii_digit()) {
                     return Err("Give the country calling code for national numbers, 1 to 3 digits (44 for the UK).".into());
                 }
                 Self::Phone(arg.to_owned())
@@ -235,8 +232,9 @@ pub fn from_text(raw: &str, ty: FieldType, shape: Shape) -> Result<Option<Expr>,
         let close = after
             .find("}}")
             .ok_or("A {{ is not closed with }}: pick the field from the list.")?;
-        let path = FieldPath::parse(after[..close].trim())
-            .map_err(|_| "Something between {{ and }} is not a field: pick fields from the list.")?;
+        let path = FieldPath::parse(after[..close].trim()).map_err(
+            |_| "Something between {{ and }} is not a field: pick fields from the list.",
+        )?;
         parts.push(Expr::Path { path });
         rest = &after[close + 2..];
     }
@@ -256,9 +254,7 @@ pub fn from_text(raw: &str, ty: FieldType, shape: Shape) -> Result<Option<Expr>,
             separator: String::new(),
         },
     };
-    Ok(Some(
-        shape.transforms().into_iter().fold(base, Expr::then),
-    ))
+    Ok(Some(shape.transforms().into_iter().fold(base, Expr::then)))
 }
 
 fn literal(raw: &str, ty: FieldType) -> Result<Value, String> {
@@ -292,7 +288,10 @@ mod tests {
         for (text, shape) in [
             ("{{trigger.objectId}}", Shape::AsIs),
             ("{{steps.fetch.email}}", Shape::TrimLower),
-            ("{{steps.fetch.firstname}} {{steps.fetch.lastname}}", Shape::Trim),
+            (
+                "{{steps.fetch.firstname}} {{steps.fetch.lastname}}",
+                Shape::Trim,
+            ),
             ("Client: {{steps.fetch.lastname}}!", Shape::AsIs),
             ("pending", Shape::AsIs),
             ("{{steps.fetch.phone}}", Shape::Phone("44".into())),
@@ -301,12 +300,17 @@ mod tests {
             (
                 "{{steps.wait.check.result}}",
                 Shape::Lookup {
-                    table: vec![("clear".into(), "pass".into()), ("consider".into(), "needs_review".into())],
+                    table: vec![
+                        ("clear".into(), "pass".into()),
+                        ("consider".into(), "needs_review".into()),
+                    ],
                     fallback: Some("pending".into()),
                 },
             ),
         ] {
-            let e = from_text(text, FieldType::Text, shape.clone()).unwrap().unwrap();
+            let e = from_text(text, FieldType::Text, shape.clone())
+                .unwrap()
+                .unwrap();
             assert_eq!(to_text(&e), Some((text.to_owned(), shape)), "{text}");
         }
     }

@@ -114,7 +114,8 @@ impl Engine {
                 } => {
                     row.input = input.clone();
                     if side_effect {
-                        self.guard_test_write(tenant, connector, action, &input).await;
+                        self.guard_test_write(tenant, connector, action, &input)
+                            .await;
                     }
                     let key = side_effect.then(|| format!("{test_id}:{}", step.key));
                     match self

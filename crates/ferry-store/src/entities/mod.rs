@@ -24,4 +24,5 @@ pub mod user;
 pub mod verification;
 pub mod workflow;
 pub mod workflow_metric;
+pub mod workflow_sample;
 pub mod workflow_version;

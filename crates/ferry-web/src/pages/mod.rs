@@ -133,6 +133,11 @@ fn register(r: &mut Router<'_>) {
     r.post("/workflows/{id}/bindings", workflows::save_bindings);
     r.post("/workflows/{id}/publish", workflows::publish);
     r.post("/workflows/{id}/rollback", workflows::roll_back);
+    r.get("/workflows/{id}/build", workflows::build);
+    r.post("/workflows/{id}/build/insert", workflows::insert_step);
+    r.post("/workflows/{id}/build/trigger", workflows::set_trigger);
+    r.post("/workflows/{id}/build/step/{key}", workflows::step_card);
+    r.post("/workflows/{id}/build/test", workflows::test_draft);
     r.post("/workflows/{id}/pause", workflows::pause);
     r.post("/workflows/{id}/resume", workflows::resume);
     r.post("/workflows/{id}/unpublish", workflows::unpublish);
@@ -140,7 +145,6 @@ fn register(r: &mut Router<'_>) {
     r.post("/workflows/{id}/duplicate", workflows::duplicate);
     r.post("/workflows/{id}/delete", workflows::delete);
     r.post("/sandbox-samples", connections::sample_contacts);
-    r.post("/workflows/{id}/steps", workflows::edit_steps);
     r.post("/workflows/{id}/dry-run", workflows::dry_run);
     r.get("/runs", runs::list);
     r.post("/runs/replay", runs::bulk_replay);

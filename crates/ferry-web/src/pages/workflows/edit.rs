@@ -125,13 +125,21 @@ pub async fn save_bindings(
         .bind(&admin.actor, &id, &chosen)
         .await
     {
-        Ok(()) => Ok(saved(&id, "Connections saved.")),
+        Ok(()) if form.get("from").is_some_and(|f| f == "build") => Ok(redirect_with_flash(
+            &format!("/workflows/{id}/build"),
+            FlashKind::Success,
+            "Connections saved in the draft: they take effect when you publish.",
+        )),
+        Ok(()) => Ok(saved(
+            &id,
+            "Connections saved in the draft: they take effect when you publish.",
+        )),
+        Err(e) if form.get("from").is_some_and(|f| f == "build") => {
+            refused_build(&state, &req, &admin, &id, e, BuildFeedback::default()).await
+        }
         Err(e) => {
             refused(&state, &req, &admin, &id, e, |errors| Feedback {
-                binding_errors: errors
-                    .iter()
-                    .map(|e| (e.field.to_owned(), e.message.clone()))
-                    .collect(),
+                issues: issues_of(&errors),
                 ..Feedback::default()
             })
             .await

@@ -3,12 +3,12 @@
 //! save with errors naming step and field), publish as an immutable
 //! version, roll back.
 
-mod builder;
+mod build;
 mod edit;
 mod lifecycle;
 mod page;
 
-pub use builder::*;
+pub use build::*;
 pub use edit::*;
 pub use lifecycle::*;
 pub use page::*;
@@ -22,8 +22,6 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use ferry_app::workflows::{NewWorkflow, Template as Start};
 use ferry_core::catalog::ConnectorKey;
-use ferry_core::mapping::{FieldPath, Transform};
-use ferry_core::validate::{Check, Rule};
 use ferry_core::workflow::{Definition, NewStep, StepKind, StepOp};
 use ferry_core::{ConnectionId, FieldError, Role, WorkflowId};
 use ferry_store::workflows::Workflow;
@@ -209,6 +207,14 @@ pub async fn create(
         Ok(new) => state.services.workflows.create(&admin.actor, new).await,
     };
     let errors = match result {
+        // From scratch: straight into the builder.
+        Ok(id) if form.template == "blank" => {
+            return Ok(redirect_with_flash(
+                &format!("/workflows/{id}/build"),
+                FlashKind::Success,
+                "Workflow created as a draft. Add its first step below.",
+            ));
+        }
         Ok(id) => {
             return Ok(redirect_with_flash(
                 &format!("/workflows/{id}"),

@@ -10,8 +10,6 @@ pub(super) struct Feedback {
     pub(super) definition: Option<String>,
     /// Problems, each naming step and field.
     pub(super) issues: Vec<String>,
-    /// Connector -> message, for the connections form.
-    pub(super) binding_errors: BTreeMap<String, String>,
     /// The dry run's sample payload, as typed.
     pub(super) dry_payload: Option<String>,
     /// The dry run's steps, when one was made.
@@ -32,7 +30,7 @@ pub(super) struct DryRow {
 }
 
 pub(super) struct StepRow {
-    pub(super) key: String,
+    pub(super) title: String,
     pub(super) kind: &'static str,
     pub(super) summary: String,
 }
@@ -41,7 +39,6 @@ pub(super) struct BindingRow {
     pub(super) connector: &'static str,
     pub(super) label: &'static str,
     pub(super) options: Vec<(String, String, bool)>,
-    pub(super) error: Option<String>,
 }
 
 pub(super) struct VersionRow {
@@ -71,11 +68,7 @@ pub(super) struct WorkflowPage {
     pub(super) dry_payload: String,
     pub(super) dry_steps: Option<Vec<DryRow>>,
     pub(super) dry_error: Option<String>,
-    pub(super) fields: Vec<FieldChoice>,
-    pub(super) actions: Vec<(String, String)>,
-    pub(super) events: Vec<(String, String)>,
-    pub(super) targets: Vec<(String, String)>,
-    pub(super) validate_steps: Vec<String>,
+    pub(super) advanced_open: bool,
     pub(super) charts: Vec<crate::charts::Chart>,
     pub(super) health: Option<crate::pages::home::HealthRow>,
     pub(super) alerts: Vec<crate::pages::alerts::IncidentRow>,
@@ -192,7 +185,6 @@ pub(super) async fn workflow_page(
                     )
                 })
                 .collect(),
-            error: feedback.binding_errors.get(k.as_str()).cloned(),
         })
         .collect();
     let versions = view
@@ -216,12 +208,15 @@ pub(super) async fn workflow_page(
         .map(|s| {
             let (kind, summary) = summary(&s.kind);
             StepRow {
-                key: s.key.clone(),
+                title: s.title(),
                 kind,
                 summary,
             }
         })
         .collect();
+    let advanced_open = feedback.definition.is_some()
+        || feedback.dry_steps.is_some()
+        || feedback.dry_error.is_some();
     let definition = feedback
         .definition
         .unwrap_or_else(|| serde_json::to_string_pretty(&wf.draft).unwrap_or_default());
@@ -267,66 +262,7 @@ pub(super) async fn workflow_page(
                 .unwrap_or_else(|| sample_payload(&wf.draft)),
             dry_steps: feedback.dry_steps,
             dry_error: feedback.dry_error,
-            fields: field_choices(&wf.draft),
-            actions: ConnectorKey::ALL
-                .iter()
-                .flat_map(|c| {
-                    c.def().actions.iter().map(move |a| {
-                        (
-                            format!("{}:{}", c.as_str(), a.key),
-                            format!("{} — {}", c.def().name, a.label),
-                        )
-                    })
-                })
-                .collect(),
-            events: ConnectorKey::ALL
-                .iter()
-                .flat_map(|c| {
-                    c.def().triggers.iter().map(move |t| {
-                        (
-                            format!("{}:{}", c.as_str(), t.key),
-                            format!("{} — {}", c.def().name, t.label),
-                        )
-                    })
-                })
-                .collect(),
-            targets: wf
-                .draft
-                .steps
-                .iter()
-                .flat_map(|s| match &s.kind {
-                    StepKind::Action {
-                        connector, action, ..
-                    } => connector
-                        .def()
-                        .action(action)
-                        .map(|a| {
-                            a.input
-                                .iter()
-                                .map(|f| {
-                                    (
-                                        format!("{}:{}", s.key, f.name),
-                                        format!(
-                                            "{} → {}{}",
-                                            s.key,
-                                            f.label,
-                                            if f.required { " (required)" } else { "" }
-                                        ),
-                                    )
-                                })
-                                .collect::<Vec<_>>()
-                        })
-                        .unwrap_or_default(),
-                    _ => vec![],
-                })
-                .collect(),
-            validate_steps: wf
-                .draft
-                .steps
-                .iter()
-                .filter(|s| matches!(s.kind, StepKind::Validate { .. }))
-                .map(|s| s.key.clone())
-                .collect(),
+            advanced_open,
             name: wf.name,
             description: wf.description,
         },
