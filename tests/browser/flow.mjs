@@ -217,6 +217,7 @@ async function connections(admin) {
   await admin.waitForLoadState();
   expect((await admin.locator('.flash-success').textContent()).includes('Published version 1'), 'workflow published');
   await shot(admin, '42-workflow-published');
+  await admin.locator('#advanced > summary').click();
   await admin.locator('#definition').fill('{"trigger": {"connector": "hubspot", "event": "contact.creation"}, "steps": [{"key": "x", "type": "action", "connector": "hubspot", "action": "delete_everything", "input": {}}]}');
   await admin.getByRole('button', { name: 'Save draft' }).click();
   await admin.waitForLoadState();
@@ -295,10 +296,11 @@ async function runs(admin) {
 
   // The builder's dry run on one of those contacts: every step shown, nothing written.
   await go(admin, '/runs?status=succeeded');
-  const record = (await admin.locator('tbody tr td:nth-child(3)').first().textContent()).trim();
+  const record = (await admin.locator('tbody tr td:nth-child(4)').first().textContent()).trim();
   await admin.getByRole('link', { name: 'Workflows' }).first().click();
   await admin.locator('a[href^="/workflows/wf_"]').first().click();
   await admin.waitForLoadState();
+  await admin.locator('#advanced > summary').click();
   await admin.locator('#payload').fill(JSON.stringify({ objectId: record, subscriptionType: 'contact.creation' }));
   await admin.getByRole('button', { name: 'Dry run' }).click();
   await admin.waitForLoadState();
@@ -463,8 +465,103 @@ async function productionHubspot(email, password) {
   expect(violations.length === 0, `no CSP violation: ${violations.join(' | ')}`);
 }
 
+// Issue 10: a person who has never seen Ferry builds the reference flow
+// from scratch in the builder (no JSON editor), tests it on a real sandbox
+// contact and publishes it; every click, choice and keystroke-field counts.
+async function builderFlow(email, password) {
+  const page = await newPage();
+  await signIn(page, email, password);
+  // Setting up (not counted): both sandbox apps connected, contacts in the portal.
+  await go(page, '/connections/new/hubspot');
+  await page.getByRole('button', { name: 'Continue to HubSpot CRM' }).click();
+  await page.waitForLoadState();
+  await page.getByRole('button', { name: 'Connect app' }).click();
+  await page.waitForLoadState();
+  await go(page, '/connections/new/verification');
+  await page.getByRole('button', { name: 'Connect' }).click();
+  await page.waitForLoadState();
+  await go(page, '/home');
+  await page.getByRole('button', { name: 'Create sample contacts' }).click();
+  await page.waitForLoadState();
+  await go(page, '/home');
+
+  let n = 0;
+  const act = async (what) => { n += 1; await what(); await page.waitForLoadState(); };
+  const add = async (choice) => {
+    await act(() => page.locator('#add-choice').selectOption(choice));
+    await act(() => page.getByRole('button', { name: 'Add step' }).click());
+  };
+  await act(() => page.getByRole('link', { name: 'Workflows' }).first().click());
+  await shot(page, '72-workflows-empty-with-templates');
+  await act(() => page.getByRole('link', { name: 'New workflow' }).click());
+  await act(() => page.getByRole('radio', { name: /From scratch/ }).check());
+  await act(() => page.getByRole('button', { name: 'Create draft' }).click());
+  expect(page.url().endsWith('/build'), `from scratch lands in the builder (${page.url()})`);
+  await shot(page, '73-builder-empty');
+
+  await add('action:hubspot:get_contact');
+  await add('validate');
+  const rules = page.locator('#step-check_the_data');
+  await act(() => rules.getByLabel('Rule for Get a contact → First name').selectOption('required'));
+  await act(() => rules.getByLabel('Rule for Get a contact → Last name').selectOption('required'));
+  await act(() => rules.getByLabel('Rule for Get a contact → Email').selectOption('required_format'));
+  await shot(page, '74-builder-rules');
+  await act(() => rules.getByRole('button', { name: 'Save step' }).click());
+  await add('action:verification:create_check');
+  await shot(page, '75-builder-suggested-fields');
+  await add('wait:verification:check.completed');
+  await add('action:hubspot:update_contact');
+  const write = page.locator('#step-update_contact_properties');
+  const status = 'properties.identity_verification_status';
+  await act(() => write.getByLabel('Insert a field into Verification status').selectOption('steps.wait_for_a_check_completes.check.result'));
+  await act(() => write.locator(`select[name="tf.${status}"]`).selectOption('lookup'));
+  expect(await write.locator(`input[name="lk.${status}.from.1"]`).inputValue() === 'consider', 'the table lists the values the result can take');
+  await act(() => write.locator(`select[name="lk.${status}.to.0"]`).selectOption('pass'));
+  await act(() => write.locator(`select[name="lk.${status}.to.1"]`).selectOption('needs_review'));
+  await act(() => write.locator(`select[name="lk.${status}.to.2"]`).selectOption('fail'));
+  await act(() => write.locator(`select[name="lk.${status}.else"]`).selectOption('pending'));
+  await act(() => write.getByLabel('Insert a field into Verification reference').selectOption('steps.start_a_check.id'));
+  await shot(page, '76-builder-lookup');
+  await act(() => write.getByRole('button', { name: 'Save step' }).click());
+  expect((await page.locator('.flash-success').textContent()).includes('saved'), 'the write-back step saved');
+
+  const grace = await page.locator('#test-record option', { hasText: 'Grace Hopper' }).first().getAttribute('value');
+  await act(() => page.locator('#test-record').selectOption(grace));
+  await act(() => page.getByRole('button', { name: 'Run test' }).click());
+  const result = await page.locator('#test').textContent();
+  expect(result.includes('written through the bound connection'), 'the test made its writes in the sandbox');
+  expect(result.includes('arrived'), 'the test awaited the check result');
+  expect(await page.locator('#test .badge-step-failed').count() === 0, 'no step failed');
+  await shot(page, '77-builder-tested');
+  await act(() => page.getByRole('button', { name: 'Publish draft' }).first().click());
+  expect((await page.locator('.flash-success').textContent()).includes('Published version 1'), 'published');
+  console.log(`built from scratch, tested and published in ${n} interactions`);
+  expect(n < 30, `under 30 interactions (took ${n})`);
+  await shot(page, '78-built-workflow-published');
+
+  // New contacts run through it; staff see pass / needs review / fail.
+  await go(page, '/home');
+  await page.getByRole('button', { name: 'Create sample contacts' }).click();
+  await page.waitForLoadState();
+  await until(page, '/verifications', async (p) => (await p.locator('.badge-outcome-needs_review').count()) >= 1
+    && (await p.locator('.badge-outcome-fail').count()) >= 1 && (await p.locator('.badge-outcome-pass').count()) >= 3, 'outcomes of the built workflow');
+  await shot(page, '79-verifications-from-built-workflow');
+
+  // The builder on a phone, a card open.
+  await page.setViewportSize({ width: 390, height: 844 });
+  await go(page, new URL(page.url()).pathname === '/verifications' ? '/workflows' : '/workflows');
+  await page.locator('a[href^="/workflows/wf_"]').first().click();
+  await page.waitForLoadState();
+  await page.getByRole('link', { name: 'Open the builder' }).click();
+  await page.waitForLoadState();
+  await page.locator('#step-update_contact_properties summary').click();
+  await shot(page, '80-builder-phone');
+  return n;
+}
+
 try {
-  if (phase === 'error500') await error500(process.argv[3]);
+  if (phase === 'builder') await builderFlow(process.argv[3], process.argv[4]);
+  else if (phase === 'error500') await error500(process.argv[3]);
   else if (phase === 'production-hubspot') await productionHubspot(process.argv[3], process.argv[4]);
   else await main();
   console.log(`browser flow "${phase}" passed`);

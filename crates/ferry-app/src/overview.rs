@@ -27,6 +27,20 @@ pub struct Overview {
     pub runs: Vec<(RunStatus, u64)>,
     /// Whether the tenant has a sandbox HubSpot portal (admins only).
     pub sandbox_portal: bool,
+    /// Getting started, for admins until every step is done (empty then,
+    /// and for staff).
+    pub onboarding: Vec<Onboarding>,
+}
+
+/// A step of getting started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Onboarding {
+    /// What to do.
+    pub label: &'static str,
+    /// Where to do it.
+    pub href: &'static str,
+    /// Done already.
+    pub done: bool,
 }
 
 impl Views {
@@ -64,7 +78,54 @@ impl Views {
         let sandbox_portal = is_admin
             && connections.sandbox_available()
             && connections.sandbox_portal(who).await?.is_some();
+        let onboarding = if is_admin {
+            let conns = ferry_store::connections::list(db, &who.tenant_id).await?;
+            let flows = ferry_store::workflows::list(db, &who.tenant_id).await?;
+            let has = |k: ferry_core::catalog::ConnectorKey| conns.iter().any(|c| c.connector == k);
+            let tested = ferry_store::workflows::any_sample(db, &who.tenant_id).await?;
+            let staff = members.iter().any(|m| m.role == Role::Staff) || pending_invites > 0;
+            let steps = vec![
+                Onboarding {
+                    label: "Connect HubSpot",
+                    href: "/connections/new/hubspot",
+                    done: has(ferry_core::catalog::ConnectorKey::HubSpot),
+                },
+                Onboarding {
+                    label: "Connect your identity-verification provider",
+                    href: "/connections/new/verification",
+                    done: has(ferry_core::catalog::ConnectorKey::Verification),
+                },
+                Onboarding {
+                    label: "Create a workflow from the template, or build one",
+                    href: "/workflows/new",
+                    done: !flows.is_empty(),
+                },
+                Onboarding {
+                    label: "Test it on a real record",
+                    href: "/workflows",
+                    done: tested,
+                },
+                Onboarding {
+                    label: "Publish it",
+                    href: "/workflows",
+                    done: flows.iter().any(|w| w.published_version.is_some()),
+                },
+                Onboarding {
+                    label: "Invite your staff",
+                    href: "/users",
+                    done: staff,
+                },
+            ];
+            if steps.iter().all(|s| s.done) {
+                vec![]
+            } else {
+                steps
+            }
+        } else {
+            vec![]
+        };
         Ok(Overview {
+            onboarding,
             active_members: active.len(),
             admins: active.iter().filter(|m| m.role == Role::Admin).count(),
             pending_invites,

@@ -24,9 +24,11 @@ pub struct RunView {
     pub steps: Vec<StepRecord>,
     /// Its workflow's name (or "(deleted workflow)").
     pub workflow: String,
+    /// The names of the steps of the version it runs, in order.
+    pub step_titles: Vec<String>,
 }
 
-/// Each workflow's name and step keys, by workflow id.
+/// Each workflow's name and step names, by workflow id.
 pub type WorkflowNames = HashMap<String, (String, Vec<String>)>;
 
 impl Runs {
@@ -41,14 +43,14 @@ impl Runs {
         Ok(store::list(&self.0.db, &who.tenant_id, filter, after, limit).await?)
     }
 
-    /// The tenant's workflows' names and step keys (to label runs).
+    /// The tenant's workflows' names and step names (to label runs).
     pub async fn workflow_names(&self, who: &Member) -> Result<WorkflowNames, Error> {
         Ok(workflows::list(&self.0.db, &who.tenant_id)
             .await?
             .into_iter()
             .map(|w| {
-                let keys = w.draft.steps.iter().map(|s| s.key.clone()).collect();
-                (w.id.to_string(), (w.name, keys))
+                let titles = w.draft.steps.iter().map(|s| s.title()).collect();
+                (w.id.to_string(), (w.name, titles))
             })
             .collect())
     }
@@ -63,10 +65,15 @@ impl Runs {
             Ok((name, true)) => format!("{name} (deleted)"),
             Err(_) => "(deleted workflow)".to_owned(),
         };
+        let step_titles = workflows::version(db, &who.tenant_id, &run.workflow_id, run.version)
+            .await
+            .map(|v| v.definition.steps.iter().map(|s| s.title()).collect())
+            .unwrap_or_default();
         Ok(RunView {
             run,
             steps,
             workflow,
+            step_titles,
         })
     }
 
@@ -109,13 +116,14 @@ impl Runs {
     }
 
     /// Replays a failed or dead-lettered run from the step that failed
-    /// (steps that succeeded are not repeated).
-    pub async fn replay(&self, admin: &Member, id: &RunId) -> Result<(), Error> {
+    /// (steps that succeeded are not repeated), or with `from_start` from
+    /// its first step (the source record fetched again).
+    pub async fn replay(&self, admin: &Member, id: &RunId, from_start: bool) -> Result<(), Error> {
         admin.require_admin()?;
         let run = store::get(&self.0.db, &admin.tenant_id, id).await?;
         let now = self.0.clock.now();
         let tx = self.0.db.begin().await?;
-        if !store::replay(&tx, &admin.tenant_id, id, now).await? {
+        if !store::replay_from(&tx, &admin.tenant_id, id, from_start, now).await? {
             return Err(Error::Conflict(format!(
                 "This run is {}: only failed or dead-lettered runs can be replayed.",
                 run.status.as_str()
@@ -126,7 +134,11 @@ impl Runs {
             &admin.actor(),
             AuditAction::RunReplayed,
             Target("run", id.as_str()),
-            json!({ "from_step": run.step_index, "previous_status": run.status.as_str() }),
+            json!({
+                "from_step": if from_start { 0 } else { run.step_index },
+                "previous_status": run.status.as_str(),
+                "from_start": from_start,
+            }),
             now,
         )
         .await?;

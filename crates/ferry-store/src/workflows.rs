@@ -473,3 +473,14 @@ pub async fn sample(
             taken_at: m.taken_at,
         }))
 }
+
+/// Whether any of the tenant's workflows was tested (has a sample).
+pub async fn any_sample(db: &impl Exec, tenant: &TenantId) -> Result<bool, StoreError> {
+    use crate::entities::workflow_sample;
+    use sea_orm::PaginatorTrait;
+    Ok(workflow_sample::Entity::find()
+        .filter(workflow_sample::Column::TenantId.eq(tenant.to_string()))
+        .count(db.conn())
+        .await?
+        > 0)
+}

@@ -15,7 +15,7 @@ fn screenshot_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/screenshots")
 }
 
-fn run_flow(address: &str, email: &str, password: &str, args: &[&str]) {
+fn run_flow(address: &str, email: &str, password: &str, args: &[&str]) -> String {
     let script = browser_dir().join("flow.mjs");
     let out = Command::new("node")
         .arg(&script)
@@ -34,6 +34,8 @@ fn run_flow(address: &str, email: &str, password: &str, args: &[&str]) {
         "browser flow {args:?} failed:\n{stdout}\n{stderr}"
     );
     assert!(stdout.contains("passed"), "{stdout}");
+    eprintln!("{stdout}");
+    stdout.into_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -98,6 +100,58 @@ async fn the_invite_flow_works_in_a_real_browser() {
             "{shot}.png"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_admin_builds_tests_and_publishes_the_reference_flow_from_scratch() {
+    if std::env::var("FERRY_SKIP_BROWSER").is_ok_and(|v| v == "1") {
+        eprintln!("FERRY_SKIP_BROWSER=1: browser test skipped");
+        return;
+    }
+    let app = spawn_app_with(TestOptions::default()).await;
+    let (tenant, admin) = app.create_tenant("Fresh & Co").await;
+    let (address, email, password) = (
+        app.address.clone(),
+        admin.email.clone(),
+        admin.password.clone(),
+    );
+    let said = tokio::task::spawn_blocking(move || {
+        run_flow(
+            &address,
+            "unused@ferry.test",
+            "unused",
+            &["builder", &email, &password],
+        )
+    })
+    .await
+    .expect("flow");
+    // The count of interactions the person needed, as the flow measured it.
+    let count: usize = said
+        .split("published in ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .expect("the flow reports its interaction count");
+    assert!(count < 30, "{count} interactions");
+    // What the browser built is what storage holds: published, five steps,
+    // no JSON editor used (every save came from the builder's cards).
+    assert_eq!(
+        app.count(&format!(
+            "SELECT COUNT(*) FROM workflows WHERE tenant_id = '{tenant}' AND published_version = 1"
+        ))
+        .await,
+        1
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM audit_events WHERE action = 'workflow.tested'")
+            .await,
+        1
+    );
+    assert!(
+        app.count("SELECT COUNT(*) FROM runs WHERE status = 'succeeded'")
+            .await
+            >= 3
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

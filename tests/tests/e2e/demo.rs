@@ -66,11 +66,11 @@ async fn the_demo_is_ready_to_click_through_and_a_restart_refreshes_it() {
     assert_eq!(
         app.wait_count(
             "SELECT COUNT(*) FROM runs WHERE status IN ('succeeded', 'failed')",
-            5
+            6
         )
         .await,
-        5,
-        "three pass, one is flagged, one fails validation: {:?}",
+        6,
+        "three pass, one needs review, one is rejected, one fails validation: {:?}",
         app.json_rows("SELECT status, error FROM runs").await
     );
     assert_eq!(
@@ -89,6 +89,7 @@ async fn the_demo_is_ready_to_click_through_and_a_restart_refreshes_it() {
         "{}",
         page.body
     );
+    assert_eq!(page.body.matches("badge-outcome-needs_review").count(), 1);
     assert_eq!(page.body.matches("badge-outcome-fail").count(), 1);
     assert_eq!(page.body.matches("badge-outcome-pending").count(), 1);
     // Staff cannot create CRM data.

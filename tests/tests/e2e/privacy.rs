@@ -147,13 +147,24 @@ async fn no_personal_data_reaches_pages_exports_emails_or_logs() {
         "/runs",
         "/runs?status=failed",
         "/runs?status=succeeded",
-        "/verifications",
         "/audit",
         "/home",
     ] {
         let page = client.get(path).await;
         assert_eq!(page.status, 200, "{path}");
         look(path.into(), page.body);
+    }
+    // The verification view is where the firm tells its clients apart: it
+    // shows name and email (issue 10), never a date of birth.
+    let verifications = client.get("/verifications").await;
+    assert_eq!(verifications.status, 200);
+    for person in &people {
+        if let Some(birth) = person.birth.as_deref() {
+            assert!(
+                !verifications.body.contains(birth),
+                "{birth} on /verifications"
+            );
+        }
     }
     let ids: Vec<String> = app
         .json_rows("SELECT id FROM runs")

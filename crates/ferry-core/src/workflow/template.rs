@@ -38,7 +38,7 @@ pub fn reference_template() -> Definition {
         steps: vec![
             Step {
                 key: "fetch_contact".into(),
-                label: None,
+                label: Some("Fetch the new contact".into()),
                 kind: StepKind::Action {
                     connector: ConnectorKey::HubSpot,
                     action: "get_contact".into(),
@@ -48,7 +48,7 @@ pub fn reference_template() -> Definition {
             },
             Step {
                 key: "validate_contact".into(),
-                label: None,
+                label: Some("Check name and email".into()),
                 kind: StepKind::Validate {
                     rules: vec![
                         Rule {
@@ -72,7 +72,7 @@ pub fn reference_template() -> Definition {
             },
             Step {
                 key: "start_check".into(),
-                label: None,
+                label: Some("Start the identity check".into()),
                 kind: StepKind::Action {
                     connector: ConnectorKey::Verification,
                     action: "create_check".into(),
@@ -99,7 +99,7 @@ pub fn reference_template() -> Definition {
             },
             Step {
                 key: "wait_result".into(),
-                label: None,
+                label: Some("Wait for the result".into()),
                 kind: StepKind::Wait {
                     connector: ConnectorKey::Verification,
                     event: "check.completed".into(),
@@ -110,7 +110,7 @@ pub fn reference_template() -> Definition {
             },
             Step {
                 key: "write_back".into(),
-                label: None,
+                label: Some("Write the outcome back".into()),
                 kind: StepKind::Action {
                     connector: ConnectorKey::HubSpot,
                     action: "update_contact".into(),

@@ -203,8 +203,25 @@ pub async fn replay(
     id: &RunId,
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
+    replay_from(db, tenant, id, false, now).await
+}
+
+/// Like [`replay`]; with `from_start` the run begins again at its first
+/// step (the source record is fetched again; writes keep their
+/// idempotency keys, so none is made twice).
+pub async fn replay_from(
+    db: &impl crate::Exec,
+    tenant: &TenantId,
+    id: &RunId,
+    from_start: bool,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
     let none = Option::<DateTime<Utc>>::None;
-    let r = run::Entity::update_many()
+    let mut update = run::Entity::update_many();
+    if from_start {
+        update = update.col_expr(run::Column::StepIndex, Expr::value(0));
+    }
+    let r = update
         .col_expr(run::Column::Status, Expr::value(RunStatus::Queued.as_str()))
         .col_expr(run::Column::StepAttempt, Expr::value(0))
         .col_expr(run::Column::WakeAt, Expr::value(none))

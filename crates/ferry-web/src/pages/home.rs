@@ -41,6 +41,8 @@ struct OverviewPage {
     charts: Vec<Chart>,
     health: Vec<HealthRow>,
     alerts: Vec<super::alerts::IncidentRow>,
+    onboarding: Vec<ferry_app::overview::Onboarding>,
+    onboarding_done: usize,
 }
 
 /// A workflow's line on the dashboard.
@@ -109,6 +111,8 @@ pub async fn overview(
             admins: o.admins,
             pending_invites: o.pending_invites,
             activity,
+            onboarding_done: o.onboarding.iter().filter(|s| s.done).count(),
+            onboarding: o.onboarding,
         },
     )
 }

@@ -73,10 +73,7 @@ fn filter_of(q: &ListQuery) -> (Filter, Option<Cursor>, FieldErrors) {
     if !q.status.trim().is_empty() {
         match RunStatus::parse(q.status.trim()) {
             Some(s) => f.status = Some(s),
-            None => errors.push(FieldError::new(
-                "status",
-                "Choose a status: queued, running, waiting, succeeded, failed, dead or skipped.",
-            )),
+            None => errors.push(FieldError::new("status", "Choose a status from the list.")),
         }
     }
     for (field, raw, slot) in [("from", &q.from, &mut f.from), ("to", &q.to, &mut f.to)] {
@@ -128,9 +125,24 @@ struct RunRow {
     version: i32,
     record: String,
     status: &'static str,
+    status_label: &'static str,
     step: String,
     created: String,
     error: String,
+}
+
+/// A run status in plain words ("failed permanently", not "dead").
+pub(crate) fn status_label(s: RunStatus) -> &'static str {
+    match s {
+        RunStatus::Queued => "queued",
+        RunStatus::Running => "running",
+        RunStatus::Waiting => "waiting for an event",
+        RunStatus::Succeeded => "succeeded",
+        RunStatus::Failed => "failed",
+        RunStatus::Dead => "failed permanently",
+        RunStatus::Skipped => "skipped",
+        RunStatus::Held => "held while paused",
+    }
 }
 
 #[derive(Template)]
@@ -141,9 +153,14 @@ struct ListPage {
     query: ListQuery,
     errors: FieldErrors,
     workflows: Vec<(String, String)>,
-    statuses: Vec<&'static str>,
+    statuses: Vec<(&'static str, &'static str)>,
     rows: Vec<RunRow>,
     next: Option<String>,
+    live: bool,
+    script: &'static str,
+    bulk_errors: FieldErrors,
+    bulk_from: String,
+    bulk_to: String,
 }
 
 fn when(t: DateTime<Utc>) -> String {
@@ -194,10 +211,24 @@ pub async fn list(
     } else {
         (Vec::new(), None)
     };
-    let rows = runs
-        .into_iter()
+    let rows = rows_of(runs, &names);
+    let next = next.map(|c| next_link(&q, &c));
+    render_list(
+        &req,
+        member.role == Role::Admin,
+        q,
+        errors,
+        names,
+        rows,
+        next,
+        Bulk::default(),
+    )
+}
+
+fn rows_of(runs: Vec<Run>, names: &HashMap<String, (String, Vec<String>)>) -> Vec<RunRow> {
+    runs.into_iter()
         .map(|r| {
-            let (name, keys) = names
+            let (name, steps) = names
                 .get(r.workflow_id.as_str())
                 .cloned()
                 .unwrap_or_else(|| ("(deleted workflow)".into(), vec![]));
@@ -208,28 +239,32 @@ pub async fn list(
                 version: r.version,
                 record: r.record_id.clone().unwrap_or_default(),
                 status: r.status.as_str(),
-                step: keys
-                    .get(usize::try_from(r.step_index).unwrap_or(usize::MAX))
-                    .cloned()
-                    .unwrap_or_else(|| "done".into()),
+                status_label: status_label(r.status),
+                step: if r.status.is_final() && r.status == RunStatus::Succeeded {
+                    "done".into()
+                } else {
+                    steps
+                        .get(usize::try_from(r.step_index).unwrap_or(usize::MAX))
+                        .cloned()
+                        .unwrap_or_else(|| "done".into())
+                },
                 created: when(r.created_at),
                 error: r.error.unwrap_or_default(),
             }
         })
-        .collect();
-    let next = next.map(|c| next_link(&q, &c));
-    render_list(
-        &req,
-        member.role == Role::Admin,
-        q,
-        errors,
-        names,
-        rows,
-        next,
-    )
+        .collect()
+}
+
+/// The bulk-replay form as submitted, with its problems.
+#[derive(Default)]
+struct Bulk {
+    errors: FieldErrors,
+    from: String,
+    to: String,
 }
 
 /// The runs page: 422 when the filter (or the bulk-replay range) is wrong.
+#[allow(clippy::too_many_arguments)]
 fn render_list(
     req: &HttpRequest,
     is_admin: bool,
@@ -238,13 +273,14 @@ fn render_list(
     names: HashMap<String, (String, Vec<String>)>,
     rows: Vec<RunRow>,
     next: Option<String>,
+    bulk: Bulk,
 ) -> Result<HttpResponse, AppError> {
     let mut workflows: Vec<(String, String)> = names
         .into_iter()
         .map(|(id, (name, _))| (id, name))
         .collect();
     workflows.sort_by(|a, b| a.1.cmp(&b.1));
-    let status = if errors.is_empty() {
+    let status = if errors.is_empty() && bulk.errors.is_empty() {
         StatusCode::OK
     } else {
         StatusCode::UNPROCESSABLE_ENTITY
@@ -255,12 +291,20 @@ fn render_list(
         &ListPage {
             layout: Layout::new(req, "Runs", "/runs"),
             is_admin,
+            live: query.after.trim().is_empty() && errors.is_empty(),
+            script: crate::assets::url("runs.js"),
             query,
             errors,
             workflows,
-            statuses: RunStatus::ALL.iter().map(|s| s.as_str()).collect(),
+            statuses: RunStatus::ALL
+                .iter()
+                .map(|s| (s.as_str(), status_label(*s)))
+                .collect(),
             rows,
             next,
+            bulk_errors: bulk.errors,
+            bulk_from: bulk.from,
+            bulk_to: bulk.to,
         },
     )
 }
@@ -323,6 +367,11 @@ struct DetailPage {
     wake: String,
     steps: Vec<StepView>,
     replayable: bool,
+    status_label: &'static str,
+    /// What a replay runs again: the step it resumes at and those after.
+    replay_steps: Vec<String>,
+    /// The failure was in the data: replaying from the step repeats it.
+    data_problem: bool,
 }
 
 fn pretty(v: &serde_json::Value) -> String {
@@ -375,7 +424,14 @@ pub async fn detail(
         run,
         steps,
         workflow,
+        step_titles,
     } = state.services.runs.view(&member.actor, &id).await?;
+    let from = usize::try_from(run.step_index).unwrap_or(0);
+    let replay_steps = step_titles.into_iter().skip(from).collect();
+    let data_problem = run
+        .error
+        .as_deref()
+        .is_some_and(|e| e.contains("validation failed") || e.starts_with("mapping"));
     render(
         &req,
         StatusCode::OK,
@@ -388,10 +444,20 @@ pub async fn detail(
             finished: run.finished_at.map(when).unwrap_or_default(),
             wake: run.wake_at.map(when).unwrap_or_default(),
             replayable: matches!(run.status, RunStatus::Failed | RunStatus::Dead),
+            status_label: status_label(run.status),
+            replay_steps,
+            data_problem,
             steps: steps.iter().map(step_view).collect(),
             run,
         },
     )
+}
+
+/// The replay form: `from=start` begins again at the first step.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct ReplayForm {
+    #[serde(default)]
+    from: String,
 }
 
 /// POST /runs/{id}/replay (admin)
@@ -399,13 +465,23 @@ pub async fn replay(
     state: web::Data<AppState>,
     Admin(admin): Admin,
     id: web::Path<RunId>,
+    form: web::Form<ReplayForm>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
-    state.services.runs.replay(&admin.actor, &id).await?;
+    let from_start = form.from == "start";
+    state
+        .services
+        .runs
+        .replay(&admin.actor, &id, from_start)
+        .await?;
     Ok(redirect_with_flash(
         &format!("/runs/{id}"),
         crate::templates::FlashKind::Success,
-        "Replay started from the step that failed; steps that succeeded are not repeated.",
+        if from_start {
+            "Replay started from the first step: the source record is fetched again."
+        } else {
+            "Replay started from the step that failed; steps that succeeded are not repeated."
+        },
     ))
 }
 
@@ -432,16 +508,53 @@ pub async fn bulk_replay(
         status: "dead".into(),
         ..ListQuery::default()
     };
-    let (mut filter, _, mut errors) = filter_of(&q);
+    let (mut filter, _, errors) = filter_of(&q);
+    // The range's problems are shown at the bulk form; the list stays.
+    let mut bulk = FieldErrors::new();
+    for e in errors.iter() {
+        bulk.push(FieldError::new(
+            if e.field == "from" {
+                "bulk_from"
+            } else {
+                "bulk_to"
+            },
+            e.message.clone(),
+        ));
+    }
     if form.from.trim().is_empty() {
-        errors.push(FieldError::new("from", "Enter the start of the range."));
+        bulk.push(FieldError::new(
+            "bulk_from",
+            "Enter the start of the range.",
+        ));
     }
     if form.to.trim().is_empty() {
-        errors.push(FieldError::new("to", "Enter the end of the range."));
+        bulk.push(FieldError::new("bulk_to", "Enter the end of the range."));
     }
-    if !errors.is_empty() {
+    if !bulk.is_empty() {
         let names = workflow_names(&state, &member).await?;
-        return render_list(&req, true, q, errors, names, vec![], None);
+        let (runs, next) = state
+            .services
+            .runs
+            .list(&member.actor, &Filter::default(), None, PAGE)
+            .await?;
+        let rows = rows_of(runs, &names);
+        let list = ListQuery::default();
+        let next = next.map(|c| next_link(&list, &c));
+        let cut = |s: &str| s.chars().take(40).collect::<String>();
+        return render_list(
+            &req,
+            true,
+            list,
+            FieldErrors::new(),
+            names,
+            rows,
+            next,
+            Bulk {
+                errors: bulk,
+                from: cut(&form.from),
+                to: cut(&form.to),
+            },
+        );
     }
     let (Some(from), Some(to)) = (filter.from.take(), filter.to.take()) else {
         return Err(AppError::NotFound);

@@ -136,17 +136,26 @@ pub(super) async fn owners(
         .collect())
 }
 
+/// The new-workflow page's query: how to start, chosen on the list.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct NewQuery {
+    #[serde(default)]
+    template: String,
+}
+
 /// GET /workflows/new
 pub async fn new_form(
     state: web::Data<AppState>,
     req: HttpRequest,
     Admin(admin): Admin,
+    query: web::Query<NewQuery>,
 ) -> Result<HttpResponse, AppError> {
+    let template = Start::parse(query.template.trim()).unwrap_or(Start::Reference);
     let form = NewForm {
         name: "New contact → identity verification → outcome written back".into(),
         owner: admin.user.user_id.to_string(),
         environment: "sandbox".into(),
-        template: "reference".into(),
+        template: template.as_str().into(),
         ..NewForm::default()
     };
     let owners = owners(&state, &admin).await?;
