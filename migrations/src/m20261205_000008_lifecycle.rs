@@ -1,6 +1,7 @@
 //! Workflow lifecycle (paused, deleted with its history kept), the
-//! builder's sealed sample record per workflow, and the contact's email in
-//! the staff verification view.
+//! builder's sealed sample record per workflow, reconnecting a connection
+//! in place (the OAuth attempt names it), and the contact's email in the
+//! staff verification view.
 
 use sea_orm_migration::prelude::*;
 
@@ -28,6 +29,12 @@ enum WorkflowSamples {
 enum Tenants {
     Table,
     Id,
+}
+
+#[derive(DeriveIden)]
+enum OauthFlows {
+    Table,
+    ReconnectId,
 }
 
 #[derive(DeriveIden)]
@@ -85,6 +92,18 @@ impl MigrationTrait for Migration {
         manager
             .alter_table(
                 Table::alter()
+                    .table(OauthFlows::Table)
+                    .add_column(
+                        ColumnDef::new(OauthFlows::ReconnectId)
+                            .string_len(40)
+                            .null(),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .alter_table(
+                Table::alter()
                     .table(Verifications::Table)
                     .add_column(ColumnDef::new(Verifications::Email).text().null())
                     .to_owned(),
@@ -93,6 +112,14 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(OauthFlows::Table)
+                    .drop_column(OauthFlows::ReconnectId)
+                    .to_owned(),
+            )
+            .await?;
         manager
             .drop_table(Table::drop().table(WorkflowSamples::Table).to_owned())
             .await?;

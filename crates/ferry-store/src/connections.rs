@@ -430,6 +430,8 @@ pub struct OAuthFlow {
     pub pkce_verifier: String,
     /// After this, the flow is void.
     pub expires_at: DateTime<Utc>,
+    /// The connection this attempt signs in again (none: a new one).
+    pub reconnect: Option<ConnectionId>,
 }
 
 /// Stores a flow under the hash of its `state`, the verifier sealed.
@@ -458,6 +460,7 @@ pub async fn start_oauth(
         verifier_ciphertext: Set(sealed),
         created_at: Set(now),
         expires_at: Set(flow.expires_at),
+        reconnect_id: Set(flow.reconnect.as_ref().map(ToString::to_string)),
     }
     .insert(db.conn())
     .await?;
@@ -507,6 +510,13 @@ pub async fn take_oauth(
         pkce_verifier: String::from_utf8(verifier)
             .map_err(|_| StoreError::Corrupt("oauth_flows.verifier"))?,
         expires_at: model.expires_at,
+        reconnect: match model.reconnect_id {
+            None => None,
+            Some(id) => Some(
+                id.parse()
+                    .map_err(|_| StoreError::Corrupt("oauth_flows.reconnect_id"))?,
+            ),
+        },
     })
 }
 

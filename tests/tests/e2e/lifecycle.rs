@@ -387,3 +387,107 @@ async fn revoking_a_connection_in_use_lists_the_workflows_and_asks_first() {
         0
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_broken_connection_is_reconnected_in_place_and_its_workflow_carries_on() {
+    let app = spawn_app().await;
+    let (_, admin) = app.create_tenant("Acme").await;
+    let client = app.login(&admin).await;
+    let hubspot = app.connect_hubspot(&client).await;
+    app.connect_sandbox_verification(&client).await;
+    let workflow = app.publish_reference(&client, &admin).await;
+    let portal = app.portal().await;
+    // HubSpot revokes every token: the next run is refused and the
+    // connection is flagged broken.
+    let res = reqwest::Client::new()
+        .post(format!(
+            "{}/sandbox/hubspot/admin/portals/{portal}/revoke-tokens",
+            app.address
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success());
+    app.create_contact(portal, contact(1)).await;
+    let broken =
+        format!("SELECT COUNT(*) FROM connections WHERE id = '{hubspot}' AND status = 'broken'");
+    assert_eq!(app.wait_count(&broken, 1).await, 1, "flagged broken on use");
+    let page = format!("/connections/{hubspot}");
+    assert!(client.get(&page).await.body.contains(">Reconnect</button>"));
+
+    // Reconnect: the consent screen selects the connection's own account.
+    async fn start(client: &ferry_tests::TestClient, page: &str, action: &str) -> url::Url {
+        let res = client.submit(page, action, &[]).await;
+        assert_eq!(res.status, 303, "{}", res.body);
+        res.location.unwrap().parse::<url::Url>().unwrap()
+    }
+    let action = format!("/connections/{hubspot}/reconnect");
+    let consent = start(&client, &page, &action).await;
+    let screen = app.client().follow(&consent).await.body;
+    assert!(
+        screen.contains(&format!("value=\"{portal}\" checked")),
+        "{screen}"
+    );
+    // Choosing another account changes nothing.
+    let other = app
+        .consent_as(&app.client(), &consent, "approve", "new")
+        .await;
+    let callback: url::Url = other.location.unwrap().parse().unwrap();
+    let refused = client.follow(&callback).await;
+    assert_eq!(refused.status, 400);
+    assert!(
+        refused.body.contains("Nothing was changed"),
+        "{}",
+        refused.body
+    );
+    assert_eq!(app.count(&broken).await, 1);
+    // The same account: the same connection gets the new grant.
+    let consent = start(&client, &page, &action).await;
+    let same = app
+        .consent_as(&app.client(), &consent, "approve", &portal.to_string())
+        .await;
+    let callback: url::Url = same.location.unwrap().parse().unwrap();
+    let done = client.follow(&callback).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(done.location.as_deref(), Some(page.as_str()));
+    assert_eq!(
+        app.count(&format!(
+            "SELECT COUNT(*) FROM connections WHERE id = '{hubspot}' AND status = 'healthy'"
+        ))
+        .await,
+        1
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM connections WHERE connector = 'hubspot'")
+            .await,
+        1,
+        "no new connection"
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM audit_events WHERE action = 'connection.reconnected'")
+            .await,
+        1
+    );
+    // The workflow, untouched (not rebound, not republished), runs again.
+    let before = app
+        .count("SELECT COUNT(*) FROM runs WHERE status = 'succeeded'")
+        .await;
+    app.create_contact(portal, contact(2)).await;
+    assert_eq!(
+        app.wait_count(
+            "SELECT COUNT(*) FROM runs WHERE status = 'succeeded'",
+            before + 1
+        )
+        .await,
+        before + 1,
+        "{:?}",
+        app.json_rows("SELECT status, error FROM runs").await
+    );
+    assert_eq!(
+        app.count(&format!(
+            "SELECT COUNT(*) FROM workflow_versions WHERE workflow_id = '{workflow}'"
+        ))
+        .await,
+        1
+    );
+}

@@ -23,10 +23,12 @@ pub struct OAuthCallback {
 pub enum OAuthOutcome {
     /// Connected.
     Connected {
-        /// The new connection.
+        /// The connection (new, or the one signed in again).
         id: ConnectionId,
         /// The HubSpot portal.
         portal: String,
+        /// An existing connection got a new grant.
+        reconnected: bool,
     },
     /// Nothing was connected; the message says why and what to do.
     Failed(String),
@@ -42,7 +44,38 @@ impl Connections {
     ) -> Result<Url, Error> {
         admin.require_admin()?;
         self.check_environment(basics.environment)?;
-        let Some(app) = self.0.connections.hubspot(basics.environment) else {
+        self.begin_oauth(admin, basics.name.as_str(), basics.environment, None, None)
+            .await
+    }
+
+    /// Starts signing an existing HubSpot connection in again (a broken or
+    /// revoked grant): on return the same connection gets the new tokens,
+    /// so the workflows that use it carry on untouched. The sandbox's
+    /// consent screen is pointed at the connection's own account.
+    pub async fn start_reconnect(&self, admin: &Member, id: &ConnectionId) -> Result<Url, Error> {
+        admin.require_admin()?;
+        let c = store::get(&self.0.db, &admin.tenant_id, id).await?;
+        if c.connector.def().auth != ferry_core::catalog::AuthKind::OAuth2 {
+            return Err(Error::Conflict(
+                "Only an app you sign in to (OAuth) is reconnected; for an API key, revoke this connection and add one with the new key.".into(),
+            ));
+        }
+        let hint = (c.environment == Environment::Sandbox)
+            .then(|| c.external_account.clone())
+            .flatten();
+        self.begin_oauth(admin, &c.name, c.environment, Some(id.clone()), hint)
+            .await
+    }
+
+    async fn begin_oauth(
+        &self,
+        admin: &Member,
+        name: &str,
+        environment: Environment,
+        reconnect: Option<ConnectionId>,
+        account_hint: Option<String>,
+    ) -> Result<Url, Error> {
+        let Some(app) = self.0.connections.hubspot(environment) else {
             return Err(Error::field(
                 "environment",
                 "HubSpot production is not configured on this Ferry (FERRY_HUBSPOT_CLIENT_ID). Use the sandbox, or ask your operator.",
@@ -56,6 +89,11 @@ impl Connections {
             .map(str::to_owned)
             .collect();
         let authorization = app.oauth.authorize(&scopes);
+        let mut url = authorization.url;
+        if let Some(portal) = account_hint {
+            // The simulator's consent screen selects this account first.
+            url.query_pairs_mut().append_pair("portal_hint", &portal);
+        }
         let now = self.0.clock.now();
         store::start_oauth(
             &self.0.db,
@@ -65,16 +103,17 @@ impl Connections {
                 tenant_id: admin.tenant_id.clone(),
                 user_id: admin.user_id.clone(),
                 connector: ConnectorKey::HubSpot,
-                name: basics.name.as_str().to_owned(),
-                environment: basics.environment,
+                name: name.to_owned(),
+                environment,
                 scopes,
                 pkce_verifier: authorization.pkce_verifier,
                 expires_at: now + Duration::minutes(FLOW_MINUTES),
+                reconnect,
             },
             now,
         )
         .await?;
-        Ok(authorization.url)
+        Ok(url)
     }
 
     /// Finishes connecting HubSpot at the callback: the state must be the
@@ -170,6 +209,11 @@ impl Connections {
             refresh_token: tokens.refresh_token,
             ..Credentials::default()
         };
+        if let Some(id) = &flow.reconnect {
+            return self
+                .finish_reconnect(admin, id, &info.hub_id, &credentials, expires)
+                .await;
+        }
         let connection = self
             .store_new(
                 admin,
@@ -199,6 +243,78 @@ impl Connections {
         Ok(OAuthOutcome::Connected {
             id: connection.id,
             portal: info.hub_id,
+            reconnected: false,
+        })
+    }
+
+    /// The new grant of a reconnect goes to the same connection, when it is
+    /// for the same account; the change, its auth event and its audit entry
+    /// in one transaction.
+    async fn finish_reconnect(
+        &self,
+        admin: &Member,
+        id: &ConnectionId,
+        portal: &str,
+        credentials: &Credentials,
+        expires: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<OAuthOutcome, Error> {
+        let db = &self.0.db;
+        let c = match store::get(db, &admin.tenant_id, id).await {
+            Ok(c) => c,
+            Err(StoreError::NotFound) => {
+                return Ok(OAuthOutcome::Failed(
+                    "The connection was revoked while you signed in. Nothing was changed; add a new connection.".into(),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if c.external_account.as_deref() != Some(portal) {
+            return Ok(OAuthOutcome::Failed(format!(
+                "You chose HubSpot account {portal}, but this connection is for account {}. Nothing was changed: reconnect and choose that account, or add a new connection for the other one.",
+                c.external_account.as_deref().unwrap_or("(unknown)")
+            )));
+        }
+        let now = self.0.clock.now();
+        let tx = db.begin().await?;
+        if !store::update_credentials(
+            &tx,
+            self.0.connections.vault(),
+            &admin.tenant_id,
+            id,
+            c.version,
+            credentials,
+            expires,
+            now,
+        )
+        .await?
+        {
+            return Err(Error::Conflict(
+                "The connection changed while you signed in; reconnect again.".into(),
+            ));
+        }
+        store::record_auth_event(
+            &tx,
+            &admin.tenant_id,
+            id,
+            "reconnected",
+            "signed in again by an admin: new tokens for the same account",
+            now,
+        )
+        .await?;
+        audit::record(
+            &tx,
+            &admin.actor(),
+            AuditAction::ConnectionReconnected,
+            Target("connection", id.as_str()),
+            json!({ "connector": c.connector.as_str(), "portal": portal }),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(OAuthOutcome::Connected {
+            id: id.clone(),
+            portal: portal.to_owned(),
+            reconnected: true,
         })
     }
 }

@@ -20,6 +20,10 @@ pub(super) struct AuthorizeQuery {
     pub(super) code_challenge: String,
     #[serde(default)]
     pub(super) code_challenge_method: String,
+    /// The account to select first (the simulator's own: Ferry sends it
+    /// when signing an existing connection in again).
+    #[serde(default)]
+    pub(super) portal_hint: String,
 }
 
 #[derive(Template)]
@@ -33,6 +37,9 @@ pub(super) struct ConsentPage {
     pub(super) code_challenge_method: String,
     pub(super) scopes: Vec<(String, &'static str)>,
     pub(super) portals: Vec<u64>,
+    /// The account selected first: the hinted one, else the newest the
+    /// caller has (a new one only when there is none).
+    pub(super) selected: Option<u64>,
     pub(super) csrf_token: String,
 }
 
@@ -110,13 +117,19 @@ pub(super) async fn consent_page(
             scopes.push((s.to_owned(), scope_label(s)));
         }
     }
-    let portals = sim
+    let portals: Vec<u64> = sim
         .lock()
         .portals
         .iter()
         .filter(|(_, p)| caller.can_see(p.owner.as_deref()))
         .map(|(id, _)| *id)
         .collect();
+    let selected = q
+        .portal_hint
+        .parse::<u64>()
+        .ok()
+        .filter(|h| portals.contains(h))
+        .or_else(|| portals.iter().max().copied());
     let (csrf_token, cookie) = sim.access.form_token(&req);
     let page = ConsentPage {
         client_id: q.client_id,
@@ -131,6 +144,7 @@ pub(super) async fn consent_page(
         code_challenge_method: q.code_challenge_method,
         scopes,
         portals,
+        selected,
         csrf_token,
     };
     Ok({

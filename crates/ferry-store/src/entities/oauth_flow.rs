@@ -19,6 +19,7 @@ pub struct Model {
     pub verifier_ciphertext: String,
     pub created_at: DateTimeUtc,
     pub expires_at: DateTimeUtc,
+    pub reconnect_id: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

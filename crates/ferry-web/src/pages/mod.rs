@@ -121,6 +121,7 @@ fn register(r: &mut Router<'_>) {
     r.get("/connections/{id}", connections::detail);
     r.post("/connections/{id}/test", connections::test);
     r.post("/connections/{id}/revoke", connections::revoke);
+    r.post("/connections/{id}/reconnect", connections::reconnect);
     r.post("/hooks/hubspot", hooks::hubspot);
     r.post("/hooks/hubspot/sandbox", hooks::hubspot_sandbox);
     r.post("/hooks/webhook/{id}", hooks::generic);

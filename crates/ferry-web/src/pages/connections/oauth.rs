@@ -45,11 +45,38 @@ pub async fn oauth_callback(
         .finish_oauth(&admin.actor, answer)
         .await?
     {
-        OAuthOutcome::Connected { id, portal } => Ok(redirect_with_flash(
+        OAuthOutcome::Connected {
+            id,
+            portal,
+            reconnected: true,
+        } => Ok(redirect_with_flash(
+            &format!("/connections/{id}"),
+            FlashKind::Success,
+            &format!(
+                "HubSpot reconnected (portal {portal}): the same connection has new tokens, and the workflows that use it carry on."
+            ),
+        )),
+        OAuthOutcome::Connected { id, portal, .. } => Ok(redirect_with_flash(
             &format!("/connections/{id}"),
             FlashKind::Success,
             &format!("HubSpot connected (portal {portal})."),
         )),
         OAuthOutcome::Failed(message) => Ok(connect_failed(&message)),
     }
+}
+
+/// POST /connections/{id}/reconnect: sign in again, same connection.
+pub async fn reconnect(
+    state: web::Data<AppState>,
+    Admin(admin): Admin,
+    id: web::Path<ConnectionId>,
+) -> Result<HttpResponse, AppError> {
+    let url = state
+        .services
+        .connections
+        .start_reconnect(&admin.actor, &id.into_inner())
+        .await?;
+    Ok(HttpResponse::SeeOther()
+        .insert_header((actix_web::http::header::LOCATION, url.to_string()))
+        .finish())
 }
