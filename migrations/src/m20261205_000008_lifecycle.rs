@@ -1,7 +1,8 @@
 //! Workflow lifecycle (paused, deleted with its history kept), the
 //! builder's sealed sample record per workflow, reconnecting a connection
-//! in place (the OAuth attempt names it), and the contact's email in the
-//! staff verification view.
+//! in place (the OAuth attempt names it), a run's record name (sealed) with
+//! keyed hashes to search it by, and the contact's email in the staff
+//! verification view.
 
 use sea_orm_migration::prelude::*;
 
@@ -29,6 +30,13 @@ enum WorkflowSamples {
 enum Tenants {
     Table,
     Id,
+}
+
+#[derive(DeriveIden)]
+enum Runs {
+    Table,
+    RecordLabel,
+    SearchKeys,
 }
 
 #[derive(DeriveIden)]
@@ -89,6 +97,16 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
+        for column in [Runs::RecordLabel, Runs::SearchKeys] {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(Runs::Table)
+                        .add_column(ColumnDef::new(column).text().null())
+                        .to_owned(),
+                )
+                .await?;
+        }
         manager
             .alter_table(
                 Table::alter()
@@ -112,6 +130,16 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for column in [Runs::SearchKeys, Runs::RecordLabel] {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(Runs::Table)
+                        .drop_column(column)
+                        .to_owned(),
+                )
+                .await?;
+        }
         manager
             .alter_table(
                 Table::alter()

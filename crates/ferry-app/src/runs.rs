@@ -32,15 +32,58 @@ pub struct RunView {
 pub type WorkflowNames = HashMap<String, (String, Vec<String>)>;
 
 impl Runs {
-    /// A page of the tenant's runs, newest first, and the cursor of the next.
+    /// A page of the tenant's runs, newest first, and the cursor of the
+    /// next. `search` (a name word, a full name or an email) is looked up
+    /// through its keyed hash: the runs keep no plaintext to match.
     pub async fn list(
         &self,
         who: &Member,
         filter: &Filter,
+        search: Option<&str>,
         after: Option<&Cursor>,
         limit: u64,
     ) -> Result<(Vec<Run>, Option<Cursor>), Error> {
-        Ok(store::list(&self.0.db, &who.tenant_id, filter, after, limit).await?)
+        let mut filter = filter.clone();
+        if let Some(q) = search
+            .map(ferry_core::search::normalize)
+            .filter(|q| !q.is_empty())
+        {
+            filter.search_key = Some(
+                self.0
+                    .connections
+                    .vault()
+                    .keyed_hash(&who.tenant_id, "record-search", &q)
+                    .await?,
+            );
+        }
+        Ok(store::list(&self.0.db, &who.tenant_id, &filter, after, limit).await?)
+    }
+
+    /// The names of the runs' records, opened, by run id: for admins only
+    /// (staff see record ids; names are personal data).
+    pub async fn record_names(
+        &self,
+        who: &Member,
+        runs: &[Run],
+    ) -> Result<HashMap<String, String>, Error> {
+        let mut out = HashMap::new();
+        if who.role != ferry_core::Role::Admin {
+            return Ok(out);
+        }
+        let vault = self.0.connections.vault();
+        for r in runs {
+            if let Some(sealed) = &r.record_label
+                && let Ok(plain) = vault
+                    .open(&who.tenant_id, sealed, &format!("label:{}", r.id))
+                    .await
+            {
+                out.insert(
+                    r.id.to_string(),
+                    String::from_utf8_lossy(&plain).into_owned(),
+                );
+            }
+        }
+        Ok(out)
     }
 
     /// The tenant's workflows' names and step names (to label runs).

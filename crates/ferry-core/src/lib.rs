@@ -21,5 +21,6 @@ pub use values::{
 };
 pub mod mapping;
 pub mod redact;
+pub mod search;
 pub mod validate;
 pub mod workflow;

@@ -200,6 +200,29 @@ impl Vault {
         seal_with(&key, plaintext, format!("{tenant}|{aad}").as_bytes())
     }
 
+    /// A keyed hash of `value` for `tenant` (HMAC-SHA256 under a key
+    /// derived from the tenant's data key, per `purpose`), hex: equal
+    /// values match without the value being stored; another tenant's
+    /// hashes of the same value differ; destroying the data key makes them
+    /// meaningless.
+    pub async fn keyed_hash(
+        &self,
+        tenant: &TenantId,
+        purpose: &str,
+        value: &str,
+    ) -> Result<String, StoreError> {
+        use hmac::{Hmac, Mac};
+        let key = self.data_key(tenant).await?;
+        let mut derive = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&key)
+            .map_err(|_| StoreError::Crypto("a data key of the wrong length"))?;
+        derive.update(format!("ferry:keyed-hash:{purpose}").as_bytes());
+        let derived = derive.finalize().into_bytes();
+        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&derived)
+            .map_err(|_| StoreError::Crypto("a derived key of the wrong length"))?;
+        mac.update(value.as_bytes());
+        Ok(hex::encode(&mac.finalize().into_bytes()[..12]))
+    }
+
     /// Decrypts what [`Vault::seal`] produced for the same tenant and `aad`.
     pub async fn open(
         &self,

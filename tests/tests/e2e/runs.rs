@@ -642,6 +642,35 @@ async fn runs_pages_filter_export_and_keep_tenants_apart() {
     let page = client.get("/runs").await;
     assert_eq!(page.status, 200);
     assert_eq!(page.body.matches("href=\"/runs/run_").count(), 3);
+    // The admin sees who each run is about; staff see record ids only.
+    assert!(
+        page.body.contains("Ada Lovelace <span class=\"muted\">· "),
+        "{}",
+        page.body
+    );
+    // Search by a name word, the full name or the email, through keyed
+    // hashes: nothing to match in the clear is stored.
+    for (q, n) in [
+        ("lovelace", 1),
+        ("ADA", 2),
+        ("Ada  Consider", 1),
+        ("c0%2Btag%40client.test", 1),
+        ("ada%40client", 0),
+    ] {
+        let found = client.get(&format!("/runs?q={q}")).await;
+        assert_eq!(found.status, 200);
+        assert_eq!(found.body.matches("href=\"/runs/run_").count(), n, "{q}");
+    }
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM runs WHERE search_keys LIKE '%lovelace%' OR record_label LIKE '%Lovelace%'")
+            .await,
+        0
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM runs WHERE search_keys IS NOT NULL")
+            .await,
+        3
+    );
     let page = client.get("/runs?status=failed").await;
     assert_eq!(page.body.matches("href=\"/runs/run_").count(), 1);
     assert!(page.body.contains(&failed));
@@ -717,7 +746,12 @@ async fn runs_pages_filter_export_and_keep_tenants_apart() {
         .add_member(&tenant, "staff@acme.test", "Sam", Role::Staff)
         .await;
     let s = app.login(&staff).await;
-    assert_eq!(s.get("/runs").await.status, 200);
+    let staff_runs = s.get("/runs").await;
+    assert_eq!(staff_runs.status, 200);
+    assert!(
+        !staff_runs.body.contains("Lovelace"),
+        "names are not shown to staff"
+    );
     let v = s.get("/verifications").await;
     assert_eq!(v.status, 200);
     assert!(v.body.contains("Ada Lovelace") && v.body.contains("badge-outcome-pass"));

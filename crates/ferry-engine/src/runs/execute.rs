@@ -534,10 +534,38 @@ impl Engine {
                 {
                     tracing::warn!(run_id = %id, error = %e, "could not update the verification view");
                 }
+                if run.record_label.is_none()
+                    && let Err(e) = self.note_record_name(tenant, id, &output).await
+                {
+                    tracing::warn!(run_id = %id, error = %e, "could not record the run's record name");
+                }
                 StepResult::Next(output)
             }
             Err(e) => classify(ServiceError::Connector(e)),
         }
+    }
+
+    /// Names the run's record for people (sealed) and keeps the keyed
+    /// hashes it can be searched by, the first time an action's output
+    /// names someone (a fetched contact).
+    async fn note_record_name(
+        &self,
+        tenant: &TenantId,
+        id: &RunId,
+        output: &Value,
+    ) -> Result<(), StoreError> {
+        let Some((label, words)) = ferry_core::search::record_name(output) else {
+            return Ok(());
+        };
+        let vault = self.connections.vault();
+        let sealed = vault
+            .seal(tenant, label.as_bytes(), &format!("label:{id}"))
+            .await?;
+        let mut keys = Vec::with_capacity(words.len());
+        for w in &words {
+            keys.push(vault.keyed_hash(tenant, "record-search", w).await?);
+        }
+        runs::set_record_label(&self.db, tenant, id, &sealed, &keys).await
     }
 
     /// Keeps the staff view of verification outcomes current: a started

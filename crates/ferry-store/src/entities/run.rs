@@ -26,6 +26,12 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
     pub finished_at: Option<DateTimeUtc>,
+    /// The record's name for people, sealed (aad `label:<run id>`).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub record_label: Option<String>,
+    /// Keyed hashes of the record's name words and email, space-delimited.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub search_keys: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

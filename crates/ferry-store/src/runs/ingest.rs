@@ -196,6 +196,8 @@ pub async fn ingest(
                 created_at: Set(now),
                 updated_at: Set(now),
                 finished_at: Set(status.is_final().then_some(now)),
+                record_label: Set(None),
+                search_keys: Set(None),
             })
             .exec_without_returning(&txn)
             .await?;

@@ -340,3 +340,29 @@ pub async fn settle_held(
         .map(|id| id.parse().map_err(|_| StoreError::Corrupt("runs.id")))
         .collect()
 }
+
+/// Gives a run its record's name (sealed) and the keyed hashes it can be
+/// found by, unless it has them already.
+pub async fn set_record_label(
+    db: &impl crate::Exec,
+    tenant: &TenantId,
+    id: &RunId,
+    sealed_label: &str,
+    search_keys: &[String],
+) -> Result<(), StoreError> {
+    run::Entity::update_many()
+        .col_expr(
+            run::Column::RecordLabel,
+            Expr::value(Some(sealed_label.to_owned())),
+        )
+        .col_expr(
+            run::Column::SearchKeys,
+            Expr::value(Some(format!(" {} ", search_keys.join(" ")))),
+        )
+        .filter(run::Column::Id.eq(id.to_string()))
+        .filter(run::Column::TenantId.eq(tenant.to_string()))
+        .filter(run::Column::RecordLabel.is_null())
+        .exec(db.conn())
+        .await?;
+    Ok(())
+}

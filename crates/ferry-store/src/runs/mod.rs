@@ -105,6 +105,9 @@ pub struct Run {
     pub event_id: EventId,
     /// The record it concerns (e.g. the HubSpot contact id).
     pub record_id: Option<String>,
+    /// The record's name for people, sealed (never exported as is).
+    #[serde(skip)]
+    pub record_label: Option<String>,
     /// Where it is.
     pub status: RunStatus,
     /// The step it is at (0-based).
@@ -140,6 +143,7 @@ impl TryFrom<run::Model> for Run {
                 .parse()
                 .map_err(|_| StoreError::Corrupt("runs.event_id"))?,
             record_id: m.record_id,
+            record_label: m.record_label,
             status: RunStatus::parse(&m.status).ok_or(StoreError::Corrupt("runs.status"))?,
             step_index: m.step_index,
             step_attempt: m.step_attempt,

@@ -55,6 +55,9 @@ pub struct Filter {
     pub to: Option<DateTime<Utc>>,
     /// One record id.
     pub record: Option<String>,
+    /// A keyed hash of a name word, a full name or an email the run's
+    /// record has (see `Vault::keyed_hash`, purpose `record-search`).
+    pub search_key: Option<String>,
 }
 
 /// A keyset cursor: the last row of the previous page.
@@ -105,6 +108,9 @@ pub async fn list(
     }
     if let Some(r) = &filter.record {
         q = q.filter(run::Column::RecordId.eq(r.clone()));
+    }
+    if let Some(k) = &filter.search_key {
+        q = q.filter(run::Column::SearchKeys.like(format!("% {k} %")));
     }
     if let Some(c) = after {
         q = q.filter(

@@ -178,6 +178,8 @@ pub async fn insert_history(
                 created_at: Set(at),
                 updated_at: Set(at),
                 finished_at: Set(Some(at)),
+                record_label: Set(None),
+                search_keys: Set(None),
             }
         });
         let txn = db.conn.begin().await?;

@@ -35,6 +35,8 @@ pub struct ListQuery {
     #[serde(default)]
     record: String,
     #[serde(default)]
+    q: String,
+    #[serde(default)]
     after: String,
 }
 
@@ -92,6 +94,9 @@ fn filter_of(q: &ListQuery) -> (Filter, Option<Cursor>, FieldErrors) {
     {
         errors.push(FieldError::new("to", "The end must come after the start."));
     }
+    if q.q.chars().count() > 200 {
+        errors.push(FieldError::new("q", "Search for at most 200 characters."));
+    }
     let record = q.record.trim();
     if record.len() > 200 {
         errors.push(FieldError::new(
@@ -124,6 +129,7 @@ struct RunRow {
     workflow_id: String,
     version: i32,
     record: String,
+    name: String,
     status: &'static str,
     status_label: &'static str,
     step: String,
@@ -181,6 +187,7 @@ fn next_link(q: &ListQuery, cursor: &Cursor) -> String {
         ("from", q.from.as_str()),
         ("to", q.to.as_str()),
         ("record", q.record.as_str()),
+        ("q", q.q.as_str()),
     ];
     let mut s = url::form_urlencoded::Serializer::new(String::new());
     for (k, v) in pairs {
@@ -206,12 +213,17 @@ pub async fn list(
         state
             .services
             .runs
-            .list(&member.actor, &filter, after.as_ref(), PAGE)
+            .list(&member.actor, &filter, Some(&q.q), after.as_ref(), PAGE)
             .await?
     } else {
         (Vec::new(), None)
     };
-    let rows = rows_of(runs, &names);
+    let labels = state
+        .services
+        .runs
+        .record_names(&member.actor, &runs)
+        .await?;
+    let rows = rows_of(runs, &names, &labels);
     let next = next.map(|c| next_link(&q, &c));
     render_list(
         &req,
@@ -225,7 +237,11 @@ pub async fn list(
     )
 }
 
-fn rows_of(runs: Vec<Run>, names: &HashMap<String, (String, Vec<String>)>) -> Vec<RunRow> {
+fn rows_of(
+    runs: Vec<Run>,
+    names: &HashMap<String, (String, Vec<String>)>,
+    labels: &HashMap<String, String>,
+) -> Vec<RunRow> {
     runs.into_iter()
         .map(|r| {
             let (name, steps) = names
@@ -238,6 +254,7 @@ fn rows_of(runs: Vec<Run>, names: &HashMap<String, (String, Vec<String>)>) -> Ve
                 workflow_id: r.workflow_id.to_string(),
                 version: r.version,
                 record: r.record_id.clone().unwrap_or_default(),
+                name: labels.get(r.id.as_str()).cloned().unwrap_or_default(),
                 status: r.status.as_str(),
                 status_label: status_label(r.status),
                 step: if r.status.is_final() && r.status == RunStatus::Succeeded {
@@ -325,7 +342,7 @@ pub async fn api_list(
     let (runs, next) = state
         .services
         .runs
-        .list(&member.actor, &filter, after.as_ref(), PAGE)
+        .list(&member.actor, &filter, Some(&query.q), after.as_ref(), PAGE)
         .await?;
     Ok(HttpResponse::Ok().json(json!({
         "runs": runs,
@@ -535,9 +552,14 @@ pub async fn bulk_replay(
         let (runs, next) = state
             .services
             .runs
-            .list(&member.actor, &Filter::default(), None, PAGE)
+            .list(&member.actor, &Filter::default(), None, None, PAGE)
             .await?;
-        let rows = rows_of(runs, &names);
+        let labels = state
+            .services
+            .runs
+            .record_names(&member.actor, &runs)
+            .await?;
+        let rows = rows_of(runs, &names, &labels);
         let list = ListQuery::default();
         let next = next.map(|c| next_link(&list, &c));
         let cut = |s: &str| s.chars().take(40).collect::<String>();
