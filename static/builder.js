@@ -60,4 +60,47 @@
     if (t.matches('select[data-pill-for]')) insertPill(t);
     if (t.matches('select[data-shape]')) showShape(t);
   });
+
+  // Reorder by dragging a card by its heading (the Move up / Move down
+  // buttons do the same from the keyboard). Dropping submits the move as a
+  // plain form, so the server checks it like any change.
+  var csrf = document.querySelector('input[name="csrf_token"]');
+  var dragged = null;
+  document.querySelectorAll('li.step-card[data-key]').forEach(function (card) {
+    var handle = card.querySelector('summary');
+    if (!handle) return;
+    handle.setAttribute('draggable', 'true');
+    handle.addEventListener('dragstart', function (e) {
+      dragged = card;
+      card.classList.add('dragging');
+      e.dataTransfer.effectAllowed = 'move';
+      e.dataTransfer.setData('text/plain', card.getAttribute('data-key'));
+    });
+    handle.addEventListener('dragend', function () {
+      card.classList.remove('dragging');
+      dragged = null;
+    });
+    card.addEventListener('dragover', function (e) {
+      if (dragged && dragged !== card) { e.preventDefault(); card.classList.add('drop-target'); }
+    });
+    card.addEventListener('dragleave', function () { card.classList.remove('drop-target'); });
+    card.addEventListener('drop', function (e) {
+      e.preventDefault();
+      card.classList.remove('drop-target');
+      if (!dragged || dragged === card || !csrf) return;
+      var form = document.createElement('form');
+      form.method = 'post';
+      form.action = dragged.querySelector('form.step-form').getAttribute('action');
+      var fields = { csrf_token: csrf.value, op: 'move_to', to: card.getAttribute('data-index') };
+      Object.keys(fields).forEach(function (k) {
+        var input = document.createElement('input');
+        input.type = 'hidden';
+        input.name = k;
+        input.value = fields[k];
+        form.appendChild(input);
+      });
+      document.body.appendChild(form);
+      form.submit();
+    });
+  });
 })();

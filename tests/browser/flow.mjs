@@ -296,7 +296,7 @@ async function runs(admin) {
 
   // The builder's dry run on one of those contacts: every step shown, nothing written.
   await go(admin, '/runs?status=succeeded');
-  const record = (await admin.locator('tbody tr td:nth-child(4)').first().textContent()).trim();
+  const record = await admin.locator('tbody tr td[data-record]').first().getAttribute('data-record');
   await admin.getByRole('link', { name: 'Workflows' }).first().click();
   await admin.locator('a[href^="/workflows/wf_"]').first().click();
   await admin.waitForLoadState();

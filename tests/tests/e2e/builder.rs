@@ -373,6 +373,19 @@ async fn steps_are_inserted_moved_duplicated_renamed_and_removed() {
         .await;
     assert_eq!(res.status, 422, "above the step it reads");
     assert!(res.body.contains("does not come before"), "{}", res.body);
+    // Dragging a card is a move to a position, checked like any change.
+    let res = client
+        .submit(
+            &build,
+            &format!("/workflows/{id}/build/step/check_first"),
+            &[("op", "move_to"), ("to", "1")],
+        )
+        .await;
+    assert_eq!(res.status, 303, "{}", res.body);
+    assert_eq!(
+        keys(&draft(&app, &id).await)[..2],
+        ["fetch_contact", "check_first"]
+    );
     // Duplicate, rename through the card, remove.
     let res = client
         .submit(

@@ -36,7 +36,7 @@ struct OverviewPage {
     admins: usize,
     pending_invites: usize,
     activity: Vec<ActivityRow>,
-    runs: Vec<(&'static str, u64)>,
+    runs: Vec<(&'static str, &'static str, u64)>,
     sandbox_portal: bool,
     charts: Vec<Chart>,
     health: Vec<HealthRow>,
@@ -94,7 +94,11 @@ pub async fn overview(
             what: super::audit::describe(&e.action).to_owned(),
         })
         .collect();
-    let runs = o.runs.iter().map(|(s, n)| (s.as_str(), *n)).collect();
+    let runs = o
+        .runs
+        .iter()
+        .map(|(s, n)| (s.as_str(), super::runs::status_label(*s), *n))
+        .collect();
     render(
         &req,
         StatusCode::OK,
