@@ -164,6 +164,13 @@ impl Runs {
     pub async fn replay(&self, admin: &Member, id: &RunId, from_start: bool) -> Result<(), Error> {
         admin.require_admin()?;
         let run = store::get(&self.0.db, &admin.tenant_id, id).await?;
+        if let Ok((_, true)) =
+            workflows::name_of(&self.0.db, &admin.tenant_id, &run.workflow_id).await
+        {
+            return Err(Error::Conflict(
+                "This run's workflow was deleted: its runs are kept for the record and do not run again.".into(),
+            ));
+        }
         let now = self.0.clock.now();
         let tx = self.0.db.begin().await?;
         if !store::replay_from(&tx, &admin.tenant_id, id, from_start, now).await? {

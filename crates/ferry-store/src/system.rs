@@ -93,6 +93,31 @@ pub async fn sweep(db: &Db, now: DateTime<Utc>, limit: u64) -> Result<Sweep, Sto
             out.timed_out.push(one(row)?);
         }
     }
+    // Held runs whose workflow is no longer paused (an event stored while
+    // the workflow was being resumed): back to the queue; the executor
+    // ends them if the workflow was deleted.
+    let unheld: Vec<(String, String)> = run::Entity::find()
+        .select_only()
+        .column(run::Column::TenantId)
+        .column(run::Column::Id)
+        .filter(run::Column::Status.eq(RunStatus::Held.as_str()))
+        .filter(Expr::cust(
+            "NOT EXISTS (SELECT 1 FROM workflows w WHERE w.id = runs.workflow_id AND w.paused_at IS NOT NULL AND w.deleted_at IS NULL)",
+        ))
+        .limit(limit)
+        .into_tuple()
+        .all(&db.conn)
+        .await?;
+    for (_, id) in &unheld {
+        run::Entity::update_many()
+            .col_expr(run::Column::Status, Expr::value(RunStatus::Queued.as_str()))
+            .col_expr(run::Column::LeaseUntil, Expr::value(none))
+            .col_expr(run::Column::UpdatedAt, Expr::value(now))
+            .filter(run::Column::Id.eq(id.clone()))
+            .filter(run::Column::Status.eq(RunStatus::Held.as_str()))
+            .exec(&db.conn)
+            .await?;
+    }
     // Queued and due, not enqueued in the last minute.
     let due: Vec<(String, String)> = run::Entity::find()
         .select_only()

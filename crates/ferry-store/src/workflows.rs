@@ -270,13 +270,17 @@ pub async fn delete(
     .await
 }
 
-/// Replaces the draft (checked by the caller) and its bindings.
+/// Replaces the draft (checked by the caller) and its bindings, if the
+/// workflow is as the caller read it (`read_at`, its last change):
+/// `Conflict` when someone else changed it meanwhile (two tabs, two
+/// admins), so neither change silently undoes the other.
 pub async fn save_draft(
     db: &impl Exec,
     tenant: &TenantId,
     id: &WorkflowId,
     draft: &Definition,
     bindings: &Bindings,
+    read_at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     let result = workflow::Entity::update_many()
@@ -286,10 +290,15 @@ pub async fn save_draft(
         .filter(workflow::Column::Id.eq(id.to_string()))
         .filter(workflow::Column::TenantId.eq(tenant.to_string()))
         .filter(workflow::Column::DeletedAt.is_null())
+        .filter(workflow::Column::UpdatedAt.eq(read_at))
         .exec(db.conn())
         .await?;
     if result.rows_affected == 0 {
-        return Err(StoreError::NotFound);
+        // Gone, or changed since it was read.
+        get(db, tenant, id).await?;
+        return Err(StoreError::Conflict(
+            "Someone changed this workflow while you were editing it. Nothing was saved: reload the page and make your change again.".into(),
+        ));
     }
     Ok(())
 }
@@ -483,4 +492,19 @@ pub async fn any_sample(db: &impl Exec, tenant: &TenantId) -> Result<bool, Store
         .count(db.conn())
         .await?
         > 0)
+}
+
+/// Forgets a workflow's sample (its test data).
+pub async fn delete_sample(
+    db: &impl Exec,
+    tenant: &TenantId,
+    id: &WorkflowId,
+) -> Result<(), StoreError> {
+    use crate::entities::workflow_sample;
+    workflow_sample::Entity::delete_many()
+        .filter(workflow_sample::Column::WorkflowId.eq(id.to_string()))
+        .filter(workflow_sample::Column::TenantId.eq(tenant.to_string()))
+        .exec(db.conn())
+        .await?;
+    Ok(())
 }

@@ -491,3 +491,101 @@ async fn a_broken_connection_is_reconnected_in_place_and_its_workflow_carries_on
         1
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_paused_workflow_runs_nothing_held_runs_take_the_version_published_now_and_a_deleted_ones_runs_end()
+ {
+    let app = spawn_app().await;
+    let (_, admin) = app.create_tenant("Acme").await;
+    let client = app.login(&admin).await;
+    app.connect_hubspot(&client).await;
+    app.connect_sandbox_verification(&client).await;
+    let id = app.publish_reference(&client, &admin).await;
+    let page = format!("/workflows/{id}");
+    let portal = app.portal().await;
+    // A run that fails on its data (no last name).
+    app.create_contact(
+        portal,
+        json!({"email": "nolan@example.test", "firstname": "Nolan"}),
+    )
+    .await;
+    let failed = "SELECT COUNT(*) FROM runs WHERE status = 'failed'";
+    assert_eq!(app.wait_count(failed, 1).await, 1);
+    let run = app.json_rows("SELECT id FROM runs").await[0][0]
+        .clone()
+        .unwrap();
+
+    // Paused: even a replay does not run; it waits, held.
+    client
+        .submit(&page, &format!("/workflows/{id}/pause"), &[])
+        .await;
+    let res = client
+        .submit(
+            &format!("/runs/{run}"),
+            &format!("/runs/{run}/replay"),
+            &[("from", "start")],
+        )
+        .await;
+    assert_eq!(res.status, 303);
+    let held = "SELECT COUNT(*) FROM runs WHERE status = 'held'";
+    assert_eq!(app.wait_count(held, 1).await, 1, "the replay is held");
+    // A new event while paused is held too; meanwhile v2 is published.
+    app.create_contact(portal, contact(7)).await;
+    assert_eq!(app.wait_count(held, 2).await, 2);
+    let res = client
+        .submit(
+            &format!("{page}/build"),
+            &format!("/workflows/{id}/build/step/wait_result"),
+            &[("op", "save"), ("hours", "12")],
+        )
+        .await;
+    assert_eq!(res.status, 303, "{}", res.body);
+    client
+        .submit(&page, &format!("/workflows/{id}/publish"), &[])
+        .await;
+    // Run them now: on the version published now.
+    let res = client
+        .submit(
+            &page,
+            &format!("/workflows/{id}/resume"),
+            &[("held", "run")],
+        )
+        .await;
+    assert_eq!(res.status, 303, "{}", res.body);
+    assert_eq!(app.count(held).await, 0);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM runs WHERE version = 2")
+            .await,
+        2,
+        "{:?}",
+        app.json_rows("SELECT status, version FROM runs").await
+    );
+    assert_eq!(
+        app.wait_count(failed, 1).await,
+        1,
+        "the data is still wrong"
+    );
+
+    // Deleted: a replay is refused, and the runs are kept.
+    let name = "KYC for new clients";
+    let res = client
+        .submit(
+            &page,
+            &format!("/workflows/{id}/delete"),
+            &[("confirm", name)],
+        )
+        .await;
+    assert_eq!(res.status, 303, "{}", res.body);
+    let res = client
+        .submit(&format!("/runs/{run}"), &format!("/runs/{run}/replay"), &[])
+        .await;
+    assert_eq!(res.status, 409, "{}", res.body);
+    assert!(res.body.contains("workflow was deleted"));
+    assert!(
+        client
+            .get(&format!("/runs/{run}"))
+            .await
+            .body
+            .contains("(deleted)")
+    );
+}

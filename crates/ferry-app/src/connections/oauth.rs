@@ -210,9 +210,17 @@ impl Connections {
             ..Credentials::default()
         };
         if let Some(id) = &flow.reconnect {
-            return self
+            let outcome = self
                 .finish_reconnect(admin, id, &info.hub_id, &credentials, expires)
-                .await;
+                .await?;
+            // A grant Ferry does not keep is withdrawn at once.
+            if matches!(outcome, OAuthOutcome::Failed(_))
+                && let Some(token) = credentials.refresh_token()
+                && let Err(e) = hubspot::revoke(http, &app.api_base, token).await
+            {
+                tracing::warn!(error = %e, "could not withdraw the unused grant");
+            }
+            return Ok(outcome);
         }
         let connection = self
             .store_new(

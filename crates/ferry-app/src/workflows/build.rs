@@ -45,6 +45,12 @@ pub struct SampleData {
     pub taken_at: chrono::DateTime<chrono::Utc>,
 }
 
+/// The newest records per (tenant, workflow), briefly.
+type RecentCache =
+    std::collections::HashMap<(String, String), (std::time::Instant, Vec<serde_json::Value>)>;
+static RECENT: std::sync::LazyLock<std::sync::Mutex<RecentCache>> =
+    std::sync::LazyLock::new(Default::default);
+
 fn sample_aad(id: &WorkflowId) -> String {
     format!("sample:{id}")
 }
@@ -99,6 +105,7 @@ impl Workflows {
             .into_iter()
             .filter(|k| !wf.bindings.contains_key(k.as_str()))
             .collect();
+        let mut bound = serde_json::Map::new();
         if !missing.is_empty() {
             let available = connections::list(db, &admin.tenant_id).await?;
             for k in missing {
@@ -107,11 +114,16 @@ impl Workflows {
                     .find(|c| c.connector == k && c.environment == wf.environment)
                 {
                     wf.bindings.insert(k.as_str().to_owned(), c.id.clone());
+                    bound.insert(k.as_str().to_owned(), json!(c.id.as_str()));
                 }
             }
         }
-        self.save_checked(admin, &wf, &draft, json!({ "op": name }))
-            .await?;
+        let details = if bound.is_empty() {
+            json!({ "op": name })
+        } else {
+            json!({ "op": name, "connections_chosen": bound })
+        };
+        self.save_checked(admin, &wf, &draft, details).await?;
         Ok(Edited { message, key })
     }
 
@@ -129,11 +141,33 @@ impl Workflows {
         if connector != ConnectorKey::HubSpot {
             return Ok(Ok(vec![]));
         }
-        let found = self
-            .0
-            .engine
-            .recent_records(&admin.tenant_id, connector, &wf.bindings, 10)
-            .await;
+        // Kept for half a minute per workflow: the builder page is drawn
+        // after every change, and the CRM's rate limit is the runs' too.
+        let key = (admin.tenant_id.to_string(), id.to_string());
+        let cached = RECENT
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&key)
+            .filter(|(at, _)| at.elapsed() < std::time::Duration::from_secs(30))
+            .map(|(_, r)| r.clone());
+        let found = match cached {
+            Some(r) => Ok(r),
+            None => {
+                let found = self
+                    .0
+                    .engine
+                    .recent_records(&admin.tenant_id, connector, &wf.bindings, 10)
+                    .await;
+                if let Some(r) = found.as_ref().ok().filter(|r| !r.is_empty()) {
+                    let mut cache = RECENT
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    cache.retain(|_, (at, _)| at.elapsed() < std::time::Duration::from_secs(30));
+                    cache.insert(key, (std::time::Instant::now(), r.clone()));
+                }
+                found
+            }
+        };
         Ok(found.map(|records| {
             records
                 .iter()
@@ -225,6 +259,10 @@ impl Workflows {
         )
         .await?;
         tx.commit().await?;
+        RECENT
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&(admin.tenant_id.to_string(), id.to_string()));
         Ok(Tested { run, writes })
     }
 

@@ -76,7 +76,12 @@ impl Workflows {
         admin.require_admin()?;
         let db = &self.0.db;
         let wf = store::get(db, &admin.tenant_id, id).await?;
-        let waiting = runs::count_held(db, &admin.tenant_id, id).await?;
+        let now = self.0.clock.now();
+        let tx = db.begin().await?;
+        // Unpausing first locks the workflow's row: the held runs counted
+        // and settled below are the ones this resume decides on.
+        store::set_paused(&tx, &admin.tenant_id, id, None, now).await?;
+        let waiting = runs::count_held(&tx, &admin.tenant_id, id).await?;
         if wf.paused_at.is_none() && waiting == 0 {
             return Ok(0);
         }
@@ -93,11 +98,16 @@ impl Workflows {
                 ));
             }
         };
-        let now = self.0.clock.now();
-        let tx = db.begin().await?;
-        store::set_paused(&tx, &admin.tenant_id, id, None, now).await?;
-        let settled =
-            runs::settle_held(&tx, &admin.tenant_id, id, choice == HeldRuns::Discard, now).await?;
+        // Run: on the version published now, as if the events had just come.
+        let settled = runs::settle_held(
+            &tx,
+            &admin.tenant_id,
+            id,
+            choice == HeldRuns::Discard,
+            wf.published_version,
+            now,
+        )
+        .await?;
         audit::record(
             &tx,
             &admin.actor(),
@@ -106,6 +116,7 @@ impl Workflows {
             json!({
                 "held": settled.len(),
                 "held_runs": if choice == HeldRuns::Run { "run" } else { "discarded" },
+                "version": wf.published_version,
             }),
             now,
         )
@@ -129,16 +140,16 @@ impl Workflows {
         let Some(version) = wf.published_version else {
             return Ok(());
         };
-        let held = runs::count_held(db, &admin.tenant_id, id).await?;
+        let now = self.0.clock.now();
+        let tx = db.begin().await?;
+        store::unpublish(&tx, &admin.tenant_id, id, now).await?;
+        let held = runs::count_held(&tx, &admin.tenant_id, id).await?;
         if held > 0 {
             return Err(Error::Conflict(format!(
                 "{held} event{} came while the workflow was paused: resume it and choose whether to run or discard them first.",
                 if held == 1 { "" } else { "s" }
             )));
         }
-        let now = self.0.clock.now();
-        let tx = db.begin().await?;
-        store::unpublish(&tx, &admin.tenant_id, id, now).await?;
         store::set_paused(&tx, &admin.tenant_id, id, None, now).await?;
         audit::record(
             &tx,
@@ -239,8 +250,11 @@ impl Workflows {
         }
         let now = self.0.clock.now();
         let tx = db.begin().await?;
-        let discarded = runs::settle_held(&tx, &admin.tenant_id, id, true, now).await?;
+        // Deleting first locks the row: a resume cannot run the held runs
+        // this delete discards.
         store::delete(&tx, &admin.tenant_id, id, now).await?;
+        let discarded = runs::settle_held(&tx, &admin.tenant_id, id, true, None, now).await?;
+        store::delete_sample(&tx, &admin.tenant_id, id).await?;
         ferry_store::alerts::retire_workflow(&tx, &admin.tenant_id, id, now).await?;
         audit::record(
             &tx,

@@ -271,7 +271,16 @@ impl Workflows {
         }
         let now = self.0.clock.now();
         let tx = self.0.db.begin().await?;
-        store::save_draft(&tx, &admin.tenant_id, &wf.id, draft, &wf.bindings, now).await?;
+        store::save_draft(
+            &tx,
+            &admin.tenant_id,
+            &wf.id,
+            draft,
+            &wf.bindings,
+            wf.updated_at,
+            now,
+        )
+        .await?;
         details["steps"] = json!(draft.steps.len());
         audit::record(
             &tx,
@@ -336,7 +345,16 @@ impl Workflows {
         errors.into_result()?;
         let now = self.0.clock.now();
         let tx = db.begin().await?;
-        store::save_draft(&tx, &admin.tenant_id, id, &wf.draft, &bindings, now).await?;
+        store::save_draft(
+            &tx,
+            &admin.tenant_id,
+            id,
+            &wf.draft,
+            &bindings,
+            wf.updated_at,
+            now,
+        )
+        .await?;
         audit::record(
             &tx,
             &admin.actor(),

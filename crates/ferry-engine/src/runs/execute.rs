@@ -61,6 +61,33 @@ impl Engine {
         let mut context: Value =
             serde_json::from_slice(&vault.open(&tenant, &claimed.context, id.as_str()).await?)
                 .map_err(|_| StoreError::Corrupt("runs.context"))?;
+        // A paused workflow runs nothing (the run waits, held, for the
+        // admin's choice); a deleted one's runs end here.
+        match runs::gate(&self.db, &tenant, &run.workflow_id).await? {
+            runs::Gate::Open => {}
+            runs::Gate::Paused => {
+                runs::hold(&self.db, &tenant, id, self.clock.now()).await?;
+                tracing::info!(tenant_id = %tenant, run_id = %id, "workflow paused: run held");
+                return Ok(());
+            }
+            runs::Gate::Deleted => {
+                if self
+                    .persist(
+                        &tenant,
+                        id,
+                        None,
+                        (run.step_index, 0),
+                        &context,
+                        Outcome::Finished(RunStatus::Skipped),
+                        Some("the workflow was deleted: the run ends here"),
+                    )
+                    .await?
+                {
+                    self.ended(&tenant, &run, RunStatus::Skipped);
+                }
+                return Ok(());
+            }
+        }
         let version = match self
             .versions
             .get(&self.db, &tenant, &run.workflow_id, run.version)

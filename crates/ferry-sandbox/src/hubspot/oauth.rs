@@ -37,8 +37,8 @@ pub(super) struct ConsentPage {
     pub(super) code_challenge_method: String,
     pub(super) scopes: Vec<(String, &'static str)>,
     pub(super) portals: Vec<u64>,
-    /// The account selected first: the hinted one, else the newest the
-    /// caller has (a new one only when there is none).
+    /// The account selected first: the hinted one, else the caller's only
+    /// one (none: "a new account" is).
     pub(super) selected: Option<u64>,
     pub(super) csrf_token: String,
 }
@@ -124,12 +124,14 @@ pub(super) async fn consent_page(
         .filter(|(_, p)| caller.can_see(p.owner.as_deref()))
         .map(|(id, _)| *id)
         .collect();
+    // The hinted account; else the caller's only one; a new one only
+    // when the caller has none (or several, and must choose).
     let selected = q
         .portal_hint
         .parse::<u64>()
         .ok()
         .filter(|h| portals.contains(h))
-        .or_else(|| portals.iter().max().copied());
+        .or_else(|| (portals.len() == 1).then(|| portals[0]));
     let (csrf_token, cookie) = sim.access.form_token(&req);
     let page = ConsentPage {
         client_id: q.client_id,

@@ -289,56 +289,105 @@ pub async fn count_held(
         .await?)
 }
 
-/// Moves the workflow's held runs to the queue (returns them, to enqueue),
-/// or, with `discard`, ends them skipped with that reason.
+/// Moves the workflow's held runs to the queue on `version` (the one
+/// published now: "as if their events had just come"), or, with `discard`,
+/// ends them skipped with that reason. Returns the runs it changed (to
+/// enqueue). Callers lock the workflow row first in the same transaction.
 pub async fn settle_held(
     db: &impl crate::Exec,
     tenant: &TenantId,
     workflow: &WorkflowId,
     discard: bool,
+    version: Option<i32>,
     now: DateTime<Utc>,
 ) -> Result<Vec<RunId>, StoreError> {
-    let held: Vec<String> = run::Entity::find()
-        .select_only()
-        .column(run::Column::Id)
+    let mut update = run::Entity::update_many()
+        .col_expr(run::Column::UpdatedAt, Expr::value(now))
         .filter(run::Column::TenantId.eq(tenant.to_string()))
         .filter(run::Column::WorkflowId.eq(workflow.to_string()))
-        .filter(run::Column::Status.eq(RunStatus::Held.as_str()))
-        .into_tuple()
-        .all(db.conn())
-        .await?;
-    for chunk in held.chunks(500) {
-        let update = run::Entity::update_many()
-            .col_expr(run::Column::UpdatedAt, Expr::value(now))
-            .filter(run::Column::TenantId.eq(tenant.to_string()))
-            .filter(run::Column::Id.is_in(chunk.to_vec()))
-            .filter(run::Column::Status.eq(RunStatus::Held.as_str()));
-        let update = if discard {
-            update
-                .col_expr(
-                    run::Column::Status,
-                    Expr::value(RunStatus::Skipped.as_str()),
-                )
-                .col_expr(
-                    run::Column::Error,
-                    Expr::value(Some(
-                        "discarded by an admin: the event came while the workflow was paused",
-                    )),
-                )
-                .col_expr(run::Column::FinishedAt, Expr::value(Some(now)))
-        } else {
-            update
-                .col_expr(run::Column::Status, Expr::value(RunStatus::Queued.as_str()))
-                .col_expr(
-                    run::Column::LeaseUntil,
-                    Expr::value(Some(now + chrono::Duration::seconds(60))),
-                )
-        };
-        update.exec(db.conn()).await?;
-    }
-    held.into_iter()
-        .map(|id| id.parse().map_err(|_| StoreError::Corrupt("runs.id")))
+        .filter(run::Column::Status.eq(RunStatus::Held.as_str()));
+    update = if discard {
+        update
+            .col_expr(
+                run::Column::Status,
+                Expr::value(RunStatus::Skipped.as_str()),
+            )
+            .col_expr(
+                run::Column::Error,
+                Expr::value(Some(
+                    "discarded by an admin: the event came while the workflow was paused",
+                )),
+            )
+            .col_expr(run::Column::FinishedAt, Expr::value(Some(now)))
+    } else {
+        let update = update
+            .col_expr(run::Column::Status, Expr::value(RunStatus::Queued.as_str()))
+            .col_expr(
+                run::Column::LeaseUntil,
+                Expr::value(Some(now + chrono::Duration::seconds(60))),
+            );
+        match version {
+            Some(v) => update.col_expr(run::Column::Version, Expr::value(v)),
+            None => update,
+        }
+    };
+    update
+        .exec_with_returning(db.conn())
+        .await?
+        .into_iter()
+        .map(|m| m.id.parse().map_err(|_| StoreError::Corrupt("runs.id")))
         .collect()
+}
+
+/// Whether a run's workflow may run it now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    /// Published and not paused (or unpublished: runs under way finish).
+    Open,
+    /// Paused: the run waits, held.
+    Paused,
+    /// Deleted: the run ends.
+    Deleted,
+}
+
+/// The gate of `workflow` for its runs.
+pub async fn gate(db: &Db, tenant: &TenantId, workflow: &WorkflowId) -> Result<Gate, StoreError> {
+    type Stamps = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+    let row: Option<Stamps> = workflow::Entity::find_by_id(workflow.to_string())
+        .select_only()
+        .column(workflow::Column::PausedAt)
+        .column(workflow::Column::DeletedAt)
+        .filter(workflow::Column::TenantId.eq(tenant.to_string()))
+        .into_tuple()
+        .one(&db.conn)
+        .await?;
+    Ok(match row {
+        None | Some((_, Some(_))) => Gate::Deleted,
+        Some((Some(_), None)) => Gate::Paused,
+        Some((None, None)) => Gate::Open,
+    })
+}
+
+/// Puts a claimed run of a paused workflow back, held.
+pub async fn hold(
+    db: &Db,
+    tenant: &TenantId,
+    id: &RunId,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    run::Entity::update_many()
+        .col_expr(run::Column::Status, Expr::value(RunStatus::Held.as_str()))
+        .col_expr(
+            run::Column::LeaseUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(run::Column::UpdatedAt, Expr::value(now))
+        .filter(run::Column::Id.eq(id.to_string()))
+        .filter(run::Column::TenantId.eq(tenant.to_string()))
+        .filter(run::Column::Status.eq(RunStatus::Running.as_str()))
+        .exec(&db.conn)
+        .await?;
+    Ok(())
 }
 
 /// Gives a run its record's name (sealed) and the keyed hashes it can be

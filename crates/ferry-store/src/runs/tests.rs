@@ -317,3 +317,88 @@ async fn only_failed_or_dead_runs_are_replayed_and_only_by_their_tenant() {
     );
     assert!(!replay(&w.db, &w.tenant, &id, w.t0).await.unwrap(), "once");
 }
+
+#[tokio::test]
+async fn a_draft_saved_from_a_stale_read_is_refused_and_held_runs_settle_once() {
+    let w = world().await;
+    let read = wf::get(&w.db, &w.tenant, &w.workflow).await.unwrap();
+    let later = w.t0 + chrono::Duration::seconds(5);
+    // Another admin saves first…
+    wf::save_draft(
+        &w.db,
+        &w.tenant,
+        &w.workflow,
+        &read.draft,
+        &read.bindings,
+        read.updated_at,
+        later,
+    )
+    .await
+    .unwrap();
+    // …so a save from the same (now stale) read changes nothing.
+    let stale = wf::save_draft(
+        &w.db,
+        &w.tenant,
+        &w.workflow,
+        &read.draft,
+        &read.bindings,
+        read.updated_at,
+        later + chrono::Duration::seconds(1),
+    )
+    .await;
+    assert!(matches!(stale, Err(StoreError::Conflict(_))), "{stale:?}");
+    // Another tenant's workflow is not found, not "changed".
+    let theirs = wf::save_draft(
+        &w.db,
+        &w.other,
+        &w.workflow,
+        &read.draft,
+        &read.bindings,
+        later,
+        later,
+    )
+    .await;
+    assert!(matches!(theirs, Err(StoreError::NotFound)), "{theirs:?}");
+
+    // Runs held while paused settle once: a second settle finds none.
+    wf::set_paused(&w.db, &w.tenant, &w.workflow, Some(later), later)
+        .await
+        .unwrap();
+    let ingested = runs_held(&w, "held-1", later).await;
+    assert_eq!(ingested.held.len(), 1);
+    let first = settle_held(&w.db, &w.tenant, &w.workflow, false, Some(1), later)
+        .await
+        .unwrap();
+    let second = settle_held(&w.db, &w.tenant, &w.workflow, true, None, later)
+        .await
+        .unwrap();
+    assert_eq!((first.len(), second.len()), (1, 0));
+}
+
+async fn runs_held(w: &World, key: &str, now: DateTime<Utc>) -> Ingested {
+    ingest(
+        &w.db,
+        &w.tenant,
+        NewEvent {
+            connection_id: &w.connection,
+            source: "hubspot",
+            event_type: "contact.creation",
+            dedupe_key: key,
+            payload: "{}",
+        },
+        None,
+        None,
+        vec![NewRun {
+            id: RunId::generate(),
+            workflow_id: w.workflow.clone(),
+            version: 1,
+            record_id: Some(key.to_owned()),
+            context: "{}".into(),
+            once_per_record: false,
+            held: true,
+        }],
+        now,
+    )
+    .await
+    .unwrap()
+}

@@ -851,7 +851,7 @@ pub async fn verifications_csv(
             sheet_safe(&v.name),
             sheet_safe(v.email.as_deref().unwrap_or("")),
             sheet_safe(&v.record_id),
-            v.outcome,
+            sheet_safe(&v.outcome),
             v.checked_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
             sheet_safe(v.check_ref.as_deref().unwrap_or("")),
             v.run_id.to_string(),
