@@ -410,8 +410,12 @@ fn format_check(ty: Option<FieldType>) -> Option<(Check, String)> {
 }
 
 fn rule_rows(rules: &[Rule], fields: &[Available], form: Option<&Form>) -> Vec<RuleRow> {
-    let mut rows: Vec<RuleRow> = fields
-        .iter()
+    // The earlier steps' fields first (what a check is usually about),
+    // then the trigger's.
+    let mut ordered: Vec<&Available> = fields.iter().filter(|f| f.step.is_some()).collect();
+    ordered.extend(fields.iter().filter(|f| f.step.is_none()));
+    let mut rows: Vec<RuleRow> = ordered
+        .into_iter()
         .filter(|f| f.ty != Some(FieldType::Object))
         .map(|f| {
             let mine: Vec<&Rule> = rules
