@@ -216,6 +216,7 @@ impl Workflows {
         let mode = TestMode {
             writes,
             wait: std::time::Duration::from_secs(if writes { 20 } else { 0 }),
+            dry: false,
         };
         let run = self
             .0

@@ -31,6 +31,18 @@ pub struct TestMode {
     /// How long to wait for an awaited event before going on as if it
     /// timed out.
     pub wait: std::time::Duration,
+    /// A dry run: nothing written, no waiting, personal data redacted (the
+    /// overview's JSON dry run) rather than shown.
+    pub dry: bool,
+}
+
+impl TestMode {
+    /// The dry run's mode.
+    pub const DRY: Self = Self {
+        writes: false,
+        wait: std::time::Duration::ZERO,
+        dry: true,
+    };
 }
 
 /// A test run: each step, unredacted, and the run's data at the end (the
@@ -80,7 +92,9 @@ impl Engine {
             row.output = evaluated.output;
             let output = match evaluated.decision {
                 Decision::Next(v) => {
-                    row.output = v.clone();
+                    if !mode.dry {
+                        row.output = v.clone();
+                    }
                     v
                 }
                 Decision::Fail(why) => {
@@ -100,9 +114,13 @@ impl Engine {
                     input,
                     ..
                 } if !mode.writes => {
-                    row.input = input;
                     row.status = "skipped";
-                    row.note = "not called: this test makes no writes (production connections; tick the box to make them)".into();
+                    row.note = if mode.dry {
+                        "not called: a dry run writes nothing".into()
+                    } else {
+                        row.input = input;
+                        "not called: this test makes no writes (production connections; tick the box to make them)".into()
+                    };
                     Value::Null
                 }
                 Decision::Call {
@@ -110,9 +128,11 @@ impl Engine {
                     action,
                     input,
                     side_effect,
-                    ..
+                    output: schema,
                 } => {
-                    row.input = input.clone();
+                    if !mode.dry {
+                        row.input = input.clone();
+                    }
                     if side_effect {
                         self.guard_test_write(tenant, connector, action, &input)
                             .await;
@@ -123,7 +143,11 @@ impl Engine {
                         .await
                     {
                         Ok(v) => {
-                            row.output = v.clone();
+                            row.output = if mode.dry {
+                                redact(schema, &[], &v)
+                            } else {
+                                v.clone()
+                            };
                             row.note = if side_effect {
                                 "written through the bound connection".into()
                             } else {
@@ -138,6 +162,23 @@ impl Engine {
                             break;
                         }
                     }
+                }
+                Decision::Wait {
+                    connector,
+                    event,
+                    timeout_secs,
+                    value,
+                } if mode.dry => {
+                    row.status = "waiting";
+                    row.input = json!({ "correlation": value });
+                    row.note = format!(
+                        "a real run waits up to {} for {} {event}; the dry run goes on as if it timed out",
+                        human_secs(timeout_secs),
+                        connector.def().name
+                    );
+                    let timed_out = json!({ "timed_out": true });
+                    row.output = timed_out.clone();
+                    timed_out
                 }
                 Decision::Wait { value: None, .. } => {
                     row.status = "failed";
@@ -252,7 +293,8 @@ impl Engine {
     /// anything: mappings, validation and conditions are evaluated, actions
     /// that only read are called through their bound connections, actions
     /// with side effects are shown with the input they would get and not
-    /// called, and waits are assumed to time out. Stops at the first failure.
+    /// called, and waits are assumed to time out; personal data is
+    /// redacted. Stops at the first failure.
     pub async fn dry_run(
         &self,
         tenant: &TenantId,
@@ -260,91 +302,9 @@ impl Engine {
         bindings: &workflows::Bindings,
         trigger: Value,
     ) -> Vec<DryStep> {
-        let trigger = if definition.trigger.connector == ConnectorKey::Webhook {
-            json!({ "body": trigger })
-        } else {
-            trigger
-        };
-        let mut context = json!({ "trigger": trigger, "steps": {} });
-        let mut out = Vec::new();
-        for step in &definition.steps {
-            let data = data(&context);
-            let mut row = DryStep {
-                key: step.key.clone(),
-                kind: kind_name(&step.kind),
-                status: "ok",
-                input: Value::Null,
-                output: Value::Null,
-                note: String::new(),
-            };
-            let evaluated = evaluate(&step.kind, &data);
-            row.input = evaluated.input;
-            row.output = evaluated.output;
-            let output = match evaluated.decision {
-                Decision::Next(v) => v,
-                Decision::Fail(why) => {
-                    row.status = "failed";
-                    row.note = why;
-                    out.push(row);
-                    break;
-                }
-                Decision::Stop(_) => {
-                    row.status = "stopped";
-                    row.note = "the condition is not met: a real run ends here".into();
-                    out.push(row);
-                    break;
-                }
-                Decision::Call {
-                    side_effect: true, ..
-                } => {
-                    row.status = "skipped";
-                    row.note = "not called: a dry run writes nothing".into();
-                    Value::Null
-                }
-                Decision::Call {
-                    connector,
-                    action,
-                    input,
-                    output: schema,
-                    ..
-                } => match self
-                    .call_bound(tenant, connector, action, bindings, &input, None)
-                    .await
-                {
-                    Ok(v) => {
-                        row.output = redact(schema, &[], &v);
-                        row.note = "read from the bound connection".into();
-                        v
-                    }
-                    Err(e) => {
-                        row.status = "failed";
-                        row.note = e;
-                        out.push(row);
-                        break;
-                    }
-                },
-                Decision::Wait {
-                    connector,
-                    event,
-                    timeout_secs,
-                    value,
-                } => {
-                    row.status = "waiting";
-                    row.input = json!({ "correlation": value });
-                    row.note = format!(
-                        "a real run waits up to {} for {} {event}; the dry run goes on as if it timed out",
-                        human_secs(timeout_secs),
-                        connector.def().name
-                    );
-                    let timed_out = json!({ "timed_out": true });
-                    row.output = timed_out.clone();
-                    timed_out
-                }
-            };
-            context["steps"][&step.key] = output;
-            out.push(row);
-        }
-        out
+        self.test_run(tenant, definition, bindings, trigger, TestMode::DRY)
+            .await
+            .steps
     }
 
     /// Calls an action through the step's bound connection (a write with

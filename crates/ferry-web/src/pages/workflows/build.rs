@@ -687,26 +687,7 @@ pub(super) async fn builder_page(
         .enumerate()
         .map(|(i, s)| card(d, i, s, &feedback, sample.as_ref().map(|s| &s.data)))
         .collect();
-    let bindings = d
-        .connectors()
-        .into_iter()
-        .map(|k| BindingRow {
-            connector: k.as_str(),
-            label: k.def().name,
-            options: view
-                .connections
-                .iter()
-                .filter(|c| c.connector == k && c.environment == wf.environment)
-                .map(|c| {
-                    (
-                        c.id.to_string(),
-                        c.name.clone(),
-                        wf.bindings.get(k.as_str()) == Some(&c.id),
-                    )
-                })
-                .collect(),
-        })
-        .collect();
+    let bindings = binding_rows(&wf, &view.connections);
     let trigger_def = d.trigger.connector.def();
     let (records, records_error) = match records {
         Ok(r) => (r.into_iter().map(|r| (r.id, r.label)).collect(), None),

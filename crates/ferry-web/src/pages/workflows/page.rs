@@ -149,6 +149,33 @@ pub(super) fn summary(kind: &StepKind) -> (&'static str, String) {
     }
 }
 
+/// Each app the draft uses, with the connections of its kind in the
+/// workflow's environment (the one chosen marked).
+pub(super) fn binding_rows(
+    wf: &Workflow,
+    available: &[ferry_store::connections::Connection],
+) -> Vec<BindingRow> {
+    wf.draft
+        .connectors()
+        .into_iter()
+        .map(|k| BindingRow {
+            connector: k.as_str(),
+            label: k.def().name,
+            options: available
+                .iter()
+                .filter(|c| c.connector == k && c.environment == wf.environment)
+                .map(|c| {
+                    (
+                        c.id.to_string(),
+                        c.name.clone(),
+                        wf.bindings.get(k.as_str()) == Some(&c.id),
+                    )
+                })
+                .collect(),
+        })
+        .collect()
+}
+
 /// Loads the workflow and renders its page with `feedback` (a refused
 /// change re-renders it with 422).
 pub(super) async fn workflow_page(
@@ -167,26 +194,7 @@ pub(super) async fn workflow_page(
         .await?;
     let (wf, available, owner) = (view.workflow, view.connections, view.owner);
     let (held, unpublished_changes) = (view.held, view.unpublished_changes);
-    let bindings = wf
-        .draft
-        .connectors()
-        .into_iter()
-        .map(|k| BindingRow {
-            connector: k.as_str(),
-            label: k.def().name,
-            options: available
-                .iter()
-                .filter(|c| c.connector == k && c.environment == wf.environment)
-                .map(|c| {
-                    (
-                        c.id.to_string(),
-                        c.name.clone(),
-                        wf.bindings.get(k.as_str()) == Some(&c.id),
-                    )
-                })
-                .collect(),
-        })
-        .collect();
+    let bindings = binding_rows(&wf, &available);
     let versions = view
         .versions
         .into_iter()
