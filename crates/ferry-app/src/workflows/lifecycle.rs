@@ -58,12 +58,6 @@ impl Workflows {
         Ok(())
     }
 
-    /// How many runs of the workflow are held.
-    pub async fn held(&self, who: &Member, id: &WorkflowId) -> Result<u64, Error> {
-        store::get(&self.0.db, &who.tenant_id, id).await?;
-        Ok(runs::count_held(&self.0.db, &who.tenant_id, id).await?)
-    }
-
     /// Resumes a paused workflow; the runs held meanwhile are run or
     /// discarded as `held` says (required when there are any: `Invalid`,
     /// field `held`). Returns how many were run or discarded.

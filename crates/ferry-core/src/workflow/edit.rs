@@ -1,13 +1,13 @@
 //! Editing a definition one typed operation at a time (the builder's
-//! buttons): add, move, remove a step, fill a field, add a validation rule.
+//! buttons): insert, move, duplicate, rename, remove a step, save a step's
+//! card, change the trigger.
 //! An operation that does not apply leaves the definition as it was and
 //! says why in words for the person; the result is then checked like any
 //! draft.
 
 use super::{Definition, MAX_LABEL, RetryPolicy, Step, StepKind, default_label, derive_key};
 use crate::catalog::{ConnectorKey, FieldType};
-use crate::mapping::{Expr, FieldPath, Transform};
-use crate::validate::Rule;
+use crate::mapping::{Expr, FieldPath};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -59,31 +59,6 @@ pub enum StepOp {
     Remove {
         /// The step.
         key: String,
-    },
-    /// Append a step.
-    Add {
-        /// Its key.
-        key: String,
-        /// What it does.
-        step: NewStep,
-    },
-    /// Fill an action's input or a map step's output from a field.
-    Map {
-        /// The step.
-        step: String,
-        /// The input or output filled.
-        field: String,
-        /// The field read.
-        source: FieldPath,
-        /// Applied to the value read, in order.
-        transforms: Vec<Transform>,
-    },
-    /// Add a rule to a validation step.
-    Rule {
-        /// The validation step.
-        key: String,
-        /// The rule.
-        rule: Rule,
     },
     /// Insert a step at position `at` (0: first after the trigger), its key
     /// derived from its label (or from what it does); an action's inputs
@@ -141,9 +116,6 @@ impl StepOp {
             Self::Move { up: true, .. } => "up",
             Self::Move { up: false, .. } => "down",
             Self::Remove { .. } => "remove",
-            Self::Add { .. } => "add",
-            Self::Map { .. } => "map",
-            Self::Rule { .. } => "rule",
             Self::Insert { .. } => "insert",
             Self::MoveTo { .. } => "move",
             Self::Duplicate { .. } => "duplicate",
@@ -276,15 +248,6 @@ impl Definition {
                 self.steps.remove(i);
                 Ok(format!("Step {key} removed."))
             }
-            StepOp::Add { key, step } => {
-                let kind = self.new_kind(self.steps.len(), step)?;
-                self.steps.push(Step {
-                    key: key.clone(),
-                    label: None,
-                    kind,
-                });
-                Ok(format!("Step {key} added."))
-            }
             StepOp::Insert { at, step, label } => {
                 let at = at.min(self.steps.len());
                 let kind = self.new_kind(at, step)?;
@@ -341,36 +304,6 @@ impl Definition {
                 }
                 Ok(format!("“{}” saved.", self.steps[i].title()))
             }
-            StepOp::Map {
-                step,
-                field,
-                source,
-                transforms,
-            } => {
-                let i = self.index_of(&step)?;
-                let read = source.to_string();
-                let expr = transforms
-                    .into_iter()
-                    .fold(Expr::Path { path: source }, Expr::then);
-                match &mut self.steps[i].kind {
-                    StepKind::Action { input, .. } => {
-                        input.insert(field.clone(), expr);
-                    }
-                    StepKind::Map { output } => {
-                        output.insert(field.clone(), expr);
-                    }
-                    _ => return Err(format!("Step {step} has no fields to fill.")),
-                }
-                Ok(format!("{step}.{field} now reads {read}."))
-            }
-            StepOp::Rule { key, rule } => {
-                let i = self.index_of(&key)?;
-                let StepKind::Validate { rules } = &mut self.steps[i].kind else {
-                    return Err(format!("Step {key} is not a validation step."));
-                };
-                rules.push(rule);
-                Ok(format!("Rule added to {key}."))
-            }
         }
     }
 }
@@ -404,16 +337,22 @@ mod tests {
     #[test]
     fn moving_adding_and_mapping_change_the_steps() {
         let mut d = starting_point();
-        d.apply(StepOp::Add {
-            key: "tidy".into(),
+        d.apply(StepOp::Insert {
+            at: 1,
             step: NewStep::Map,
+            label: Some("tidy".into()),
         })
         .unwrap();
-        d.apply(StepOp::Map {
-            step: "tidy".into(),
-            field: "email".into(),
-            source: FieldPath::parse("steps.fetch_contact.properties.email").unwrap(),
-            transforms: vec![Transform::Trim, Transform::Lower],
+        let email = Expr::path("steps.fetch_contact.properties.email")
+            .unwrap()
+            .then(crate::mapping::Transform::Trim)
+            .then(crate::mapping::Transform::Lower);
+        d.apply(StepOp::Update {
+            key: "tidy".into(),
+            kind: StepKind::Map {
+                output: [("email".to_owned(), email)].into(),
+            },
+            label: None,
         })
         .unwrap();
         d.apply(StepOp::Move {

@@ -55,7 +55,7 @@ impl Engine {
             return Ok(());
         };
         let tenant = claimed.tenant.clone();
-        let run = claimed.run;
+        let mut run = claimed.run;
         tracing::Span::current().record("workflow_id", tracing::field::display(&run.workflow_id));
         let vault = self.connections.vault();
         let mut context: Value =
@@ -71,21 +71,16 @@ impl Engine {
                 return Ok(());
             }
             runs::Gate::Deleted => {
-                if self
-                    .persist(
+                return self
+                    .end_before_steps(
                         &tenant,
                         id,
-                        None,
-                        (run.step_index, 0),
+                        &run,
                         &context,
-                        Outcome::Finished(RunStatus::Skipped),
-                        Some("the workflow was deleted: the run ends here"),
+                        RunStatus::Skipped,
+                        "the workflow was deleted: the run ends here",
                     )
-                    .await?
-                {
-                    self.ended(&tenant, &run, RunStatus::Skipped);
-                }
-                return Ok(());
+                    .await;
             }
         }
         let version = match self
@@ -95,21 +90,16 @@ impl Engine {
         {
             Ok(v) => v,
             Err(StoreError::NotFound) => {
-                if self
-                    .persist(
+                return self
+                    .end_before_steps(
                         &tenant,
                         id,
-                        None,
-                        (run.step_index, 0),
+                        &run,
                         &context,
-                        Outcome::Finished(RunStatus::Failed),
-                        Some("the workflow version no longer exists"),
+                        RunStatus::Failed,
+                        "the workflow version no longer exists",
                     )
-                    .await?
-                {
-                    self.ended(&tenant, &run, RunStatus::Failed);
-                }
-                return Ok(());
+                    .await;
             }
             Err(e) => return Err(e),
         };
@@ -147,6 +137,19 @@ impl Engine {
                     StepResult::Next(output) => {
                         if record.status.is_empty() {
                             record.status = "ok".into();
+                        }
+                        // The first action output that names someone names
+                        // the run's record; later ones are not looked at.
+                        if run.record_label.is_none()
+                            && matches!(step.kind, StepKind::Action { .. })
+                        {
+                            match self.note_record_name(&tenant, id, &output).await {
+                                Ok(true) => run.record_label = Some(String::new()),
+                                Ok(false) => {}
+                                Err(e) => {
+                                    tracing::warn!(run_id = %id, error = %e, "could not record the run's record name")
+                                }
+                            }
                         }
                         context["steps"][&step.key] = output;
                         index += 1;
@@ -289,6 +292,34 @@ impl Engine {
             self.ended(&tenant, &run, RunStatus::Succeeded);
         }
         tracing::info!(tenant_id = %tenant, run_id = %id, workflow_id = %run.workflow_id, "run succeeded");
+        Ok(())
+    }
+
+    /// Ends a claimed run where it stands, before any step, with `status`
+    /// and why.
+    async fn end_before_steps(
+        &self,
+        tenant: &TenantId,
+        id: &RunId,
+        run: &runs::Run,
+        context: &Value,
+        status: RunStatus,
+        why: &str,
+    ) -> Result<(), StoreError> {
+        if self
+            .persist(
+                tenant,
+                id,
+                None,
+                (run.step_index, 0),
+                context,
+                Outcome::Finished(status),
+                Some(why),
+            )
+            .await?
+        {
+            self.ended(tenant, run, status);
+        }
         Ok(())
     }
 
@@ -561,11 +592,6 @@ impl Engine {
                 {
                     tracing::warn!(run_id = %id, error = %e, "could not update the verification view");
                 }
-                if run.record_label.is_none()
-                    && let Err(e) = self.note_record_name(tenant, id, &output).await
-                {
-                    tracing::warn!(run_id = %id, error = %e, "could not record the run's record name");
-                }
                 StepResult::Next(output)
             }
             Err(e) => classify(ServiceError::Connector(e)),
@@ -573,16 +599,16 @@ impl Engine {
     }
 
     /// Names the run's record for people (sealed) and keeps the keyed
-    /// hashes it can be searched by, the first time an action's output
-    /// names someone (a fetched contact).
+    /// hashes it can be searched by, when an action's output names someone
+    /// (a fetched contact); true when it did.
     async fn note_record_name(
         &self,
         tenant: &TenantId,
         id: &RunId,
         output: &Value,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let Some((label, words)) = ferry_core::search::record_name(output) else {
-            return Ok(());
+            return Ok(false);
         };
         let vault = self.connections.vault();
         let sealed = vault
@@ -592,7 +618,8 @@ impl Engine {
         for w in &words {
             keys.push(vault.keyed_hash(tenant, "record-search", w).await?);
         }
-        runs::set_record_label(&self.db, tenant, id, &sealed, &keys).await
+        runs::set_record_label(&self.db, tenant, id, &sealed, &keys).await?;
+        Ok(true)
     }
 
     /// Keeps the staff view of verification outcomes current: a started

@@ -85,6 +85,12 @@ async fn world() -> World {
 impl World {
     /// Delivers the event `key` once; returns what storing it did.
     async fn deliver(&self, key: &str, now: DateTime<Utc>) -> Ingested {
+        self.deliver_as(key, now, false).await
+    }
+
+    /// Delivers the event `key`, its run created held when `held` (the
+    /// workflow is paused).
+    async fn deliver_as(&self, key: &str, now: DateTime<Utc>, held: bool) -> Ingested {
         ingest(
             &self.db,
             &self.tenant,
@@ -104,7 +110,7 @@ impl World {
                 record_id: Some(key.to_owned()),
                 context: "{}".into(),
                 once_per_record: false,
-                held: false,
+                held,
             }],
             now,
         )
@@ -364,7 +370,7 @@ async fn a_draft_saved_from_a_stale_read_is_refused_and_held_runs_settle_once() 
     wf::set_paused(&w.db, &w.tenant, &w.workflow, Some(later), later)
         .await
         .unwrap();
-    let ingested = runs_held(&w, "held-1", later).await;
+    let ingested = w.deliver_as("held-1", later, true).await;
     assert_eq!(ingested.held.len(), 1);
     let first = settle_held(&w.db, &w.tenant, &w.workflow, false, Some(1), later)
         .await
@@ -373,32 +379,4 @@ async fn a_draft_saved_from_a_stale_read_is_refused_and_held_runs_settle_once() 
         .await
         .unwrap();
     assert_eq!((first.len(), second.len()), (1, 0));
-}
-
-async fn runs_held(w: &World, key: &str, now: DateTime<Utc>) -> Ingested {
-    ingest(
-        &w.db,
-        &w.tenant,
-        NewEvent {
-            connection_id: &w.connection,
-            source: "hubspot",
-            event_type: "contact.creation",
-            dedupe_key: key,
-            payload: "{}",
-        },
-        None,
-        None,
-        vec![NewRun {
-            id: RunId::generate(),
-            workflow_id: w.workflow.clone(),
-            version: 1,
-            record_id: Some(key.to_owned()),
-            context: "{}".into(),
-            once_per_record: false,
-            held: true,
-        }],
-        now,
-    )
-    .await
-    .unwrap()
 }
