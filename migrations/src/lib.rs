@@ -12,6 +12,7 @@ mod m20261129_000005_refresh_lease;
 mod m20261129_000006_runs;
 mod m20261204_000007_alerts;
 mod m20261205_000008_lifecycle;
+mod m20261206_000009_evidence;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000006_runs::Migration),
             Box::new(m20261204_000007_alerts::Migration),
             Box::new(m20261205_000008_lifecycle::Migration),
+            Box::new(m20261206_000009_evidence::Migration),
         ]
     }
 }

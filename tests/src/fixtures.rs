@@ -205,7 +205,7 @@ impl TestApp {
             .submit(
                 &format!("/workflows/{id}"),
                 &format!("/workflows/{id}/publish"),
-                &[],
+                &[("note", "Publishing for the test.")],
             )
             .await;
         assert_eq!(res.status, 303, "{}", res.body);

@@ -17,7 +17,29 @@ pub(crate) async fn record(
     details: serde_json::Value,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), StoreError> {
-    audit::record(
+    record_about(
+        db,
+        actor,
+        action,
+        target,
+        audit::About::default(),
+        details,
+        now,
+    )
+    .await
+}
+
+/// As [`record`], naming the workflow and the record it concerns.
+pub(crate) async fn record_about(
+    db: &impl Exec,
+    actor: &Actor<'_>,
+    action: AuditAction,
+    target: Target<'_>,
+    about: audit::About<'_>,
+    details: serde_json::Value,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), StoreError> {
+    audit::record_about(
         db,
         audit::NewAuditEvent {
             tenant_id: actor.tenant,
@@ -29,6 +51,7 @@ pub(crate) async fn record(
             details,
             client_ip: actor.client_ip,
         },
+        about,
         now,
     )
     .await

@@ -78,11 +78,29 @@ pub enum AuditAction {
     VerificationsExported,
     /// `workflow.tested`: Tested a workflow on a record.
     WorkflowTested,
+    /// `run.step`: Ran a step.
+    RunStep,
+    /// `audit.exported`: Exported the audit log.
+    AuditExported,
+    /// `evidence.exported`: Downloaded an evidence pack.
+    EvidenceExported,
+    /// `workflow.reviewed`: Reviewed a workflow.
+    WorkflowReviewed,
+    /// `workflow.profile_changed`: Changed a workflow's inventory entry.
+    WorkflowProfileChanged,
+    /// `tenant.retention_changed`: Changed data retention.
+    RetentionChanged,
+    /// `tenant.field_class_changed`: Changed a field's classification.
+    FieldClassChanged,
+    /// `runs.payloads_purged`: Purged run payloads past retention.
+    PayloadsPurged,
+    /// `workflow.gate_run`: Ran the publish checklist.
+    WorkflowGateRun,
 }
 
 impl AuditAction {
     /// Every action, for listings and tests.
-    pub const ALL: [Self; 37] = [
+    pub const ALL: [Self; 46] = [
         Self::UserLoggedIn,
         Self::UserLoggedOut,
         Self::UserInvited,
@@ -120,6 +138,15 @@ impl AuditAction {
         Self::ConnectionReconnected,
         Self::VerificationsExported,
         Self::WorkflowTested,
+        Self::RunStep,
+        Self::AuditExported,
+        Self::EvidenceExported,
+        Self::WorkflowReviewed,
+        Self::WorkflowProfileChanged,
+        Self::RetentionChanged,
+        Self::FieldClassChanged,
+        Self::PayloadsPurged,
+        Self::WorkflowGateRun,
     ];
 
     /// The stable code stored in the log.
@@ -162,6 +189,15 @@ impl AuditAction {
             Self::ConnectionReconnected => "connection.reconnected",
             Self::VerificationsExported => "verifications.exported",
             Self::WorkflowTested => "workflow.tested",
+            Self::RunStep => "run.step",
+            Self::AuditExported => "audit.exported",
+            Self::EvidenceExported => "evidence.exported",
+            Self::WorkflowReviewed => "workflow.reviewed",
+            Self::WorkflowProfileChanged => "workflow.profile_changed",
+            Self::RetentionChanged => "tenant.retention_changed",
+            Self::FieldClassChanged => "tenant.field_class_changed",
+            Self::PayloadsPurged => "runs.payloads_purged",
+            Self::WorkflowGateRun => "workflow.gate_run",
         }
     }
 
@@ -205,6 +241,15 @@ impl AuditAction {
             Self::ConnectionReconnected => "Reconnected an app",
             Self::VerificationsExported => "Exported verification outcomes",
             Self::WorkflowTested => "Tested a workflow on a record",
+            Self::RunStep => "Ran a step",
+            Self::AuditExported => "Exported the audit log",
+            Self::EvidenceExported => "Downloaded an evidence pack",
+            Self::WorkflowReviewed => "Reviewed a workflow",
+            Self::WorkflowProfileChanged => "Changed a workflow's inventory entry",
+            Self::RetentionChanged => "Changed data retention",
+            Self::FieldClassChanged => "Changed a field's classification",
+            Self::PayloadsPurged => "Purged run payloads past retention",
+            Self::WorkflowGateRun => "Ran the publish checklist",
         }
     }
 

@@ -6,6 +6,7 @@
 
 pub mod alerts;
 pub mod connections;
+pub mod evidence;
 pub mod housekeeping;
 pub mod mail;
 pub mod metrics;

@@ -240,11 +240,16 @@ impl Db {
 
     /// Data a migration cannot write with the schema builder, under the
     /// same lock: workflows without alert rules (made before alerts
-    /// existed) get the defaults, once however many processes start.
+    /// existed) get the defaults, and audit entries written before the log
+    /// was chained are chained, once however many processes start.
     async fn backfill(&self) -> Result<(), StoreError> {
         let n = crate::alerts::backfill_defaults(self, chrono::Utc::now()).await?;
         if n > 0 {
             tracing::info!(workflows = n, "default alert rules added");
+        }
+        let chained = crate::audit::chain_existing(self, chrono::Utc::now()).await?;
+        if chained > 0 {
+            tracing::info!(entries = chained, "existing audit entries chained");
         }
         Ok(())
     }

@@ -61,6 +61,7 @@ pub async fn create(
         status: Set(TenantStatus::Active.as_str().to_owned()),
         created_at: Set(now),
         updated_at: Set(now),
+        ..Default::default()
     }
     .insert(db.conn())
     .await?;

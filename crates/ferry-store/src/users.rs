@@ -370,3 +370,16 @@ pub async fn create_member(
     txn.commit().await?;
     Ok(user)
 }
+
+/// Every active platform operator (for platform alerts).
+pub async fn operators(db: &impl Exec) -> Result<Vec<User>, StoreError> {
+    user::Entity::find()
+        .filter(user::Column::IsOperator.eq(true))
+        .filter(user::Column::Status.eq(UserStatus::Active.as_str()))
+        .order_by_asc(user::Column::Email)
+        .all(db.conn())
+        .await?
+        .into_iter()
+        .map(User::try_from)
+        .collect()
+}

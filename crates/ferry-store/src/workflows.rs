@@ -38,6 +38,11 @@ pub struct Workflow {
     pub published_version: Option<i32>,
     /// Since when it is paused (events are kept, runs held), if it is.
     pub paused_at: Option<DateTime<Utc>>,
+    /// When its next review is due (set at its first publish).
+    pub review_due_at: Option<DateTime<Utc>>,
+    /// What the admin told Ferry about it for the inventory and the
+    /// documentation (JSON object; null when nothing yet).
+    pub profile: serde_json::Value,
     /// Created.
     pub created_at: DateTime<Utc>,
     /// Last changed.
@@ -57,7 +62,14 @@ pub struct Version {
     pub published_by: UserId,
     /// When.
     pub published_at: DateTime<Utc>,
+    /// Why, in the publisher's words.
+    pub change_note: Option<String>,
+    /// The publish checklist's evidence (JSON), when it ran.
+    pub gate: Option<serde_json::Value>,
 }
+
+/// The days between reviews.
+pub const REVIEW_DAYS: i64 = 90;
 
 fn corrupt(c: &'static str) -> impl Fn(serde_json::Error) -> StoreError {
     move |_| StoreError::Corrupt(c)
@@ -83,6 +95,14 @@ impl TryFrom<workflow::Model> for Workflow {
             bindings: serde_json::from_str(&m.bindings).map_err(corrupt("workflows.bindings"))?,
             published_version: m.published_version,
             paused_at: m.paused_at,
+            review_due_at: m.review_due_at,
+            profile: m
+                .profile
+                .as_deref()
+                .map(serde_json::from_str)
+                .transpose()
+                .map_err(corrupt("workflows.profile"))?
+                .unwrap_or(serde_json::Value::Null),
             created_at: m.created_at,
             updated_at: m.updated_at,
         })
@@ -131,6 +151,7 @@ pub async fn create(
         updated_at: Set(now),
         paused_at: Set(None),
         deleted_at: Set(None),
+        ..Default::default()
     }
     .insert(db.conn())
     .await?
@@ -303,12 +324,23 @@ pub async fn save_draft(
     Ok(())
 }
 
+/// What a publish records beside the definition.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Publication<'a> {
+    /// Why (the publisher's change note).
+    pub note: Option<&'a str>,
+    /// The publish checklist's evidence, JSON.
+    pub gate: Option<&'a serde_json::Value>,
+}
+
 /// Publishes the draft as the next immutable version; returns its number.
+/// The first publish sets the review due date.
 pub async fn publish(
     db: &impl Exec,
     tenant: &TenantId,
     id: &WorkflowId,
     by: &UserId,
+    publication: Publication<'_>,
     now: DateTime<Utc>,
 ) -> Result<i32, StoreError> {
     let txn = db.conn().begin().await?;
@@ -334,11 +366,17 @@ pub async fn publish(
         bindings: Set(wf.bindings.clone()),
         published_by: Set(by.to_string()),
         published_at: Set(now),
+        change_note: Set(publication.note.map(str::to_owned)),
+        gate: Set(publication.gate.map(ToString::to_string)),
     }
     .insert(&txn)
     .await?;
+    let due = wf
+        .review_due_at
+        .unwrap_or(now + chrono::Duration::days(REVIEW_DAYS));
     workflow::Entity::update_many()
         .col_expr(workflow::Column::PublishedVersion, Expr::value(version))
+        .col_expr(workflow::Column::ReviewDueAt, Expr::value(Some(due)))
         .col_expr(workflow::Column::UpdatedAt, Expr::value(now))
         .filter(workflow::Column::Id.eq(id.to_string()))
         .exec(&txn)
@@ -376,6 +414,13 @@ fn version_of(m: workflow_version::Model) -> Result<Version, StoreError> {
             .parse()
             .map_err(|_| StoreError::Corrupt("workflow_versions.published_by"))?,
         published_at: m.published_at,
+        change_note: m.change_note,
+        gate: m
+            .gate
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(corrupt("workflow_versions.gate"))?,
     })
 }
 

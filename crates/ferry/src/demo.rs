@@ -207,6 +207,13 @@ pub async fn connect_sandbox(
         chosen.entry(c.connector).or_insert_with(|| c.id.clone());
     }
     services.workflows.bind(&admin, &id, &chosen).await?;
-    services.workflows.publish(&admin, &id).await?;
+    services
+        .workflows
+        .publish(
+            &admin,
+            &id,
+            "The reference workflow, as the demo sets it up.",
+        )
+        .await?;
     Ok(())
 }

@@ -228,6 +228,13 @@ pub async fn build(
             SessionPolicy::default(),
             stop_rx.clone(),
         )));
+        tasks.push(tokio::spawn(ferry_engine::evidence::run(
+            db.clone(),
+            clock.clone(),
+            mailer.clone(),
+            std::time::Duration::from_secs(3600),
+            stop_rx.clone(),
+        )));
     }
 
     let mut mounted = None;

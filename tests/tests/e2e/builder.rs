@@ -278,7 +278,11 @@ async fn the_reference_flow_is_built_from_scratch_tested_on_a_real_contact_and_p
 
     // Publish; a new contact then runs through it.
     let res = client
-        .submit(&build, &format!("/workflows/{id}/publish"), &[])
+        .submit(
+            &build,
+            &format!("/workflows/{id}/publish"),
+            &[("note", "Publishing for the test.")],
+        )
         .await;
     assert_eq!(res.status, 303, "{}", res.body);
     let grace = app

@@ -322,7 +322,11 @@ async fn draft_changes_and_rebinding_are_marked_unpublished_until_published() {
     assert!(shown.contains("Step validate_contact removed."));
 
     let res = client
-        .submit(&page, &format!("/workflows/{id}/publish"), &[])
+        .submit(
+            &page,
+            &format!("/workflows/{id}/publish"),
+            &[("note", "Publishing for the test.")],
+        )
         .await;
     assert_eq!(res.status, 303);
     assert!(!client.get(&page).await.body.contains("Unpublished changes"));
@@ -541,7 +545,11 @@ async fn a_paused_workflow_runs_nothing_held_runs_take_the_version_published_now
         .await;
     assert_eq!(res.status, 303, "{}", res.body);
     client
-        .submit(&page, &format!("/workflows/{id}/publish"), &[])
+        .submit(
+            &page,
+            &format!("/workflows/{id}/publish"),
+            &[("note", "Publishing for the test.")],
+        )
         .await;
     // Run them now: on the version published now.
     let res = client

@@ -267,7 +267,7 @@ async fn a_replayed_run_keeps_the_version_it_started_with() {
         .submit(
             &format!("/workflows/{workflow}"),
             &format!("/workflows/{workflow}/publish"),
-            &[],
+            &[("note", "Publishing for the test.")],
         )
         .await;
     assert_eq!(app.count("SELECT COUNT(*) FROM workflow_versions").await, 2);

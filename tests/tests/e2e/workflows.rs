@@ -55,7 +55,7 @@ async fn the_reference_workflow_is_created_bound_published_and_rolled_back() {
         .submit(
             &format!("/workflows/{id}"),
             &format!("/workflows/{id}/publish"),
-            &[],
+            &[("note", "Publishing for the test.")],
         )
         .await;
     assert_eq!(res.status, 303, "{}", res.body);
@@ -92,7 +92,7 @@ async fn the_reference_workflow_is_created_bound_published_and_rolled_back() {
         .submit(
             &format!("/workflows/{id}"),
             &format!("/workflows/{id}/publish"),
-            &[],
+            &[("note", "Publishing for the test.")],
         )
         .await;
     let page = client.get(&format!("/workflows/{id}")).await;
@@ -212,7 +212,7 @@ async fn a_bad_definition_is_refused_naming_the_step_and_field() {
         .submit(
             &format!("/workflows/{id}"),
             &format!("/workflows/{id}/publish"),
-            &[],
+            &[("note", "Publishing for the test.")],
         )
         .await;
     assert_eq!(res.status, 422);

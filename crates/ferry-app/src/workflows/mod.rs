@@ -129,6 +129,9 @@ async fn person(db: &ferry_store::Db, id: &UserId) -> String {
         .map_or_else(|_| "a former member".to_owned(), |u| u.name)
 }
 
+/// The longest change note.
+pub const MAX_NOTE: usize = 500;
+
 impl Workflows {
     /// The tenant's workflows.
     pub async fn list(&self, who: &Member) -> Result<Vec<WorkflowRow>, Error> {
@@ -371,11 +374,23 @@ impl Workflows {
     /// Publishes the checked draft as the next immutable version; returns
     /// its number. Problems (the check, a missing or broken connection) are
     /// `Invalid`, field `publish`.
-    pub async fn publish(&self, admin: &Member, id: &WorkflowId) -> Result<i32, Error> {
+    pub async fn publish(&self, admin: &Member, id: &WorkflowId, note: &str) -> Result<i32, Error> {
         admin.require_admin()?;
         let db = &self.0.db;
         let wf = store::get(db, &admin.tenant_id, id).await?;
         let mut problems = FieldErrors::new();
+        let note = note.trim();
+        if note.is_empty() {
+            problems.push(FieldError::new(
+                "note",
+                "Say in a sentence what changed and why: the note stays with the version.",
+            ));
+        } else if note.chars().count() > MAX_NOTE {
+            problems.push(FieldError::new(
+                "note",
+                format!("Keep the change note under {MAX_NOTE} characters."),
+            ));
+        }
         for issue in wf.draft.publish_issues() {
             problems.push(FieldError::new("publish", issue.to_string()));
         }
@@ -408,7 +423,18 @@ impl Workflows {
         problems.into_result()?;
         let now = self.0.clock.now();
         let tx = db.begin().await?;
-        let version = store::publish(&tx, &admin.tenant_id, id, &admin.user_id, now).await?;
+        let version = store::publish(
+            &tx,
+            &admin.tenant_id,
+            id,
+            &admin.user_id,
+            store::Publication {
+                note: Some(note),
+                gate: None,
+            },
+            now,
+        )
+        .await?;
         audit::record(
             &tx,
             &admin.actor(),

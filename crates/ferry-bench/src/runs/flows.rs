@@ -250,7 +250,15 @@ pub async fn peer_flow(
         now,
     )
     .await?;
-    workflows::publish(&env.db, &env.tenant, &wf.id, &env.admin, now).await?;
+    workflows::publish(
+        &env.db,
+        &env.tenant,
+        &wf.id,
+        &env.admin,
+        workflows::Publication::default(),
+        now,
+    )
+    .await?;
 
     let uri = format!("{}/hooks/webhook/{}", env.address, hook.id);
     let http = reqwest::Client::builder()

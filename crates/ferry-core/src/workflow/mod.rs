@@ -11,6 +11,7 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 
 mod build;
+pub mod describe;
 mod diff;
 mod edit;
 mod step;

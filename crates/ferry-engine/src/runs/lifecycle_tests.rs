@@ -130,9 +130,16 @@ async fn world() -> World {
     )
     .await
     .unwrap();
-    workflows::publish(&db, &tenant, &wf.id, &owner, now)
-        .await
-        .unwrap();
+    workflows::publish(
+        &db,
+        &tenant,
+        &wf.id,
+        &owner,
+        workflows::Publication::default(),
+        now,
+    )
+    .await
+    .unwrap();
     let http =
         HttpClient::new(NetworkPolicy::default(), std::time::Duration::from_secs(5)).unwrap();
     let local = url::Url::parse("http://127.0.0.1:9/").unwrap();

@@ -19,6 +19,12 @@ pub struct Model {
     pub details: String,
     pub client_ip: String,
     pub created_at: DateTimeUtc,
+    pub chain: Option<String>,
+    pub chain_seq: Option<i64>,
+    pub prev_hash: Option<String>,
+    pub hash: Option<String>,
+    pub workflow_id: Option<String>,
+    pub record_id: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -32,6 +32,7 @@ pub struct Model {
     /// Keyed hashes of the record's name words and email, space-delimited.
     #[sea_orm(column_type = "Text", nullable)]
     pub search_keys: Option<String>,
+    pub purged_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -24,6 +24,7 @@ pub struct Model {
     pub error: Option<String>,
     pub started_at: DateTimeUtc,
     pub finished_at: DateTimeUtc,
+    pub audit_seq: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

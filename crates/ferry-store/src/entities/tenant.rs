@@ -11,6 +11,9 @@ pub struct Model {
     pub status: String,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    pub retention_days: i32,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub field_classes: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

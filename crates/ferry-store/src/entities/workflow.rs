@@ -22,6 +22,9 @@ pub struct Model {
     pub updated_at: DateTimeUtc,
     pub paused_at: Option<DateTimeUtc>,
     pub deleted_at: Option<DateTimeUtc>,
+    pub review_due_at: Option<DateTimeUtc>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub profile: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

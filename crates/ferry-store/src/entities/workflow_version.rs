@@ -16,6 +16,10 @@ pub struct Model {
     pub bindings: String,
     pub published_by: String,
     pub published_at: DateTimeUtc,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub change_note: Option<String>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub gate: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -198,6 +198,7 @@ pub async fn ingest(
                 finished_at: Set(status.is_final().then_some(now)),
                 record_label: Set(None),
                 search_keys: Set(None),
+                purged_at: Set(None),
             })
             .exec_without_returning(&txn)
             .await?;

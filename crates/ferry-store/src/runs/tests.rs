@@ -69,9 +69,16 @@ async fn world() -> World {
     .await
     .unwrap()
     .id;
-    wf::publish(&db, &tenant, &workflow, &owner, t0)
-        .await
-        .unwrap();
+    wf::publish(
+        &db,
+        &tenant,
+        &workflow,
+        &owner,
+        wf::Publication::default(),
+        t0,
+    )
+    .await
+    .unwrap();
     World {
         db,
         tenant,

@@ -180,6 +180,7 @@ pub async fn insert_history(
                 finished_at: Set(Some(at)),
                 record_label: Set(None),
                 search_keys: Set(None),
+                purged_at: Set(None),
             }
         });
         let txn = db.conn.begin().await?;

@@ -147,15 +147,28 @@ pub async fn save_bindings(
     }
 }
 
+/// The publish form.
+#[derive(Debug, serde::Deserialize)]
+pub struct PublishForm {
+    #[serde(default)]
+    pub(super) note: String,
+}
+
 /// POST /workflows/{id}/publish: the checked draft becomes the next version.
 pub async fn publish(
     state: web::Data<AppState>,
     req: HttpRequest,
     Admin(admin): Admin,
     id: web::Path<WorkflowId>,
+    form: web::Form<PublishForm>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
-    match state.services.workflows.publish(&admin.actor, &id).await {
+    match state
+        .services
+        .workflows
+        .publish(&admin.actor, &id, &form.note)
+        .await
+    {
         Ok(version) => Ok(saved(&id, &format!("Published version {version}."))),
         Err(e) => {
             refused(&state, &req, &admin, &id, e, |errors| Feedback {
