@@ -18,6 +18,7 @@ mod error;
 mod links;
 
 pub mod connections;
+pub mod evidence;
 pub mod hooks;
 pub mod operators;
 pub mod overview;
@@ -57,6 +58,9 @@ pub struct Parts {
     pub sandbox: Option<SandboxLink>,
     /// Where links in emails point and how long they work.
     pub links: LinkSettings,
+    /// The key evidence packs are signed with (derived from the master
+    /// key; never shown).
+    pub evidence_key: [u8; 32],
 }
 
 /// Every service. Cheap to clone.
@@ -80,6 +84,9 @@ pub struct Services {
     pub views: overview::Views,
     /// Monitoring and alerts: dashboard, health, rules, incidents.
     pub alerts: alerts::Alerts,
+    /// Compliance evidence: audit, record trails, documentation,
+    /// inventory, reviews, evidence packs.
+    pub evidence: evidence::Evidence,
 }
 
 impl Services {
@@ -96,6 +103,7 @@ impl Services {
             tenants: tenants::Tenants(parts.clone()),
             views: overview::Views(parts.clone()),
             alerts: alerts::Alerts(parts.clone()),
+            evidence: evidence::Evidence(parts.clone()),
         }
     }
 }

@@ -179,11 +179,16 @@ impl Runs {
                 run.status.as_str()
             )));
         }
-        audit::record(
+        let workflow_id = run.workflow_id.to_string();
+        audit::record_about(
             &tx,
             &admin.actor(),
             AuditAction::RunReplayed,
             Target("run", id.as_str()),
+            ferry_store::audit::About {
+                workflow_id: Some(&workflow_id),
+                record_id: run.record_id.as_deref(),
+            },
             json!({
                 "from_step": if from_start { 0 } else { run.step_index },
                 "previous_status": run.status.as_str(),

@@ -73,3 +73,48 @@ pub async fn stats(
         .map(|m| m.received_at);
     Ok((count, last))
 }
+
+/// An event as a record's trail shows it (no payload).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventSummary {
+    /// Its id.
+    pub id: String,
+    /// `hubspot`, `webhook`, …
+    pub source: String,
+    /// e.g. `contact.creation`.
+    pub event_type: String,
+    /// Its dedupe key (the source's event id, or a payload hash).
+    pub dedupe_key: String,
+    /// received, echo, …
+    pub status: String,
+    /// When it arrived.
+    pub received_at: DateTime<Utc>,
+}
+
+/// The tenant's events with these ids.
+pub async fn summaries(
+    db: &impl crate::Exec,
+    tenant: &TenantId,
+    ids: &[String],
+) -> Result<Vec<EventSummary>, StoreError> {
+    let mut out = Vec::new();
+    for chunk in ids.chunks(500) {
+        out.extend(
+            inbound_event::Entity::find()
+                .filter(inbound_event::Column::TenantId.eq(tenant.to_string()))
+                .filter(inbound_event::Column::Id.is_in(chunk.to_vec()))
+                .all(db.conn())
+                .await?
+                .into_iter()
+                .map(|m| EventSummary {
+                    id: m.id,
+                    source: m.source,
+                    event_type: m.event_type,
+                    dedupe_key: m.dedupe_key,
+                    status: m.status,
+                    received_at: m.received_at,
+                }),
+        );
+    }
+    Ok(out)
+}

@@ -553,3 +553,151 @@ pub async fn delete_sample(
         .await?;
     Ok(())
 }
+
+/// Replaces the workflow's profile (the admin's inventory answers).
+pub async fn set_profile(
+    db: &impl Exec,
+    tenant: &TenantId,
+    id: &WorkflowId,
+    profile: &serde_json::Value,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let done = workflow::Entity::update_many()
+        .col_expr(workflow::Column::Profile, Expr::value(Some(profile.to_string())))
+        .col_expr(workflow::Column::UpdatedAt, Expr::value(now))
+        .filter(workflow::Column::Id.eq(id.to_string()))
+        .filter(workflow::Column::TenantId.eq(tenant.to_string()))
+        .filter(workflow::Column::DeletedAt.is_null())
+        .exec(db.conn())
+        .await?;
+    if done.rows_affected == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+/// A stored review.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Review {
+    /// Its id.
+    pub id: String,
+    /// Who reviewed (as the audit log names them).
+    pub reviewer: String,
+    /// The answers (JSON object).
+    pub answers: serde_json::Value,
+    /// Their notes.
+    pub notes: String,
+    /// What Ferry measured when the form was opened (JSON object).
+    pub measured: serde_json::Value,
+    /// When.
+    pub reviewed_at: DateTime<Utc>,
+}
+
+/// A review to record.
+#[derive(Debug, Clone)]
+pub struct NewReview<'a> {
+    /// Who.
+    pub reviewer_id: &'a UserId,
+    /// As the audit log names them.
+    pub reviewer_label: &'a str,
+    /// The answers.
+    pub answers: &'a serde_json::Value,
+    /// Notes.
+    pub notes: &'a str,
+    /// What was measured.
+    pub measured: &'a serde_json::Value,
+}
+
+/// Records a review and moves the due date `REVIEW_DAYS` on.
+pub async fn add_review(
+    db: &impl Exec,
+    tenant: &TenantId,
+    id: &WorkflowId,
+    review: NewReview<'_>,
+    now: DateTime<Utc>,
+) -> Result<DateTime<Utc>, StoreError> {
+    use crate::entities::workflow_review;
+    let due = now + chrono::Duration::days(REVIEW_DAYS);
+    let done = workflow::Entity::update_many()
+        .col_expr(workflow::Column::ReviewDueAt, Expr::value(Some(due)))
+        .filter(workflow::Column::Id.eq(id.to_string()))
+        .filter(workflow::Column::TenantId.eq(tenant.to_string()))
+        .filter(workflow::Column::DeletedAt.is_null())
+        .exec(db.conn())
+        .await?;
+    if done.rows_affected == 0 {
+        return Err(StoreError::NotFound);
+    }
+    workflow_review::ActiveModel {
+        id: Set(crate::new_token()[..32].to_owned()),
+        tenant_id: Set(tenant.to_string()),
+        workflow_id: Set(id.to_string()),
+        reviewer_user_id: Set(Some(review.reviewer_id.to_string())),
+        reviewer_label: Set(review.reviewer_label.to_owned()),
+        answers: Set(review.answers.to_string()),
+        notes: Set(review.notes.to_owned()),
+        measured: Set(review.measured.to_string()),
+        reviewed_at: Set(now),
+    }
+    .insert(db.conn())
+    .await?;
+    Ok(due)
+}
+
+/// A workflow's reviews, newest first.
+pub async fn reviews(
+    db: &impl Exec,
+    tenant: &TenantId,
+    id: &WorkflowId,
+) -> Result<Vec<Review>, StoreError> {
+    use crate::entities::workflow_review;
+    workflow_review::Entity::find()
+        .filter(workflow_review::Column::TenantId.eq(tenant.to_string()))
+        .filter(workflow_review::Column::WorkflowId.eq(id.to_string()))
+        .order_by_desc(workflow_review::Column::ReviewedAt)
+        .all(db.conn())
+        .await?
+        .into_iter()
+        .map(|m| {
+            Ok(Review {
+                id: m.id,
+                reviewer: m.reviewer_label,
+                answers: serde_json::from_str(&m.answers).map_err(corrupt("workflow_reviews.answers"))?,
+                notes: m.notes,
+                measured: serde_json::from_str(&m.measured)
+                    .map_err(corrupt("workflow_reviews.measured"))?,
+                reviewed_at: m.reviewed_at,
+            })
+        })
+        .collect()
+}
+
+/// A published workflow whose review is due by `by` (every tenant): for
+/// reminders. `(tenant, workflow, name, owner, due)`.
+pub async fn reviews_due(
+    db: &impl Exec,
+    by: DateTime<Utc>,
+) -> Result<Vec<(TenantId, WorkflowId, String, UserId, DateTime<Utc>)>, StoreError> {
+    workflow::Entity::find()
+        .filter(workflow::Column::DeletedAt.is_null())
+        .filter(workflow::Column::PublishedVersion.is_not_null())
+        .filter(workflow::Column::ReviewDueAt.lte(by))
+        .order_by_asc(workflow::Column::ReviewDueAt)
+        .all(db.conn())
+        .await?
+        .into_iter()
+        .map(|m| {
+            Ok((
+                m.tenant_id
+                    .parse()
+                    .map_err(|_| StoreError::Corrupt("workflows.tenant_id"))?,
+                m.id.parse().map_err(|_| StoreError::Corrupt("workflows.id"))?,
+                m.name,
+                m.owner_id
+                    .parse()
+                    .map_err(|_| StoreError::Corrupt("workflows.owner_id"))?,
+                m.review_due_at.unwrap_or(by),
+            ))
+        })
+        .collect()
+}

@@ -280,6 +280,10 @@ pub async fn build(
                 link_ttl: config.link_ttl,
                 reset_ttl: config.reset_ttl,
             },
+            evidence_key: connections::derived_key(
+                settings.master_key.expose_secret(),
+                b"ferry evidence pack signature",
+            ),
         });
         web_services = Some(services.clone());
         let state = AppState {
@@ -607,6 +611,49 @@ async fn wait_for_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+/// Verifies the audit chains: every chain, or the chain of one tenant
+/// (`tenant`: its id or its name).
+pub async fn verify_audit(
+    settings: &Settings,
+    tenant: Option<&str>,
+) -> anyhow::Result<Vec<ferry_store::audit::ChainReport>> {
+    let db = open_database(settings).await?;
+    let chains = match tenant {
+        None => ferry_store::audit::chains(&db).await?,
+        Some(t) => {
+            let id = match t.parse::<ferry_core::TenantId>() {
+                Ok(id) => id,
+                Err(_) => {
+                    ferry_store::tenants::find_by_name(&db, t.trim())
+                        .await?
+                        .ok_or_else(|| anyhow::anyhow!("no tenant has that id or name"))?
+                        .id
+                }
+            };
+            vec![id.to_string()]
+        }
+    };
+    let mut out = Vec::new();
+    for chain in chains {
+        out.push(ferry_store::audit::verify_chain(&db, &chain).await?);
+    }
+    db.close().await?;
+    Ok(out)
+}
+
+/// Checks an evidence pack: its files against the manifest, and the
+/// manifest's signature with this installation's key.
+pub fn verify_evidence(
+    settings: &Settings,
+    pack: &[u8],
+) -> anyhow::Result<ferry_app::evidence::PackReport> {
+    let key = connections::derived_key(
+        settings.master_key.expose_secret(),
+        b"ferry evidence pack signature",
+    );
+    ferry_app::evidence::verify_pack(pack, Some(&key))
 }
 
 /// What a master-key rotation did.

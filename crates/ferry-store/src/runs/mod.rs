@@ -83,6 +83,20 @@ impl RunStatus {
         Self::ALL.into_iter().find(|v| v.as_str() == s)
     }
 
+    /// The status in plain words ("failed permanently", not "dead").
+    pub fn words(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Waiting => "waiting for an event",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Dead => "failed permanently",
+            Self::Skipped => "skipped",
+            Self::Held => "held while paused",
+        }
+    }
+
     /// Whether the run has ended.
     pub fn is_final(self) -> bool {
         matches!(

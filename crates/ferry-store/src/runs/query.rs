@@ -5,6 +5,20 @@ use super::*;
 
 /// A run's step attempts, in order.
 pub async fn steps(db: &Db, tenant: &TenantId, run: &RunId) -> Result<Vec<StepRecord>, StoreError> {
+    Ok(steps_with_ids(db, tenant, run)
+        .await?
+        .into_iter()
+        .map(|(_, s)| s)
+        .collect())
+}
+
+/// A run's step attempts with their row ids (what the audit chain's
+/// `run.step` entries name), in order.
+pub async fn steps_with_ids(
+    db: &Db,
+    tenant: &TenantId,
+    run: &RunId,
+) -> Result<Vec<(i64, StepRecord)>, StoreError> {
     run_step::Entity::find()
         .filter(run_step::Column::TenantId.eq(tenant.to_string()))
         .filter(run_step::Column::RunId.eq(run.to_string()))
@@ -15,19 +29,22 @@ pub async fn steps(db: &Db, tenant: &TenantId, run: &RunId) -> Result<Vec<StepRe
         .map(|m| {
             let json =
                 |s: &str| serde_json::from_str(s).map_err(|_| StoreError::Corrupt("run_steps"));
-            Ok(StepRecord {
-                step_index: m.step_index,
-                step_key: m.step_key,
-                kind: m.kind,
-                attempt: m.attempt,
-                status: m.status,
-                input: json(&m.input)?,
-                output: json(&m.output)?,
-                http_calls: json(&m.http_calls)?,
-                error: m.error,
-                started_at: m.started_at,
-                finished_at: m.finished_at,
-            })
+            Ok((
+                m.id,
+                StepRecord {
+                    step_index: m.step_index,
+                    step_key: m.step_key,
+                    kind: m.kind,
+                    attempt: m.attempt,
+                    status: m.status,
+                    input: json(&m.input)?,
+                    output: json(&m.output)?,
+                    http_calls: json(&m.http_calls)?,
+                    error: m.error,
+                    started_at: m.started_at,
+                    finished_at: m.finished_at,
+                },
+            ))
         })
         .collect()
 }

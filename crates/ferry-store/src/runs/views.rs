@@ -190,3 +190,66 @@ pub async fn insert_history(
     }
     Ok(done)
 }
+
+/// How many runs of `workflow` started in `[from, to)`, per status.
+pub async fn counts_between(
+    db: &Db,
+    tenant: &TenantId,
+    workflow: &WorkflowId,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<(RunStatus, u64)>, StoreError> {
+    let rows: Vec<(String, i64)> = run::Entity::find()
+        .select_only()
+        .column(run::Column::Status)
+        .column_as(run::Column::Id.count(), "n")
+        .filter(run::Column::TenantId.eq(tenant.to_string()))
+        .filter(run::Column::WorkflowId.eq(workflow.to_string()))
+        .filter(run::Column::CreatedAt.gte(from))
+        .filter(run::Column::CreatedAt.lt(to))
+        .group_by(run::Column::Status)
+        .into_tuple()
+        .all(&db.conn)
+        .await?;
+    rows.into_iter()
+        .map(|(s, n)| {
+            Ok((
+                RunStatus::parse(&s).ok_or(StoreError::Corrupt("runs.status"))?,
+                u64::try_from(n).unwrap_or(0),
+            ))
+        })
+        .collect()
+}
+
+/// Failed step attempts of `workflow`'s runs since `since`, per step kind
+/// (`validate`, `action`, …): what a review reads as drift upstream.
+pub async fn failed_steps_since(
+    db: &Db,
+    tenant: &TenantId,
+    workflow: &WorkflowId,
+    since: DateTime<Utc>,
+) -> Result<Vec<(String, u64)>, StoreError> {
+    use sea_orm::sea_query::Query;
+    let runs_of = Query::select()
+        .column(run::Column::Id)
+        .from(run::Entity)
+        .and_where(run::Column::TenantId.eq(tenant.to_string()))
+        .and_where(run::Column::WorkflowId.eq(workflow.to_string()))
+        .to_owned();
+    let rows: Vec<(String, i64)> = run_step::Entity::find()
+        .select_only()
+        .column(run_step::Column::Kind)
+        .column_as(run_step::Column::Id.count(), "n")
+        .filter(run_step::Column::TenantId.eq(tenant.to_string()))
+        .filter(run_step::Column::Status.is_in(["failed", "retrying"]))
+        .filter(run_step::Column::FinishedAt.gte(since))
+        .filter(run_step::Column::RunId.in_subquery(runs_of))
+        .group_by(run_step::Column::Kind)
+        .into_tuple()
+        .all(&db.conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(k, n)| (k, u64::try_from(n).unwrap_or(0)))
+        .collect())
+}

@@ -139,16 +139,7 @@ struct RunRow {
 
 /// A run status in plain words ("failed permanently", not "dead").
 pub(crate) fn status_label(s: RunStatus) -> &'static str {
-    match s {
-        RunStatus::Queued => "queued",
-        RunStatus::Running => "running",
-        RunStatus::Waiting => "waiting for an event",
-        RunStatus::Succeeded => "succeeded",
-        RunStatus::Failed => "failed",
-        RunStatus::Dead => "failed permanently",
-        RunStatus::Skipped => "skipped",
-        RunStatus::Held => "held while paused",
-    }
+    s.words()
 }
 
 #[derive(Template)]
