@@ -93,7 +93,7 @@ impl Layout {
                     ("/users", "Team"),
                 ]);
                 if *role == Role::Admin {
-                    nav.push(("/audit", "Audit log"));
+                    nav.push(("/compliance", "Compliance"));
                 }
                 NavUser {
                     name: u.name.clone(),

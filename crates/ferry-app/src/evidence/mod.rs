@@ -115,7 +115,7 @@ pub fn audit_rows_csv(rows: &[AuditEvent]) -> Result<String, Error> {
 }
 
 /// A cell a spreadsheet would run as a formula is prefixed with `'`.
-pub(crate) fn sanitize(cell: &str) -> String {
+pub fn sanitize(cell: &str) -> String {
     if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{cell}")
     } else {

@@ -3,6 +3,7 @@
 pub(crate) mod alerts;
 mod audit;
 mod auth;
+mod compliance;
 mod connections;
 mod health;
 pub(crate) mod home;
@@ -107,7 +108,7 @@ fn register(r: &mut Router<'_>) {
     r.post("/operator/tenants/{id}/suspend", operator::suspend);
     r.post("/operator/tenants/{id}/reactivate", operator::reactivate);
     r.post("/operator/tenants/{id}/delete", operator::delete);
-    r.get("/operator/audit", audit::platform);
+    r.get("/operator/audit", compliance::platform);
     r.get("/users", users::list);
     r.post("/users/invite", users::invite);
     r.get("/users/{id}", users::detail);
@@ -132,6 +133,7 @@ fn register(r: &mut Router<'_>) {
     r.get("/workflows/{id}", workflows::detail);
     r.post("/workflows/{id}/definition", workflows::save_definition);
     r.post("/workflows/{id}/bindings", workflows::save_bindings);
+    r.get("/workflows/{id}/publish", workflows::publish_form);
     r.post("/workflows/{id}/publish", workflows::publish);
     r.post("/workflows/{id}/rollback", workflows::roll_back);
     r.get("/workflows/{id}/build", workflows::build);
@@ -163,7 +165,21 @@ fn register(r: &mut Router<'_>) {
     r.post("/alerts/rules/{id}/test", alerts::test_rule);
     r.get("/alerts/{id}", alerts::incident);
     r.post("/alerts/{id}/acknowledge", alerts::acknowledge);
-    r.get("/audit", audit::tenant);
+    r.get("/compliance", compliance::hub);
+    r.get("/inventory.csv", compliance::inventory_csv);
+    r.get("/evidence.zip", compliance::tenant_pack);
+    r.get("/audit", compliance::audit_log);
+    r.get("/audit/verify", compliance::audit_verify);
+    r.get("/audit.csv", compliance::audit_csv);
+    r.get("/records", compliance::find_record);
+    r.get("/records/{record}", compliance::record_trail);
+    r.get("/workflows/{id}/docs", compliance::docs);
+    r.get("/workflows/{id}/docs.md", compliance::docs_markdown);
+    r.post("/workflows/{id}/profile", compliance::save_profile);
+    r.get("/workflows/{id}/review", compliance::review);
+    r.post("/workflows/{id}/review", compliance::submit_review);
+    r.get("/workflows/{id}/versions", compliance::versions);
+    r.get("/workflows/{id}/evidence.zip", compliance::workflow_pack);
     r.get("/outbox", outbox::list);
     r.get("/outbox/{id}", outbox::detail);
 }

@@ -800,15 +800,7 @@ pub async fn verifications(
     )
 }
 
-/// A cell a spreadsheet will not read as a formula: text starting with
-/// `=`, `+`, `-`, `@`, a tab or a carriage return gets a leading `'`.
-fn sheet_safe(s: &str) -> String {
-    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{s}")
-    } else {
-        s.to_owned()
-    }
-}
+use ferry_app::evidence::sanitize as sheet_safe;
 
 /// GET /verifications.csv: the rows the page shows for the same query, as
 /// CSV (audited: it carries names and emails).

@@ -148,13 +148,70 @@ pub async fn save_bindings(
 }
 
 /// The publish form.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, Default, serde::Deserialize)]
 pub struct PublishForm {
     #[serde(default)]
     pub(super) note: String,
 }
 
-/// POST /workflows/{id}/publish: the checked draft becomes the next version.
+#[derive(Template)]
+#[template(path = "publish.html")]
+struct PublishPage {
+    layout: Layout,
+    id: String,
+    name: String,
+    live: Option<i32>,
+    changes: Vec<String>,
+    note: String,
+    errors: FieldErrors,
+}
+
+async fn publish_page(
+    state: &AppState,
+    req: &HttpRequest,
+    member: &Member,
+    id: &WorkflowId,
+    note: String,
+    errors: FieldErrors,
+) -> Result<HttpResponse, AppError> {
+    let view = state.services.workflows.view(&member.actor, id).await?;
+    let changes = if view.workflow.published_version.is_some() {
+        view.unpublished_changes.clone()
+    } else {
+        vec!["First version: nothing is published yet.".to_owned()]
+    };
+    render(
+        req,
+        if errors.is_empty() {
+            StatusCode::OK
+        } else {
+            StatusCode::UNPROCESSABLE_ENTITY
+        },
+        &PublishPage {
+            layout: Layout::new(req, &format!("Publish {}", view.workflow.name), "/workflows"),
+            id: id.to_string(),
+            name: view.workflow.name.clone(),
+            live: view.workflow.published_version,
+            changes,
+            note,
+            errors,
+        },
+    )
+}
+
+/// GET /workflows/{id}/publish: what publishing changes, and the change
+/// note it asks for.
+pub async fn publish_form(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Admin(admin): Admin,
+    id: web::Path<WorkflowId>,
+) -> Result<HttpResponse, AppError> {
+    publish_page(&state, &req, &admin, &id, String::new(), FieldErrors::new()).await
+}
+
+/// POST /workflows/{id}/publish: the checked draft becomes the next
+/// version; a refusal re-renders the publish page (422) saying why.
 pub async fn publish(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -163,20 +220,18 @@ pub async fn publish(
     form: web::Form<PublishForm>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
+    let note = form.into_inner().note;
     match state
         .services
         .workflows
-        .publish(&admin.actor, &id, &form.note)
+        .publish(&admin.actor, &id, &note)
         .await
     {
         Ok(version) => Ok(saved(&id, &format!("Published version {version}."))),
-        Err(e) => {
-            refused(&state, &req, &admin, &id, e, |errors| Feedback {
-                issues: issues_of(&errors),
-                ..Feedback::default()
-            })
-            .await
+        Err(ferry_app::Error::Invalid(errors)) => {
+            publish_page(&state, &req, &admin, &id, note, errors).await
         }
+        Err(e) => Err(e.into()),
     }
 }
 
