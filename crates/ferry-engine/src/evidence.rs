@@ -3,8 +3,8 @@
 //! chain is logged and emailed to every platform operator (once per break).
 
 use crate::mail::{CancelSignal, Mailer, OutgoingEmail};
-use ferry_core::{Clock, EmailAddress};
-use ferry_store::{Db, audit, users};
+use ferry_core::{Clock, EmailAddress, Role};
+use ferry_store::{Db, alerts, audit, users, workflows};
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -77,12 +77,101 @@ pub async fn alert_operators(
     Ok(sent)
 }
 
-/// Seals step attempts every two seconds and verifies every chain every
-/// `verify_every`, until `stop` flips.
+/// How long past its due date a review is overdue (then the owner and the
+/// tenant's admins are alerted).
+pub const OVERDUE_DAYS: i64 = 14;
+
+/// Emails the owner of each published workflow whose review has come due
+/// (once per due date), and the owner and every admin of its tenant once
+/// it is `OVERDUE_DAYS` late. Returns the emails queued.
+pub async fn remind_reviews(
+    db: &Db,
+    mailer: &Mailer,
+    clock: &dyn Clock,
+    base_url: &str,
+) -> anyhow::Result<usize> {
+    let now = clock.now();
+    let mut sent = 0;
+    for (tenant, workflow, name, owner, due) in workflows::reviews_due(db, now).await? {
+        let link = format!("{}/workflows/{workflow}/review", base_url.trim_end_matches('/'));
+        let overdue_at = due + chrono::Duration::days(OVERDUE_DAYS);
+        let (kind, subject, mut to) = if now >= overdue_at {
+            if !alerts::claim_tick(db, &format!("review-overdue:{workflow}"), overdue_at).await? {
+                continue;
+            }
+            // An overdue review is also past due: no separate reminder.
+            alerts::claim_tick(db, &format!("review-due:{workflow}"), due).await?;
+            let admins: Vec<String> = users::members(db, &tenant)
+                .await?
+                .into_iter()
+                .filter(|m| m.role == Role::Admin && m.status == ferry_core::UserStatus::Active)
+                .map(|m| m.user.email)
+                .collect();
+            (
+                "overdue",
+                format!("Ferry: the review of “{name}” is overdue"),
+                admins,
+            )
+        } else {
+            if !alerts::claim_tick(db, &format!("review-due:{workflow}"), due).await? {
+                continue;
+            }
+            (
+                "due",
+                format!("Ferry: the 90-day review of “{name}” is due"),
+                vec![],
+            )
+        };
+        if let Ok(u) = users::get(db, &owner).await
+            && u.status == ferry_core::UserStatus::Active
+            && !to.contains(&u.email)
+        {
+            to.insert(0, u.email);
+        }
+        for address in to {
+            let Ok(addr) = EmailAddress::parse("email", &address) else {
+                continue;
+            };
+            let body = if kind == "overdue" {
+                format!(
+                    "The 90-day review of “{name}” was due on {} and has not been done.\n\n\
+                     Until it is, nobody has confirmed that this integration still delivers its outcome, \
+                     has no silent errors from upstream changes, and has not had manual steps re-introduced around it.\n\n\
+                     Review it: {link}\n",
+                    due.format("%Y-%m-%d")
+                )
+            } else {
+                format!(
+                    "The 90-day review of “{name}” is due on {}.\n\n\
+                     Three questions, with what Ferry measured beside each: is it still delivering its outcome? \
+                     any silent errors from upstream changes? have manual steps been re-introduced?\n\n\
+                     Review it: {link}\n",
+                    due.format("%Y-%m-%d")
+                )
+            };
+            mailer
+                .send(OutgoingEmail {
+                    tenant: Some(tenant.clone()),
+                    to: addr,
+                    subject: subject.clone(),
+                    body,
+                    html: None,
+                })
+                .await?;
+            sent += 1;
+        }
+        tracing::info!(tenant_id = %tenant, workflow_id = %workflow, kind, "review reminder sent");
+    }
+    Ok(sent)
+}
+
+/// Seals step attempts and sends due review reminders every two seconds,
+/// and verifies every chain every `verify_every`, until `stop` flips.
 pub async fn run(
     db: Db,
     clock: Arc<dyn Clock>,
     mailer: Mailer,
+    base_url: String,
     verify_every: std::time::Duration,
     mut stop: CancelSignal,
 ) {
@@ -91,6 +180,9 @@ pub async fn run(
     loop {
         if let Err(error) = seal_all(&db, clock.as_ref()).await {
             tracing::error!(error = %format!("{error:#}"), "sealing step attempts into the audit chain failed");
+        }
+        if let Err(error) = remind_reviews(&db, &mailer, clock.as_ref(), &base_url).await {
+            tracing::error!(error = %format!("{error:#}"), "review reminders failed");
         }
         if last_verify.is_none_or(|at| at.elapsed() >= verify_every) {
             last_verify = Some(std::time::Instant::now());

@@ -232,6 +232,7 @@ pub async fn build(
             db.clone(),
             clock.clone(),
             mailer.clone(),
+            public_url.to_string(),
             std::time::Duration::from_secs(3600),
             stop_rx.clone(),
         )));

@@ -461,6 +461,7 @@ pub struct ProfileForm {
 #[template(path = "docs.html")]
 struct DocsPage {
     layout: Layout,
+    script: &'static str,
     doc: Documentation,
     form: ProfileForm,
     errors: FieldErrors,
@@ -494,6 +495,7 @@ async fn docs_page(
         },
         &DocsPage {
             layout: Layout::new(req, &format!("{} — documentation", doc.name), "/workflows"),
+            script: crate::assets::url("docs.js"),
             doc,
             form,
             errors,

@@ -46,6 +46,7 @@ pub(super) struct VersionRow {
     pub(super) published_by: String,
     pub(super) published_at: String,
     pub(super) current: bool,
+    pub(super) note: String,
 }
 
 #[derive(Template)]
@@ -207,6 +208,7 @@ pub(super) async fn workflow_page(
                 .format("%Y-%m-%d %H:%M UTC")
                 .to_string(),
             current: wf.published_version == Some(v.version.version),
+            note: v.version.change_note.clone().unwrap_or_default(),
         })
         .collect();
     let steps = wf
