@@ -130,6 +130,18 @@ impl TestClient {
         Self::read(res).await
     }
 
+    /// GETs `path` and returns its status and raw body (downloads).
+    pub async fn get_bytes(&self, path: &str) -> (u16, Vec<u8>) {
+        let res = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("GET");
+        let status = res.status().as_u16();
+        (status, res.bytes().await.expect("body").to_vec())
+    }
+
     /// POST a form to `path` exactly as given (no token added).
     pub async fn post_raw(&self, path: &str, fields: &[(&str, &str)]) -> Page {
         let res = self

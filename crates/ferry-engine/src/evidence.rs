@@ -93,7 +93,10 @@ pub async fn remind_reviews(
     let now = clock.now();
     let mut sent = 0;
     for (tenant, workflow, name, owner, due) in workflows::reviews_due(db, now).await? {
-        let link = format!("{}/workflows/{workflow}/review", base_url.trim_end_matches('/'));
+        let link = format!(
+            "{}/workflows/{workflow}/review",
+            base_url.trim_end_matches('/')
+        );
         let overdue_at = due + chrono::Duration::days(OVERDUE_DAYS);
         let (kind, subject, mut to) = if now >= overdue_at {
             if !alerts::claim_tick(db, &format!("review-overdue:{workflow}"), overdue_at).await? {

@@ -563,7 +563,10 @@ pub async fn set_profile(
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     let done = workflow::Entity::update_many()
-        .col_expr(workflow::Column::Profile, Expr::value(Some(profile.to_string())))
+        .col_expr(
+            workflow::Column::Profile,
+            Expr::value(Some(profile.to_string())),
+        )
         .col_expr(workflow::Column::UpdatedAt, Expr::value(now))
         .filter(workflow::Column::Id.eq(id.to_string()))
         .filter(workflow::Column::TenantId.eq(tenant.to_string()))
@@ -662,7 +665,8 @@ pub async fn reviews(
             Ok(Review {
                 id: m.id,
                 reviewer: m.reviewer_label,
-                answers: serde_json::from_str(&m.answers).map_err(corrupt("workflow_reviews.answers"))?,
+                answers: serde_json::from_str(&m.answers)
+                    .map_err(corrupt("workflow_reviews.answers"))?,
                 notes: m.notes,
                 measured: serde_json::from_str(&m.measured)
                     .map_err(corrupt("workflow_reviews.measured"))?,
@@ -691,7 +695,8 @@ pub async fn reviews_due(
                 m.tenant_id
                     .parse()
                     .map_err(|_| StoreError::Corrupt("workflows.tenant_id"))?,
-                m.id.parse().map_err(|_| StoreError::Corrupt("workflows.id"))?,
+                m.id.parse()
+                    .map_err(|_| StoreError::Corrupt("workflows.id"))?,
                 m.name,
                 m.owner_id
                     .parse()

@@ -207,14 +207,17 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 }
             }
             if broken > 0 {
-                anyhow::bail!("{broken} of {} audit chain(s) failed verification", reports.len());
+                anyhow::bail!(
+                    "{broken} of {} audit chain(s) failed verification",
+                    reports.len()
+                );
             }
             println!("{} audit chain(s) verified", reports.len());
             Ok(())
         }
         Command::Admin(AdminCommand::VerifyEvidence { pack }) => {
-            let bytes = std::fs::read(&pack)
-                .with_context(|| format!("reading {}", pack.display()))?;
+            let bytes =
+                std::fs::read(&pack).with_context(|| format!("reading {}", pack.display()))?;
             let report = ferry::verify_evidence(&settings, &bytes)?;
             for line in &report.lines {
                 println!("{line}");

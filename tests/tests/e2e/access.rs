@@ -94,8 +94,25 @@ fn decision(method: &str, path: &str) -> Option<Policy> {
             "/connections/oauth/callback"
             | "/connections/new/{connector}"
             | "/workflows/new"
-            | "/audit",
+            | "/audit"
+            | "/audit/verify"
+            | "/audit.csv"
+            | "/compliance"
+            | "/inventory.csv"
+            | "/evidence.zip"
+            | "/records",
         ) => Admin,
+        // Compliance evidence is the admins'; another tenant's is a 404.
+        ("GET", "/records/{record}") => AdminOwn,
+        (
+            "GET",
+            "/workflows/{id}/docs"
+            | "/workflows/{id}/docs.md"
+            | "/workflows/{id}/review"
+            | "/workflows/{id}/versions"
+            | "/workflows/{id}/evidence.zip"
+            | "/workflows/{id}/publish",
+        ) => AdminOwn,
         (
             "POST",
             "/users/invite"
@@ -171,6 +188,9 @@ async fn every_route_has_a_decided_answer_for_every_kind_of_caller() {
     let run = app.json_rows("SELECT id FROM runs").await[0][0]
         .clone()
         .unwrap();
+    let record = app.json_rows("SELECT record_id FROM runs").await[0][0]
+        .clone()
+        .unwrap();
     let rule = app
         .json_rows("SELECT id FROM alert_rules WHERE kind = 'error_rate'")
         .await[0][0]
@@ -234,6 +254,7 @@ async fn every_route_has_a_decided_answer_for_every_kind_of_caller() {
             .replace("{token}", &"a".repeat(64))
             .replace("{connector}", "hubspot")
             .replace("{key}", "fetch_contact")
+            .replace("{record}", &record)
             .replace("{file}", &css)
     };
 

@@ -16,6 +16,7 @@ mod builder;
 mod conformance;
 mod connections;
 mod demo;
+mod evidence;
 mod hooks;
 mod invites;
 mod kill;

@@ -294,7 +294,10 @@ fn destinations(d: &Definition) -> Vec<ConnectorKey> {
         if let StepKind::Action {
             connector, action, ..
         } = &s.kind
-            && connector.def().action(action).is_some_and(|a| a.side_effect)
+            && connector
+                .def()
+                .action(action)
+                .is_some_and(|a| a.side_effect)
             && !out.contains(connector)
         {
             out.push(*connector);
@@ -328,7 +331,10 @@ fn written_back(d: &Definition) -> Vec<String> {
                 ferry_core::mapping::Expr::Object { fields } => {
                     out.extend(fields.keys().cloned());
                 }
-                _ if def.input.iter().any(|f| &f.name == k && f.ty == ferry_core::catalog::FieldType::Id) => {}
+                _ if def
+                    .input
+                    .iter()
+                    .any(|f| &f.name == k && f.ty == ferry_core::catalog::FieldType::Id) => {}
                 _ => out.push(k.clone()),
             }
         }
@@ -338,7 +344,11 @@ fn written_back(d: &Definition) -> Vec<String> {
 
 impl Evidence {
     /// One integration's documentation, as it is now.
-    pub async fn documentation(&self, admin: &Member, id: &WorkflowId) -> Result<Documentation, Error> {
+    pub async fn documentation(
+        &self,
+        admin: &Member,
+        id: &WorkflowId,
+    ) -> Result<Documentation, Error> {
         admin.require_admin()?;
         let db = &self.0.db;
         let tenant = &admin.tenant_id;
@@ -472,7 +482,11 @@ impl Evidence {
     }
 
     /// One workflow's inventory row.
-    pub async fn inventory_of(&self, admin: &Member, id: &WorkflowId) -> Result<InventoryRow, Error> {
+    pub async fn inventory_of(
+        &self,
+        admin: &Member,
+        id: &WorkflowId,
+    ) -> Result<InventoryRow, Error> {
         admin.require_admin()?;
         let wf = workflows::get(&self.0.db, &admin.tenant_id, id).await?;
         self.inventory_row(admin, &wf, self.0.clock.now()).await
@@ -629,9 +643,15 @@ pub fn markdown(doc: &Documentation) -> String {
     }
     out.push_str(&format!("- **Last updated:** {}\n", date(doc.updated_at)));
     if let Some(d) = doc.review_due {
-        out.push_str(&format!("- **Next review due:** {}\n", d.format("%Y-%m-%d")));
+        out.push_str(&format!(
+            "- **Next review due:** {}\n",
+            d.format("%Y-%m-%d")
+        ));
     }
-    out.push_str(&format!("- **Data sensitivity:** {}\n", md(&doc.sensitivity)));
+    out.push_str(&format!(
+        "- **Data sensitivity:** {}\n",
+        md(&doc.sensitivity)
+    ));
     if !doc.profile.manual_step.is_empty() {
         out.push_str(&format!(
             "- **Manual step it replaces:** {}\n",
@@ -644,7 +664,9 @@ pub fn markdown(doc: &Documentation) -> String {
             md(&doc.unpublished.join(" "))
         ));
     }
-    out.push_str("\n## Systems connected\n\n| System | Connection | Environment |\n|---|---|---|\n");
+    out.push_str(
+        "\n## Systems connected\n\n| System | Connection | Environment |\n|---|---|---|\n",
+    );
     for (s, c, e) in &doc.systems {
         out.push_str(&format!("| {} | {} | {} |\n", md(s), md(c), md(e)));
     }
@@ -664,7 +686,12 @@ pub fn markdown(doc: &Documentation) -> String {
     } else {
         out.push_str("| Step | Field | Rule |\n|---|---|---|\n");
         for (step, field, rule) in &doc.rules {
-            out.push_str(&format!("| {} | {} | {} |\n", md(step), md(field), md(rule)));
+            out.push_str(&format!(
+                "| {} | {} | {} |\n",
+                md(step),
+                md(field),
+                md(rule)
+            ));
         }
     }
     out.push_str("\n## Steps\n\n");

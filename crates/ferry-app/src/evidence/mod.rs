@@ -89,9 +89,13 @@ pub fn audit_rows_csv(rows: &[AuditEvent]) -> Result<String, Error> {
     ])
     .map_err(io)?;
     for e in rows {
-        let what = AuditAction::parse(&e.action).map_or_else(|| e.action.clone(), |a| a.label().to_owned());
+        let what = AuditAction::parse(&e.action)
+            .map_or_else(|| e.action.clone(), |a| a.label().to_owned());
         w.write_record([
-            e.chain_seq.map(|s| s.to_string()).unwrap_or_default().as_str(),
+            e.chain_seq
+                .map(|s| s.to_string())
+                .unwrap_or_default()
+                .as_str(),
             e.created_at
                 .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
                 .as_str(),

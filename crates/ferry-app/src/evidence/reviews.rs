@@ -68,7 +68,8 @@ impl Measured {
                 format!("Seen: {}.", said.join("; "))
             }
         };
-        let manual = "Ferry cannot see work done by hand: ask the people who used to do this step.".to_owned();
+        let manual = "Ferry cannot see work done by hand: ask the people who used to do this step."
+            .to_owned();
         [delivering, upstream, manual]
     }
 }
@@ -192,9 +193,8 @@ impl Evidence {
         let db = &self.0.db;
         let tenant = &admin.tenant_id;
         let now = self.0.clock.now();
-        let recent = split(
-            &runs::counts_between(db, tenant, &wf.id, now - Duration::days(30), now).await?,
-        );
+        let recent =
+            split(&runs::counts_between(db, tenant, &wf.id, now - Duration::days(30), now).await?);
         let before = split(
             &runs::counts_between(
                 db,
@@ -213,7 +213,11 @@ impl Evidence {
         } else if r > b {
             format!("error rate up from {:.1}% to {:.1}%", b * 100.0, r * 100.0)
         } else {
-            format!("error rate down from {:.1}% to {:.1}%", b * 100.0, r * 100.0)
+            format!(
+                "error rate down from {:.1}% to {:.1}%",
+                b * 100.0,
+                r * 100.0
+            )
         };
         let conns = connections::list(db, tenant).await?;
         let mut missing_scopes = Vec::new();

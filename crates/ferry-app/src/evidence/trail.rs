@@ -87,7 +87,8 @@ impl Evidence {
                 }
                 continue;
             }
-            let label = AuditAction::parse(&e.action).map_or_else(|| e.action.clone(), |a| a.label().to_owned());
+            let label = AuditAction::parse(&e.action)
+                .map_or_else(|| e.action.clone(), |a| a.label().to_owned());
             let kind = if e.action == AuditAction::RunReplayed.as_str() {
                 "replay"
             } else {

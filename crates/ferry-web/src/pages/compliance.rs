@@ -162,7 +162,10 @@ impl AuditQuery {
             w => match w.parse::<WorkflowId>() {
                 Ok(id) => Some(id.to_string()),
                 Err(_) => {
-                    errors.push(FieldError::new("workflow", "Choose a workflow from the list."));
+                    errors.push(FieldError::new(
+                        "workflow",
+                        "Choose a workflow from the list.",
+                    ));
                     None
                 }
             },
@@ -180,7 +183,10 @@ impl AuditQuery {
         if let (Some(f), Some(t)) = (from, to)
             && f >= t
         {
-            errors.push(FieldError::new("to", "The end date must not be before the start date."));
+            errors.push(FieldError::new(
+                "to",
+                "The end date must not be before the start date.",
+            ));
         }
         errors.into_result()?;
         Ok(audit::Filter {
@@ -241,7 +247,10 @@ impl From<AuditEvent> for AuditRow {
                 e.details
             },
             client_ip: e.client_ip,
-            hash: e.hash.map(|h| h[..12.min(h.len())].to_owned()).unwrap_or_default(),
+            hash: e
+                .hash
+                .map(|h| h[..12.min(h.len())].to_owned())
+                .unwrap_or_default(),
         }
     }
 }
@@ -293,7 +302,10 @@ async fn audit_page(
                 .audit(&admin.actor, &filter, PAGE)
                 .await?;
             let next = (rows.len() as u64 == PAGE)
-                .then(|| rows.last().map(|r| format!("?{}&before={}", query.encoded(), r.seq)))
+                .then(|| {
+                    rows.last()
+                        .map(|r| format!("?{}&before={}", query.encoded(), r.seq))
+                })
                 .flatten();
             (StatusCode::OK, rows, FieldErrors::new(), next)
         }
@@ -475,7 +487,11 @@ async fn docs_page(
     form: Option<ProfileForm>,
     errors: FieldErrors,
 ) -> Result<HttpResponse, AppError> {
-    let doc = state.services.evidence.documentation(&admin.actor, id).await?;
+    let doc = state
+        .services
+        .evidence
+        .documentation(&admin.actor, id)
+        .await?;
     let form = form.unwrap_or_else(|| ProfileForm {
         outcome: doc.profile.outcome.clone(),
         manual_step: doc.profile.manual_step.clone(),
@@ -519,7 +535,11 @@ pub async fn docs_markdown(
     Admin(admin): Admin,
     id: web::Path<WorkflowId>,
 ) -> Result<HttpResponse, AppError> {
-    let doc = state.services.evidence.documentation(&admin.actor, &id).await?;
+    let doc = state
+        .services
+        .evidence
+        .documentation(&admin.actor, &id)
+        .await?;
     Ok(attachment(
         "text/markdown; charset=utf-8",
         &format!("documentation-{id}.md"),
@@ -597,7 +617,11 @@ async fn review_page(
     input: ReviewInput,
     errors: FieldErrors,
 ) -> Result<HttpResponse, AppError> {
-    let form = state.services.evidence.review_form(&admin.actor, id).await?;
+    let form = state
+        .services
+        .evidence
+        .review_form(&admin.actor, id)
+        .await?;
     render(
         req,
         if errors.is_empty() {
@@ -623,7 +647,15 @@ pub async fn review(
     Admin(admin): Admin,
     id: web::Path<WorkflowId>,
 ) -> Result<HttpResponse, AppError> {
-    review_page(&state, &req, &admin, &id, ReviewInput::default(), FieldErrors::new()).await
+    review_page(
+        &state,
+        &req,
+        &admin,
+        &id,
+        ReviewInput::default(),
+        FieldErrors::new(),
+    )
+    .await
 }
 
 /// POST /workflows/{id}/review: records the review.
@@ -789,7 +821,11 @@ pub async fn versions(
         &req,
         StatusCode::OK,
         &VersionsPage {
-            layout: Layout::new(&req, &format!("{} — versions", view.workflow.name), "/workflows"),
+            layout: Layout::new(
+                &req,
+                &format!("{} — versions", view.workflow.name),
+                "/workflows",
+            ),
             id: id.to_string(),
             name: view.workflow.name.clone(),
             versions: versions
@@ -841,7 +877,10 @@ impl PackQuery {
         let from = from.unwrap_or(to - Duration::days(90));
         if from >= to {
             let mut e = FieldErrors::new();
-            e.push(FieldError::new("from", "The period must start before it ends."));
+            e.push(FieldError::new(
+                "from",
+                "The period must start before it ends.",
+            ));
             return Err(AppError::Invalid(e));
         }
         Ok((from, to))
