@@ -171,6 +171,11 @@ impl Runs {
                 "This run's workflow was deleted: its runs are kept for the record and do not run again.".into(),
             ));
         }
+        if run.purged_at.is_some() {
+            return Err(Error::Conflict(
+                "This run's data was purged after the tenant's retention period: it cannot run again. Its record and audit entries are kept.".into(),
+            ));
+        }
         let now = self.0.clock.now();
         let tx = self.0.db.begin().await?;
         if !store::replay_from(&tx, &admin.tenant_id, id, from_start, now).await? {

@@ -141,11 +141,12 @@ impl Tenants {
             &op.actor(),
             AuditAction::TenantDeleted,
             Target("tenant", id.as_str()),
-            json!({ "name": tenant.name }),
+            json!({ "name": tenant.name, "data_key": "destroyed" }),
             now,
         )
         .await?;
         tx.commit().await?;
+        self.0.connections.vault().forget(id);
         Ok(tenant)
     }
 }

@@ -1,8 +1,9 @@
-//! Periodic clean-up: sessions past their timeouts, old login attempts and
-//! metric rollups past their retention (minutes 48 h, hours 90 days).
+//! Periodic clean-up: sessions past their timeouts, old login attempts,
+//! metric rollups past their retention (minutes 48 h, hours 90 days), and
+//! once an hour run payloads past each tenant's retention period.
 
 use crate::mail::CancelSignal;
-use chrono::Duration;
+use chrono::{Duration, Timelike};
 use ferry_core::Clock;
 use ferry_store::{Db, login_attempts, sessions};
 use std::sync::Arc;
@@ -38,7 +39,53 @@ pub async fn sweep(
     if rollups > 0 {
         tracing::info!(rollups, "expired metric rollups removed");
     }
+    let hour = now
+        .with_minute(0)
+        .and_then(|t| t.with_second(0))
+        .and_then(|t| t.with_nanosecond(0))
+        .unwrap_or(now);
+    if ferry_store::alerts::claim_tick(db, "retention-purge", hour).await? {
+        purge_expired(db, now).await?;
+    }
     Ok((sessions, attempts))
+}
+
+/// Purges the payloads of runs that ended longer ago than their tenant's
+/// retention period; each purge is an entry in the tenant's audit chain.
+/// Returns the runs purged.
+pub async fn purge_expired(db: &Db, now: chrono::DateTime<chrono::Utc>) -> anyhow::Result<u64> {
+    let mut total = 0;
+    for (tenant, days) in ferry_store::tenants::retention_periods(db).await? {
+        let before = now - Duration::days(i64::from(days));
+        let purged = ferry_store::runs::purge_payloads(db, &tenant, before, now).await?;
+        if purged.runs + purged.events == 0 {
+            continue;
+        }
+        total += purged.runs;
+        ferry_store::audit::record(
+            db,
+            ferry_store::audit::NewAuditEvent {
+                tenant_id: Some(&tenant),
+                actor_user_id: None,
+                actor_label: "Ferry retention",
+                action: ferry_core::AuditAction::PayloadsPurged,
+                target_kind: "runs",
+                target_id: "",
+                details: serde_json::json!({
+                    "retention_days": days,
+                    "ended_before": before.to_rfc3339(),
+                    "runs": purged.runs,
+                    "steps": purged.steps,
+                    "events": purged.events,
+                }),
+                client_ip: "-",
+            },
+            now,
+        )
+        .await?;
+        tracing::info!(tenant_id = %tenant, runs = purged.runs, events = purged.events, "run payloads purged past retention");
+    }
+    Ok(total)
 }
 
 /// Sweeps every minute until `stop` flips.

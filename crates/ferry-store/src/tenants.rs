@@ -23,7 +23,12 @@ pub struct Tenant {
     pub status: TenantStatus,
     /// When an operator created it.
     pub created_at: DateTime<Utc>,
+    /// Days run payloads are kept after a run ends.
+    pub retention_days: i32,
 }
+
+/// The shortest and longest retention periods, in days.
+pub const RETENTION_DAYS: std::ops::RangeInclusive<i32> = 7..=3650;
 
 /// A row of the operator console.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +50,7 @@ impl TryFrom<tenant::Model> for Tenant {
             name: m.name,
             status: TenantStatus::parse(&m.status).ok_or(StoreError::Corrupt("tenants.status"))?,
             created_at: m.created_at,
+            retention_days: m.retention_days,
         })
     }
 }
@@ -149,13 +155,27 @@ pub async fn set_status(
 }
 
 /// Deletes a tenant, its memberships, sessions, invites and mail, and the
-/// accounts of people who belonged to no other tenant. Audit events stay.
+/// accounts of people who belonged to no other tenant. Its data key is
+/// overwritten, then removed first (crypto-shredding: whatever was sealed
+/// with it, in a backup too, cannot be opened again). Audit events stay.
 pub async fn delete(db: &impl Exec, id: &TenantId) -> Result<(), StoreError> {
     let txn = db.conn().begin().await?;
     tenant::Entity::find_by_id(id.to_string())
         .one(&txn)
         .await?
         .ok_or(StoreError::NotFound)?;
+    crate::entities::tenant_key::Entity::update_many()
+        .col_expr(
+            crate::entities::tenant_key::Column::WrappedKey,
+            Expr::value(String::new()),
+        )
+        .filter(crate::entities::tenant_key::Column::TenantId.eq(id.to_string()))
+        .exec(&txn)
+        .await?;
+    crate::entities::tenant_key::Entity::delete_many()
+        .filter(crate::entities::tenant_key::Column::TenantId.eq(id.to_string()))
+        .exec(&txn)
+        .await?;
     let member_ids: Vec<String> = membership::Entity::find()
         .select_only()
         .column(membership::Column::UserId)
@@ -177,4 +197,42 @@ pub async fn delete(db: &impl Exec, id: &TenantId) -> Result<(), StoreError> {
     }
     txn.commit().await?;
     Ok(())
+}
+
+/// Sets how many days run payloads are kept.
+pub async fn set_retention(
+    db: &impl Exec,
+    id: &TenantId,
+    days: i32,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let done = tenant::Entity::update_many()
+        .col_expr(tenant::Column::RetentionDays, Expr::value(days))
+        .col_expr(tenant::Column::UpdatedAt, Expr::value(now))
+        .filter(tenant::Column::Id.eq(id.to_string()))
+        .exec(db.conn())
+        .await?;
+    if done.rows_affected == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+/// Every tenant with its retention period, for the purge.
+pub async fn retention_periods(db: &impl Exec) -> Result<Vec<(TenantId, i32)>, StoreError> {
+    let rows: Vec<(String, i32)> = tenant::Entity::find()
+        .select_only()
+        .column(tenant::Column::Id)
+        .column(tenant::Column::RetentionDays)
+        .into_tuple()
+        .all(db.conn())
+        .await?;
+    rows.into_iter()
+        .map(|(id, d)| {
+            Ok((
+                id.parse().map_err(|_| StoreError::Corrupt("tenants.id"))?,
+                d,
+            ))
+        })
+        .collect()
 }

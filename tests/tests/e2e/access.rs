@@ -119,7 +119,8 @@ fn decision(method: &str, path: &str) -> Option<Policy> {
             | "/connections/new/{connector}"
             | "/workflows"
             | "/sandbox-samples"
-            | "/runs/replay",
+            | "/runs/replay"
+            | "/compliance/retention",
         ) => Admin,
         ("POST", p)
             if p.starts_with("/users/{id}/")

@@ -202,7 +202,10 @@ async fn verify_audit_names_an_edited_a_deleted_an_inserted_and_a_reordered_entr
     let (code, out) = admin_cli(&app, &["verify-audit"]);
     assert_ne!(code, 0, "every chain, five of them broken: {out}");
     assert_eq!(out.matches("BROKEN").count(), 5, "{out}");
-    assert!(out.contains(&format!("{fine}: ")) && out.contains("— verified"), "{out}");
+    assert!(
+        out.contains(&format!("{fine}: ")) && out.contains("— verified"),
+        "{out}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -644,4 +647,154 @@ async fn an_evidence_pack_verifies_and_fails_after_one_byte_is_changed() {
             .status,
         422
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn retention_purges_run_payloads_and_the_chain_still_verifies() {
+    let app = spawn_app().await;
+    let (tenant, admin) = app.create_tenant("Acme").await;
+    let client = app.login(&admin).await;
+    app.connect_hubspot(&client).await;
+    app.connect_sandbox_verification(&client).await;
+    app.publish_reference(&client, &admin).await;
+    app.create_contact(
+        app.portal().await,
+        serde_json::json!({"email": "ann@client.test", "firstname": "Ann", "lastname": "Lee"}),
+    )
+    .await;
+    app.wait_count("SELECT COUNT(*) FROM runs WHERE status = 'succeeded'", 1)
+        .await;
+    ferry_engine::evidence::seal_all(&app.db, &app.clock)
+        .await
+        .unwrap();
+    // The period is validated, then set (audited).
+    let bad = client
+        .submit(
+            "/compliance",
+            "/compliance/retention",
+            &[("retention_days", "3")],
+        )
+        .await;
+    assert_eq!(bad.status, 422);
+    assert!(
+        bad.body
+            .contains("Enter a whole number of days from 7 to 3650.")
+    );
+    let ok = client
+        .submit(
+            "/compliance",
+            "/compliance/retention",
+            &[("retention_days", "7")],
+        )
+        .await;
+    assert_eq!(ok.status, 303, "{}", ok.body);
+    // Six days on nothing goes; eight days on the payloads do.
+    let now = ferry_core::Clock::now(&app.clock);
+    assert_eq!(
+        ferry_engine::housekeeping::purge_expired(&app.db, now + chrono::Duration::days(6))
+            .await
+            .unwrap(),
+        0
+    );
+    let purged =
+        ferry_engine::housekeeping::purge_expired(&app.db, now + chrono::Duration::days(8))
+            .await
+            .unwrap();
+    assert_eq!(purged, 1);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM run_steps WHERE input <> 'null' OR output <> 'null'")
+            .await,
+        0,
+        "no step input or output left"
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM runs WHERE context <> '' OR record_label IS NOT NULL OR purged_at IS NULL").await,
+        0,
+        "no run data or record name left"
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM inbound_events WHERE payload <> ''")
+            .await,
+        0,
+        "no event payload left"
+    );
+    // What happened is still on record, and the chain verifies.
+    assert!(
+        app.count("SELECT COUNT(*) FROM run_steps WHERE status = 'ok'")
+            .await
+            >= 4
+    );
+    let r = verify(&app, &tenant).await;
+    assert!(r.broken.is_none(), "{r:?}");
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM audit_events WHERE action = 'runs.payloads_purged'")
+            .await,
+        1
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM audit_events WHERE action = 'tenant.retention_changed'")
+            .await,
+        1
+    );
+    // The run page still opens.
+    let run = app.json_rows("SELECT id FROM runs").await[0][0]
+        .clone()
+        .unwrap();
+    assert_eq!(client.get(&format!("/runs/{run}")).await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn deleting_a_tenant_destroys_its_data_key_so_nothing_it_sealed_opens() {
+    let app = spawn_app().await;
+    let (tenant, admin) = app.create_tenant("Doomed Partners").await;
+    let client = app.login(&admin).await;
+    app.connect_hubspot(&client).await;
+    let vault = app.vault();
+    let sealed = vault.seal(&tenant, b"a secret", "probe").await.unwrap();
+    assert_eq!(
+        vault.open(&tenant, &sealed, "probe").await.unwrap(),
+        b"a secret"
+    );
+    let ciphertext = app
+        .json_rows("SELECT secret_ciphertext FROM connections")
+        .await[0][0]
+        .clone()
+        .unwrap();
+    assert!(!ciphertext.is_empty());
+
+    let op = app.create_operator("op@ferry.test").await;
+    let ops = app.login(&op).await;
+    let res = ops
+        .submit(
+            &format!("/operator/tenants/{tenant}"),
+            &format!("/operator/tenants/{tenant}/delete"),
+            &[("confirm_name", "Doomed Partners")],
+        )
+        .await;
+    assert_eq!(res.status, 303, "{}", res.body);
+    assert_eq!(
+        app.count(&format!(
+            "SELECT COUNT(*) FROM tenant_keys WHERE tenant_id = '{tenant}'"
+        ))
+        .await,
+        0,
+        "the data key is gone"
+    );
+    assert_eq!(app.count("SELECT COUNT(*) FROM connections").await, 0);
+    // A copy of a sealed secret (a backup, a leaked row) no longer opens:
+    // not through a fresh vault, not through the app's own.
+    assert!(app.vault().open(&tenant, &sealed, "probe").await.is_err());
+    assert!(
+        app.connections
+            .vault()
+            .open(&tenant, &sealed, "probe")
+            .await
+            .is_err()
+    );
+    // The deletion is in the platform's chain, which verifies.
+    let platform = audit::verify_chain(&app.db, audit::PLATFORM_CHAIN)
+        .await
+        .unwrap();
+    assert!(platform.broken.is_none(), "{platform:?}");
+    assert!(platform.entries >= 1);
 }

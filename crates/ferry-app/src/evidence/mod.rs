@@ -126,3 +126,48 @@ pub fn sanitize(cell: &str) -> String {
         cell.to_owned()
     }
 }
+
+impl Evidence {
+    /// Days the tenant keeps run payloads.
+    pub async fn retention(&self, admin: &Member) -> Result<i32, Error> {
+        admin.require_admin()?;
+        Ok(ferry_store::tenants::get(&self.0.db, &admin.tenant_id)
+            .await?
+            .retention_days)
+    }
+
+    /// Sets the retention period from the form's text (a whole number of
+    /// days within the allowed range); audited.
+    pub async fn set_retention(&self, admin: &Member, days: &str) -> Result<i32, Error> {
+        admin.require_admin()?;
+        let range = ferry_store::tenants::RETENTION_DAYS;
+        let days = match days.trim().parse::<i32>() {
+            Ok(d) if range.contains(&d) => d,
+            _ => {
+                return Err(Error::field(
+                    "retention_days",
+                    format!(
+                        "Enter a whole number of days from {} to {}.",
+                        range.start(),
+                        range.end()
+                    ),
+                ));
+            }
+        };
+        let before = self.retention(admin).await?;
+        let now = self.0.clock.now();
+        let tx = self.0.db.begin().await?;
+        ferry_store::tenants::set_retention(&tx, &admin.tenant_id, days, now).await?;
+        audit_entry::record(
+            &tx,
+            &admin.actor(),
+            AuditAction::RetentionChanged,
+            Target("tenant", admin.tenant_id.as_str()),
+            json!({ "from_days": before, "to_days": days }),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(days)
+    }
+}

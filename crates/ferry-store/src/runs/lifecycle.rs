@@ -235,6 +235,8 @@ pub async fn replay_from(
         .filter(run::Column::Id.eq(id.to_string()))
         .filter(run::Column::TenantId.eq(tenant.to_string()))
         .filter(run::Column::Status.is_in([RunStatus::Failed.as_str(), RunStatus::Dead.as_str()]))
+        // A purged run has no data left to run on.
+        .filter(run::Column::PurgedAt.is_null())
         .exec(db.conn())
         .await?;
     Ok(r.rows_affected == 1)

@@ -140,6 +140,8 @@ pub struct Run {
     pub updated_at: DateTime<Utc>,
     /// Ended.
     pub finished_at: Option<DateTime<Utc>>,
+    /// When its payloads were purged (retention), if they were.
+    pub purged_at: Option<DateTime<Utc>>,
 }
 
 impl TryFrom<run::Model> for Run {
@@ -167,6 +169,7 @@ impl TryFrom<run::Model> for Run {
             created_at: m.created_at,
             updated_at: m.updated_at,
             finished_at: m.finished_at,
+            purged_at: m.purged_at,
         })
     }
 }

@@ -253,3 +253,85 @@ pub async fn failed_steps_since(
         .map(|(k, n)| (k, u64::try_from(n).unwrap_or(0)))
         .collect())
 }
+
+/// What a retention purge removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Purged {
+    /// Runs whose working data and record name were removed.
+    pub runs: u64,
+    /// Step attempts whose input and output were removed.
+    pub steps: u64,
+    /// Inbound events whose payload was removed.
+    pub events: u64,
+}
+
+/// Removes the payloads of the tenant's runs that ended before `before`:
+/// each run's sealed context, record name and search keys, its steps'
+/// input and output, and the payloads of events received before it. The
+/// metadata stays (statuses, times, step outcomes, HTTP calls: method,
+/// path, status), and so does the audit chain, which never held payloads.
+pub async fn purge_payloads(
+    db: &Db,
+    tenant: &TenantId,
+    before: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<Purged, StoreError> {
+    use sea_orm::sea_query::Query;
+    let txn = db.conn.begin().await?;
+    let old = Query::select()
+        .column(run::Column::Id)
+        .from(run::Entity)
+        .and_where(run::Column::TenantId.eq(tenant.to_string()))
+        .and_where(run::Column::FinishedAt.lt(before))
+        .and_where(run::Column::PurgedAt.is_null())
+        .to_owned();
+    let steps = run_step::Entity::update_many()
+        .col_expr(run_step::Column::Input, Expr::value("null"))
+        .col_expr(run_step::Column::Output, Expr::value("null"))
+        .filter(run_step::Column::TenantId.eq(tenant.to_string()))
+        .filter(run_step::Column::RunId.in_subquery(old))
+        .exec(&txn)
+        .await?
+        .rows_affected;
+    let runs = run::Entity::update_many()
+        .col_expr(run::Column::Context, Expr::value(""))
+        .col_expr(
+            run::Column::RecordLabel,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(run::Column::SearchKeys, Expr::value(Option::<String>::None))
+        .col_expr(run::Column::PurgedAt, Expr::value(Some(now)))
+        .filter(run::Column::TenantId.eq(tenant.to_string()))
+        .filter(run::Column::FinishedAt.lt(before))
+        .filter(run::Column::PurgedAt.is_null())
+        .exec(&txn)
+        .await?
+        .rows_affected;
+    // Not the event of a run still under way (a long wait reads it).
+    let live = Query::select()
+        .column(run::Column::EventId)
+        .from(run::Entity)
+        .and_where(run::Column::TenantId.eq(tenant.to_string()))
+        .and_where(run::Column::FinishedAt.is_null())
+        .to_owned();
+    let events = inbound_event::Entity::update_many()
+        .col_expr(inbound_event::Column::Payload, Expr::value(""))
+        .filter(inbound_event::Column::TenantId.eq(tenant.to_string()))
+        .filter(inbound_event::Column::Id.not_in_subquery(live))
+        .filter(inbound_event::Column::ReceivedAt.lt(before))
+        .filter(inbound_event::Column::Payload.ne(""))
+        .exec(&txn)
+        .await?
+        .rows_affected;
+    crate::entities::workflow_sample::Entity::delete_many()
+        .filter(crate::entities::workflow_sample::Column::TenantId.eq(tenant.to_string()))
+        .filter(crate::entities::workflow_sample::Column::TakenAt.lt(before))
+        .exec(&txn)
+        .await?;
+    txn.commit().await?;
+    Ok(Purged {
+        runs,
+        steps,
+        events,
+    })
+}

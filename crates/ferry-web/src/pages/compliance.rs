@@ -72,34 +72,95 @@ dates!(HubPage, TrailPage, DocsPage, ReviewPage);
 #[template(path = "compliance.html")]
 struct HubPage {
     layout: Layout,
+    retention: String,
+    errors: FieldErrors,
     inventory: Vec<InventoryRow>,
     reviews: Vec<ReviewDue>,
     today: String,
     month_ago: String,
 }
 
-/// GET /compliance: the inventory, reviews due, a record's trail, the
-/// audit log and evidence packs, from one page.
-pub async fn hub(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    Admin(admin): Admin,
+async fn hub_page(
+    state: &AppState,
+    req: &HttpRequest,
+    admin: &crate::session::Member,
+    retention: Option<String>,
+    errors: FieldErrors,
 ) -> Result<HttpResponse, AppError> {
     let ev = &state.services.evidence;
     let inventory = ev.inventory(&admin.actor).await?;
     let reviews = ev.reviews_due(&admin.actor).await?;
+    let retention = match retention {
+        Some(typed) => typed,
+        None => ev.retention(&admin.actor).await?.to_string(),
+    };
     let now = state.clock.now();
     render(
-        &req,
-        StatusCode::OK,
+        req,
+        if errors.is_empty() {
+            StatusCode::OK
+        } else {
+            StatusCode::UNPROCESSABLE_ENTITY
+        },
         &HubPage {
-            layout: Layout::new(&req, "Compliance", "/compliance"),
+            layout: Layout::new(req, "Compliance", "/compliance"),
+            retention,
+            errors,
             inventory,
             reviews,
             today: day(now + Duration::days(1)),
             month_ago: day(now - Duration::days(90)),
         },
     )
+}
+
+/// GET /compliance: the inventory, reviews due, a record's trail, the
+/// audit log, retention and evidence packs, from one page.
+pub async fn hub(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Admin(admin): Admin,
+) -> Result<HttpResponse, AppError> {
+    hub_page(&state, &req, &admin, None, FieldErrors::new()).await
+}
+
+/// The retention form.
+#[derive(Debug, serde::Deserialize)]
+pub struct RetentionForm {
+    #[serde(default)]
+    retention_days: String,
+}
+
+/// POST /compliance/retention: how long run payloads are kept.
+pub async fn save_retention(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Admin(admin): Admin,
+    form: web::Form<RetentionForm>,
+) -> Result<HttpResponse, AppError> {
+    match state
+        .services
+        .evidence
+        .set_retention(&admin.actor, &form.retention_days)
+        .await
+    {
+        Ok(days) => Ok(redirect_with_flash(
+            "/compliance#retention",
+            FlashKind::Success,
+            &format!("Run payloads are now kept for {days} days after a run ends."),
+        )),
+        Err(ferry_app::Error::Invalid(errors)) => {
+            hub_page(
+                &state,
+                &req,
+                &admin,
+                Some(form.retention_days.clone()),
+                errors,
+            )
+            .await
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// GET /inventory.csv: the integration inventory in the audit template.

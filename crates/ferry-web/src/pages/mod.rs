@@ -166,6 +166,7 @@ fn register(r: &mut Router<'_>) {
     r.get("/alerts/{id}", alerts::incident);
     r.post("/alerts/{id}/acknowledge", alerts::acknowledge);
     r.get("/compliance", compliance::hub);
+    r.post("/compliance/retention", compliance::save_retention);
     r.get("/inventory.csv", compliance::inventory_csv);
     r.get("/evidence.zip", compliance::tenant_pack);
     r.get("/audit", compliance::audit_log);
