@@ -128,7 +128,10 @@ async function main() {
   await shot(admin, '17-team-invited');
   await admin.getByRole('link', { name: 'Hana Harbor' }).click();
   await shot(admin, '18-user-detail');
-  await admin.getByRole('link', { name: 'Audit log' }).click();
+  await admin.getByRole('link', { name: 'Compliance' }).click();
+  await admin.waitForLoadState();
+  await admin.getByRole('link', { name: 'audit log', exact: true }).click();
+  await admin.waitForLoadState();
   await shot(admin, '19-tenant-audit');
   await connections(admin);
   // The outbox is the platform operator's (it holds everyone's links).

@@ -6,6 +6,8 @@ use super::Evidence;
 use crate::{Error, Member};
 use chrono::{DateTime, Utc};
 use ferry_core::AuditAction;
+use ferry_core::catalog::ConnectorKey;
+use ferry_core::workflow::StepKind;
 use ferry_store::audit::{self, AuditEvent};
 use ferry_store::runs::{self, Filter};
 use ferry_store::{inbound, workflows};
@@ -41,6 +43,33 @@ pub struct Trail {
     pub items: Vec<TrailItem>,
     /// The tenant chain's head when the trail was read: (length, hash).
     pub chain_head: (i64, String),
+}
+
+/// What the trail needs of a step of the version a run ran.
+struct StepInfo {
+    key: String,
+    title: String,
+    /// It talks to the identity-verification provider.
+    checks: bool,
+    /// It acts on the system the record lives in (the trigger's).
+    on_source: bool,
+}
+
+impl StepInfo {
+    fn of(s: &ferry_core::workflow::Step, source: ConnectorKey) -> Self {
+        let connector = match &s.kind {
+            StepKind::Action { connector, .. } | StepKind::Wait { connector, .. } => {
+                Some(*connector)
+            }
+            _ => None,
+        };
+        Self {
+            key: s.key.clone(),
+            title: s.title(),
+            checks: connector == Some(ConnectorKey::Verification),
+            on_source: connector == Some(source),
+        }
+    }
 }
 
 /// The most runs a trail reads.
@@ -122,7 +151,7 @@ impl Evidence {
                 .into_iter()
                 .map(|e| (e.id.clone(), e))
                 .collect();
-        let mut names: HashMap<String, (String, Vec<(String, String)>)> = HashMap::new();
+        let mut names: HashMap<String, (String, Vec<StepInfo>)> = HashMap::new();
         for run in &found {
             let wid = run.workflow_id.to_string();
             if !names.contains_key(&wid) {
@@ -132,10 +161,11 @@ impl Evidence {
                 let steps = workflows::version(db, tenant, &run.workflow_id, run.version)
                     .await
                     .map(|v| {
+                        let source = v.definition.trigger.connector;
                         v.definition
                             .steps
                             .iter()
-                            .map(|s| (s.key.clone(), s.title()))
+                            .map(|s| StepInfo::of(s, source))
                             .collect()
                     })
                     .unwrap_or_default();
@@ -171,20 +201,17 @@ impl Evidence {
             });
             for (id, step) in runs::steps_with_ids(db, tenant, &run.id).await? {
                 let entry = sealed.get(&id);
-                let writes = entry
-                    .and_then(|e| serde_json::from_str::<serde_json::Value>(&e.details).ok())
-                    .and_then(|d| d["writes"].as_u64())
-                    .unwrap_or(0);
-                let title = steps
-                    .iter()
-                    .find(|(k, _)| k == &step.step_key)
-                    .map_or_else(|| step.step_key.clone(), |(_, t)| t.clone());
-                let kind = if writes > 0 {
-                    "write-back"
-                } else if step.kind == "wait" {
-                    "check"
-                } else {
-                    "step"
+                let info = steps.iter().find(|i| i.key == step.step_key);
+                let title = info.map_or_else(|| step.step_key.clone(), |i| i.title.clone());
+                let writes = step.http_calls.as_array().is_some_and(|calls| {
+                    calls
+                        .iter()
+                        .any(|c| c["method"].as_str().is_some_and(|m| m != "GET"))
+                });
+                let kind = match info {
+                    Some(i) if i.checks => "check",
+                    Some(i) if i.on_source && writes => "write-back",
+                    _ => "step",
                 };
                 items.push(TrailItem {
                     at: step.finished_at,

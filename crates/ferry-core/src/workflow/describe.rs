@@ -82,7 +82,7 @@ pub fn expr_text(e: &Expr) -> String {
 /// A check in words.
 pub fn check_text(c: &Check) -> String {
     match c {
-        Check::Required => "required".into(),
+        Check::Required => "present (not empty)".into(),
         Check::Email => "an email address".into(),
         Check::Phone => "a phone number in E.164".into(),
         Check::Date => "a date (YYYY-MM-DD)".into(),
