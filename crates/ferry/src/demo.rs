@@ -207,7 +207,7 @@ pub async fn connect_sandbox(
         chosen.entry(c.connector).or_insert_with(|| c.id.clone());
     }
     services.workflows.bind(&admin, &id, &chosen).await?;
-    services
+    let published = services
         .workflows
         .publish(
             &admin,
@@ -215,5 +215,17 @@ pub async fn connect_sandbox(
             "The reference workflow, as the demo sets it up.",
         )
         .await?;
+    if let ferry_app::workflows::Published::Blocked(report) = published {
+        anyhow::bail!(
+            "the publish checklist blocked the reference workflow: {}",
+            report
+                .checks
+                .iter()
+                .filter(|c| !c.passed)
+                .map(|c| format!("{}: {}", c.title, c.summary))
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
     Ok(())
 }

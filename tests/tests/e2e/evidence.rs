@@ -798,3 +798,116 @@ async fn deleting_a_tenant_destroys_its_data_key_so_nothing_it_sealed_opens() {
     assert!(platform.broken.is_none(), "{platform:?}");
     assert!(platform.entries >= 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_publish_gate_passes_the_template_and_blocks_a_workflow_without_validation_or_idempotency()
+ {
+    let app = spawn_app().await;
+    let (_, admin) = app.create_tenant("Acme").await;
+    let client = app.login(&admin).await;
+    app.connect_hubspot(&client).await;
+    app.connect_sandbox_verification(&client).await;
+    // The template passes, and the evidence is stored with the version.
+    let id = app.publish_reference(&client, &admin).await;
+    let gate: serde_json::Value = serde_json::from_str(
+        app.json_rows(&format!(
+            "SELECT gate FROM workflow_versions WHERE workflow_id = '{id}' AND version = 1"
+        ))
+        .await[0][0]
+            .as_deref()
+            .expect("the checklist is stored with the version"),
+    )
+    .unwrap();
+    assert_eq!(gate["passed"], true, "{gate:#}");
+    let checks = gate["checks"].as_array().unwrap();
+    assert_eq!(checks.len(), 5);
+    for c in checks {
+        assert_eq!(c["passed"], true, "{c:#}");
+        assert!(!c["evidence"].as_array().unwrap().is_empty(), "{c:#}");
+    }
+    let failed_call = checks.iter().find(|c| c["key"] == "failed_call").unwrap();
+    let ev = failed_call["evidence"].to_string();
+    assert!(
+        ev.contains("→ 500") && ev.contains("→ 200"),
+        "the outage and the retry are on record: {ev}"
+    );
+    let versions = client.get(&format!("/workflows/{id}/versions")).await;
+    assert!(versions.body.contains("passed"));
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM audit_events WHERE action = 'workflow.gate_run'")
+            .await,
+        1
+    );
+
+    // Without its validation step, a missing field is written: blocked.
+    let mut definition = ferry_core::workflow::reference_template();
+    definition.steps.retain(|s| s.key != "validate_contact");
+    let saved = client
+        .submit(
+            &format!("/workflows/{id}"),
+            &format!("/workflows/{id}/definition"),
+            &[("definition", &serde_json::to_string(&definition).unwrap())],
+        )
+        .await;
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    let blocked = client
+        .submit(
+            &format!("/workflows/{id}/publish"),
+            &format!("/workflows/{id}/publish"),
+            &[("note", "Drop the validation step.")],
+        )
+        .await;
+    assert_eq!(blocked.status, 422, "{}", blocked.body);
+    assert!(
+        blocked
+            .body
+            .contains("Not published: 1 of 5 checks failed."),
+        "{}",
+        blocked.body
+    );
+    assert!(
+        blocked.body.contains("No validation step stopped it"),
+        "{}",
+        blocked.body
+    );
+    assert_eq!(
+        app.count(&format!(
+            "SELECT COUNT(*) FROM workflow_versions WHERE workflow_id = '{id}'"
+        ))
+        .await,
+        1,
+        "nothing was published"
+    );
+
+    // On a property-change trigger with nothing to recognise a processed
+    // contact, a processed record runs again: blocked.
+    let mut definition = ferry_core::workflow::reference_template();
+    definition.trigger.event = "contact.propertyChange".into();
+    let saved = client
+        .submit(
+            &format!("/workflows/{id}"),
+            &format!("/workflows/{id}/definition"),
+            &[("definition", &serde_json::to_string(&definition).unwrap())],
+        )
+        .await;
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    let blocked = client
+        .submit(
+            &format!("/workflows/{id}/publish"),
+            &format!("/workflows/{id}/publish"),
+            &[("note", "Run on every change.")],
+        )
+        .await;
+    assert_eq!(blocked.status, 422, "{}", blocked.body);
+    assert!(
+        blocked.body.contains("nothing stops it"),
+        "{}",
+        blocked.body
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM audit_events WHERE action = 'workflow.gate_run'")
+            .await,
+        3,
+        "each run of the checklist is audited"
+    );
+}

@@ -217,6 +217,8 @@ impl Workflows {
             writes,
             wait: std::time::Duration::from_secs(if writes { 20 } else { 0 }),
             dry: false,
+            retry_backoff_ms: None,
+            seed: None,
         };
         let run = self
             .0
@@ -292,7 +294,7 @@ impl Workflows {
 }
 
 /// The trigger event a record would have caused.
-fn trigger_payload(
+pub(super) fn trigger_payload(
     draft: &Draft,
     record: &str,
     now: chrono::DateTime<chrono::Utc>,

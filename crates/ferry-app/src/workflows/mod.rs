@@ -20,6 +20,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 mod build;
+pub mod gate;
 mod lifecycle;
 
 pub use build::{Edited, SampleData, TestRecord, Tested};
@@ -127,6 +128,23 @@ async fn person(db: &ferry_store::Db, id: &UserId) -> String {
     users::get(db, id)
         .await
         .map_or_else(|_| "a former member".to_owned(), |u| u.name)
+}
+
+/// What publishing did.
+#[derive(Debug, Clone)]
+pub enum Published {
+    /// A new version, with the checklist it passed (none when it could not
+    /// run: `not_run` says why, and the version records it).
+    Version {
+        /// Its number.
+        version: i32,
+        /// The checklist's report.
+        checklist: Option<gate::GateReport>,
+        /// Why the checklist did not run.
+        not_run: Option<String>,
+    },
+    /// The checklist failed: nothing was published.
+    Blocked(gate::GateReport),
 }
 
 /// The longest change note.
@@ -371,10 +389,17 @@ impl Workflows {
         Ok(())
     }
 
-    /// Publishes the checked draft as the next immutable version; returns
-    /// its number. Problems (the check, a missing or broken connection) are
-    /// `Invalid`, field `publish`.
-    pub async fn publish(&self, admin: &Member, id: &WorkflowId, note: &str) -> Result<i32, Error> {
+    /// Publishes the checked draft as the next immutable version, after
+    /// the edge-case checklist passed against its sandbox connections (the
+    /// report is stored with the version; a failed check blocks, and the
+    /// report says why). Problems (the note, the check, a missing or broken
+    /// connection) are `Invalid`, fields `note` and `publish`.
+    pub async fn publish(
+        &self,
+        admin: &Member,
+        id: &WorkflowId,
+        note: &str,
+    ) -> Result<Published, Error> {
         admin.require_admin()?;
         let db = &self.0.db;
         let wf = store::get(db, &admin.tenant_id, id).await?;
@@ -421,7 +446,36 @@ impl Workflows {
             }
         }
         problems.into_result()?;
+        // The edge-case checklist, against the sandbox: a failure blocks.
+        let gate = match self.run_gate(admin, &wf).await {
+            Ok(report) => report.to_json(),
+            Err(Error::Unavailable(why)) => json!({ "passed": false, "not_run": why }),
+            Err(e) => return Err(e),
+        };
         let now = self.0.clock.now();
+        let passed = gate["passed"] == true;
+        if gate.get("not_run").is_none() {
+            let checks = gate["checks"].as_array().map_or(0, Vec::len);
+            let ok = gate["checks"]
+                .as_array()
+                .map_or(0, |c| c.iter().filter(|c| c["passed"] == true).count());
+            audit::record(
+                db,
+                &admin.actor(),
+                AuditAction::WorkflowGateRun,
+                Target("workflow", id.as_str()),
+                json!({ "passed": passed, "checks": checks, "checks_passed": ok }),
+                now,
+            )
+            .await?;
+            if !passed {
+                return Ok(Published::Blocked(
+                    gate::GateReport::from_json(&gate).ok_or_else(|| {
+                        Error::Internal(anyhow::anyhow!("the checklist's report did not read back"))
+                    })?,
+                ));
+            }
+        }
         let tx = db.begin().await?;
         let version = store::publish(
             &tx,
@@ -430,7 +484,7 @@ impl Workflows {
             &admin.user_id,
             store::Publication {
                 note: Some(note),
-                gate: None,
+                gate: Some(&gate),
             },
             now,
         )
@@ -440,12 +494,16 @@ impl Workflows {
             &admin.actor(),
             AuditAction::WorkflowPublished,
             Target("workflow", id.as_str()),
-            json!({ "version": version }),
+            json!({ "version": version, "checklist": if passed { "passed" } else { "not run" } }),
             now,
         )
         .await?;
         tx.commit().await?;
-        Ok(version)
+        Ok(Published::Version {
+            version,
+            checklist: gate::GateReport::from_json(&gate),
+            not_run: gate["not_run"].as_str().map(str::to_owned),
+        })
     }
 
     /// Makes runs use an earlier published version again.

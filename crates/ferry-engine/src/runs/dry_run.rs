@@ -21,6 +21,10 @@ pub struct DryStep {
     pub output: Value,
     /// Why it failed, or what a real run would do here.
     pub note: String,
+    /// Calls made (with retries, each attempt).
+    pub attempts: u32,
+    /// The HTTP exchanges made (method, path, status, duration, attempt).
+    pub calls: Vec<ferry_connectors::connector::HttpCall>,
 }
 
 /// How a test run treats writes and waits.
@@ -34,6 +38,11 @@ pub struct TestMode {
     /// A dry run: nothing written, no waiting, personal data redacted (the
     /// overview's JSON dry run) rather than shown.
     pub dry: bool,
+    /// Retry a failed call as the step's policy says, this many
+    /// milliseconds apart (doubling); none: one attempt.
+    pub retry_backoff_ms: Option<u64>,
+    /// The same seed gives the same idempotency keys (a repeated event).
+    pub seed: Option<u64>,
 }
 
 impl TestMode {
@@ -42,6 +51,8 @@ impl TestMode {
         writes: false,
         wait: std::time::Duration::ZERO,
         dry: true,
+        retry_backoff_ms: None,
+        seed: None,
     };
 }
 
@@ -76,7 +87,10 @@ impl Engine {
         };
         let mut context = json!({ "trigger": trigger, "steps": {} });
         let mut out = Vec::new();
-        let test_id = format!("test_{}", hex::encode(rand::random::<[u8; 8]>()));
+        let test_id = format!(
+            "test_{:016x}",
+            mode.seed.unwrap_or_else(rand::random::<u64>)
+        );
         for step in &definition.steps {
             let data = data(&context);
             let mut row = DryStep {
@@ -86,6 +100,8 @@ impl Engine {
                 input: Value::Null,
                 output: Value::Null,
                 note: String::new(),
+                attempts: 0,
+                calls: Vec::new(),
             };
             let evaluated = evaluate(&step.kind, &data);
             row.input = evaluated.input;
@@ -138,10 +154,31 @@ impl Engine {
                             .await;
                     }
                     let key = side_effect.then(|| format!("{test_id}:{}", step.key));
-                    match self
-                        .call_bound(tenant, connector, action, bindings, &input, key)
-                        .await
-                    {
+                    let attempts = match (&step.kind, mode.retry_backoff_ms) {
+                        (StepKind::Action { retry, .. }, Some(_)) => retry.attempts.max(1),
+                        _ => 1,
+                    };
+                    let mut outcome = Err(String::new());
+                    for attempt in 1..=attempts {
+                        let (result, calls) = self
+                            .call_bound(tenant, connector, action, bindings, &input, key.clone())
+                            .await;
+                        row.attempts = attempt;
+                        row.calls.extend(calls.into_iter().map(|mut c| {
+                            c.attempt = attempt;
+                            c
+                        }));
+                        outcome = result;
+                        if outcome.is_ok() || attempt == attempts {
+                            break;
+                        }
+                        let base = mode.retry_backoff_ms.unwrap_or(0);
+                        tokio::time::sleep(std::time::Duration::from_millis(
+                            base.saturating_mul(1 << (attempt - 1).min(10)),
+                        ))
+                        .await;
+                    }
+                    match outcome {
                         Ok(v) => {
                             row.output = if mode.dry {
                                 redact(schema, &[], &v)
@@ -317,23 +354,29 @@ impl Engine {
         bindings: &workflows::Bindings,
         input: &Value,
         idempotency_key: Option<String>,
-    ) -> Result<Value, String> {
-        let connection = bindings
-            .get(connector.as_str())
-            .ok_or_else(|| format!("no {} connection is bound", connector.def().name))?;
-        let (_, mut ctx) = self
-            .connections
-            .context(tenant, connection)
-            .await
-            .map_err(|e| e.to_string())?;
+    ) -> (
+        Result<Value, String>,
+        Vec<ferry_connectors::connector::HttpCall>,
+    ) {
+        let Some(connection) = bindings.get(connector.as_str()) else {
+            return (
+                Err(format!("no {} connection is bound", connector.def().name)),
+                vec![],
+            );
+        };
+        let mut ctx = match self.connections.context(tenant, connection).await {
+            Ok((_, ctx)) => ctx,
+            Err(e) => return (Err(e.to_string()), vec![]),
+        };
         ctx.idempotency_key = idempotency_key;
-        let conn = self
-            .connections
-            .registry()
-            .get(connector)
-            .ok_or_else(|| format!("no connector {connector}"))?;
-        conn.call(action, input, &ctx)
+        let Some(conn) = self.connections.registry().get(connector) else {
+            return (Err(format!("no connector {connector}")), vec![]);
+        };
+        let result = conn
+            .call(action, input, &ctx)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string());
+        let calls = ctx.log.lock().map(|l| l.clone()).unwrap_or_default();
+        (result, calls)
     }
 }

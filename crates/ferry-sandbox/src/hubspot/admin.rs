@@ -178,6 +178,8 @@ pub(super) async fn admin_set_faults_form(
         force: Some(form.force.clone()).filter(|f| !f.is_empty()),
         rotate_refresh_tokens: form.rotate_refresh_tokens.is_some(),
         unlimited: false,
+        fail_next: 0,
+        fail_path: None,
     };
     let res = set_faults(&sim, &caller, &id, faults);
     if res.status().is_success() {

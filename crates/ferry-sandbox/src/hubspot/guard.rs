@@ -42,8 +42,8 @@ pub(super) async fn guard(
         })
         .map(str::to_owned);
     let (portal, faults, source_app) = {
-        let state = sim.lock();
-        let Some(grant) = token.as_deref().and_then(|t| state.access.get(t)) else {
+        let mut state = sim.lock();
+        let Some(grant) = token.as_deref().and_then(|t| state.access.get(t)).cloned() else {
             return Err(hubspot_error(
                 StatusCode::UNAUTHORIZED,
                 "INVALID_AUTHENTICATION",
@@ -70,14 +70,34 @@ pub(super) async fn guard(
         }
         let faults = state
             .portals
-            .get(&grant.portal)
-            .map(|p| p.faults.clone())
+            .get_mut(&grant.portal)
+            .map(|p| {
+                let mut seen = p.faults.clone();
+                let applies = p
+                    .faults
+                    .fail_path
+                    .as_deref()
+                    .is_none_or(|f| req.path().contains(f));
+                if applies {
+                    p.faults.fail_next = p.faults.fail_next.saturating_sub(1);
+                } else {
+                    seen.fail_next = 0;
+                }
+                seen
+            })
             .unwrap_or_default();
         let app = state.apps.get(&grant.client_id).map_or(0, |a| a.app_id);
         (grant.portal, faults, app)
     };
     if faults.latency_ms > 0 {
         tokio::time::sleep(Duration::from_millis(faults.latency_ms)).await;
+    }
+    if faults.fail_next > 0 {
+        return Err(hubspot_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL_ERROR",
+            "Internal error (a passing outage forced by the sandbox)",
+        ));
     }
     match faults.force.as_deref() {
         Some("timeout") => {

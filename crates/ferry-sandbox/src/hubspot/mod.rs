@@ -113,6 +113,12 @@ pub struct Faults {
     pub rotate_refresh_tokens: bool,
     /// Do not rate-limit this portal (for benchmarks of Ferry's own overhead).
     pub unlimited: bool,
+    /// Answer the next this-many CRM API calls with 500, then work again
+    /// (a passing outage: what retries are for).
+    pub fail_next: u32,
+    /// Only calls whose path contains this text count for `fail_next`
+    /// (e.g. one contact's id), so other traffic does not use it up.
+    pub fail_path: Option<String>,
 }
 
 /// Where an app's webhooks go.
@@ -154,6 +160,7 @@ struct CodeGrant {
     expires_at: Instant,
 }
 
+#[derive(Clone)]
 struct AccessGrant {
     client_id: String,
     portal: u64,

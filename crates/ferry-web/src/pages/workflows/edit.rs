@@ -147,6 +147,9 @@ pub async fn save_bindings(
     }
 }
 
+use ferry_app::workflows::Published;
+use ferry_app::workflows::gate::GateReport;
+
 /// The publish form.
 #[derive(Debug, Default, serde::Deserialize)]
 pub struct PublishForm {
@@ -164,6 +167,7 @@ struct PublishPage {
     changes: Vec<String>,
     note: String,
     errors: FieldErrors,
+    blocked: Option<GateReport>,
 }
 
 async fn publish_page(
@@ -174,6 +178,18 @@ async fn publish_page(
     note: String,
     errors: FieldErrors,
 ) -> Result<HttpResponse, AppError> {
+    publish_page_with(state, req, member, id, note, errors, None).await
+}
+
+async fn publish_page_with(
+    state: &AppState,
+    req: &HttpRequest,
+    member: &Member,
+    id: &WorkflowId,
+    note: String,
+    errors: FieldErrors,
+    blocked: Option<GateReport>,
+) -> Result<HttpResponse, AppError> {
     let view = state.services.workflows.view(&member.actor, id).await?;
     let changes = if view.workflow.published_version.is_some() {
         view.unpublished_changes.clone()
@@ -182,7 +198,7 @@ async fn publish_page(
     };
     render(
         req,
-        if errors.is_empty() {
+        if errors.is_empty() && blocked.is_none() {
             StatusCode::OK
         } else {
             StatusCode::UNPROCESSABLE_ENTITY
@@ -199,6 +215,7 @@ async fn publish_page(
             changes,
             note,
             errors,
+            blocked,
         },
     )
 }
@@ -231,7 +248,36 @@ pub async fn publish(
         .publish(&admin.actor, &id, &note)
         .await
     {
-        Ok(version) => Ok(saved(&id, &format!("Published version {version}."))),
+        Ok(Published::Version {
+            version,
+            checklist,
+            not_run,
+        }) => Ok(saved(
+            &id,
+            &match (checklist, not_run) {
+                (Some(c), _) => format!(
+                    "Published version {version}. The publish checklist passed ({} of {}).",
+                    c.checks.len(),
+                    c.checks.len()
+                ),
+                (None, Some(why)) => {
+                    format!("Published version {version}. The publish checklist did not run: {why}")
+                }
+                (None, None) => format!("Published version {version}."),
+            },
+        )),
+        Ok(Published::Blocked(report)) => {
+            publish_page_with(
+                &state,
+                &req,
+                &admin,
+                &id,
+                note,
+                FieldErrors::new(),
+                Some(report),
+            )
+            .await
+        }
         Err(ferry_app::Error::Invalid(errors)) => {
             publish_page(&state, &req, &admin, &id, note, errors).await
         }
