@@ -72,6 +72,10 @@ pub struct TestApp {
     pub queue_name: String,
     /// The app's Redis, when its queue is there.
     pub redis_url: Option<String>,
+    /// The provider's (checks, check requests) after the last publish: the
+    /// publish checklist makes checks of its own, which tests of runs do
+    /// not count.
+    pub provider_baseline: std::sync::Arc<std::sync::Mutex<(u64, u64)>>,
     handle: ferry_web::ServerHandle,
     background: ferry::BackgroundHandle,
 }
@@ -165,6 +169,7 @@ async fn try_spawn(options: TestOptions) -> anyhow::Result<TestApp> {
         alerts,
         queue_name: queue_name.clone(),
         redis_url: options.redis_url.clone(),
+        provider_baseline: std::sync::Arc::default(),
         database_url: database_url.clone(),
         address: format!("http://127.0.0.1:{port}"),
         db,

@@ -181,6 +181,38 @@ impl TestApp {
 
     /// Creates the reference workflow from its template (bound to the
     /// tenant's sandbox connections) and publishes it; returns its id.
+    /// The provider's (checks, check requests), every account.
+    pub async fn provider_totals(&self) -> (u64, u64) {
+        let accounts = self.json("/sandbox/verify/admin/accounts").await;
+        let sum = |k: &str| {
+            accounts
+                .as_array()
+                .map(|a| a.iter().filter_map(|x| x[k].as_u64()).sum())
+                .unwrap_or(0)
+        };
+        (sum("checks"), sum("create_requests"))
+    }
+
+    /// Remembers the provider's counts now (after a publish, whose
+    /// checklist makes checks of its own).
+    pub async fn note_provider_baseline(&self) {
+        let now = self.provider_totals().await;
+        *self
+            .provider_baseline
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = now;
+    }
+
+    /// The provider's (checks, check requests) since the last publish.
+    pub async fn provider_counts(&self) -> (u64, u64) {
+        let (c, r) = self.provider_totals().await;
+        let (bc, br) = *self
+            .provider_baseline
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        (c.saturating_sub(bc), r.saturating_sub(br))
+    }
+
     pub async fn publish_reference(&self, client: &TestClient, owner: &Account) -> String {
         let res = client
             .submit(
@@ -209,6 +241,7 @@ impl TestApp {
             )
             .await;
         assert_eq!(res.status, 303, "{}", res.body);
+        self.note_provider_baseline().await;
         id
     }
 

@@ -312,14 +312,14 @@ async fn draft_changes_and_rebinding_are_marked_unpublished_until_published() {
     let res = client
         .submit(
             &page,
-            &format!("/workflows/{id}/build/step/validate_contact"),
-            &[("op", "remove")],
+            &format!("/workflows/{id}/build/step/fetch_contact"),
+            &[("op", "duplicate")],
         )
         .await;
     assert_eq!(res.status, 303, "{}", res.body);
     let shown = client.get(&page).await.body;
     assert!(shown.contains("Unpublished changes"), "{shown}");
-    assert!(shown.contains("Step validate_contact removed."));
+    assert!(shown.contains(" added."), "{shown}");
 
     let res = client
         .submit(
@@ -328,7 +328,7 @@ async fn draft_changes_and_rebinding_are_marked_unpublished_until_published() {
             &[("note", "Publishing for the test.")],
         )
         .await;
-    assert_eq!(res.status, 303);
+    assert_eq!(res.status, 303, "{}", res.body);
     assert!(!client.get(&page).await.body.contains("Unpublished changes"));
 }
 

@@ -215,10 +215,10 @@ fn classified(d: &Definition) -> Vec<(String, PiiClass)> {
                 }
                 if let Some(a) = connector.def().action(action) {
                     for (k, e) in input {
-                        if let Some(f) = a.input.iter().find(|f| &f.name == k) {
+                        if let Some(f) = a.input.iter().find(|f| f.name == k) {
                             if let ferry_core::mapping::Expr::Object { fields } = e {
                                 for name in fields.keys() {
-                                    if let Some(sub) = f.fields.iter().find(|x| &x.name == name) {
+                                    if let Some(sub) = f.fields.iter().find(|x| x.name == name) {
                                         note(sub);
                                     }
                                 }
@@ -334,7 +334,7 @@ fn written_back(d: &Definition) -> Vec<String> {
                 _ if def
                     .input
                     .iter()
-                    .any(|f| &f.name == k && f.ty == ferry_core::catalog::FieldType::Id) => {}
+                    .any(|f| f.name == k && f.ty == ferry_core::catalog::FieldType::Id) => {}
                 _ => out.push(k.clone()),
             }
         }

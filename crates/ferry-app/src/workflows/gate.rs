@@ -208,7 +208,7 @@ impl Workflows {
                 reqwest::Method::POST,
                 &format!("/sandbox/hubspot/admin/portals/{portal}/contacts"),
                 Some(tenant),
-                json!({ "properties": props }),
+                json!({ "properties": props, "quiet": true }),
             )
             .await
             .map_err(|e| {

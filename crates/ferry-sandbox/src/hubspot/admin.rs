@@ -242,8 +242,15 @@ pub(super) async fn admin_create_contact(
     let Some(portal) = portal_id(&id) else {
         return Ok(no_portal());
     };
+    // `"quiet": true`: no webhook (checklist data, not a user's contact).
+    let quiet = body["quiet"] == true;
     Ok({
-        match sim.create_contact_as_user(portal, props) {
+        let created = if quiet {
+            sim.create_contact_quietly(portal, props)
+        } else {
+            sim.create_contact_as_user(portal, props)
+        };
+        match created {
             Some(record) => HttpResponse::Created().json(record),
             None => no_portal(),
         }

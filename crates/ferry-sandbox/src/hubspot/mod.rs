@@ -309,6 +309,20 @@ impl HubSpotSim {
         self.dispatch(events);
         Some(record)
     }
+
+    /// Creates a contact without telling anyone (no webhook): test data
+    /// that must not start the portal's live workflows (Ferry's publish
+    /// checklist).
+    pub fn create_contact_quietly(
+        &self,
+        portal: u64,
+        properties: BTreeMap<String, String>,
+    ) -> Option<Value> {
+        let mut state = self.lock();
+        let p = state.portals.get_mut(&portal)?;
+        let contact = insert_contact(p, properties);
+        Some(contact_json(&contact, None))
+    }
 }
 
 fn now_iso(t: DateTime<Utc>) -> String {

@@ -571,7 +571,7 @@ async fn docs_page(
             StatusCode::UNPROCESSABLE_ENTITY
         },
         &DocsPage {
-            layout: Layout::new(req, &format!("{} — documentation", doc.name), "/workflows"),
+            layout: Layout::new(req, format!("{} — documentation", doc.name), "/workflows"),
             script: crate::assets::url("docs.js"),
             doc,
             form,
@@ -691,7 +691,7 @@ async fn review_page(
             StatusCode::UNPROCESSABLE_ENTITY
         },
         &ReviewPage {
-            layout: Layout::new(req, &format!("Review {}", form.name), "/compliance"),
+            layout: Layout::new(req, format!("Review {}", form.name), "/compliance"),
             id: id.to_string(),
             hints: form.measured.hints(),
             form,
@@ -786,6 +786,8 @@ struct VersionsPage {
     b: i32,
     rows: Vec<DiffRow>,
     changes: Vec<String>,
+    checklist: Option<ferry_app::workflows::gate::GateReport>,
+    not_run: Option<String>,
 }
 
 fn mark(mine: &[Line], other: &[Line]) -> Vec<(Line, bool)> {
@@ -878,13 +880,16 @@ pub async fn versions(
         right: mark(&bb, &ba),
     });
     let changes = ferry_core::workflow::changes(da, db);
+    let gate = vb.version.gate.clone().unwrap_or(serde_json::Value::Null);
+    let checklist = ferry_app::workflows::gate::GateReport::from_json(&gate);
+    let not_run = gate["not_run"].as_str().map(str::to_owned);
     render(
         &req,
         StatusCode::OK,
         &VersionsPage {
             layout: Layout::new(
                 &req,
-                &format!("{} — versions", view.workflow.name),
+                format!("{} — versions", view.workflow.name),
                 "/workflows",
             ),
             id: id.to_string(),
@@ -907,6 +912,8 @@ pub async fn versions(
             b,
             rows,
             changes,
+            checklist,
+            not_run,
         },
     )
 }

@@ -206,7 +206,7 @@ async fn publish_page_with(
         &PublishPage {
             layout: Layout::new(
                 req,
-                &format!("Publish {}", view.workflow.name),
+                format!("Publish {}", view.workflow.name),
                 "/workflows",
             ),
             id: id.to_string(),
