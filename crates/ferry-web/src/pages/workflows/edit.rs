@@ -204,11 +204,7 @@ async fn publish_page_with(
             StatusCode::UNPROCESSABLE_ENTITY
         },
         &PublishPage {
-            layout: Layout::new(
-                req,
-                format!("Publish {}", view.workflow.name),
-                "/workflows",
-            ),
+            layout: Layout::new(req, format!("Publish {}", view.workflow.name), "/workflows"),
             id: id.to_string(),
             name: view.workflow.name.clone(),
             live: view.workflow.published_version,
