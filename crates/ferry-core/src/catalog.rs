@@ -71,6 +71,73 @@ impl PiiClass {
     pub fn is_pii(self) -> bool {
         self != Self::None
     }
+
+    /// The stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Contact => "contact",
+            Self::Identity => "identity",
+        }
+    }
+
+    /// Parses the stored form.
+    pub fn parse(raw: &str) -> Option<Self> {
+        [Self::None, Self::Contact, Self::Identity]
+            .into_iter()
+            .find(|c| c.as_str() == raw)
+    }
+
+    /// In words, for people.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::None => "not personal",
+            Self::Contact => "contact data",
+            Self::Identity => "identity data",
+        }
+    }
+}
+
+/// A tenant's reclassified fields: `<connector>.<field>` → the class it
+/// gives them. Only ever stricter than the catalog: a field the catalog
+/// calls personal stays personal.
+pub type FieldClasses = std::collections::BTreeMap<String, PiiClass>;
+
+/// Every field a connector's triggers and actions carry, once per name
+/// (objects' known fields too), in catalog order: what a tenant may
+/// reclassify.
+pub fn classifiable(connector: ConnectorKey) -> Vec<&'static FieldSchema> {
+    let def = connector.def();
+    let mut out: Vec<&'static FieldSchema> = Vec::new();
+    let mut add = |f: &'static FieldSchema| {
+        if f.ty != FieldType::Object && !out.iter().any(|o| o.name == f.name) {
+            out.push(f);
+        }
+    };
+    for t in def.triggers {
+        t.fields.iter().for_each(&mut add);
+    }
+    for a in def.actions {
+        for f in a.input.iter().chain(a.output) {
+            add(f);
+            f.fields.iter().for_each(&mut add);
+        }
+    }
+    out
+}
+
+/// The class of `field` of `connector` for a tenant: the stricter of the
+/// catalog's and the tenant's.
+pub fn class_of(
+    connector: ConnectorKey,
+    field: &FieldSchema,
+    overrides: &FieldClasses,
+) -> PiiClass {
+    let chosen = overrides
+        .get(&format!("{}.{}", connector.as_str(), field.name))
+        .copied()
+        .unwrap_or(PiiClass::None);
+    chosen.max(field.pii)
 }
 
 /// One field of a trigger's payload or an action's input or output.

@@ -117,3 +117,47 @@ mod tests {
         );
     }
 }
+
+/// `value` with the values of every key named in `names` redacted, at any
+/// depth (a tenant's reclassified fields, applied on top of the catalog's).
+pub fn redact_named(value: &Value, names: &std::collections::BTreeSet<String>) -> Value {
+    if names.is_empty() {
+        return value.clone();
+    }
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    let v = if names.contains(k) && !v.is_null() {
+                        match v {
+                            Value::Object(_) | Value::Array(_) => redact_all(v),
+                            _ => Value::String(REDACTED.into()),
+                        }
+                    } else {
+                        redact_named(v, names)
+                    };
+                    (k.clone(), v)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(|v| redact_named(v, names)).collect()),
+        other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod named_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn named_keys_are_redacted_at_any_depth_and_others_kept() {
+        let names = ["country".to_owned()].into_iter().collect();
+        let v = json!({"country": "JP", "properties": {"country": "FR", "id": 7}, "list": [{"country": 1}], "empty": {"country": null}});
+        assert_eq!(
+            redact_named(&v, &names),
+            json!({"country": REDACTED, "properties": {"country": REDACTED, "id": 7}, "list": [{"country": REDACTED}], "empty": {"country": null}})
+        );
+        assert_eq!(redact_named(&v, &Default::default()), v);
+    }
+}

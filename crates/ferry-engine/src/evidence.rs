@@ -98,12 +98,13 @@ pub async fn remind_reviews(
             base_url.trim_end_matches('/')
         );
         let overdue_at = due + chrono::Duration::days(OVERDUE_DAYS);
+        // Tick names hold 40 characters: `rd:`/`ro:` and the workflow id.
         let (kind, subject, mut to) = if now >= overdue_at {
-            if !alerts::claim_tick(db, &format!("review-overdue:{workflow}"), overdue_at).await? {
+            if !alerts::claim_tick(db, &format!("ro:{workflow}"), overdue_at).await? {
                 continue;
             }
             // An overdue review is also past due: no separate reminder.
-            alerts::claim_tick(db, &format!("review-due:{workflow}"), due).await?;
+            alerts::claim_tick(db, &format!("rd:{workflow}"), due).await?;
             let admins: Vec<String> = users::members(db, &tenant)
                 .await?
                 .into_iter()
@@ -116,7 +117,7 @@ pub async fn remind_reviews(
                 admins,
             )
         } else {
-            if !alerts::claim_tick(db, &format!("review-due:{workflow}"), due).await? {
+            if !alerts::claim_tick(db, &format!("rd:{workflow}"), due).await? {
                 continue;
             }
             (
@@ -125,11 +126,13 @@ pub async fn remind_reviews(
                 vec![],
             )
         };
-        if let Ok(u) = users::get(db, &owner).await
-            && u.status == ferry_core::UserStatus::Active
-            && !to.contains(&u.email)
+        // The owner, while still an active member of the tenant.
+        if let Ok(m) = users::member(db, &tenant, &owner).await
+            && m.status == ferry_core::UserStatus::Active
+            && m.user.status == ferry_core::UserStatus::Active
+            && !to.contains(&m.user.email)
         {
-            to.insert(0, u.email);
+            to.insert(0, m.user.email);
         }
         for address in to {
             let Ok(addr) = EmailAddress::parse("email", &address) else {

@@ -256,7 +256,9 @@ fn new_row(event: &NewAuditEvent<'_>, about: About<'_>, now: DateTime<Utc>) -> a
         prev_hash: None,
         hash: None,
         workflow_id,
-        record_id: about.record_id.map(str::to_owned),
+        // The column holds 200 characters; a longer id (a sender's own
+        // reference) is cut, never a reason to lose the entry.
+        record_id: about.record_id.map(|r| r.chars().take(200).collect()),
     }
 }
 
@@ -306,6 +308,25 @@ pub async fn seal_steps(
         .await?;
     let mut sealed = 0;
     for tenant in tenants {
+        // One tenant's trouble does not hold the others' sealing up.
+        match seal_tenant(db, &tenant, limit, now).await {
+            Ok(n) => sealed += n,
+            Err(e) => {
+                tracing::error!(tenant_id = %tenant, error = %e, "sealing step attempts failed")
+            }
+        }
+    }
+    Ok(sealed)
+}
+
+async fn seal_tenant(
+    db: &impl Exec,
+    tenant: &str,
+    limit: u64,
+    now: DateTime<Utc>,
+) -> Result<usize, StoreError> {
+    let tenant = tenant.to_owned();
+    {
         let txn = db.conn().begin().await?;
         let head = lock_head(&txn, &tenant, now).await?;
         // Read under the lock: another sealer's work is visible now.
@@ -318,7 +339,7 @@ pub async fn seal_steps(
             .await?;
         if steps.is_empty() {
             txn.commit().await?;
-            continue;
+            return Ok(0);
         }
         let mut run_ids: Vec<String> = steps.iter().map(|s| s.run_id.clone()).collect();
         run_ids.sort();
@@ -396,9 +417,8 @@ pub async fn seal_steps(
                 .await?;
         }
         txn.commit().await?;
-        sealed += ids.len();
+        Ok(ids.len())
     }
-    Ok(sealed)
 }
 
 /// Chains entries written before the log was chained (once: when no chain
@@ -475,15 +495,33 @@ pub struct ChainReport {
     pub broken: Option<Break>,
 }
 
-/// Every chain's name.
+/// Every chain's name: those with a head, and those entries name (a
+/// removed head row does not hide a chain from verification).
 pub async fn chains(db: &impl Exec) -> Result<Vec<String>, StoreError> {
-    Ok(audit_head::Entity::find()
+    let mut out: std::collections::BTreeSet<String> = audit_head::Entity::find()
         .select_only()
         .column(audit_head::Column::Chain)
-        .order_by_asc(audit_head::Column::Chain)
+        .into_tuple::<String>()
+        .all(db.conn())
+        .await?
+        .into_iter()
+        .collect();
+    let named: Vec<(Option<String>, Option<String>)> = audit_event::Entity::find()
+        .select_only()
+        .column(audit_event::Column::Chain)
+        .column(audit_event::Column::TenantId)
+        .distinct()
         .into_tuple()
         .all(db.conn())
-        .await?)
+        .await?;
+    for (chain, tenant) in named {
+        out.insert(
+            chain
+                .or(tenant)
+                .unwrap_or_else(|| PLATFORM_CHAIN.to_owned()),
+        );
+    }
+    Ok(out.into_iter().collect())
 }
 
 /// The chain's head: its length and newest hash (genesis when empty).
@@ -498,8 +536,53 @@ pub async fn head(db: &impl Exec, chain: &str) -> Result<(i64, String), StoreErr
 /// each entry linked to the one before and its content unchanged, the head
 /// where the last entry is, and no entry of the chain's tenant outside it.
 /// Names the first broken link.
-pub async fn verify_chain(db: &impl Exec, chain: &str) -> Result<ChainReport, StoreError> {
-    let (head_seq, head_hash) = head(db, chain).await?;
+pub async fn verify_chain(db: &crate::Db, chain: &str) -> Result<ChainReport, StoreError> {
+    // One snapshot for the head and every entry: appends committed while
+    // this runs are not seen, so an entry beyond the head is a forgery.
+    let txn = match db.backend() {
+        crate::Backend::Postgres => {
+            db.conn()
+                .begin_with_config(
+                    Some(sea_orm::IsolationLevel::RepeatableRead),
+                    Some(sea_orm::AccessMode::ReadOnly),
+                )
+                .await?
+        }
+        // WAL: a read transaction sees one snapshot from its first read.
+        crate::Backend::Sqlite => db.conn().begin().await?,
+    };
+    let report = verify_in(&txn, chain).await;
+    txn.commit().await?;
+    report
+}
+
+async fn verify_in(
+    conn: &sea_orm::DatabaseTransaction,
+    chain: &str,
+) -> Result<ChainReport, StoreError> {
+    let head_row = audit_head::Entity::find_by_id(chain.to_owned())
+        .one(conn)
+        .await?;
+    let has_head = head_row.is_some();
+    let (head_seq, head_hash) = head_row.map_or((0, GENESIS.to_owned()), |h| (h.seq, h.hash));
+    if !has_head {
+        let any = audit_event::Entity::find()
+            .filter(audit_event::Column::Chain.eq(chain))
+            .one(conn)
+            .await?;
+        if let Some(m) = any {
+            return Ok(ChainReport {
+                chain: chain.to_owned(),
+                entries: 0,
+                head_hash: GENESIS.to_owned(),
+                broken: Some(Break {
+                    seq: 1,
+                    entry_id: Some(m.id),
+                    reason: "the chain's head record was removed".into(),
+                }),
+            });
+        }
+    }
     let mut report = ChainReport {
         chain: chain.to_owned(),
         entries: 0,
@@ -515,7 +598,7 @@ pub async fn verify_chain(db: &impl Exec, chain: &str) -> Result<ChainReport, St
             .filter(audit_event::Column::ChainSeq.gt(after))
             .order_by_asc(audit_event::Column::ChainSeq)
             .limit(2000)
-            .all(db.conn())
+            .all(conn)
             .await?;
         if page.is_empty() {
             break;
@@ -555,7 +638,15 @@ pub async fn verify_chain(db: &impl Exec, chain: &str) -> Result<ChainReport, St
         }
     }
     if report.broken.is_none() {
-        if head_seq != report.entries || head_hash != report.head_hash {
+        if report.entries > head_seq {
+            report.broken = Some(Break {
+                seq: head_seq + 1,
+                entry_id: None,
+                reason: format!(
+                    "the chain goes on past its head (entry {head_seq}): entries were added outside Ferry"
+                ),
+            });
+        } else if head_seq != report.entries || head_hash != report.head_hash {
             report.broken = Some(Break {
                 seq: report.entries + 1,
                 entry_id: None,
@@ -565,14 +656,23 @@ pub async fn verify_chain(db: &impl Exec, chain: &str) -> Result<ChainReport, St
                 ),
             });
         } else {
+            // An entry of this chain's tenant that is not a link of it: no
+            // chain, another chain, or no place in it. (Appends made while
+            // this runs are links: they carry the chain and a place.)
             let stray = audit_event::Entity::find()
-                .filter(audit_event::Column::Chain.is_null())
                 .filter(if chain == PLATFORM_CHAIN {
                     Condition::all().add(audit_event::Column::TenantId.is_null())
                 } else {
                     Condition::all().add(audit_event::Column::TenantId.eq(chain))
                 })
-                .one(db.conn())
+                .filter(
+                    Condition::any()
+                        .add(audit_event::Column::Chain.is_null())
+                        .add(audit_event::Column::Chain.ne(chain))
+                        .add(audit_event::Column::ChainSeq.is_null())
+                        .add(audit_event::Column::ChainSeq.lt(1)),
+                )
+                .one(conn)
                 .await?;
             if let Some(m) = stray {
                 report.broken = Some(Break {

@@ -157,7 +157,9 @@ pub async fn set_status(
 /// Deletes a tenant, its memberships, sessions, invites and mail, and the
 /// accounts of people who belonged to no other tenant. Its data key is
 /// overwritten, then removed first (crypto-shredding: whatever was sealed
-/// with it, in a backup too, cannot be opened again). Audit events stay.
+/// with it and survives somewhere — a copied row, a log — cannot be opened
+/// with this database any more; a backup taken before holds the wrapped key
+/// too, so backups expire on their own schedule). Audit events stay.
 pub async fn delete(db: &impl Exec, id: &TenantId) -> Result<(), StoreError> {
     let txn = db.conn().begin().await?;
     tenant::Entity::find_by_id(id.to_string())
@@ -235,4 +237,48 @@ pub async fn retention_periods(db: &impl Exec) -> Result<Vec<(TenantId, i32)>, S
             ))
         })
         .collect()
+}
+
+/// The tenant's reclassified fields (`<connector>.<field>` → class).
+pub async fn field_classes(
+    db: &impl Exec,
+    id: &TenantId,
+) -> Result<ferry_core::catalog::FieldClasses, StoreError> {
+    let raw: Option<Option<String>> = tenant::Entity::find_by_id(id.to_string())
+        .select_only()
+        .column(tenant::Column::FieldClasses)
+        .into_tuple()
+        .one(db.conn())
+        .await?;
+    let Some(Some(raw)) = raw else {
+        return Ok(Default::default());
+    };
+    let map: std::collections::BTreeMap<String, String> =
+        serde_json::from_str(&raw).map_err(|_| StoreError::Corrupt("tenants.field_classes"))?;
+    Ok(map
+        .into_iter()
+        .filter_map(|(k, v)| ferry_core::catalog::PiiClass::parse(&v).map(|c| (k, c)))
+        .collect())
+}
+
+/// Replaces the tenant's reclassified fields.
+pub async fn set_field_classes(
+    db: &impl Exec,
+    id: &TenantId,
+    classes: &ferry_core::catalog::FieldClasses,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let map: std::collections::BTreeMap<&String, &str> =
+        classes.iter().map(|(k, v)| (k, v.as_str())).collect();
+    let json = serde_json::to_string(&map).map_err(|_| StoreError::Corrupt("field classes"))?;
+    let done = tenant::Entity::update_many()
+        .col_expr(tenant::Column::FieldClasses, Expr::value(Some(json)))
+        .col_expr(tenant::Column::UpdatedAt, Expr::value(now))
+        .filter(tenant::Column::Id.eq(id.to_string()))
+        .exec(db.conn())
+        .await?;
+    if done.rows_affected == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
 }

@@ -331,6 +331,9 @@ pub struct Publication<'a> {
     pub note: Option<&'a str>,
     /// The publish checklist's evidence, JSON.
     pub gate: Option<&'a serde_json::Value>,
+    /// The draft's last change as the checklist saw it: a draft changed
+    /// since is refused (`Conflict`), so what is published is what passed.
+    pub checked_at: Option<DateTime<Utc>>,
 }
 
 /// Publishes the draft as the next immutable version; returns its number.
@@ -350,6 +353,11 @@ pub async fn publish(
         .one(&txn)
         .await?
         .ok_or(StoreError::NotFound)?;
+    if publication.checked_at.is_some_and(|t| t != wf.updated_at) {
+        return Err(StoreError::Conflict(
+            "The draft changed while the publish checklist ran: nothing was published. Publish again to check the draft as it is now.".into(),
+        ));
+    }
     let last = workflow_version::Entity::find()
         .filter(workflow_version::Column::WorkflowId.eq(id.to_string()))
         .order_by_desc(workflow_version::Column::Version)

@@ -100,7 +100,8 @@ fn decision(method: &str, path: &str) -> Option<Policy> {
             | "/compliance"
             | "/inventory.csv"
             | "/evidence.zip"
-            | "/records",
+            | "/records"
+            | "/compliance/fields",
         ) => Admin,
         // Compliance evidence is the admins'; another tenant's is a 404.
         ("GET", "/records/{record}") => AdminOwn,
@@ -120,7 +121,8 @@ fn decision(method: &str, path: &str) -> Option<Policy> {
             | "/workflows"
             | "/sandbox-samples"
             | "/runs/replay"
-            | "/compliance/retention",
+            | "/compliance/retention"
+            | "/compliance/fields",
         ) => Admin,
         ("POST", p)
             if p.starts_with("/users/{id}/")

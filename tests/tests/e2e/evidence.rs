@@ -186,6 +186,32 @@ async fn verify_audit_names_an_edited_a_deleted_an_inserted_and_a_reordered_entr
         b.reason
     );
 
+    // A removed head does not hide its chain.
+    let (headless, _) = app.create_tenant("Headless").await;
+    append(&app.db, &headless, 3, &app.clock).await;
+    app.execute(&format!(
+        "DELETE FROM audit_heads WHERE chain = '{headless}'"
+    ))
+    .await;
+    let b = verify(&app, &headless)
+        .await
+        .broken
+        .expect("a removed head is found");
+    assert!(b.reason.contains("head record was removed"), "{}", b.reason);
+    assert!(
+        audit::chains(&app.db)
+            .await
+            .unwrap()
+            .contains(&headless.to_string()),
+        "the periodic check still lists it"
+    );
+    // An entry moved to another chain is not a link of its own.
+    app.execute(&format!(
+        "UPDATE audit_events SET chain = 'elsewhere' WHERE {}",
+        at(truncated, 1)
+    ))
+    .await;
+
     // The command line names the first broken link and exits non-zero;
     // an intact chain verifies with exit 0.
     let (code, out) = admin_cli(&app, &["verify-audit", "--tenant", &edited.to_string()]);
@@ -201,7 +227,11 @@ async fn verify_audit_names_an_edited_a_deleted_an_inserted_and_a_reordered_entr
     assert!(out.contains("verified"), "{out}");
     let (code, out) = admin_cli(&app, &["verify-audit"]);
     assert_ne!(code, 0, "every chain, five of them broken: {out}");
-    assert_eq!(out.matches("BROKEN").count(), 5, "{out}");
+    assert_eq!(
+        out.matches("BROKEN").count(),
+        7,
+        "five tampered, the headless one and the 'elsewhere' one: {out}"
+    );
     assert!(
         out.contains(&format!("{fine}: ")) && out.contains("— verified"),
         "{out}"
@@ -909,5 +939,72 @@ async fn the_publish_gate_passes_the_template_and_blocks_a_workflow_without_vali
             .await,
         3,
         "each run of the checklist is audited"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_field_made_personal_is_redacted_from_run_records_and_none_can_be_made_less_strict() {
+    let app = spawn_app().await;
+    let (_, admin) = app.create_tenant("Acme").await;
+    let (_, other) = app.create_tenant("Globex").await;
+    let client = app.login(&admin).await;
+    app.connect_hubspot(&client).await;
+    app.connect_sandbox_verification(&client).await;
+    app.publish_reference(&client, &admin).await;
+    let page = client.get("/compliance/fields").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("Country") && page.body.contains("identity data"));
+    let weaker = client
+        .submit(
+            "/compliance/fields",
+            "/compliance/fields",
+            &[("hubspot.email", "none")],
+        )
+        .await;
+    assert_eq!(weaker.status, 422);
+    assert!(weaker.body.contains("never less strict"), "{}", weaker.body);
+    let saved = client
+        .submit(
+            "/compliance/fields",
+            "/compliance/fields",
+            &[("hubspot.country", "contact")],
+        )
+        .await;
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    let country = |body: &str| {
+        let at = body
+            .find(r#"name="hubspot.country""#)
+            .expect("the country field");
+        let end = at + body[at..].find("</select>").unwrap();
+        body[at..end].to_owned()
+    };
+    let ours = country(&client.get("/compliance/fields").await.body);
+    assert!(
+        ours.contains(r#"<option value="contact" selected>"#),
+        "{ours}"
+    );
+    // Another tenant's classes are its own.
+    let theirs = country(&app.login(&other).await.get("/compliance/fields").await.body);
+    assert!(
+        theirs.contains(r#"<option value="none" selected>"#),
+        "{theirs}"
+    );
+    app.create_contact(
+        app.portal().await,
+        serde_json::json!({"email": "kenji@client.test", "firstname": "Kenji", "lastname": "Sato", "country": "JP"}),
+    )
+    .await;
+    app.wait_count("SELECT COUNT(*) FROM runs WHERE status = 'succeeded'", 1)
+        .await;
+    let outputs = app
+        .json_rows("SELECT output FROM run_steps WHERE step_key = 'fetch_contact'")
+        .await;
+    let output = outputs[0][0].clone().unwrap();
+    assert!(output.contains("\"country\":\"[redacted]\""), "{output}");
+    assert!(!output.contains("JP"), "{output}");
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM audit_events WHERE action = 'tenant.field_class_changed'")
+            .await,
+        1
     );
 }

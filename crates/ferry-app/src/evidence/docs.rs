@@ -8,12 +8,12 @@ use super::{Evidence, sanitize};
 use crate::audit::{self as audit_entry, Target};
 use crate::{Error, Member};
 use chrono::{DateTime, Duration, Utc};
-use ferry_core::catalog::{ConnectorKey, FieldSchema, PiiClass};
+use ferry_core::catalog::{ConnectorKey, FieldClasses, FieldSchema, PiiClass, class_of};
 use ferry_core::workflow::describe::{self, Line};
 use ferry_core::workflow::{Definition, StepKind};
 use ferry_core::{AuditAction, FieldError, FieldErrors, UserId, WorkflowId};
 use ferry_store::runs::{self, RunStatus};
-use ferry_store::{alerts, connections, users, workflows};
+use ferry_store::{alerts, connections, tenants, users, workflows};
 use serde_json::json;
 use std::collections::BTreeSet;
 
@@ -179,24 +179,33 @@ async fn person(db: &ferry_store::Db, id: &UserId) -> String {
 }
 
 /// The schema field a path reads, if the catalog knows it.
-fn field_of(d: &Definition, path: &ferry_core::mapping::FieldPath) -> Option<&'static FieldSchema> {
-    let fields: &'static [FieldSchema] = match path.step() {
-        None => d.trigger.connector.def().trigger(&d.trigger.event)?.fields,
+fn field_of(
+    d: &Definition,
+    path: &ferry_core::mapping::FieldPath,
+) -> Option<(ConnectorKey, &'static FieldSchema)> {
+    let (connector, fields): (ConnectorKey, &'static [FieldSchema]) = match path.step() {
+        None => (
+            d.trigger.connector,
+            d.trigger.connector.def().trigger(&d.trigger.event)?.fields,
+        ),
         Some(key) => match &d.steps.iter().find(|s| s.key == key)?.kind {
             StepKind::Action {
                 connector, action, ..
-            } => connector.def().action(action)?.output,
+            } => (*connector, connector.def().action(action)?.output),
             _ => return None,
         },
     };
-    fields.iter().find(|f| f.name == path.field())
+    fields
+        .iter()
+        .find(|f| f.name == path.field())
+        .map(|f| (connector, f))
 }
 
 /// Every catalog field the definition reads or writes, with its class.
-fn classified(d: &Definition) -> Vec<(String, PiiClass)> {
+fn classified(d: &Definition, overrides: &FieldClasses) -> Vec<(String, PiiClass)> {
     let mut out = BTreeSet::new();
-    let mut note = |f: &FieldSchema| {
-        out.insert((f.label.to_owned(), f.pii as u8));
+    let mut note = |(connector, f): (ConnectorKey, &FieldSchema)| {
+        out.insert((f.label.to_owned(), class_of(connector, f, overrides)));
     };
     for step in &d.steps {
         match &step.kind {
@@ -219,11 +228,11 @@ fn classified(d: &Definition) -> Vec<(String, PiiClass)> {
                             if let ferry_core::mapping::Expr::Object { fields } = e {
                                 for name in fields.keys() {
                                     if let Some(sub) = f.fields.iter().find(|x| x.name == name) {
-                                        note(sub);
+                                        note((*connector, sub));
                                     }
                                 }
                             } else {
-                                note(f);
+                                note((*connector, f));
                             }
                         }
                     }
@@ -248,21 +257,12 @@ fn classified(d: &Definition) -> Vec<(String, PiiClass)> {
             _ => {}
         }
     }
-    out.into_iter()
-        .map(|(label, class)| {
-            let class = match class {
-                2 => PiiClass::Identity,
-                1 => PiiClass::Contact,
-                _ => PiiClass::None,
-            };
-            (label, class)
-        })
-        .collect()
+    out.into_iter().collect()
 }
 
 /// Personal data a definition handles, in words.
-pub(crate) fn sensitivity(d: &Definition) -> String {
-    let fields = classified(d);
+pub(crate) fn sensitivity(d: &Definition, overrides: &FieldClasses) -> String {
+    let fields = classified(d, overrides);
     let of = |c: PiiClass| -> Vec<String> {
         fields
             .iter()
@@ -462,7 +462,7 @@ impl Evidence {
             live,
             unpublished,
             review_due: wf.review_due_at,
-            sensitivity: sensitivity(d),
+            sensitivity: sensitivity(d, &tenants::field_classes(db, tenant).await?),
             profile,
             environment: wf.environment.as_str().to_owned(),
         })
@@ -528,7 +528,7 @@ impl Evidence {
             manual_step: profile.manual_step,
             expected_weekly: profile.expected_weekly,
             measured_weekly,
-            sensitivity: sensitivity(d),
+            sensitivity: sensitivity(d, &tenants::field_classes(db, &admin.tenant_id).await?),
             version: wf.published_version,
             owner: person(db, &wf.owner_id).await,
             review_due: wf.review_due_at,
@@ -594,14 +594,14 @@ pub fn inventory_csv(rows: &[InventoryRow]) -> Result<String, Error> {
     for r in rows {
         w.write_record([
             sanitize(&r.name).as_str(),
-            &r.source,
-            &r.destinations,
-            &r.trigger,
-            &r.written_back,
+            &sanitize(&r.source),
+            &sanitize(&r.destinations),
+            &sanitize(&r.trigger),
+            &sanitize(&r.written_back),
             &sanitize(&r.manual_step),
             &r.expected_weekly.map(|n| n.to_string()).unwrap_or_default(),
             &r.measured_weekly.to_string(),
-            &r.sensitivity,
+            &sanitize(&r.sensitivity),
             &r.version.map(|n| n.to_string()).unwrap_or_default(),
             &sanitize(&r.owner),
             &r.review_due

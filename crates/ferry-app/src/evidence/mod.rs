@@ -103,7 +103,7 @@ pub fn audit_rows_csv(rows: &[AuditEvent]) -> Result<String, Error> {
             &e.action,
             &what,
             &e.target_kind,
-            &e.target_id,
+            &sanitize(&e.target_id),
             e.workflow_id.as_deref().unwrap_or(""),
             &sanitize(e.record_id.as_deref().unwrap_or("")),
             &sanitize(&e.details),
@@ -118,9 +118,11 @@ pub fn audit_rows_csv(rows: &[AuditEvent]) -> Result<String, Error> {
     String::from_utf8(bytes).map_err(|e| Error::Internal(anyhow::Error::new(e)))
 }
 
-/// A cell a spreadsheet would run as a formula is prefixed with `'`.
+/// A cell a spreadsheet would run as a formula (it starts with `=`, `+`,
+/// `-`, `@`, a tab or a carriage return, or their full-width forms) is
+/// prefixed with `'`.
 pub fn sanitize(cell: &str) -> String {
-    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r', '＝', '＋', '－', '＠']) {
         format!("'{cell}")
     } else {
         cell.to_owned()
@@ -169,5 +171,105 @@ impl Evidence {
         .await?;
         tx.commit().await?;
         Ok(days)
+    }
+}
+
+/// One field a tenant may reclassify.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldRow {
+    /// `<connector>.<field>`: the form's key.
+    pub key: String,
+    /// The app, for people.
+    pub app: &'static str,
+    /// The field, for people.
+    pub label: &'static str,
+    /// Its machine name.
+    pub name: &'static str,
+    /// The catalog's class.
+    pub default: ferry_core::catalog::PiiClass,
+    /// The class in force for the tenant.
+    pub class: ferry_core::catalog::PiiClass,
+}
+
+impl Evidence {
+    /// Every field of every app with its class, the catalog's and the
+    /// tenant's.
+    pub async fn field_classes(&self, admin: &Member) -> Result<Vec<FieldRow>, Error> {
+        use ferry_core::catalog::{ConnectorKey, class_of, classifiable};
+        admin.require_admin()?;
+        let overrides = ferry_store::tenants::field_classes(&self.0.db, &admin.tenant_id).await?;
+        let mut rows = Vec::new();
+        for connector in [ConnectorKey::HubSpot, ConnectorKey::Verification] {
+            for f in classifiable(connector) {
+                rows.push(FieldRow {
+                    key: format!("{}.{}", connector.as_str(), f.name),
+                    app: connector.def().name,
+                    label: f.label,
+                    name: f.name,
+                    default: f.pii,
+                    class: class_of(connector, f, &overrides),
+                });
+            }
+        }
+        Ok(rows)
+    }
+
+    /// Reclassifies fields: `choices` are (key, class) pairs from the form.
+    /// A field can be made stricter than the catalog, never less strict.
+    /// Audited, naming the fields and classes (never a value).
+    pub async fn set_field_classes(
+        &self,
+        admin: &Member,
+        choices: &[(String, String)],
+    ) -> Result<usize, Error> {
+        use ferry_core::catalog::PiiClass;
+        admin.require_admin()?;
+        let rows = self.field_classes(admin).await?;
+        let mut classes = ferry_core::catalog::FieldClasses::new();
+        let mut changed = Vec::new();
+        for (key, raw) in choices {
+            let Some(row) = rows.iter().find(|r| &r.key == key) else {
+                return Err(Error::field(
+                    "fields",
+                    "Choose classes for the listed fields only.",
+                ));
+            };
+            let Some(class) = PiiClass::parse(raw) else {
+                return Err(Error::field(
+                    "fields",
+                    "Choose not personal, contact data or identity data.",
+                ));
+            };
+            if class < row.default {
+                return Err(Error::field(
+                    "fields",
+                    format!(
+                        "{} is {} in the catalog: a field can be made stricter, never less strict.",
+                        row.label,
+                        row.default.label()
+                    ),
+                ));
+            }
+            if class > row.default {
+                classes.insert(key.clone(), class);
+            }
+            if class != row.class {
+                changed.push(json!({ "field": key, "class": class.as_str() }));
+            }
+        }
+        let now = self.0.clock.now();
+        let tx = self.0.db.begin().await?;
+        ferry_store::tenants::set_field_classes(&tx, &admin.tenant_id, &classes, now).await?;
+        audit_entry::record(
+            &tx,
+            &admin.actor(),
+            AuditAction::FieldClassChanged,
+            Target("tenant", admin.tenant_id.as_str()),
+            json!({ "changed": changed }),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(changed.len())
     }
 }

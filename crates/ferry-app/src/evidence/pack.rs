@@ -302,7 +302,7 @@ impl Evidence {
         for r in rows {
             w.write_record([
                 r.opened_at.to_rfc3339(),
-                r.kind.clone(),
+                sanitize(&r.kind),
                 sanitize(&r.summary),
                 at(r.acknowledged_at),
                 at(r.escalated_at),

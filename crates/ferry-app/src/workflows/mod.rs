@@ -485,6 +485,7 @@ impl Workflows {
             store::Publication {
                 note: Some(note),
                 gate: Some(&gate),
+                checked_at: Some(wf.updated_at),
             },
             now,
         )

@@ -126,6 +126,11 @@ impl Engine {
                 .await;
             let step_at = i32::try_from(index).unwrap_or(i32::MAX);
             let mut record = record;
+            let hidden = self.classes.hidden(&self.db, &tenant).await;
+            if !hidden.is_empty() {
+                record.input = ferry_core::redact::redact_named(&record.input, &hidden);
+                record.output = ferry_core::redact::redact_named(&record.output, &hidden);
+            }
             record.step_index = step_at;
             record.attempt = attempt;
             record.started_at = started;

@@ -43,6 +43,49 @@ pub struct Engine {
     versions: VersionCache,
     local: Option<Arc<Local>>,
     metrics: Recorder,
+    classes: ClassCache,
+}
+
+/// Each tenant's reclassified field names (redacted from step records on
+/// top of the catalog's classes), re-read every few seconds.
+/// Field names a tenant made personal, with when they were read.
+type Hidden = (std::time::Instant, Arc<std::collections::BTreeSet<String>>);
+
+#[derive(Clone, Default)]
+struct ClassCache(Arc<std::sync::Mutex<std::collections::HashMap<TenantId, Hidden>>>);
+
+impl ClassCache {
+    const FRESH: std::time::Duration = std::time::Duration::from_secs(5);
+
+    /// The field names the tenant made personal (none on a read error:
+    /// the catalog's classes still apply).
+    async fn hidden(&self, db: &Db, tenant: &TenantId) -> Arc<std::collections::BTreeSet<String>> {
+        if let Some((at, names)) = self.0.lock().ok().and_then(|m| m.get(tenant).cloned())
+            && at.elapsed() < Self::FRESH
+        {
+            return names;
+        }
+        let names: std::collections::BTreeSet<String> = match ferry_store::tenants::field_classes(
+            db, tenant,
+        )
+        .await
+        {
+            Ok(classes) => classes
+                .into_iter()
+                .filter(|(_, c)| c.is_pii())
+                .filter_map(|(k, _)| k.split_once('.').map(|(_, f)| f.to_owned()))
+                .collect(),
+            Err(e) => {
+                tracing::warn!(tenant_id = %tenant, error = %e, "could not read the field classes");
+                Default::default()
+            }
+        };
+        let names = Arc::new(names);
+        if let Ok(mut m) = self.0.lock() {
+            m.insert(tenant.clone(), (std::time::Instant::now(), names.clone()));
+        }
+        names
+    }
 }
 
 /// Published workflow versions never change: the ones runs use are kept
@@ -138,6 +181,7 @@ impl Engine {
             versions: VersionCache::default(),
             local: None,
             metrics: Recorder::default(),
+            classes: ClassCache::default(),
         }
     }
 

@@ -267,7 +267,8 @@ pub struct Purged {
 
 /// Removes the payloads of the tenant's runs that ended before `before`:
 /// each run's sealed context, record name and search keys, its steps'
-/// input and output, and the payloads of events received before it. The
+/// input and output, the client's name and email in the staff
+/// verification view, and the payloads of events received before it. The
 /// metadata stays (statuses, times, step outcomes, HTTP calls: method,
 /// path, status), and so does the audit chain, which never held payloads.
 pub async fn purge_payloads(
@@ -323,6 +324,28 @@ pub async fn purge_payloads(
         .exec(&txn)
         .await?
         .rows_affected;
+    // The staff view keeps the outcome per record, not who the client was.
+    let named = Query::select()
+        .column(run::Column::Id)
+        .from(run::Entity)
+        .and_where(run::Column::TenantId.eq(tenant.to_string()))
+        .and_where(run::Column::PurgedAt.is_not_null())
+        .to_owned();
+    verification::Entity::update_many()
+        .col_expr(verification::Column::Name, Expr::value(""))
+        .col_expr(
+            verification::Column::Email,
+            Expr::value(Option::<String>::None),
+        )
+        .filter(verification::Column::TenantId.eq(tenant.to_string()))
+        .filter(verification::Column::RunId.in_subquery(named))
+        .filter(
+            Condition::any()
+                .add(verification::Column::Name.ne(""))
+                .add(verification::Column::Email.is_not_null()),
+        )
+        .exec(&txn)
+        .await?;
     crate::entities::workflow_sample::Entity::delete_many()
         .filter(crate::entities::workflow_sample::Column::TenantId.eq(tenant.to_string()))
         .filter(crate::entities::workflow_sample::Column::TakenAt.lt(before))

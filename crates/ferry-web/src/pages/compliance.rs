@@ -993,3 +993,90 @@ pub async fn workflow_pack(
         zip,
     ))
 }
+
+// ---------------------------------------------------------------- fields
+
+#[derive(Template)]
+#[template(path = "fields.html")]
+struct FieldsPage {
+    layout: Layout,
+    rows: Vec<ferry_app::evidence::FieldRow>,
+    errors: FieldErrors,
+}
+
+impl FieldsPage {
+    /// The classes a field may take: its catalog class and stricter ones.
+    fn choices(
+        &self,
+        row: &ferry_app::evidence::FieldRow,
+    ) -> Vec<(&'static str, &'static str, bool)> {
+        use ferry_core::catalog::PiiClass;
+        [PiiClass::None, PiiClass::Contact, PiiClass::Identity]
+            .into_iter()
+            .filter(|c| *c >= row.default)
+            .map(|c| (c.as_str(), c.label(), c == row.class))
+            .collect()
+    }
+}
+
+async fn fields_page(
+    state: &AppState,
+    req: &HttpRequest,
+    admin: &crate::session::Member,
+    errors: FieldErrors,
+) -> Result<HttpResponse, AppError> {
+    let rows = state.services.evidence.field_classes(&admin.actor).await?;
+    render(
+        req,
+        if errors.is_empty() {
+            StatusCode::OK
+        } else {
+            StatusCode::UNPROCESSABLE_ENTITY
+        },
+        &FieldsPage {
+            layout: Layout::new(req, "Field classification", "/compliance"),
+            rows,
+            errors,
+        },
+    )
+}
+
+/// GET /compliance/fields: each app field's class, with the tenant's own.
+pub async fn fields(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Admin(admin): Admin,
+) -> Result<HttpResponse, AppError> {
+    fields_page(&state, &req, &admin, FieldErrors::new()).await
+}
+
+/// POST /compliance/fields: reclassifies fields (stricter only).
+pub async fn save_fields(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Admin(admin): Admin,
+    form: web::Form<Vec<(String, String)>>,
+) -> Result<HttpResponse, AppError> {
+    let choices: Vec<(String, String)> = form
+        .into_inner()
+        .into_iter()
+        .filter(|(k, _)| k != "csrf_token")
+        .collect();
+    match state
+        .services
+        .evidence
+        .set_field_classes(&admin.actor, &choices)
+        .await
+    {
+        Ok(n) => Ok(redirect_with_flash(
+            "/compliance/fields",
+            FlashKind::Success,
+            &format!(
+                "Saved ({n} change{}): run records redact these fields from now on, and the documentation and inventory count them.",
+                if n == 1 { "" } else { "s" }
+            ),
+        )),
+        Err(ferry_app::Error::Invalid(errors)) => fields_page(&state, &req, &admin, errors).await,
+        Err(e) => Err(e.into()),
+    }
+}

@@ -167,6 +167,8 @@ fn register(r: &mut Router<'_>) {
     r.post("/alerts/{id}/acknowledge", alerts::acknowledge);
     r.get("/compliance", compliance::hub);
     r.post("/compliance/retention", compliance::save_retention);
+    r.get("/compliance/fields", compliance::fields);
+    r.post("/compliance/fields", compliance::save_fields);
     r.get("/inventory.csv", compliance::inventory_csv);
     r.get("/evidence.zip", compliance::tenant_pack);
     r.get("/audit", compliance::audit_log);
