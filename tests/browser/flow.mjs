@@ -539,7 +539,7 @@ async function builderFlow(email, password) {
   await act(() => page.locator('#test-record').selectOption(grace));
   await act(() => page.getByRole('button', { name: 'Run test' }).click());
   const result = await page.locator('#test').textContent();
-  expect(result.includes('written through the bound connection'), 'the test made its writes in the sandbox');
+  expect(result.includes('written through the bound connection'), `the test made its writes in the sandbox: ${result.replace(/\s+/g, ' ').slice(0, 800)}`);
   expect(result.includes('arrived'), 'the test awaited the check result');
   expect(await page.locator('#test .badge-step-failed').count() === 0, 'no step failed');
   await shot(page, '77-builder-tested');

@@ -1008,3 +1008,117 @@ async fn a_field_made_personal_is_redacted_from_run_records_and_none_can_be_made
         1
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_periodic_verification_emails_every_operator_once_about_a_broken_chain() {
+    let app = spawn_app().await;
+    let (tenant, _) = app.create_tenant("Acme").await;
+    append(&app.db, &tenant, 3, &app.clock).await;
+    let op = app.create_operator("op@ferry.test").await;
+    assert!(
+        ferry_engine::evidence::verify_all(&app.db)
+            .await
+            .unwrap()
+            .is_empty(),
+        "every chain verifies"
+    );
+    app.execute(&format!(
+        "UPDATE audit_events SET details = '{{}}' WHERE chain = '{tenant}' AND chain_seq = 2"
+    ))
+    .await;
+    let broken = ferry_engine::evidence::verify_all(&app.db).await.unwrap();
+    assert_eq!(broken.len(), 1);
+    // What the worker's loop does each hour, with a mailer of its own.
+    let mailer =
+        ferry_engine::Mailer::new(app.db.clone(), std::sync::Arc::new(app.clock.clone()), true);
+    let mut told = std::collections::HashSet::new();
+    let sent = ferry_engine::evidence::alert_operators(&app.db, &mailer, &broken, &mut told)
+        .await
+        .unwrap();
+    assert_eq!(sent, 1);
+    let again = ferry_engine::evidence::alert_operators(&app.db, &mailer, &broken, &mut told)
+        .await
+        .unwrap();
+    assert_eq!(again, 0, "once per break");
+    let mail = app
+        .wait_for_mail(&op.email, "an audit chain failed verification")
+        .await;
+    assert!(mail.body.contains("broken at entry 2"), "{}", mail.body);
+    assert!(mail.body.contains("ferry admin verify-audit"));
+}
+
+fn start_worker(app: &TestApp, n: usize) -> std::process::Child {
+    Command::new(ferry_bin())
+        .arg("worker")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("FERRY_DATABASE_URL", &app.database_url)
+        .env("FERRY_DATA_DIR", app.data_dir.path())
+        .env("FERRY_BIND", app.address.trim_start_matches("http://"))
+        .env("FERRY_PUBLIC_URL", &app.address)
+        .env("FERRY_QUEUE_NAME", &app.queue_name)
+        .env("FERRY_LOG", "warn")
+        .envs(
+            app.redis_url
+                .as_ref()
+                .map(|r| ("FERRY_REDIS_URL", r.clone())),
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(
+            std::fs::File::create(app.data_dir.path().join(format!("worker{n}.log")))
+                .map_or_else(|_| std::process::Stdio::null(), std::process::Stdio::from),
+        )
+        .spawn()
+        .expect("start ferry worker")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_worker_processes_seal_every_step_once_into_one_valid_chain() {
+    let app = ferry_tests::spawn_app_with(ferry_tests::TestOptions {
+        worker: false,
+        ..ferry_tests::TestOptions::default()
+    })
+    .await;
+    let (tenant, admin) = app.create_tenant("Acme").await;
+    let client = app.login(&admin).await;
+    app.connect_hubspot(&client).await;
+    app.connect_sandbox_verification(&client).await;
+    app.publish_reference(&client, &admin).await;
+    let portal = app.portal().await;
+    for i in 0..6 {
+        app.create_contact(
+            portal,
+            serde_json::json!({"email": format!("c{i}@client.test"), "firstname": "Cli", "lastname": format!("Ent{i}")}),
+        )
+        .await;
+    }
+    let mut workers = [start_worker(&app, 1), start_worker(&app, 2)];
+    let done = app
+        .wait_count("SELECT COUNT(*) FROM runs WHERE status = 'succeeded'", 6)
+        .await;
+    let mut unsealed = -1;
+    for _ in 0..100 {
+        unsealed = app
+            .count("SELECT COUNT(*) FROM run_steps WHERE audit_seq IS NULL")
+            .await;
+        if unsealed == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    for w in &mut workers {
+        w.kill().ok();
+        w.wait().ok();
+    }
+    assert_eq!(done, 6);
+    assert_eq!(unsealed, 0, "both workers sealed, nothing left");
+    let steps = app.count("SELECT COUNT(*) FROM run_steps").await;
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM audit_events WHERE action = 'run.step'")
+            .await,
+        steps,
+        "each step attempt sealed exactly once"
+    );
+    let r = verify(&app, &tenant).await;
+    assert!(r.broken.is_none(), "{r:?}");
+}
