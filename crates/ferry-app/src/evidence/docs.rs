@@ -574,46 +574,40 @@ impl Evidence {
 
 /// Inventory rows as CSV, in the audit template's columns.
 pub fn inventory_csv(rows: &[InventoryRow]) -> Result<String, Error> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let io = |e: csv::Error| Error::Internal(anyhow::Error::new(e));
-    w.write_record([
-        "workflow",
-        "source_system",
-        "destination",
-        "trigger_event",
-        "data_written_back",
-        "manual_step_replaced",
-        "weekly_volume_expected",
-        "weekly_volume_measured",
-        "data_sensitivity",
-        "live_version",
-        "owner",
-        "review_due",
-    ])
-    .map_err(io)?;
-    for r in rows {
-        w.write_record([
-            sanitize(&r.name).as_str(),
-            &sanitize(&r.source),
-            &sanitize(&r.destinations),
-            &sanitize(&r.trigger),
-            &sanitize(&r.written_back),
-            &sanitize(&r.manual_step),
-            &r.expected_weekly.map(|n| n.to_string()).unwrap_or_default(),
-            &r.measured_weekly.to_string(),
-            &sanitize(&r.sensitivity),
-            &r.version.map(|n| n.to_string()).unwrap_or_default(),
-            &sanitize(&r.owner),
-            &r.review_due
-                .map(|d| d.format("%Y-%m-%d").to_string())
-                .unwrap_or_default(),
-        ])
-        .map_err(io)?;
-    }
-    let bytes = w
-        .into_inner()
-        .map_err(|e| Error::Internal(anyhow::anyhow!("writing CSV: {e}")))?;
-    String::from_utf8(bytes).map_err(|e| Error::Internal(anyhow::Error::new(e)))
+    super::csv_text(
+        [
+            "workflow",
+            "source_system",
+            "destination",
+            "trigger_event",
+            "data_written_back",
+            "manual_step_replaced",
+            "weekly_volume_expected",
+            "weekly_volume_measured",
+            "data_sensitivity",
+            "live_version",
+            "owner",
+            "review_due",
+        ],
+        rows.iter().map(|r| {
+            [
+                sanitize(&r.name),
+                sanitize(&r.source),
+                sanitize(&r.destinations),
+                sanitize(&r.trigger),
+                sanitize(&r.written_back),
+                sanitize(&r.manual_step),
+                r.expected_weekly.map(|n| n.to_string()).unwrap_or_default(),
+                r.measured_weekly.to_string(),
+                sanitize(&r.sensitivity),
+                r.version.map(|n| n.to_string()).unwrap_or_default(),
+                sanitize(&r.owner),
+                r.review_due
+                    .map(|d| d.format("%Y-%m-%d").to_string())
+                    .unwrap_or_default(),
+            ]
+        }),
+    )
 }
 
 /// Markdown text escaped for a table cell or a line.

@@ -69,53 +69,59 @@ impl Evidence {
     }
 }
 
-/// Audit entries as CSV: one row each, with the chain position and hash.
-pub fn audit_rows_csv(rows: &[AuditEvent]) -> Result<String, Error> {
-    let mut w = csv::Writer::from_writer(Vec::new());
+/// CSV text: the header, then each row.
+pub(crate) fn csv_text<const N: usize>(
+    header: [&str; N],
+    rows: impl IntoIterator<Item = [String; N]>,
+) -> Result<String, Error> {
     let io = |e: csv::Error| Error::Internal(anyhow::Error::new(e));
-    w.write_record([
-        "chain_seq",
-        "at",
-        "actor",
-        "action",
-        "what",
-        "target_kind",
-        "target_id",
-        "workflow_id",
-        "record_id",
-        "details",
-        "client_ip",
-        "hash",
-    ])
-    .map_err(io)?;
-    for e in rows {
-        let what = AuditAction::parse(&e.action)
-            .map_or_else(|| e.action.clone(), |a| a.label().to_owned());
-        w.write_record([
-            e.chain_seq
-                .map(|s| s.to_string())
-                .unwrap_or_default()
-                .as_str(),
-            e.created_at
-                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
-                .as_str(),
-            &sanitize(&e.actor_label),
-            &e.action,
-            &what,
-            &e.target_kind,
-            &sanitize(&e.target_id),
-            e.workflow_id.as_deref().unwrap_or(""),
-            &sanitize(e.record_id.as_deref().unwrap_or("")),
-            &sanitize(&e.details),
-            &e.client_ip,
-            e.hash.as_deref().unwrap_or(""),
-        ])
-        .map_err(io)?;
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(header).map_err(io)?;
+    for row in rows {
+        w.write_record(row).map_err(io)?;
     }
     let bytes = w
         .into_inner()
         .map_err(|e| Error::Internal(anyhow::anyhow!("writing CSV: {e}")))?;
     String::from_utf8(bytes).map_err(|e| Error::Internal(anyhow::Error::new(e)))
+}
+
+/// Audit entries as CSV: one row each, with the chain position and hash.
+pub fn audit_rows_csv(rows: &[AuditEvent]) -> Result<String, Error> {
+    csv_text(
+        [
+            "chain_seq",
+            "at",
+            "actor",
+            "action",
+            "what",
+            "target_kind",
+            "target_id",
+            "workflow_id",
+            "record_id",
+            "details",
+            "client_ip",
+            "hash",
+        ],
+        rows.iter().map(|e| {
+            [
+                e.chain_seq.map(|s| s.to_string()).unwrap_or_default(),
+                e.created_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                sanitize(&e.actor_label),
+                e.action.clone(),
+                AuditAction::parse(&e.action)
+                    .map_or_else(|| e.action.clone(), |a| a.label().to_owned()),
+                e.target_kind.clone(),
+                sanitize(&e.target_id),
+                e.workflow_id.clone().unwrap_or_default(),
+                sanitize(e.record_id.as_deref().unwrap_or("")),
+                sanitize(&e.details),
+                e.client_ip.clone(),
+                e.hash.clone().unwrap_or_default(),
+            ]
+        }),
+    )
 }
 
 /// A cell a spreadsheet would run as a formula (it starts with `=`, `+`,

@@ -287,33 +287,27 @@ impl Evidence {
 
     async fn alerts_csv(&self, admin: &Member, id: &WorkflowId) -> Result<String, Error> {
         let rows = alerts::incidents(&self.0.db, &admin.tenant_id, Some(id), 10_000).await?;
-        let mut w = csv::Writer::from_writer(Vec::new());
-        let io = |e: csv::Error| Error::Internal(anyhow::Error::new(e));
-        w.write_record([
-            "opened_at",
-            "kind",
-            "summary",
-            "acknowledged_at",
-            "escalated_at",
-            "resolved_at",
-        ])
-        .map_err(io)?;
         let at = |d: Option<DateTime<Utc>>| d.map(|d| d.to_rfc3339()).unwrap_or_default();
-        for r in rows {
-            w.write_record([
-                r.opened_at.to_rfc3339(),
-                sanitize(&r.kind),
-                sanitize(&r.summary),
-                at(r.acknowledged_at),
-                at(r.escalated_at),
-                at(r.resolved_at),
-            ])
-            .map_err(io)?;
-        }
-        let bytes = w
-            .into_inner()
-            .map_err(|e| Error::Internal(anyhow::anyhow!("writing CSV: {e}")))?;
-        String::from_utf8(bytes).map_err(|e| Error::Internal(anyhow::Error::new(e)))
+        super::csv_text(
+            [
+                "opened_at",
+                "kind",
+                "summary",
+                "acknowledged_at",
+                "escalated_at",
+                "resolved_at",
+            ],
+            rows.into_iter().map(|r| {
+                [
+                    r.opened_at.to_rfc3339(),
+                    sanitize(&r.kind),
+                    sanitize(&r.summary),
+                    at(r.acknowledged_at),
+                    at(r.escalated_at),
+                    at(r.resolved_at),
+                ]
+            }),
+        )
     }
 }
 

@@ -120,11 +120,22 @@ pub async fn count_by_status(
     db: &Db,
     tenant: &TenantId,
 ) -> Result<Vec<(RunStatus, u64)>, StoreError> {
-    let rows: Vec<(String, i64)> = run::Entity::find()
+    per_status(
+        db,
+        run::Entity::find().filter(run::Column::TenantId.eq(tenant.to_string())),
+    )
+    .await
+}
+
+/// The runs `query` selects, counted per status.
+async fn per_status(
+    db: &Db,
+    query: sea_orm::Select<run::Entity>,
+) -> Result<Vec<(RunStatus, u64)>, StoreError> {
+    let rows: Vec<(String, i64)> = query
         .select_only()
         .column(run::Column::Status)
         .column_as(run::Column::Id.count(), "n")
-        .filter(run::Column::TenantId.eq(tenant.to_string()))
         .group_by(run::Column::Status)
         .into_tuple()
         .all(&db.conn)
@@ -199,26 +210,15 @@ pub async fn counts_between(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<Vec<(RunStatus, u64)>, StoreError> {
-    let rows: Vec<(String, i64)> = run::Entity::find()
-        .select_only()
-        .column(run::Column::Status)
-        .column_as(run::Column::Id.count(), "n")
-        .filter(run::Column::TenantId.eq(tenant.to_string()))
-        .filter(run::Column::WorkflowId.eq(workflow.to_string()))
-        .filter(run::Column::CreatedAt.gte(from))
-        .filter(run::Column::CreatedAt.lt(to))
-        .group_by(run::Column::Status)
-        .into_tuple()
-        .all(&db.conn)
-        .await?;
-    rows.into_iter()
-        .map(|(s, n)| {
-            Ok((
-                RunStatus::parse(&s).ok_or(StoreError::Corrupt("runs.status"))?,
-                u64::try_from(n).unwrap_or(0),
-            ))
-        })
-        .collect()
+    per_status(
+        db,
+        run::Entity::find()
+            .filter(run::Column::TenantId.eq(tenant.to_string()))
+            .filter(run::Column::WorkflowId.eq(workflow.to_string()))
+            .filter(run::Column::CreatedAt.gte(from))
+            .filter(run::Column::CreatedAt.lt(to)),
+    )
+    .await
 }
 
 /// Failed step attempts of `workflow`'s runs since `since`, per step kind

@@ -26,6 +26,15 @@ fn when(d: DateTime<Utc>) -> String {
     d.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
+/// 200, or 422 when a form came back with errors.
+fn status_of(errors: &FieldErrors) -> StatusCode {
+    if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    }
+}
+
 fn attachment(content_type: &str, filename: &str, body: Vec<u8>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type(content_type)
@@ -97,11 +106,7 @@ async fn hub_page(
     let now = state.clock.now();
     render(
         req,
-        if errors.is_empty() {
-            StatusCode::OK
-        } else {
-            StatusCode::UNPROCESSABLE_ENTITY
-        },
+        status_of(&errors),
         &HubPage {
             layout: Layout::new(req, "Compliance", "/compliance"),
             retention,
@@ -565,11 +570,7 @@ async fn docs_page(
     });
     render(
         req,
-        if errors.is_empty() {
-            StatusCode::OK
-        } else {
-            StatusCode::UNPROCESSABLE_ENTITY
-        },
+        status_of(&errors),
         &DocsPage {
             layout: Layout::new(req, format!("{} — documentation", doc.name), "/workflows"),
             script: crate::assets::url("docs.js"),
@@ -685,11 +686,7 @@ async fn review_page(
         .await?;
     render(
         req,
-        if errors.is_empty() {
-            StatusCode::OK
-        } else {
-            StatusCode::UNPROCESSABLE_ENTITY
-        },
+        status_of(&errors),
         &ReviewPage {
             layout: Layout::new(req, format!("Review {}", form.name), "/compliance"),
             id: id.to_string(),
@@ -1028,11 +1025,7 @@ async fn fields_page(
     let rows = state.services.evidence.field_classes(&admin.actor).await?;
     render(
         req,
-        if errors.is_empty() {
-            StatusCode::OK
-        } else {
-            StatusCode::UNPROCESSABLE_ENTITY
-        },
+        status_of(&errors),
         &FieldsPage {
             layout: Layout::new(req, "Field classification", "/compliance"),
             rows,
