@@ -326,99 +326,97 @@ async fn seal_tenant(
     now: DateTime<Utc>,
 ) -> Result<usize, StoreError> {
     let tenant = tenant.to_owned();
-    {
-        let txn = db.conn().begin().await?;
-        let head = lock_head(&txn, &tenant, now).await?;
-        // Read under the lock: another sealer's work is visible now.
-        let steps = run_step::Entity::find()
-            .filter(run_step::Column::TenantId.eq(tenant.clone()))
-            .filter(run_step::Column::AuditSeq.is_null())
-            .order_by_asc(run_step::Column::Id)
-            .limit(limit)
-            .all(&txn)
-            .await?;
-        if steps.is_empty() {
-            txn.commit().await?;
-            return Ok(0);
-        }
-        let mut run_ids: Vec<String> = steps.iter().map(|s| s.run_id.clone()).collect();
-        run_ids.sort();
-        run_ids.dedup();
-        let runs: std::collections::HashMap<String, (String, Option<String>)> = run::Entity::find()
-            .select_only()
-            .column(run::Column::Id)
-            .column(run::Column::WorkflowId)
-            .column(run::Column::RecordId)
-            .filter(run::Column::TenantId.eq(tenant.clone()))
-            .filter(run::Column::Id.is_in(run_ids))
-            .into_tuple::<(String, String, Option<String>)>()
-            .all(&txn)
-            .await?
-            .into_iter()
-            .map(|(id, w, r)| (id, (w, r)))
-            .collect();
-        let tenant_id: TenantId = tenant
-            .parse()
-            .map_err(|_| StoreError::Corrupt("run_steps.tenant_id"))?;
-        let rows: Vec<audit_event::Model> = steps
-            .iter()
-            .map(|s| {
-                let (workflow, record) = runs.get(&s.run_id).cloned().unwrap_or_default();
-                let calls: serde_json::Value =
-                    serde_json::from_str(&s.http_calls).unwrap_or(serde_json::Value::Null);
-                let calls = calls.as_array().cloned().unwrap_or_default();
-                let writes = calls
-                    .iter()
-                    .filter(|c| c["method"].as_str().is_some_and(|m| m != "GET"))
-                    .count();
-                let mut digest = Sha256::new();
-                for part in [&s.input, &s.output, &s.http_calls] {
-                    digest.update(part.as_bytes());
-                    digest.update(b"\n");
-                }
-                let event = NewAuditEvent {
-                    tenant_id: Some(&tenant_id),
-                    actor_user_id: None,
-                    actor_label: "Ferry engine",
-                    action: ferry_core::AuditAction::RunStep,
-                    target_kind: "run",
-                    target_id: &s.run_id,
-                    details: serde_json::json!({
-                        "step": s.step_key,
-                        "kind": s.kind,
-                        "attempt": s.attempt,
-                        "status": s.status,
-                        "calls": calls.len(),
-                        "writes": writes,
-                        "error": s.error.as_deref().map(|e| e.chars().take(200).collect::<String>()),
-                        "finished_at": s.finished_at.to_rfc3339_opts(SecondsFormat::Millis, true),
-                        "step_record": s.id,
-                        "record_digest": hex::encode(digest.finalize()),
-                    }),
-                    client_ip: "-",
-                };
-                new_row(
-                    &event,
-                    About {
-                        workflow_id: (!workflow.is_empty()).then_some(workflow.as_str()),
-                        record_id: record.as_deref(),
-                    },
-                    now,
-                )
-            })
-            .collect();
-        let ids: Vec<i64> = steps.iter().map(|s| s.id).collect();
-        let (last, _) = append_locked(&txn, &tenant, head, rows, now).await?;
-        for chunk in ids.chunks(500) {
-            run_step::Entity::update_many()
-                .col_expr(run_step::Column::AuditSeq, Expr::value(last))
-                .filter(run_step::Column::Id.is_in(chunk.to_vec()))
-                .exec(&txn)
-                .await?;
-        }
+    let txn = db.conn().begin().await?;
+    let head = lock_head(&txn, &tenant, now).await?;
+    // Read under the lock: another sealer's work is visible now.
+    let steps = run_step::Entity::find()
+        .filter(run_step::Column::TenantId.eq(tenant.clone()))
+        .filter(run_step::Column::AuditSeq.is_null())
+        .order_by_asc(run_step::Column::Id)
+        .limit(limit)
+        .all(&txn)
+        .await?;
+    if steps.is_empty() {
         txn.commit().await?;
-        Ok(ids.len())
+        return Ok(0);
     }
+    let mut run_ids: Vec<String> = steps.iter().map(|s| s.run_id.clone()).collect();
+    run_ids.sort();
+    run_ids.dedup();
+    let runs: std::collections::HashMap<String, (String, Option<String>)> = run::Entity::find()
+        .select_only()
+        .column(run::Column::Id)
+        .column(run::Column::WorkflowId)
+        .column(run::Column::RecordId)
+        .filter(run::Column::TenantId.eq(tenant.clone()))
+        .filter(run::Column::Id.is_in(run_ids))
+        .into_tuple::<(String, String, Option<String>)>()
+        .all(&txn)
+        .await?
+        .into_iter()
+        .map(|(id, w, r)| (id, (w, r)))
+        .collect();
+    let tenant_id: TenantId = tenant
+        .parse()
+        .map_err(|_| StoreError::Corrupt("run_steps.tenant_id"))?;
+    let rows: Vec<audit_event::Model> = steps
+        .iter()
+        .map(|s| {
+            let (workflow, record) = runs.get(&s.run_id).cloned().unwrap_or_default();
+            let calls: serde_json::Value =
+                serde_json::from_str(&s.http_calls).unwrap_or(serde_json::Value::Null);
+            let calls = calls.as_array().cloned().unwrap_or_default();
+            let writes = calls
+                .iter()
+                .filter(|c| c["method"].as_str().is_some_and(|m| m != "GET"))
+                .count();
+            let mut digest = Sha256::new();
+            for part in [&s.input, &s.output, &s.http_calls] {
+                digest.update(part.as_bytes());
+                digest.update(b"\n");
+            }
+            let event = NewAuditEvent {
+                tenant_id: Some(&tenant_id),
+                actor_user_id: None,
+                actor_label: "Ferry engine",
+                action: ferry_core::AuditAction::RunStep,
+                target_kind: "run",
+                target_id: &s.run_id,
+                details: serde_json::json!({
+                    "step": s.step_key,
+                    "kind": s.kind,
+                    "attempt": s.attempt,
+                    "status": s.status,
+                    "calls": calls.len(),
+                    "writes": writes,
+                    "error": s.error.as_deref().map(|e| e.chars().take(200).collect::<String>()),
+                    "finished_at": s.finished_at.to_rfc3339_opts(SecondsFormat::Millis, true),
+                    "step_record": s.id,
+                    "record_digest": hex::encode(digest.finalize()),
+                }),
+                client_ip: "-",
+            };
+            new_row(
+                &event,
+                About {
+                    workflow_id: (!workflow.is_empty()).then_some(workflow.as_str()),
+                    record_id: record.as_deref(),
+                },
+                now,
+            )
+        })
+        .collect();
+    let ids: Vec<i64> = steps.iter().map(|s| s.id).collect();
+    let (last, _) = append_locked(&txn, &tenant, head, rows, now).await?;
+    for chunk in ids.chunks(500) {
+        run_step::Entity::update_many()
+            .col_expr(run_step::Column::AuditSeq, Expr::value(last))
+            .filter(run_step::Column::Id.is_in(chunk.to_vec()))
+            .exec(&txn)
+            .await?;
+    }
+    txn.commit().await?;
+    Ok(ids.len())
 }
 
 /// Chains entries written before the log was chained (once: when no chain
