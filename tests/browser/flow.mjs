@@ -228,6 +228,29 @@ async function connections(admin) {
   expect((await admin.locator('.flash-success').textContent()).includes('Published version 1'), 'workflow published');
   await shot(admin, '42-workflow-published');
   await admin.locator('#advanced > summary').click();
+  // Issue 11: a draft without its validation step is blocked by the publish
+  // checklist, which says why; the draft is then put back.
+  const workflowUrl = new URL(admin.url()).pathname;
+  const original = await admin.locator('#definition').inputValue();
+  const unvalidated = JSON.parse(original);
+  unvalidated.steps = unvalidated.steps.filter((s) => s.type !== 'validate');
+  await admin.locator('#definition').fill(JSON.stringify(unvalidated));
+  await admin.getByRole('button', { name: 'Save draft' }).click();
+  await admin.waitForLoadState();
+  await admin.getByRole('link', { name: 'Publish draft' }).click();
+  await admin.waitForLoadState();
+  await admin.getByLabel('Change note: what changed and why').fill('Try without the validation step.');
+  await admin.getByRole('button', { name: 'Publish', exact: true }).click();
+  await admin.waitForLoadState();
+  expect((await admin.content()).includes('Not published: 1 of 5 checks failed.'), 'the checklist blocks a draft without validation');
+  await admin.locator('.check-fail details summary').first().click();
+  await shot(admin, '43b-publish-blocked');
+  await go(admin, workflowUrl);
+  await admin.locator('#advanced > summary').click();
+  await admin.locator('#definition').fill(original);
+  await admin.getByRole('button', { name: 'Save draft' }).click();
+  await admin.waitForLoadState();
+  await admin.locator('#advanced > summary').click();
   await admin.locator('#definition').fill('{"trigger": {"connector": "hubspot", "event": "contact.creation"}, "steps": [{"key": "x", "type": "action", "connector": "hubspot", "action": "delete_everything", "input": {}}]}');
   await admin.getByRole('button', { name: 'Save draft' }).click();
   await admin.waitForLoadState();

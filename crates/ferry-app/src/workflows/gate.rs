@@ -338,7 +338,7 @@ impl Workflows {
                 if run.steps.iter().any(wrote) {
                     "No validation step stopped it: the record was written. Add a “Check the data” step with the required fields before the first write."
                 } else {
-                    "No validation step stopped it (it failed elsewhere). Add a “Check the data” step with the required fields before the first write."
+                    "No validation step stopped it (a step's own field check did, which leaves no rule on record). Add a “Check the data” step with the required fields before the first write."
                 }
                 .into(),
                 ev,
