@@ -14,6 +14,7 @@
 mod app;
 mod client;
 mod fixtures;
+mod processes;
 mod receivers;
 pub mod smtp;
 
@@ -23,6 +24,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 pub use app::{TestApp, TestOptions, spawn_app, spawn_app_with};
 pub use client::{Page, TestClient, assert_escaped, escaped};
 pub use fixtures::Account;
+pub use processes::ferry_bin;
 pub use receivers::{Received, Receiver, Request, receiver, wait_for};
 pub use smtp::{CapturedMail, SmtpSink};
 

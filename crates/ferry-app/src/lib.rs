@@ -38,6 +38,13 @@ use ferry_store::Db;
 use std::sync::Arc;
 
 pub use actor::{Member, Operator};
+
+/// A person's display name, or "a former member" when the account is gone.
+pub(crate) async fn person_name(db: &Db, id: &ferry_core::UserId) -> String {
+    ferry_store::users::get(db, id)
+        .await
+        .map_or_else(|_| "a former member".to_owned(), |u| u.name)
+}
 pub use error::Error;
 pub use links::LinkSettings;
 pub use sandbox::SandboxLink;

@@ -223,14 +223,26 @@ async fn append_locked(
             .exec_without_returning(conn)
             .await?;
     }
+    move_head(conn, chain, seq, &prev, now).await?;
+    Ok((seq, prev))
+}
+
+/// Points the chain's (locked) head at its new last entry.
+async fn move_head(
+    conn: &impl ConnectionTrait,
+    chain: &str,
+    seq: i64,
+    hash: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
     audit_head::Entity::update_many()
         .col_expr(audit_head::Column::Seq, Expr::value(seq))
-        .col_expr(audit_head::Column::Hash, Expr::value(prev.clone()))
+        .col_expr(audit_head::Column::Hash, Expr::value(hash.to_owned()))
         .col_expr(audit_head::Column::UpdatedAt, Expr::value(now))
         .filter(audit_head::Column::Chain.eq(chain))
         .exec(conn)
         .await?;
-    Ok((seq, prev))
+    Ok(())
 }
 
 fn new_row(event: &NewAuditEvent<'_>, about: About<'_>, now: DateTime<Utc>) -> audit_event::Model {
@@ -458,12 +470,7 @@ pub async fn chain_existing(db: &impl Exec, now: DateTime<Utc>) -> Result<u64, S
                 .await?;
             prev = hash;
         }
-        audit_head::Entity::update_many()
-            .col_expr(audit_head::Column::Seq, Expr::value(seq))
-            .col_expr(audit_head::Column::Hash, Expr::value(prev))
-            .filter(audit_head::Column::Chain.eq(chain))
-            .exec(&txn)
-            .await?;
+        move_head(&txn, &chain, seq, &prev, now).await?;
     }
     txn.commit().await?;
     Ok(n)

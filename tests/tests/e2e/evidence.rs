@@ -6,26 +6,11 @@
 use ferry_core::{AuditAction, Role, TenantId};
 use ferry_store::audit::{self, NewAuditEvent};
 use ferry_tests::{TestApp, spawn_app};
-use std::path::PathBuf;
 use std::process::Command;
-
-fn ferry_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary");
-    let bin = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .map(|d| d.join("ferry"))
-        .expect("target dir");
-    assert!(
-        bin.exists(),
-        "build the binary first: cargo build -p ferry --bin ferry (scripts/test does)"
-    );
-    bin
-}
 
 /// Runs `ferry admin …` against the app's database; (exit code, stdout).
 fn admin_cli(app: &TestApp, args: &[&str]) -> (i32, String) {
-    let out = Command::new(ferry_bin())
+    let out = Command::new(ferry_tests::ferry_bin())
         .arg("admin")
         .args(args)
         .env_clear()
@@ -1047,31 +1032,6 @@ async fn the_periodic_verification_emails_every_operator_once_about_a_broken_cha
     assert!(mail.body.contains("ferry admin verify-audit"));
 }
 
-fn start_worker(app: &TestApp, n: usize) -> std::process::Child {
-    Command::new(ferry_bin())
-        .arg("worker")
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("FERRY_DATABASE_URL", &app.database_url)
-        .env("FERRY_DATA_DIR", app.data_dir.path())
-        .env("FERRY_BIND", app.address.trim_start_matches("http://"))
-        .env("FERRY_PUBLIC_URL", &app.address)
-        .env("FERRY_QUEUE_NAME", &app.queue_name)
-        .env("FERRY_LOG", "warn")
-        .envs(
-            app.redis_url
-                .as_ref()
-                .map(|r| ("FERRY_REDIS_URL", r.clone())),
-        )
-        .stdout(std::process::Stdio::null())
-        .stderr(
-            std::fs::File::create(app.data_dir.path().join(format!("worker{n}.log")))
-                .map_or_else(|_| std::process::Stdio::null(), std::process::Stdio::from),
-        )
-        .spawn()
-        .expect("start ferry worker")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_worker_processes_seal_every_step_once_into_one_valid_chain() {
     let app = ferry_tests::spawn_app_with(ferry_tests::TestOptions {
@@ -1092,7 +1052,10 @@ async fn two_worker_processes_seal_every_step_once_into_one_valid_chain() {
         )
         .await;
     }
-    let mut workers = [start_worker(&app, 1), start_worker(&app, 2)];
+    let mut workers = [
+        app.start_worker("worker1", &[("FERRY_LOG", "warn")]),
+        app.start_worker("worker2", &[("FERRY_LOG", "warn")]),
+    ];
     let done = app
         .wait_count("SELECT COUNT(*) FROM runs WHERE status = 'succeeded'", 6)
         .await;

@@ -4,47 +4,7 @@
 
 use ferry_tests::{TestOptions, spawn_app_with};
 use serde_json::json;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-
-fn ferry_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary");
-    // target/<profile>/deps/e2e-… → target/<profile>/ferry
-    let bin = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .map(|d| d.join("ferry"))
-        .expect("target dir");
-    assert!(
-        bin.exists(),
-        "build the binary first: cargo build -p ferry --bin ferry (scripts/test does)"
-    );
-    bin
-}
-
-fn start_worker(app: &ferry_tests::TestApp) -> Child {
-    let mut cmd = Command::new(ferry_bin());
-    cmd.arg("worker")
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("FERRY_DATABASE_URL", &app.database_url)
-        .env("FERRY_DATA_DIR", app.data_dir.path())
-        .env("FERRY_BIND", app.address.trim_start_matches("http://"))
-        .env("FERRY_PUBLIC_URL", &app.address)
-        .env("FERRY_QUEUE_NAME", &app.queue_name)
-        .env("FERRY_RUN_LEASE_SECS", "5")
-        .env("FERRY_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(
-            std::fs::File::create(app.data_dir.path().join("worker.log"))
-                .map_or_else(|_| Stdio::null(), Stdio::from),
-        );
-    if let Some(redis) = &app.redis_url {
-        cmd.env("FERRY_REDIS_URL", redis);
-    }
-    cmd.spawn().expect("start ferry worker")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_worker_killed_mid_run_is_replaced_and_the_run_finishes_with_one_check() {
@@ -79,7 +39,10 @@ async fn a_worker_killed_mid_run_is_replaced_and_the_run_finishes_with_one_check
         200
     );
 
-    let mut first = start_worker(&app);
+    let mut first = app.start_worker(
+        "worker",
+        &[("FERRY_RUN_LEASE_SECS", "5"), ("FERRY_LOG", "info")],
+    );
     let contact = app
         .create_contact(
             portal,
@@ -119,7 +82,10 @@ async fn a_worker_killed_mid_run_is_replaced_and_the_run_finishes_with_one_check
         settings,
     )
     .await;
-    let mut second = start_worker(&app);
+    let mut second = app.start_worker(
+        "worker",
+        &[("FERRY_RUN_LEASE_SECS", "5"), ("FERRY_LOG", "info")],
+    );
     let mut done = 0;
     for _ in 0..300 {
         done = app

@@ -13,7 +13,7 @@ use ferry_core::{
 };
 use ferry_engine::connections::ServiceError;
 use ferry_store::connections::{self as store, AuthEvent, Connection, NewConnection, OAuthFlow};
-use ferry_store::{StoreError, inbound, token_hash, users};
+use ferry_store::{StoreError, inbound, token_hash};
 use serde_json::json;
 use std::sync::Arc;
 use url::Url;
@@ -141,10 +141,7 @@ impl Connections {
             ConnectorKey::Verification => format!("{base}/hooks/verification/{id}"),
             _ => String::new(),
         };
-        let creator = users::get(db, &c.created_by)
-            .await
-            .map(|u| u.name)
-            .unwrap_or_else(|_| "a former member".into());
+        let creator = crate::person_name(db, &c.created_by).await;
         let events = store::auth_events(db, &who.tenant_id, id, 20).await?;
         let used_by = self.used_by(who, id).await?;
         Ok(ConnectionView {

@@ -11,9 +11,9 @@ use chrono::{DateTime, Duration, Utc};
 use ferry_core::catalog::{ConnectorKey, FieldClasses, FieldSchema, PiiClass, class_of};
 use ferry_core::workflow::describe::{self, Line};
 use ferry_core::workflow::{Definition, StepKind};
-use ferry_core::{AuditAction, FieldError, FieldErrors, UserId, WorkflowId};
+use ferry_core::{AuditAction, FieldError, FieldErrors, WorkflowId};
 use ferry_store::runs::{self, RunStatus};
-use ferry_store::{alerts, connections, tenants, users, workflows};
+use ferry_store::{alerts, connections, tenants, workflows};
 use serde_json::json;
 use std::collections::BTreeSet;
 
@@ -172,11 +172,7 @@ pub struct InventoryRow {
     pub review_due: Option<DateTime<Utc>>,
 }
 
-async fn person(db: &ferry_store::Db, id: &UserId) -> String {
-    users::get(db, id)
-        .await
-        .map_or_else(|_| "a former member".to_owned(), |u| u.name)
-}
+use crate::person_name as person;
 
 /// The schema field a path reads, if the catalog knows it.
 fn field_of(
@@ -474,9 +470,10 @@ impl Evidence {
         let db = &self.0.db;
         let tenant = &admin.tenant_id;
         let now = self.0.clock.now();
+        let classes = tenants::field_classes(db, tenant).await?;
         let mut rows = Vec::new();
         for wf in workflows::list(db, tenant).await? {
-            rows.push(self.inventory_row(admin, &wf, now).await?);
+            rows.push(self.inventory_row(admin, &wf, &classes, now).await?);
         }
         Ok(rows)
     }
@@ -488,14 +485,18 @@ impl Evidence {
         id: &WorkflowId,
     ) -> Result<InventoryRow, Error> {
         admin.require_admin()?;
-        let wf = workflows::get(&self.0.db, &admin.tenant_id, id).await?;
-        self.inventory_row(admin, &wf, self.0.clock.now()).await
+        let db = &self.0.db;
+        let wf = workflows::get(db, &admin.tenant_id, id).await?;
+        let classes = tenants::field_classes(db, &admin.tenant_id).await?;
+        self.inventory_row(admin, &wf, &classes, self.0.clock.now())
+            .await
     }
 
     async fn inventory_row(
         &self,
         admin: &Member,
         wf: &workflows::Workflow,
+        classes: &FieldClasses,
         now: DateTime<Utc>,
     ) -> Result<InventoryRow, Error> {
         let db = &self.0.db;
@@ -528,7 +529,7 @@ impl Evidence {
             manual_step: profile.manual_step,
             expected_weekly: profile.expected_weekly,
             measured_weekly,
-            sensitivity: sensitivity(d, &tenants::field_classes(db, &admin.tenant_id).await?),
+            sensitivity: sensitivity(d, classes),
             version: wf.published_version,
             owner: person(db, &wf.owner_id).await,
             review_due: wf.review_due_at,

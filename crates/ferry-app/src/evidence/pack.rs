@@ -10,7 +10,7 @@ use crate::audit::{self as audit_entry, Target};
 use crate::{Error, Member};
 use chrono::{DateTime, Utc};
 use ferry_core::{AuditAction, WorkflowId};
-use ferry_store::{alerts, audit, users, workflows};
+use ferry_store::{alerts, audit, workflows};
 use hmac::Mac;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -246,9 +246,7 @@ impl Evidence {
             out.push_str("Not published yet.\n");
         }
         for (i, v) in versions.iter().enumerate() {
-            let who = users::get(db, &v.published_by)
-                .await
-                .map_or_else(|_| "a former member".to_owned(), |u| u.name);
+            let who = crate::person_name(db, &v.published_by).await;
             out.push_str(&format!(
                 "## Version {}\n\n- Published by {} on {}\n- Change note: {}\n",
                 v.version,

@@ -8,9 +8,9 @@ use crate::{Error, Member};
 use chrono::{DateTime, Duration, Utc};
 use ferry_core::workflow::{Definition, StepKind};
 use ferry_core::{AuditAction, FieldError, FieldErrors, WorkflowId};
+use ferry_store::connections;
 use ferry_store::runs::{self, RunStatus};
 use ferry_store::workflows::{self, Review};
-use ferry_store::{connections, users};
 use serde_json::json;
 
 /// What Ferry measured for a review.
@@ -333,9 +333,7 @@ impl Evidence {
                 .first()
                 .map(|r| r.reviewed_at);
             out.push(ReviewDue {
-                owner: users::get(db, &wf.owner_id)
-                    .await
-                    .map_or_else(|_| "a former member".to_owned(), |u| u.name),
+                owner: crate::person_name(db, &wf.owner_id).await,
                 overdue: wf.review_due_at.is_some_and(|d| d <= now),
                 due: wf.review_due_at,
                 last,

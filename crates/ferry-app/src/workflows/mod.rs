@@ -124,11 +124,7 @@ pub struct WorkflowRow {
     pub owner: String,
 }
 
-async fn person(db: &ferry_store::Db, id: &UserId) -> String {
-    users::get(db, id)
-        .await
-        .map_or_else(|_| "a former member".to_owned(), |u| u.name)
-}
+use crate::person_name as person;
 
 /// What publishing did.
 #[derive(Debug, Clone)]
