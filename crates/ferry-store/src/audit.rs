@@ -300,9 +300,9 @@ pub async fn record_about(
 }
 
 /// Seals step attempts not yet in their tenant's chain: one entry each
-/// (`run.step`: which run, step, attempt, outcome, calls, and a digest of
-/// the step record), up to `limit` per tenant per call. Returns how many
-/// were sealed. Several processes may call it: the head lock makes each
+/// (`run.step`: which run, step, attempt, outcome, whether it failed,
+/// calls, and a digest of the step record; never a value or an error
+/// text), up to `limit` per tenant per call. Returns how many were sealed. Several processes may call it: the head lock makes each
 /// attempt sealed once.
 pub async fn seal_steps(
     db: &impl Exec,
@@ -401,7 +401,11 @@ async fn seal_tenant(
                     "status": s.status,
                     "calls": calls.len(),
                     "writes": writes,
-                    "error": s.error.as_deref().map(|e| e.chars().take(200).collect::<String>()),
+                    // Whether it failed, not why: an error text may quote
+                    // what a provider answered, and the chain keeps it for
+                    // ever (the reason stays on the step record, which
+                    // retention governs).
+                    "failed": s.error.is_some(),
                     "finished_at": s.finished_at.to_rfc3339_opts(SecondsFormat::Millis, true),
                     "step_record": s.id,
                     "record_digest": hex::encode(digest.finalize()),
