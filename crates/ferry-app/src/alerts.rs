@@ -378,7 +378,7 @@ impl Alerts {
             other => other.clone(),
         };
         if !(WINDOW_MINUTES.0..=WINDOW_MINUTES.1).contains(&change.window_minutes)
-            && !matches!(rule.kind, RuleKind::Authentication)
+            && rule.kind.windowed()
         {
             errors.push(FieldError::new(
                 "window_minutes",
@@ -423,10 +423,10 @@ impl Alerts {
         let Some(recipient) = recipient else {
             return Err(Error::Internal(anyhow::anyhow!("recipient checked above")));
         };
-        let window_minutes = if matches!(rule.kind, RuleKind::Authentication) {
-            rule.window_minutes
-        } else {
+        let window_minutes = if rule.kind.windowed() {
             change.window_minutes
+        } else {
+            rule.window_minutes
         };
         let edit = RuleEdit {
             kind,

@@ -41,7 +41,14 @@ pub enum RuleKind {
     /// A credential expired, was revoked, failed to refresh or needs
     /// rotation.
     Authentication,
+    /// The workflow's 90-day review is more than `REVIEW_GRACE_DAYS` past
+    /// its due date.
+    ReviewOverdue,
 }
+
+/// Days past its due date after which a review is overdue (the owner had
+/// a reminder on the due date).
+pub const REVIEW_GRACE_DAYS: i64 = 14;
 
 impl RuleKind {
     /// The rule's name in emails and pages.
@@ -53,6 +60,7 @@ impl RuleKind {
             Self::DestinationWrites { .. } => "destination writes",
             Self::OutcomeDeadline => "outcome deadline",
             Self::Authentication => "authentication",
+            Self::ReviewOverdue => "review overdue",
         }
     }
 
@@ -65,7 +73,14 @@ impl RuleKind {
             Self::DestinationWrites { .. } => "destination_writes",
             Self::OutcomeDeadline => "outcome_deadline",
             Self::Authentication => "authentication",
+            Self::ReviewOverdue => "review_overdue",
         }
+    }
+
+    /// Whether it judges a window of numbers (the rules that watch a state,
+    /// a credential or a review date, have no window to choose).
+    pub fn windowed(&self) -> bool {
+        !matches!(self, Self::Authentication | Self::ReviewOverdue)
     }
 
     /// A stored rule back from its key, threshold and minimum runs; none
@@ -89,6 +104,7 @@ impl RuleKind {
             },
             "outcome_deadline" => Self::OutcomeDeadline,
             "authentication" => Self::Authentication,
+            "review_overdue" => Self::ReviewOverdue,
             _ => return None,
         })
     }
@@ -103,7 +119,7 @@ impl RuleKind {
             Self::Latency { factor, .. } => *factor,
             #[allow(clippy::cast_precision_loss)]
             Self::Volume { min_expected } => *min_expected as f64,
-            Self::OutcomeDeadline | Self::Authentication => 0.0,
+            Self::OutcomeDeadline | Self::Authentication | Self::ReviewOverdue => 0.0,
         }
     }
 
@@ -122,7 +138,7 @@ impl RuleKind {
             Self::Latency { .. } => Some("Times slower than usual (p95)"),
             Self::Volume { .. } => Some("Events usually expected in the window, at least"),
             Self::DestinationWrites { .. } => Some("Highest failed-write rate (%)"),
-            Self::OutcomeDeadline | Self::Authentication => None,
+            Self::OutcomeDeadline | Self::Authentication | Self::ReviewOverdue => None,
         }
     }
 
@@ -147,6 +163,9 @@ impl RuleKind {
             Self::Authentication => {
                 "A connection the workflow uses stopped working (expired, revoked, refresh refused) or its credential expires within 7 days."
             }
+            Self::ReviewOverdue => {
+                "The workflow's 90-day review is two weeks past its due date (its owner was reminded on the day). Recording the review resolves it."
+            }
         }
     }
 
@@ -156,7 +175,7 @@ impl RuleKind {
             Self::ErrorRate { .. } | Self::OutcomeDeadline => 24 * 60,
             Self::Latency { .. } | Self::DestinationWrites { .. } => 60,
             Self::Volume { .. } => 4 * 60,
-            Self::Authentication => 1,
+            Self::Authentication | Self::ReviewOverdue => 1,
         }
     }
 
@@ -176,6 +195,7 @@ impl RuleKind {
             Self::DestinationWrites { max_percent: 2.0 },
             Self::OutcomeDeadline,
             Self::Authentication,
+            Self::ReviewOverdue,
         ]
     }
 }
@@ -204,6 +224,9 @@ pub struct Window {
     pub overdue: u64,
     /// Credentials that stopped working or need rotation.
     pub credential_problems: u64,
+    /// Days the workflow's review is past its due date (none when it is
+    /// not due, or has no review date).
+    pub review_late_days: Option<i64>,
 }
 
 /// A rule's judgement of a window.
@@ -296,6 +319,12 @@ pub fn judge(rule: &RuleKind, w: &Window, span: &str) -> Verdict {
                 Verdict::Ok
             }
         }
+        RuleKind::ReviewOverdue => match w.review_late_days {
+            Some(days) if days >= REVIEW_GRACE_DAYS => Verdict::Firing(format!(
+                "the 90-day review is {days} days past its due date"
+            )),
+            _ => Verdict::Ok,
+        },
     }
 }
 
@@ -579,6 +608,26 @@ mod tests {
     }
 
     #[test]
+    fn a_review_is_overdue_after_the_grace_period_only() {
+        let late = |d: Option<i64>| Window {
+            review_late_days: d,
+            ..Window::default()
+        };
+        let rule = RuleKind::ReviewOverdue;
+        assert_eq!(judge(&rule, &late(None), "1 min"), Verdict::Ok);
+        assert_eq!(judge(&rule, &late(Some(0)), "1 min"), Verdict::Ok);
+        assert_eq!(
+            judge(&rule, &late(Some(REVIEW_GRACE_DAYS - 1)), "1 min"),
+            Verdict::Ok
+        );
+        assert_eq!(
+            judge(&rule, &late(Some(REVIEW_GRACE_DAYS)), "1 min"),
+            Verdict::Firing("the 90-day review is 14 days past its due date".into())
+        );
+        assert!(!rule.windowed() && RuleKind::OutcomeDeadline.windowed());
+    }
+
+    #[test]
     fn the_subject_says_it_all() {
         assert_eq!(
             subject(
@@ -590,7 +639,7 @@ mod tests {
             "[Ferry] FIRING: error rate 3.4% > 2% in 24h — HubSpot → identity check (Demo Accounting)"
         );
         assert!(subject(Notice::Resolved, "x", "w", "t").starts_with("[Ferry] RESOLVED: "));
-        assert_eq!(RuleKind::defaults().len(), 6, "the six rules");
+        assert_eq!(RuleKind::defaults().len(), 7, "the seven rules");
         assert_eq!(window_label(1440), "24h");
         assert_eq!(window_label(2880), "2d");
         assert_eq!(window_label(60), "1h");

@@ -253,6 +253,9 @@ impl Evaluator {
         let tx = self.db.begin().await?;
         let summary = match verdict {
             Verdict::Firing(why) => why.clone(),
+            Verdict::Ok if rule.kind == RuleKind::ReviewOverdue => {
+                "review no longer overdue".to_owned()
+            }
             Verdict::Ok => format!("{} back to normal", rule.kind.label()),
         };
         let incident = match notice {
@@ -416,14 +419,15 @@ struct Data {
     sums: HashMap<u32, HashMap<(TenantId, WorkflowId), Rollup>>,
     workflows: HashMap<(TenantId, WorkflowId), Watched>,
     credentials: HashMap<ferry_core::ConnectionId, CredentialProblem>,
+    now: DateTime<Utc>,
 }
 
 impl Data {
     async fn load(db: &Db, rules: &[Rule], now: DateTime<Utc>) -> Result<Self, StoreError> {
-        // The authentication rule reads connections, not counts.
+        // The authentication and review rules read states, not counts.
         let mut windows: Vec<u32> = rules
             .iter()
-            .filter(|r| r.enabled && !matches!(r.kind, RuleKind::Authentication))
+            .filter(|r| r.enabled && r.kind.windowed())
             .map(|r| r.window_minutes.max(1))
             .collect();
         windows.sort_unstable();
@@ -458,6 +462,7 @@ impl Data {
             workflows: alerts::watched(db).await?,
             credentials: alerts::credential_problems(db, now + Duration::days(EXPIRY_NOTICE_DAYS))
                 .await?,
+            now,
         })
     }
 
@@ -496,6 +501,10 @@ impl Data {
             baseline_p95_ms: base.p95_ms,
             overdue: sum.deadlines_missed,
             credential_problems: u64::try_from(credential_problems).unwrap_or(u64::MAX),
+            review_late_days: watched
+                .and_then(|w| w.review_due_at)
+                .filter(|due| *due <= self.now)
+                .map(|due| (self.now - due).num_days()),
         }
     }
 }
@@ -611,6 +620,12 @@ fn compose(base: &str, m: &Message<'_>) -> Composed {
         }
         RuleKind::Authentication => {
             links.push(("Connections".into(), format!("{base}/connections")));
+        }
+        RuleKind::ReviewOverdue => {
+            links.push((
+                "The review form".into(),
+                format!("{base}/workflows/{wf}/review"),
+            ));
         }
         _ => links.push((
             "Runs of this workflow".into(),

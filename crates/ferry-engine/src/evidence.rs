@@ -3,7 +3,7 @@
 //! chain is logged and emailed to every platform operator (once per break).
 
 use crate::mail::{CancelSignal, Mailer, OutgoingEmail};
-use ferry_core::{Clock, EmailAddress, Role};
+use ferry_core::{Clock, EmailAddress};
 use ferry_store::{Db, alerts, audit, users, workflows};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -77,13 +77,10 @@ pub async fn alert_operators(
     Ok(sent)
 }
 
-/// How long past its due date a review is overdue (then the owner and the
-/// tenant's admins are alerted).
-pub const OVERDUE_DAYS: i64 = 14;
-
-/// Emails the owner of each published workflow whose review has come due
-/// (once per due date), and the owner and every admin of its tenant once
-/// it is `OVERDUE_DAYS` late. Returns the emails queued.
+/// Emails the owner of each published workflow whose review has come due,
+/// once per due date. Two weeks later an overdue review is an alert
+/// incident (the `review_overdue` rule), not another email from here.
+/// Returns the emails queued.
 pub async fn remind_reviews(
     db: &Db,
     mailer: &Mailer,
@@ -93,80 +90,47 @@ pub async fn remind_reviews(
     let now = clock.now();
     let mut sent = 0;
     for (tenant, workflow, name, owner, due) in workflows::reviews_due(db, now).await? {
+        // Tick names hold 40 characters: `rd:` and the workflow id.
+        if !alerts::claim_tick(db, &format!("rd:{workflow}"), due).await? {
+            continue;
+        }
+        // The owner, while still an active member of the tenant; nobody
+        // otherwise (the overdue alert goes to the rule's recipients).
+        let Ok(m) = users::member(db, &tenant, &owner).await else {
+            continue;
+        };
+        if m.status != ferry_core::UserStatus::Active
+            || m.user.status != ferry_core::UserStatus::Active
+        {
+            continue;
+        }
+        let Ok(addr) = EmailAddress::parse("email", &m.user.email) else {
+            continue;
+        };
         let link = format!(
             "{}/workflows/{workflow}/review",
             base_url.trim_end_matches('/')
         );
-        let overdue_at = due + chrono::Duration::days(OVERDUE_DAYS);
-        // Tick names hold 40 characters: `rd:`/`ro:` and the workflow id.
-        let (kind, subject, mut to) = if now >= overdue_at {
-            if !alerts::claim_tick(db, &format!("ro:{workflow}"), overdue_at).await? {
-                continue;
-            }
-            // An overdue review is also past due: no separate reminder.
-            alerts::claim_tick(db, &format!("rd:{workflow}"), due).await?;
-            let admins: Vec<String> = users::members(db, &tenant)
-                .await?
-                .into_iter()
-                .filter(|m| m.role == Role::Admin && m.status == ferry_core::UserStatus::Active)
-                .map(|m| m.user.email)
-                .collect();
-            (
-                "overdue",
-                format!("Ferry: the review of “{name}” is overdue"),
-                admins,
-            )
-        } else {
-            if !alerts::claim_tick(db, &format!("rd:{workflow}"), due).await? {
-                continue;
-            }
-            (
-                "due",
-                format!("Ferry: the 90-day review of “{name}” is due"),
-                vec![],
-            )
-        };
-        // The owner, while still an active member of the tenant.
-        if let Ok(m) = users::member(db, &tenant, &owner).await
-            && m.status == ferry_core::UserStatus::Active
-            && m.user.status == ferry_core::UserStatus::Active
-            && !to.contains(&m.user.email)
-        {
-            to.insert(0, m.user.email);
-        }
-        for address in to {
-            let Ok(addr) = EmailAddress::parse("email", &address) else {
-                continue;
-            };
-            let body = if kind == "overdue" {
-                format!(
-                    "The 90-day review of “{name}” was due on {} and has not been done.\n\n\
-                     Until it is, nobody has confirmed that this integration still delivers its outcome, \
-                     has no silent errors from upstream changes, and has not had manual steps re-introduced around it.\n\n\
-                     Review it: {link}\n",
-                    due.format("%Y-%m-%d")
-                )
-            } else {
-                format!(
-                    "The 90-day review of “{name}” is due on {}.\n\n\
-                     Three questions, with what Ferry measured beside each: is it still delivering its outcome? \
-                     any silent errors from upstream changes? have manual steps been re-introduced?\n\n\
-                     Review it: {link}\n",
-                    due.format("%Y-%m-%d")
-                )
-            };
-            mailer
-                .send(OutgoingEmail {
-                    tenant: Some(tenant.clone()),
-                    to: addr,
-                    subject: subject.clone(),
-                    body,
-                    html: None,
-                })
-                .await?;
-            sent += 1;
-        }
-        tracing::info!(tenant_id = %tenant, workflow_id = %workflow, kind, "review reminder sent");
+        let body = format!(
+            "The 90-day review of “{name}” is due on {}.\n\n\
+             Three questions, with what Ferry measured beside each: is it still delivering its outcome? \
+             any silent errors from upstream changes? have manual steps been re-introduced?\n\n\
+             Review it: {link}\n\n\
+             If it is not recorded within {} days, the workflow's “review overdue” alert opens.\n",
+            due.format("%Y-%m-%d"),
+            ferry_core::alerts::REVIEW_GRACE_DAYS
+        );
+        mailer
+            .send(OutgoingEmail {
+                tenant: Some(tenant.clone()),
+                to: addr,
+                subject: format!("Ferry: the 90-day review of “{name}” is due"),
+                body,
+                html: None,
+            })
+            .await?;
+        sent += 1;
+        tracing::info!(tenant_id = %tenant, workflow_id = %workflow, "review reminder sent");
     }
     Ok(sent)
 }

@@ -718,24 +718,35 @@ pub struct Watched {
     pub owner_id: UserId,
     /// The connections its published version is bound to.
     pub connections: Vec<ConnectionId>,
+    /// When its 90-day review is due (published workflows only).
+    pub review_due_at: Option<DateTime<Utc>>,
 }
 
 /// Every workflow of every tenant, keyed by tenant and workflow.
 pub async fn watched(db: &Db) -> Result<HashMap<(TenantId, WorkflowId), Watched>, StoreError> {
-    let flows: Vec<(String, String, String, String, Option<i32>)> = workflow::Entity::find()
+    type Flow = (
+        String,
+        String,
+        String,
+        String,
+        Option<i32>,
+        Option<DateTime<Utc>>,
+    );
+    let flows: Vec<Flow> = workflow::Entity::find()
         .select_only()
         .column(workflow::Column::TenantId)
         .column(workflow::Column::Id)
         .column(workflow::Column::Name)
         .column(workflow::Column::OwnerId)
         .column(workflow::Column::PublishedVersion)
+        .column(workflow::Column::ReviewDueAt)
         .filter(workflow::Column::DeletedAt.is_null())
         .into_tuple()
         .all(db.conn())
         .await?;
     let published: HashMap<(String, i32), ()> = flows
         .iter()
-        .filter_map(|(_, id, _, _, v)| v.map(|v| ((id.clone(), v), ())))
+        .filter_map(|(_, id, _, _, v, _)| v.map(|v| ((id.clone(), v), ())))
         .collect();
     let mut bindings: HashMap<String, Vec<ConnectionId>> = HashMap::new();
     if !published.is_empty() {
@@ -756,7 +767,7 @@ pub async fn watched(db: &Db) -> Result<HashMap<(TenantId, WorkflowId), Watched>
         }
     }
     let mut out = HashMap::new();
-    for (tenant, id, name, owner, _) in flows {
+    for (tenant, id, name, owner, published, review_due_at) in flows {
         let connections = bindings.remove(&id).unwrap_or_default();
         out.insert(
             (
@@ -767,6 +778,7 @@ pub async fn watched(db: &Db) -> Result<HashMap<(TenantId, WorkflowId), Watched>
                 name,
                 owner_id: parse(&owner, "workflows.owner_id")?,
                 connections,
+                review_due_at: review_due_at.filter(|_| published.is_some()),
             },
         );
     }
@@ -816,8 +828,9 @@ pub async fn credential_problems(
     Ok(out)
 }
 
-/// Gives the default rules to every workflow that has none (workflows
-/// created before alerts existed); returns how many workflows got them.
+/// Gives every workflow the default rules it lacks (workflows created
+/// before alerts existed, or before a kind of rule was added); returns how
+/// many workflows got one or more.
 pub async fn backfill_defaults(db: &Db, now: DateTime<Utc>) -> Result<usize, StoreError> {
     let flows: Vec<(String, String, String)> = workflow::Entity::find()
         .select_only()
@@ -828,28 +841,35 @@ pub async fn backfill_defaults(db: &Db, now: DateTime<Utc>) -> Result<usize, Sto
         .into_tuple()
         .all(db.conn())
         .await?;
-    let watched: std::collections::HashSet<String> = alert_rule::Entity::find()
+    let mut has: HashMap<String, std::collections::HashSet<String>> = HashMap::new();
+    let kinds: Vec<(String, String)> = alert_rule::Entity::find()
         .select_only()
         .column(alert_rule::Column::WorkflowId)
+        .column(alert_rule::Column::Kind)
         .distinct()
-        .into_tuple::<String>()
+        .into_tuple()
         .all(db.conn())
-        .await?
-        .into_iter()
-        .collect();
+        .await?;
+    for (wf, kind) in kinds {
+        has.entry(wf).or_default().insert(kind);
+    }
     let mut done = 0;
     for (tenant, id, owner) in flows {
-        if watched.contains(&id) {
+        let present = has.remove(&id).unwrap_or_default();
+        let tenant = parse(&tenant, "workflows.tenant_id")?;
+        let workflow = parse(&id, "workflows.id")?;
+        let owner = parse(&owner, "workflows.owner_id")?;
+        let missing: Vec<_> = RuleKind::defaults()
+            .into_iter()
+            .filter(|k| !present.contains(k.key()))
+            .map(|kind| new_row(&tenant, &workflow, kind, &owner, now))
+            .collect();
+        if missing.is_empty() {
             continue;
         }
-        create_defaults(
-            db,
-            &parse(&tenant, "workflows.tenant_id")?,
-            &parse(&id, "workflows.id")?,
-            &parse(&owner, "workflows.owner_id")?,
-            now,
-        )
-        .await?;
+        alert_rule::Entity::insert_many(missing)
+            .exec_without_returning(db.conn())
+            .await?;
         done += 1;
     }
     Ok(done)
@@ -887,9 +907,9 @@ mod tests {
             .await
             .unwrap();
         let rules = list(&s.db, &s.tenant, Some(&wf.id)).await.unwrap();
-        assert_eq!(rules.len(), 6);
+        assert_eq!(rules.len(), 7);
         assert!(list(&s.db, &s.other, None).await.unwrap().is_empty());
-        assert_eq!(to_evaluate(&s.db).await.unwrap().len(), 6);
+        assert_eq!(to_evaluate(&s.db).await.unwrap().len(), 7);
         let rule = &rules[0];
         assert!(matches!(
             get(&s.db, &s.other, &rule.id).await,
@@ -975,6 +995,16 @@ mod tests {
         let bands = &banded[&(s.tenant.clone(), wf.id.clone())];
         assert_eq!((bands[0].dead, bands[1].dead), (4, 2));
         assert_eq!(watched(&s.db).await.unwrap().len(), 1);
+        assert_eq!(backfill_defaults(&s.db, now).await.unwrap(), 0);
+        // A kind of rule added after the workflow was made is backfilled,
+        // alone.
+        alert_rule::Entity::delete_many()
+            .filter(alert_rule::Column::Kind.eq("review_overdue"))
+            .exec(s.db.conn())
+            .await
+            .unwrap();
+        assert_eq!(backfill_defaults(&s.db, now).await.unwrap(), 1);
+        assert_eq!(list(&s.db, &s.tenant, Some(&wf.id)).await.unwrap().len(), 7);
         assert_eq!(backfill_defaults(&s.db, now).await.unwrap(), 0);
     }
 }

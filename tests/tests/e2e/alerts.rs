@@ -547,8 +547,8 @@ async fn an_admin_edits_a_rule_sends_a_test_alert_and_acknowledges_and_another_t
             s.workflow, s.admin.user_id
         ))
         .await,
-        6,
-        "six rules by default, told to the owner"
+        7,
+        "seven rules by default, told to the owner"
     );
     let page = s.client.get(&format!("/alerts/rules/{rule}")).await;
     assert_eq!(page.status, 200);

@@ -509,12 +509,31 @@ async fn documentation_inventory_versions_and_reviews_follow_the_workflow() {
     assert!(form.body.contains("Measured:"));
     app.clock.advance(chrono::Duration::days(91));
     let mail = app.wait_for_mail(&admin.email, "is due").await;
-    // Three months on, the session has long ended: sign in again.
-    let client = app.login(&admin).await;
     assert!(
         mail.body.contains(&format!("/workflows/{id}/review")),
         "{}",
         mail.body
+    );
+    // Two weeks later, unreviewed: the owner's review-overdue alert opens
+    // (an incident, acknowledged and escalated like any other).
+    app.clock.advance(chrono::Duration::days(
+        ferry_core::alerts::REVIEW_GRACE_DAYS,
+    ));
+    let firing = app
+        .wait_for_mail(&admin.email, "[Ferry] FIRING: the 90-day review is")
+        .await;
+    assert!(
+        firing.body.contains(&format!("/workflows/{id}/review")),
+        "{}",
+        firing.body
+    );
+    // Three months on, the session has long ended: sign in again.
+    let client = app.login(&admin).await;
+    let alerts = client.get("/alerts").await;
+    assert!(
+        alerts.body.contains("Review overdue") && alerts.body.contains("days past its due date"),
+        "an open incident on the alerts page: {}",
+        alerts.body
     );
     let unanswered = client
         .submit(
@@ -550,6 +569,9 @@ async fn documentation_inventory_versions_and_reviews_follow_the_workflow() {
         )
         .await;
     assert_eq!(done.status, 303, "{}", done.body);
+    app.clock.advance(chrono::Duration::minutes(2));
+    app.wait_for_mail(&admin.email, "[Ferry] RESOLVED: review no longer overdue")
+        .await;
     let log = client.get(&format!("/workflows/{id}/review")).await;
     assert!(
         log.body.contains("All good; volumes as expected."),

@@ -203,6 +203,8 @@ pub async fn incident(
         ]
     } else if i.kind == "authentication" {
         vec![("Connections", "/connections".to_owned())]
+    } else if i.kind == "review_overdue" {
+        vec![("The review form", format!("/workflows/{wf}/review"))]
     } else {
         vec![(
             "The workflow's runs since it opened",
@@ -299,6 +301,10 @@ fn condition(kind: &RuleKind, window_minutes: u32) -> String {
         RuleKind::Authentication => {
             "a connection stops working or its credential expires within 7 days".into()
         }
+        RuleKind::ReviewOverdue => format!(
+            "the 90-day review is {} days past its due date",
+            ferry_core::alerts::REVIEW_GRACE_DAYS
+        ),
     }
 }
 
@@ -518,7 +524,7 @@ fn rule_page(
         describe: kind.describe(),
         threshold_label: kind.threshold_label(),
         has_min_runs: matches!(kind, RuleKind::ErrorRate { .. } | RuleKind::Latency { .. }),
-        has_window: !matches!(kind, RuleKind::Authentication),
+        has_window: kind.windowed(),
         windows: choices(&WINDOWS, &form.window_minutes),
         delays: choices(&DELAYS, &form.escalate_after_minutes),
         form,
