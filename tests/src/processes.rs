@@ -26,8 +26,15 @@ impl TestApp {
     /// data directory, with `env` added; its log goes to `<log>.log` in the
     /// data directory.
     pub fn start_worker(&self, log: &str, env: &[(&str, &str)]) -> Child {
+        self.start_process("worker", log, env)
+    }
+
+    /// Starts `ferry <command>` (`worker`, `serve`) on this app's
+    /// database, queue and data directory, with `env` added (it wins over
+    /// the app's own settings); its log goes to `<log>.log`.
+    pub fn start_process(&self, command: &str, log: &str, env: &[(&str, &str)]) -> Child {
         let mut cmd = Command::new(ferry_bin());
-        cmd.arg("worker")
+        cmd.arg(command)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("FERRY_DATABASE_URL", &self.database_url)
@@ -35,7 +42,6 @@ impl TestApp {
             .env("FERRY_BIND", self.address.trim_start_matches("http://"))
             .env("FERRY_PUBLIC_URL", &self.address)
             .env("FERRY_QUEUE_NAME", &self.queue_name)
-            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(
                 std::fs::File::create(self.data_dir.path().join(format!("{log}.log")))
@@ -44,6 +50,7 @@ impl TestApp {
         if let Some(redis) = &self.redis_url {
             cmd.env("FERRY_REDIS_URL", redis);
         }
-        cmd.spawn().expect("start ferry worker")
+        cmd.envs(env.iter().copied());
+        cmd.spawn().expect("start a ferry process")
     }
 }

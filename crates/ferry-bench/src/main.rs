@@ -47,6 +47,17 @@ enum Command {
         #[command(flatten)]
         backend: BenchBackend,
     },
+    /// A Ferry with the peer flow installed, posting to an outside sink, for
+    /// an outside load generator (`scripts/bench-peers` drives it): prints
+    /// the webhook's URL and secret as JSON, answers `count` on standard
+    /// input with the runs by status, stops on `quit`.
+    ServePeerFlow {
+        /// Where the flow posts (the sink every peer posts to).
+        #[arg(long)]
+        sink: String,
+        #[command(flatten)]
+        backend: BenchBackend,
+    },
     /// The reference workflow end to end (contact created in the HubSpot
     /// simulator → outcome written back), per second.
     Reference {
@@ -177,6 +188,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 ferry_bench::runs::peer_flow(&backend.into_backend(), events, concurrency).await?;
             println!("{r}");
             Ok(())
+        }
+        Command::ServePeerFlow { sink, backend } => {
+            ferry_bench::runs::serve_peer_flow(&backend.into_backend(), &sink).await
         }
         Command::Reference { contacts, backend } => {
             let r = ferry_bench::runs::reference(&backend.into_backend(), contacts).await?;

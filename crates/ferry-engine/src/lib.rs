@@ -12,5 +12,6 @@ pub mod mail;
 pub mod metrics;
 pub mod queue;
 pub mod runs;
+pub mod writer;
 
 pub use mail::{MailDelivery, Mailer, OutgoingEmail, SmtpSettings};

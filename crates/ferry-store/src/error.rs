@@ -19,3 +19,11 @@ pub enum StoreError {
     #[error("corrupt stored value in {0}")]
     Corrupt(&'static str),
 }
+
+impl StoreError {
+    /// The database could not be reached for a write (its writer stopped:
+    /// the process is shutting down).
+    pub fn unavailable(what: &str) -> Self {
+        Self::Db(sea_orm::DbErr::Custom(what.to_owned()))
+    }
+}

@@ -219,7 +219,8 @@ async fn unpublish_rename_duplicate_and_delete_are_audited_and_isolated() {
             "SELECT COUNT(*) FROM alert_rules WHERE workflow_id = '{copy}' AND enabled = TRUE"
         ))
         .await,
-        6
+        i64::try_from(ferry_core::alerts::RuleKind::defaults().len()).unwrap(),
+        "the copy has the default rules, enabled"
     );
 
     // Delete: the typed name confirms it; history stays.

@@ -11,6 +11,7 @@
 mod access;
 mod alerts;
 mod auth;
+mod batching;
 mod browser;
 mod builder;
 mod conformance;

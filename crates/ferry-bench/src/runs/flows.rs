@@ -124,15 +124,10 @@ fn path(p: &str) -> anyhow::Result<Expr> {
     })
 }
 
-/// `ferry-bench peer-flow`: webhook → map three fields → HTTP POST.
-pub async fn peer_flow(
-    backend: &Backend,
-    events: usize,
-    concurrency: usize,
-) -> anyhow::Result<Report> {
-    let env = start(backend, 16).await?;
-    let (idle, _) = memory_kib();
-    let (sink_port, hits, sink_handle) = sink().await?;
+/// Installs the peer flow (a Standard Webhooks inbound connection, the
+/// sink as an HTTP connection, the published workflow) in `env`'s tenant;
+/// returns the webhook's URL and signing secret.
+async fn install_peer_flow(env: &Env, sink_url: &str) -> anyhow::Result<(String, String)> {
     let now = SystemClock.now();
     let secret = format!(
         "whsec_{}",
@@ -163,7 +158,6 @@ pub async fn peer_flow(
         now,
     )
     .await?;
-    let sink_url = format!("http://127.0.0.1:{sink_port}");
     let api = connections::create(
         &env.db,
         &env.vault,
@@ -174,7 +168,7 @@ pub async fn peer_flow(
             environment: Environment::Production,
             scopes: &[],
             external_account: None,
-            base_url: Some(&sink_url),
+            base_url: Some(sink_url),
             access_expires_at: None,
             credential_expires_at: None,
             created_by: &env.admin,
@@ -261,6 +255,19 @@ pub async fn peer_flow(
     .await?;
 
     let uri = format!("{}/hooks/webhook/{}", env.address, hook.id);
+    Ok((uri, secret))
+}
+
+/// `ferry-bench peer-flow`: webhook → map three fields → HTTP POST.
+pub async fn peer_flow(
+    backend: &Backend,
+    events: usize,
+    concurrency: usize,
+) -> anyhow::Result<Report> {
+    let env = start(backend, 16).await?;
+    let (idle, _) = memory_kib();
+    let (sink_port, hits, sink_handle) = sink().await?;
+    let (uri, secret) = install_peer_flow(&env, &format!("http://127.0.0.1:{sink_port}")).await?;
     let http = reqwest::Client::builder()
         .no_proxy()
         .pool_max_idle_per_host(concurrency)
@@ -327,4 +334,53 @@ pub async fn peer_flow(
         idle_rss_kib: idle,
         peak_rss_kib: peak,
     })
+}
+
+/// `ferry-bench serve-peer-flow`: a Ferry with the peer flow installed,
+/// posting to `sink_url`, for an outside load generator (`scripts/bench-peers`).
+/// Prints one JSON line (`url`, `secret`), then answers each `count` line
+/// on standard input with the run counts by status as one JSON line, until
+/// `quit` or the end of its input.
+pub async fn serve_peer_flow(backend: &Backend, sink_url: &str) -> anyhow::Result<()> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let env = start(backend, 16).await?;
+    let (url, secret) = install_peer_flow(&env, sink_url).await?;
+    let mut out = tokio::io::stdout();
+    let hello = json!({ "url": url, "secret": secret, "pid": std::process::id() });
+    out.write_all(format!("{hello}\n").as_bytes()).await?;
+    out.flush().await?;
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    while let Some(line) = lines.next_line().await? {
+        match line.trim() {
+            "count" => {
+                let counts = runs::count_by_status(&env.db, &env.tenant).await?;
+                let mut by: serde_json::Map<String, Value> = counts
+                    .iter()
+                    .map(|(s, n)| (s.as_str().to_owned(), json!(n)))
+                    .collect();
+                let hook = connections::list(&env.db, &env.tenant)
+                    .await?
+                    .into_iter()
+                    .find(|c| c.connector == ConnectorKey::Webhook)
+                    .context("the peer flow's webhook connection")?;
+                let events = ferry_store::inbound::stats(&env.db, &env.tenant, &hook.id)
+                    .await?
+                    .0;
+                by.insert("events".into(), json!(events));
+                out.write_all(format!("{}\n", Value::Object(by)).as_bytes())
+                    .await?;
+                out.flush().await?;
+            }
+            "bytes" => {
+                let bytes = env.database_bytes().await?;
+                out.write_all(format!("{}\n", json!({ "bytes": bytes })).as_bytes())
+                    .await?;
+                out.flush().await?;
+            }
+            "quit" => break,
+            _ => {}
+        }
+    }
+    env.stop().await;
+    Ok(())
 }

@@ -327,6 +327,6 @@ mod flows;
 mod history;
 mod reference;
 
-pub use flows::{ingest, peer_flow};
+pub use flows::{ingest, peer_flow, serve_peer_flow};
 pub use history::runs_page;
 pub use reference::reference;

@@ -51,7 +51,13 @@ impl Engine {
     )]
     pub async fn execute(&self, tenant: &TenantId, id: &RunId) -> Result<(), StoreError> {
         let now = self.clock.now();
-        let Some(claimed) = runs::claim(&self.db, tenant, id, now, now + self.lease).await? else {
+        // Claimed with the other writes waiting, in one transaction.
+        let claim = runs::Write::Claim(runs::RunClaim {
+            tenant: tenant.clone(),
+            id: id.clone(),
+            lease_until: now + self.lease,
+        });
+        let runs::Written::Claimed(Some(claimed)) = self.writer.write(claim).await? else {
             return Ok(());
         };
         let tenant = claimed.tenant.clone();
@@ -348,21 +354,23 @@ impl Engine {
             .vault()
             .seal(tenant, context.to_string().as_bytes(), id.as_str())
             .await?;
-        runs::save(
-            &self.db,
-            tenant,
-            id,
-            attempt,
-            runs::Position {
+        // Saved with the other runs' saves waiting, in one transaction.
+        let write = runs::Write::Save(Box::new(runs::RunSave {
+            tenant: tenant.clone(),
+            id: id.clone(),
+            attempt: attempt.cloned(),
+            at: runs::Position {
                 step_index,
                 step_attempt,
             },
-            &sealed,
+            context: sealed,
             outcome,
-            error,
-            self.clock.now(),
-        )
-        .await
+            error: error.map(str::to_owned),
+        }));
+        match self.writer.write(write).await? {
+            runs::Written::Saved(held) => Ok(held),
+            _ => Err(StoreError::Corrupt("save: not a save's result")),
+        }
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -63,16 +63,23 @@ impl Engine {
             .iter()
             .map(|r| (r.id.clone(), r.workflow_id.clone()))
             .collect();
-        let ingested = runs::ingest(
-            &self.db,
-            tenant,
-            event,
-            correlation_key,
+        let echo = runs::is_echo(&self.db, tenant, echo, now).await?;
+        let write = runs::Write::Event(Box::new(runs::EventToStore {
+            tenant: tenant.clone(),
+            connection_id: event.connection_id.clone(),
+            source: event.source.to_owned(),
+            event_type: event.event_type.to_owned(),
+            dedupe_key: event.dedupe_key.to_owned(),
+            payload: event.payload.to_owned(),
+            correlation_key: correlation_key.map(str::to_owned),
             echo,
-            new_runs,
-            now,
-        )
-        .await?;
+            runs: new_runs,
+        }));
+        // Stored with whatever else arrived meanwhile, in one transaction;
+        // answered once committed.
+        let runs::Written::Event(ingested) = self.writer.write(write).await? else {
+            return Err(StoreError::Corrupt("ingest: not an event's result"));
+        };
         for (id, workflow) in &made {
             let started = ingested.queued.contains(id);
             if started || ingested.skipped.contains(id) || ingested.held.contains(id) {

@@ -44,6 +44,7 @@ pub struct Engine {
     local: Option<Arc<Local>>,
     metrics: Recorder,
     classes: ClassCache,
+    writer: crate::writer::Writer,
 }
 
 /// Each tenant's reclassified field names (redacted from step records on
@@ -133,6 +134,23 @@ struct Local {
     /// make `execute` a future that contains itself).
     starts:
         tokio::sync::mpsc::UnboundedSender<(TenantId, RunId, tokio::sync::OwnedSemaphorePermit)>,
+    /// Runs stored here while every permit was taken, executed by the next
+    /// permit that frees (bounded by `BACKLOG_MAX`; beyond it, the queue).
+    /// Each is a queued row with a lease, so if the process dies the
+    /// sweeper hands it to another worker.
+    backlog: std::sync::Mutex<std::collections::VecDeque<(TenantId, RunId)>>,
+}
+
+/// Runs a process keeps for itself while its permits are taken.
+const BACKLOG_MAX: usize = 20_000;
+
+impl Local {
+    fn next(&self) -> Option<(TenantId, RunId)> {
+        if self.closed.load(std::sync::atomic::Ordering::SeqCst) {
+            return None;
+        }
+        self.backlog.lock().ok()?.pop_front()
+    }
 }
 
 /// Starts each run handed over on `starts`, each on its own task.
@@ -147,8 +165,13 @@ async fn start_local(
     while let Some((tenant, id, permit)) = starts.recv().await {
         let engine = engine.clone();
         tokio::spawn(async move {
-            if let Err(e) = engine.execute(&tenant, &id).await {
-                tracing::error!(run_id = %id, error = %e, "run execution failed; will be picked up again");
+            let mut next = Some((tenant, id));
+            // The permit goes on to the runs that waited for one.
+            while let Some((tenant, id)) = next {
+                if let Err(e) = engine.execute(&tenant, &id).await {
+                    tracing::error!(run_id = %id, error = %e, "run execution failed; will be picked up again");
+                }
+                next = engine.local.as_ref().and_then(|l| l.next());
             }
             drop(permit);
         });
@@ -173,6 +196,7 @@ impl Engine {
         queue: Queue,
     ) -> Self {
         Self {
+            writer: crate::writer::Writer::new(db.clone(), clock.clone()),
             db,
             connections,
             clock,
@@ -215,6 +239,7 @@ impl Engine {
             total: concurrency,
             closed: std::sync::atomic::AtomicBool::new(false),
             starts,
+            backlog: std::sync::Mutex::new(std::collections::VecDeque::new()),
         }));
         tokio::spawn(start_local(self.clone(), receiver));
         self
@@ -253,13 +278,31 @@ impl Engine {
     pub async fn enqueue(&self, tenant: &TenantId, id: &RunId) {
         if let Some(local) = &self.local
             && !local.closed.load(std::sync::atomic::Ordering::SeqCst)
-            && let Ok(permit) = local.permits.clone().try_acquire_owned()
-            && local
-                .starts
-                .send((tenant.clone(), id.clone(), permit))
-                .is_ok()
         {
-            return;
+            if let Ok(permit) = local.permits.clone().try_acquire_owned() {
+                if local
+                    .starts
+                    .send((tenant.clone(), id.clone(), permit))
+                    .is_ok()
+                {
+                    return;
+                }
+            } else if let Ok(mut backlog) = local.backlog.lock()
+                && backlog.len() < BACKLOG_MAX
+            {
+                backlog.push_back((tenant.clone(), id.clone()));
+                drop(backlog);
+                // A permit freed meanwhile would not have seen it: take
+                // one now if there is one.
+                if let Ok(permit) = local.permits.clone().try_acquire_owned()
+                    && let Some((t, r)) = local.next()
+                    && let Err(e) = local.starts.send((t, r, permit))
+                {
+                    let (t, r, _) = e.0;
+                    tracing::warn!(tenant_id = %t, run_id = %r, "could not start a run here; the sweeper will");
+                }
+                return;
+            }
         }
         if let Err(e) = self
             .queue

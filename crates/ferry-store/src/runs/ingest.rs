@@ -81,23 +81,16 @@ pub struct Ingested {
 /// The echo guard an event matches: `(record id, property, value)`.
 pub type EchoKey<'a> = (&'a str, &'a str, &'a str);
 
-/// Stores an inbound event and, in the same transaction, its runs and the
-/// resumption of runs waiting for it. A repeat of a stored event changes
-/// nothing. An event matching an echo guard (Ferry's own write) is stored as
-/// `echo` and starts nothing.
-pub async fn ingest(
+/// Whether an event matches an echo guard (Ferry's own write coming
+/// back). Read before any transaction: on SQLite a transaction that reads
+/// before it writes cannot take the write lock under contention.
+pub async fn is_echo(
     db: &Db,
     tenant: &TenantId,
-    event: NewEvent<'_>,
-    correlation_key: Option<&str>,
     echo: Option<EchoKey<'_>>,
-    runs: Vec<NewRun>,
     now: DateTime<Utc>,
-) -> Result<Ingested, StoreError> {
-    let event_id = EventId::generate();
-    // Read before the transaction: on SQLite a transaction that reads
-    // before it writes cannot take the write lock under contention.
-    let is_echo = match echo {
+) -> Result<bool, StoreError> {
+    Ok(match echo {
         Some((record, property, value)) => {
             echo_guard::Entity::find()
                 .filter(echo_guard::Column::TenantId.eq(tenant.to_string()))
@@ -110,36 +103,104 @@ pub async fn ingest(
                 > 0
         }
         None => false,
-    };
-    let txn = db.conn.begin().await?;
+    })
+}
+
+/// Stores an inbound event and, in the same transaction, its runs and the
+/// resumption of runs waiting for it. A repeat of a stored event changes
+/// nothing. An event matching an echo guard (Ferry's own write) is stored as
+/// `echo` and starts nothing. (The engine stores events in batches, see
+/// [`write_batch`]; this is the same write alone.)
+pub async fn ingest(
+    db: &Db,
+    tenant: &TenantId,
+    event: NewEvent<'_>,
+    correlation_key: Option<&str>,
+    echo: Option<EchoKey<'_>>,
+    runs: Vec<NewRun>,
+    now: DateTime<Utc>,
+) -> Result<Ingested, StoreError> {
+    let echo = is_echo(db, tenant, echo, now).await?;
+    let write = Write::Event(Box::new(EventToStore {
+        tenant: tenant.clone(),
+        connection_id: event.connection_id.clone(),
+        source: event.source.to_owned(),
+        event_type: event.event_type.to_owned(),
+        dedupe_key: event.dedupe_key.to_owned(),
+        payload: event.payload.to_owned(),
+        correlation_key: correlation_key.map(str::to_owned),
+        echo,
+        runs,
+    }));
+    match write_batch(db, std::slice::from_ref(&write), now)
+        .await
+        .pop()
+    {
+        Some(Ok(Written::Event(i))) => Ok(i),
+        Some(Err(e)) => Err(e),
+        _ => Err(StoreError::Corrupt("ingest: no result")),
+    }
+}
+
+/// Stores one event with its runs within `c` (a transaction shared with
+/// the rest of its batch). A repeat of a stored event (also earlier in the
+/// same batch) inserts nothing and names the first copy.
+pub(super) async fn store_event(
+    c: &impl ConnectionTrait,
+    e: &EventToStore,
+    now: DateTime<Utc>,
+) -> Result<Ingested, StoreError> {
+    let tenant = &e.tenant;
+    let event_id = EventId::generate();
     let inserted = inbound_event::Entity::insert(inbound_event::ActiveModel {
         id: Set(event_id.to_string()),
         tenant_id: Set(tenant.to_string()),
-        connection_id: Set(event.connection_id.to_string()),
-        source: Set(event.source.to_owned()),
-        event_type: Set(event.event_type.to_owned()),
-        dedupe_key: Set(event.dedupe_key.to_owned()),
-        payload: Set(event.payload.to_owned()),
-        status: Set(if is_echo { "echo" } else { "received" }.to_owned()),
+        connection_id: Set(e.connection_id.to_string()),
+        source: Set(e.source.clone()),
+        event_type: Set(e.event_type.clone()),
+        dedupe_key: Set(e.dedupe_key.clone()),
+        payload: Set(e.payload.clone()),
+        status: Set(if e.echo { "echo" } else { "received" }.to_owned()),
         received_at: Set(now),
-        correlation_key: Set(correlation_key.map(str::to_owned)),
+        correlation_key: Set(e.correlation_key.clone()),
     })
-    .exec_without_returning(&txn)
+    .on_conflict(
+        OnConflict::columns([
+            inbound_event::Column::TenantId,
+            inbound_event::Column::DedupeKey,
+        ])
+        .do_nothing()
+        .to_owned(),
+    )
+    .exec_without_returning(c)
     .await;
-    if let Err(e) = inserted {
-        txn.rollback().await?;
-        if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) {
-            let first = crate::inbound::first_copy(db, tenant, event.dedupe_key).await?;
-            return Ok(Ingested {
-                stored: Stored::Duplicate(first),
-                queued: vec![],
-                skipped: vec![],
-                held: vec![],
-                resumed: vec![],
-                echo: false,
-            });
-        }
-        return Err(e.into());
+    let duplicate = match inserted {
+        Ok(n) => n == 0,
+        Err(DbErr::RecordNotInserted) => true,
+        Err(e) => return Err(e.into()),
+    };
+    if duplicate {
+        let first: String = inbound_event::Entity::find()
+            .select_only()
+            .column(inbound_event::Column::Id)
+            .filter(inbound_event::Column::TenantId.eq(tenant.to_string()))
+            .filter(inbound_event::Column::DedupeKey.eq(e.dedupe_key.clone()))
+            .into_tuple()
+            .one(c)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        return Ok(Ingested {
+            stored: Stored::Duplicate(
+                first
+                    .parse()
+                    .map_err(|_| StoreError::Corrupt("inbound_events.id"))?,
+            ),
+            queued: vec![],
+            skipped: vec![],
+            held: vec![],
+            resumed: vec![],
+            echo: false,
+        });
     }
     let mut out = Ingested {
         stored: Stored::New(event_id.clone()),
@@ -147,19 +208,24 @@ pub async fn ingest(
         skipped: vec![],
         held: vec![],
         resumed: vec![],
-        echo: is_echo,
+        echo: e.echo,
     };
-    if !is_echo {
-        for r in runs {
+    if !e.echo {
+        let mut rows = Vec::with_capacity(e.runs.len());
+        for r in &e.runs {
             let earlier = match (&r.record_id, r.once_per_record) {
-                (Some(record), true) => run::Entity::find()
-                    .filter(run::Column::TenantId.eq(tenant.to_string()))
-                    .filter(run::Column::WorkflowId.eq(r.workflow_id.to_string()))
-                    .filter(run::Column::RecordId.eq(record.clone()))
-                    .filter(run::Column::Status.ne(RunStatus::Skipped.as_str()))
-                    .one(&txn)
-                    .await?
-                    .map(|m| m.id),
+                (Some(record), true) => {
+                    run::Entity::find()
+                        .select_only()
+                        .column(run::Column::Id)
+                        .filter(run::Column::TenantId.eq(tenant.to_string()))
+                        .filter(run::Column::WorkflowId.eq(r.workflow_id.to_string()))
+                        .filter(run::Column::RecordId.eq(record.clone()))
+                        .filter(run::Column::Status.ne(RunStatus::Skipped.as_str()))
+                        .into_tuple::<String>()
+                        .one(c)
+                        .await?
+                }
                 _ => None,
             };
             let (status, error) = match &earlier {
@@ -173,7 +239,7 @@ pub async fn ingest(
                 None if r.held => (RunStatus::Held, None),
                 None => (RunStatus::Queued, None),
             };
-            run::Entity::insert(run::ActiveModel {
+            rows.push(run::ActiveModel {
                 id: Set(r.id.to_string()),
                 tenant_id: Set(tenant.to_string()),
                 workflow_id: Set(r.workflow_id.to_string()),
@@ -183,7 +249,7 @@ pub async fn ingest(
                 status: Set(status.as_str().to_owned()),
                 step_index: Set(0),
                 step_attempt: Set(0),
-                context: Set(r.context),
+                context: Set(r.context.clone()),
                 wait_key: Set(None),
                 wake_at: Set(None),
                 // The caller enqueues at once; the sweeper nudges only later
@@ -199,25 +265,21 @@ pub async fn ingest(
                 record_label: Set(None),
                 search_keys: Set(None),
                 purged_at: Set(None),
-            })
-            .exec_without_returning(&txn)
-            .await?;
+            });
             match status {
-                RunStatus::Skipped => out.skipped.push(r.id),
-                RunStatus::Held => out.held.push(r.id),
-                _ => out.queued.push(r.id),
+                RunStatus::Skipped => out.skipped.push(r.id.clone()),
+                RunStatus::Held => out.held.push(r.id.clone()),
+                _ => out.queued.push(r.id.clone()),
             }
         }
+        if !rows.is_empty() {
+            run::Entity::insert_many(rows)
+                .exec_without_returning(c)
+                .await?;
+        }
     }
-    if let Some(key) = correlation_key {
-        out.resumed = resume_waiting_on(&txn, tenant, key, now).await?;
-    }
-    txn.commit().await?;
-    // A run that parked while this transaction ran saw no event and was
-    // not seen waiting here: look again now that the event is committed.
-    if let Some(key) = correlation_key {
-        let late = resume_waiting_on(&db.conn, tenant, key, now).await?;
-        out.resumed.extend(late);
+    if let Some(key) = &e.correlation_key {
+        out.resumed = resume_waiting_on(c, tenant, key, now).await?;
     }
     Ok(out)
 }

@@ -12,6 +12,17 @@ pub async fn claim(
     now: DateTime<Utc>,
     lease_until: DateTime<Utc>,
 ) -> Result<Option<Claimed>, StoreError> {
+    claim_in(&db.conn, tenant, id, now, lease_until).await
+}
+
+/// [`claim`] within `c` (a batch's transaction).
+pub(super) async fn claim_in(
+    c: &impl ConnectionTrait,
+    tenant: &TenantId,
+    id: &RunId,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+) -> Result<Option<Claimed>, StoreError> {
     // One statement: the compare-and-set and the row it leaves.
     let Some(m) = run::Entity::update_many()
         .col_expr(
@@ -28,7 +39,7 @@ pub async fn claim(
                 .add(run::Column::WakeAt.is_null())
                 .add(run::Column::WakeAt.lte(now)),
         )
-        .exec_with_returning(&db.conn)
+        .exec_with_returning(c)
         .await?
         .pop()
     else {
@@ -92,14 +103,40 @@ pub async fn save(
     error: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
+    let write = Write::Save(Box::new(RunSave {
+        tenant: tenant.clone(),
+        id: id.clone(),
+        attempt: attempt.cloned(),
+        at,
+        context: context.to_owned(),
+        outcome,
+        error: error.map(str::to_owned),
+    }));
+    match write_batch(db, std::slice::from_ref(&write), now)
+        .await
+        .pop()
+    {
+        Some(Ok(Written::Saved(held))) => Ok(held),
+        Some(Err(e)) => Err(e),
+        _ => Err(StoreError::Corrupt("save: no result")),
+    }
+}
+
+/// Saves a step attempt and its run within `c` (a transaction shared with
+/// the rest of its batch); false when the run was taken from its worker.
+pub(super) async fn save_run(
+    c: &impl ConnectionTrait,
+    s: &RunSave,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
     let mut q = run::Entity::update_many()
-        .col_expr(run::Column::StepIndex, Expr::value(at.step_index))
-        .col_expr(run::Column::StepAttempt, Expr::value(at.step_attempt))
-        .col_expr(run::Column::Context, Expr::value(context.to_owned()))
-        .col_expr(run::Column::Error, Expr::value(error.map(str::to_owned)))
+        .col_expr(run::Column::StepIndex, Expr::value(s.at.step_index))
+        .col_expr(run::Column::StepAttempt, Expr::value(s.at.step_attempt))
+        .col_expr(run::Column::Context, Expr::value(s.context.clone()))
+        .col_expr(run::Column::Error, Expr::value(s.error.clone()))
         .col_expr(run::Column::UpdatedAt, Expr::value(now));
     let none = Option::<DateTime<Utc>>::None;
-    q = match outcome {
+    q = match s.outcome.clone() {
         Outcome::Progress { lease_until } => q
             .col_expr(run::Column::LeaseUntil, Expr::value(Some(lease_until)))
             .col_expr(run::Column::WaitKey, Expr::value(Option::<String>::None)),
@@ -123,19 +160,15 @@ pub async fn save(
             .col_expr(run::Column::FinishedAt, Expr::value(Some(now))),
     };
     let q = q
-        .filter(run::Column::Id.eq(id.to_string()))
-        .filter(run::Column::TenantId.eq(tenant.to_string()))
+        .filter(run::Column::Id.eq(s.id.to_string()))
+        .filter(run::Column::TenantId.eq(s.tenant.to_string()))
         .filter(run::Column::Status.eq(RunStatus::Running.as_str()));
-    let Some(s) = attempt else {
-        return Ok(q.exec(&db.conn).await?.rows_affected == 1);
-    };
-    let txn = db.conn.begin().await?;
-    run_step::Entity::insert(step_row(tenant, id, s))
-        .exec_without_returning(&txn)
-        .await?;
-    let held = q.exec(&txn).await?.rows_affected == 1;
-    txn.commit().await?;
-    Ok(held)
+    if let Some(a) = &s.attempt {
+        run_step::Entity::insert(step_row(&s.tenant, &s.id, a))
+            .exec_without_returning(c)
+            .await?;
+    }
+    Ok(q.exec(c).await?.rows_affected == 1)
 }
 
 /// Moves a waiting run back to the queue if its event has arrived by now

@@ -5,11 +5,13 @@
 //! and exports show are the step records, whose PII fields are redacted
 //! before they are stored.
 
+mod batch;
 mod ingest;
 mod lifecycle;
 mod query;
 mod views;
 
+pub use batch::*;
 pub use ingest::*;
 pub use lifecycle::*;
 pub use query::*;
@@ -19,11 +21,11 @@ use crate::entities::{echo_guard, inbound_event, run, run_step, verification, wo
 use crate::inbound::{NewEvent, Stored};
 use crate::{Db, StoreError};
 use chrono::{DateTime, Utc};
-use ferry_core::{EventId, RunId, TenantId, WorkflowId};
-use sea_orm::sea_query::{Expr, ExprTrait, Order};
+use ferry_core::{ConnectionId, EventId, RunId, TenantId, WorkflowId};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Order};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set, SqlErr, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 use serde::Serialize;
 

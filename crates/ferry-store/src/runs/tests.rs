@@ -387,3 +387,131 @@ async fn a_draft_saved_from_a_stale_read_is_refused_and_held_runs_settle_once() 
         .unwrap();
     assert_eq!((first.len(), second.len()), (1, 0));
 }
+
+#[tokio::test]
+async fn a_batch_with_repeats_and_two_tenants_stores_each_event_once_with_one_run() {
+    let w = world().await;
+    let event = |tenant: &TenantId, key: &str, with_run: bool| {
+        Write::Event(Box::new(EventToStore {
+            tenant: tenant.clone(),
+            connection_id: w.connection.clone(),
+            source: "hubspot".into(),
+            event_type: "contact.creation".into(),
+            dedupe_key: key.into(),
+            payload: "{}".into(),
+            correlation_key: None,
+            echo: false,
+            runs: if with_run {
+                vec![NewRun {
+                    id: RunId::generate(),
+                    workflow_id: w.workflow.clone(),
+                    version: 1,
+                    record_id: Some(key.to_owned()),
+                    context: "{}".into(),
+                    once_per_record: false,
+                    held: false,
+                }]
+            } else {
+                vec![]
+            },
+        }))
+    };
+    let ingested = |r: &Result<Written, StoreError>| match r {
+        Ok(Written::Event(i)) => i.clone(),
+        other => panic!("not an event's result: {other:?}"),
+    };
+    // One batch: a, b, a again (a repeat inside the batch), the other
+    // tenant's own a (a different event), and a save of nothing held.
+    let id = w.deliver("held-before", w.t0).await.queued.remove(0);
+    let done = write_batch(
+        &w.db,
+        &[
+            event(&w.tenant, "a", true),
+            event(&w.tenant, "b", true),
+            event(&w.tenant, "a", true),
+            event(&w.other, "a", false),
+            Write::Save(Box::new(RunSave {
+                tenant: w.tenant.clone(),
+                id: id.clone(),
+                attempt: None,
+                at: at(0),
+                context: "{}".into(),
+                outcome: Outcome::Finished(RunStatus::Succeeded),
+                error: None,
+            })),
+        ],
+        w.t0,
+    )
+    .await;
+    assert_eq!(done.len(), 5);
+    let (a, b, again, other) = (
+        ingested(&done[0]),
+        ingested(&done[1]),
+        ingested(&done[2]),
+        ingested(&done[3]),
+    );
+    let Stored::New(first) = &a.stored else {
+        panic!("a is new")
+    };
+    assert!(matches!(b.stored, Stored::New(_)));
+    assert_eq!(
+        again.stored,
+        Stored::Duplicate(first.clone()),
+        "the repeat names the first copy"
+    );
+    assert!(again.queued.is_empty(), "and starts nothing");
+    assert!(
+        matches!(other.stored, Stored::New(_)),
+        "dedupe is per tenant"
+    );
+    assert_eq!((a.queued.len(), b.queued.len()), (1, 1));
+    assert!(
+        matches!(done[4], Ok(Written::Saved(false))),
+        "a run nobody holds is not changed by a save in the batch"
+    );
+    // Across batches: a repeat of b stores nothing.
+    let later = write_batch(&w.db, &[event(&w.tenant, "b", true)], w.t0).await;
+    assert!(matches!(ingested(&later[0]).stored, Stored::Duplicate(_)));
+    let runs = run::Entity::find()
+        .filter(run::Column::TenantId.eq(w.tenant.to_string()))
+        .count(&w.db.conn)
+        .await
+        .unwrap();
+    assert_eq!(runs, 3, "held-before, a and b: one run each");
+}
+
+#[tokio::test]
+async fn a_batch_whose_commit_fails_fails_every_write_and_keeps_none() {
+    let w = world().await;
+    // A constraint checked at commit, broken by one event of the batch.
+    for sql in [
+        "CREATE TABLE poison (tenant_id TEXT REFERENCES tenants(id) DEFERRABLE INITIALLY DEFERRED)",
+        "CREATE TRIGGER poisoned AFTER INSERT ON inbound_events WHEN NEW.dedupe_key = 'poison' \
+         BEGIN INSERT INTO poison VALUES ('no such tenant'); END",
+    ] {
+        w.db.conn.execute_unprepared(sql).await.unwrap();
+    }
+    let event = |key: &str| {
+        Write::Event(Box::new(EventToStore {
+            tenant: w.tenant.clone(),
+            connection_id: w.connection.clone(),
+            source: "hubspot".into(),
+            event_type: "contact.creation".into(),
+            dedupe_key: key.into(),
+            payload: "{}".into(),
+            correlation_key: None,
+            echo: false,
+            runs: vec![],
+        }))
+    };
+    let done = write_batch(&w.db, &[event("x"), event("poison"), event("y")], w.t0).await;
+    assert!(done.iter().all(Result::is_err), "{done:?}");
+    let stored = inbound_event::Entity::find()
+        .count(&w.db.conn)
+        .await
+        .unwrap();
+    assert_eq!(stored, 0, "nothing of the batch was kept");
+    // Without the poison, the same writes go through.
+    let done = write_batch(&w.db, &[event("x"), event("y")], w.t0).await;
+    assert!(done.iter().all(Result::is_ok), "{done:?}");
+}
