@@ -1,6 +1,6 @@
-//! The group-commit writer: accepted events and run saves from every
-//! request and worker of this process wait in one queue; a writer task
-//! takes everything waiting (up to a batch's size), writes it in one
+//! The group-commit writer: accepted events, run claims and run saves from
+//! every request and worker of this process wait in one queue; a writer
+//! task takes everything waiting (up to a batch's size), writes it in one
 //! transaction, and answers each caller once that transaction committed.
 //! Nothing is answered before it is saved: an event gets its 2xx only
 //! after its batch's commit, and a failed commit fails every caller of the
@@ -18,34 +18,49 @@ type Reply = oneshot::Sender<Result<Written, StoreError>>;
 /// Writes the most in one transaction.
 pub const BATCH_MAX: usize = 256;
 
-/// Hands writes to the writer task (started on first use). Cheap to clone.
+/// Writes waiting at most (callers beyond it wait to be queued: the
+/// backpressure that keeps a flood of requests from filling memory).
+const QUEUE_MAX: usize = 4096;
+
+/// Hands writes to the writer task. Cheap to clone.
 #[derive(Clone)]
 pub struct Writer {
     db: Db,
     clock: Arc<dyn Clock>,
-    queue: Arc<OnceLock<mpsc::UnboundedSender<(Write, Reply)>>>,
+    queue: Arc<OnceLock<mpsc::Sender<(Write, Reply)>>>,
 }
 
 impl Writer {
-    /// A writer over `db` (its task starts with the first write).
+    /// A writer over `db`. Its task starts now on the current Tokio
+    /// runtime when there is one — the process's main runtime, which
+    /// outlives the web server's workers, so a graceful shutdown still
+    /// writes what those workers accepted — and otherwise with the first
+    /// write.
     pub fn new(db: Db, clock: Arc<dyn Clock>) -> Self {
-        Self {
+        let writer = Self {
             db,
             clock,
             queue: Arc::new(OnceLock::new()),
+        };
+        if tokio::runtime::Handle::try_current().is_ok() {
+            writer.queue();
         }
+        writer
+    }
+
+    fn queue(&self) -> &mpsc::Sender<(Write, Reply)> {
+        self.queue.get_or_init(|| {
+            let (tx, rx) = mpsc::channel(QUEUE_MAX);
+            tokio::spawn(run(self.db.clone(), self.clock.clone(), rx));
+            tx
+        })
     }
 
     /// Writes `w` with whatever else is waiting; answers once it is
     /// committed (or failed).
     pub async fn write(&self, w: Write) -> Result<Written, StoreError> {
-        let queue = self.queue.get_or_init(|| {
-            let (tx, rx) = mpsc::unbounded_channel();
-            tokio::spawn(run(self.db.clone(), self.clock.clone(), rx));
-            tx
-        });
         let (reply, answer) = oneshot::channel();
-        queue.send((w, reply)).map_err(|_| stopped())?;
+        self.queue().send((w, reply)).await.map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
 }
@@ -54,27 +69,31 @@ fn stopped() -> StoreError {
     StoreError::unavailable("the writer stopped")
 }
 
-/// The writer task: a batch at a time until every sender is gone (so a
-/// graceful shutdown writes what was accepted before it answers).
-async fn run(db: Db, clock: Arc<dyn Clock>, mut rx: mpsc::UnboundedReceiver<(Write, Reply)>) {
+/// The writer task: a batch at a time for as long as the process runs.
+async fn run(db: Db, clock: Arc<dyn Clock>, mut rx: mpsc::Receiver<(Write, Reply)>) {
     let mut writes = Vec::with_capacity(BATCH_MAX);
-    let mut replies = Vec::with_capacity(BATCH_MAX);
-    while let Some((w, r)) = rx.recv().await {
-        writes.push(w);
-        replies.push(r);
-        while writes.len() < BATCH_MAX {
-            match rx.try_recv() {
-                Ok((w, r)) => {
-                    writes.push(w);
-                    replies.push(r);
-                }
-                Err(_) => break,
+    let mut replies: Vec<Reply> = Vec::with_capacity(BATCH_MAX);
+    while let Some(first) = rx.recv().await {
+        let mut next = Some(first);
+        while let Some((w, r)) = next.take() {
+            // An event or a claim whose caller went away (its request was
+            // cancelled: no 2xx was given, nobody will run the claim) is
+            // not written; a save is (the attempt happened).
+            if !(r.is_closed() && matches!(w, Write::Event(_) | Write::Claim(_))) {
+                writes.push(w);
+                replies.push(r);
             }
+            if writes.len() < BATCH_MAX {
+                next = rx.try_recv().ok();
+            }
+        }
+        if writes.is_empty() {
+            continue;
         }
         let done = write_batch(&db, &writes, clock.now()).await;
         for (reply, result) in replies.drain(..).zip(done) {
-            // A caller that went away (its request was cancelled) still
-            // had its write saved; nobody is left to tell.
+            // A caller that went away meanwhile still had its write saved;
+            // nobody is left to tell.
             let _ = reply.send(result);
         }
         writes.clear();

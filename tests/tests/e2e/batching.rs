@@ -218,7 +218,7 @@ async fn serve(app: &TestApp) -> (std::process::Child, String) {
         .port();
     let bind = format!("127.0.0.1:{port}");
     let base = format!("http://{bind}");
-    let child = app.start_process(
+    let mut child = app.start_process(
         "serve",
         "serve",
         &[
@@ -236,6 +236,8 @@ async fn serve(app: &TestApp) -> (std::process::Child, String) {
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+    child.kill().ok();
+    child.wait().ok();
     panic!(
         "ferry serve did not start: {}",
         std::fs::read_to_string(app.data_dir.path().join("serve.log")).unwrap_or_default()
@@ -245,6 +247,10 @@ async fn serve(app: &TestApp) -> (std::process::Child, String) {
 /// Sends `n` deliveries, 32 at a time, to `base`, and `signal`s the
 /// process once a quarter of them were answered; every answer (none for a
 /// delivery whose connection broke).
+/// What became of one delivery: its id, its status (none when the
+/// connection broke first), and whether its answer came after the signal.
+type Sent = (String, Option<u16>, bool);
+
 async fn deliveries_with_a_signal(
     app: &TestApp,
     base: &str,
@@ -252,7 +258,7 @@ async fn deliveries_with_a_signal(
     n: usize,
     pid: u32,
     signal: &str,
-) -> Vec<(String, Option<u16>)> {
+) -> Vec<Sent> {
     use futures_util::StreamExt;
     let http = reqwest::Client::new();
     let answered = std::sync::atomic::AtomicUsize::new(0);
@@ -263,6 +269,7 @@ async fn deliveries_with_a_signal(
             async move {
                 let id = format!("msg_{i}");
                 let status = deliver_to(http, base, app, hook, &id).await.map(|(s, _)| s);
+                let after = signalled.load(std::sync::atomic::Ordering::SeqCst);
                 if answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == n / 4
                     && !signalled.swap(true, std::sync::atomic::Ordering::SeqCst)
                 {
@@ -271,7 +278,7 @@ async fn deliveries_with_a_signal(
                         .status()
                         .unwrap();
                 }
-                (id, status)
+                (id, status, after)
             }
         })
         .buffer_unordered(32)
@@ -280,9 +287,9 @@ async fn deliveries_with_a_signal(
 }
 
 /// Each delivery answered 2xx is stored, once; returns how many were.
-async fn acknowledged_are_stored(app: &TestApp, answers: &[(String, Option<u16>)]) -> usize {
+async fn acknowledged_are_stored(app: &TestApp, answers: &[Sent]) -> usize {
     let mut acknowledged = 0;
-    for (id, status) in answers {
+    for (id, status, _) in answers {
         if status.is_some_and(|s| (200..300).contains(&s)) {
             acknowledged += 1;
             assert_eq!(
@@ -312,6 +319,22 @@ async fn a_graceful_shutdown_stores_every_delivery_it_acknowledged() {
         acknowledged > 100,
         "{acknowledged} acknowledged before the stop"
     );
+    // Deliveries in flight when the stop came were answered after it, and
+    // with a 2xx: the shutdown waited for their writes; none got an error.
+    let after: Vec<&Sent> = answers
+        .iter()
+        .filter(|(_, status, after)| *after && *status == Some(202))
+        .collect();
+    assert!(
+        !after.is_empty(),
+        "some deliveries were answered after the stop"
+    );
+    for (id, status, _) in &answers {
+        assert!(
+            status.is_none_or(|s| s < 500),
+            "{id}: {status:?} (a write failed at shutdown)"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -331,7 +354,7 @@ async fn kill_9_under_load_loses_no_acknowledged_delivery() {
     // then stored once (also one the killed process had saved but not
     // answered).
     let http = reqwest::Client::new();
-    for (id, status) in &answers {
+    for (id, status, _) in &answers {
         if !status.is_some_and(|s| (200..300).contains(&s)) {
             assert_eq!(deliver(&http, &app, &hook, id).await.0, 202, "{id} again");
         }

@@ -138,7 +138,14 @@ struct Local {
     /// permit that frees (bounded by `BACKLOG_MAX`; beyond it, the queue).
     /// Each is a queued row with a lease, so if the process dies the
     /// sweeper hands it to another worker.
-    backlog: std::sync::Mutex<std::collections::VecDeque<(TenantId, RunId)>>,
+    backlog: std::sync::Mutex<Backlog>,
+}
+
+/// Runs waiting for a permit, in order, each once.
+#[derive(Default)]
+struct Backlog {
+    order: std::collections::VecDeque<(TenantId, RunId)>,
+    ids: std::collections::HashSet<RunId>,
 }
 
 /// Runs a process keeps for itself while its permits are taken.
@@ -149,7 +156,30 @@ impl Local {
         if self.closed.load(std::sync::atomic::Ordering::SeqCst) {
             return None;
         }
-        self.backlog.lock().ok()?.pop_front()
+        let mut b = self.backlog.lock().ok()?;
+        let next = b.order.pop_front()?;
+        b.ids.remove(&next.1);
+        Some(next)
+    }
+
+    fn waiting(&self) -> bool {
+        self.backlog.lock().is_ok_and(|b| !b.order.is_empty())
+    }
+
+    /// Keeps a run for the next free permit; false when the backlog is full.
+    fn keep(&self, tenant: &TenantId, id: &RunId) -> bool {
+        let Ok(mut b) = self.backlog.lock() else {
+            return false;
+        };
+        if b.ids.contains(id) {
+            return true;
+        }
+        if b.order.len() >= BACKLOG_MAX {
+            return false;
+        }
+        b.ids.insert(id.clone());
+        b.order.push_back((tenant.clone(), id.clone()));
+        true
     }
 }
 
@@ -166,14 +196,33 @@ async fn start_local(
         let engine = engine.clone();
         tokio::spawn(async move {
             let mut next = Some((tenant, id));
+            let mut permit = permit;
             // The permit goes on to the runs that waited for one.
-            while let Some((tenant, id)) = next {
-                if let Err(e) = engine.execute(&tenant, &id).await {
-                    tracing::error!(run_id = %id, error = %e, "run execution failed; will be picked up again");
+            loop {
+                while let Some((tenant, id)) = next {
+                    if let Err(e) = engine.execute(&tenant, &id).await {
+                        tracing::error!(run_id = %id, error = %e, "run execution failed; will be picked up again");
+                    }
+                    next = engine.local.as_ref().and_then(|l| l.next());
                 }
-                next = engine.local.as_ref().and_then(|l| l.next());
+                drop(permit);
+                // A run kept while this permit was still taken would wait
+                // for nobody: look again, with a permit if one is free.
+                let Some(local) = engine.local.as_ref() else {
+                    break;
+                };
+                if !local.waiting() {
+                    break;
+                }
+                let Ok(again) = local.permits.clone().try_acquire_owned() else {
+                    break;
+                };
+                permit = again;
+                next = local.next();
+                if next.is_none() {
+                    break;
+                }
             }
-            drop(permit);
         });
     }
 }
@@ -239,7 +288,7 @@ impl Engine {
             total: concurrency,
             closed: std::sync::atomic::AtomicBool::new(false),
             starts,
-            backlog: std::sync::Mutex::new(std::collections::VecDeque::new()),
+            backlog: std::sync::Mutex::new(Backlog::default()),
         }));
         tokio::spawn(start_local(self.clone(), receiver));
         self
@@ -252,6 +301,28 @@ impl Engine {
             local
                 .closed
                 .store(true, std::sync::atomic::Ordering::SeqCst);
+            // The runs waiting here go to the queue, for another worker or
+            // the next start.
+            let kept: Vec<(TenantId, RunId)> = local
+                .backlog
+                .lock()
+                .map(|mut b| {
+                    b.ids.clear();
+                    b.order.drain(..).collect()
+                })
+                .unwrap_or_default();
+            for (tenant, id) in kept {
+                if let Err(e) = self
+                    .queue
+                    .push(ExecuteRunV1 {
+                        tenant_id: tenant,
+                        run_id: id.clone(),
+                    })
+                    .await
+                {
+                    tracing::warn!(run_id = %id, error = %e, "could not enqueue a waiting run at shutdown; the sweeper will");
+                }
+            }
             let all = local.permits.acquire_many(local.total);
             if tokio::time::timeout(limit, all).await.is_err() {
                 tracing::warn!(
@@ -287,11 +358,7 @@ impl Engine {
                 {
                     return;
                 }
-            } else if let Ok(mut backlog) = local.backlog.lock()
-                && backlog.len() < BACKLOG_MAX
-            {
-                backlog.push_back((tenant.clone(), id.clone()));
-                drop(backlog);
+            } else if local.keep(tenant, id) {
                 // A permit freed meanwhile would not have seen it: take
                 // one now if there is one.
                 if let Ok(permit) = local.permits.clone().try_acquire_owned()

@@ -4,6 +4,7 @@
 //! the single write lock) is shared by everything that arrived meanwhile.
 
 use super::*;
+use crate::Exec;
 
 /// An accepted event to store, with the runs it starts (owned: it waits
 /// in the writer's queue).
@@ -162,29 +163,47 @@ enum Together {
 }
 
 async fn together(db: &Db, writes: &[Write], now: DateTime<Utc>) -> Together {
-    let txn = match db.conn.begin().await {
+    // On SQLite an immediate transaction: the write lock first.
+    let txn = match db.begin().await {
         Ok(t) => t,
-        Err(e) => return Together::CommitFailed(e),
+        Err(StoreError::Db(e)) => return Together::CommitFailed(e),
+        Err(e) => return Together::CommitFailed(DbErr::Custom(e.to_string())),
     };
-    let mut done = Vec::with_capacity(writes.len());
-    for w in writes {
-        match apply(&txn, w, now).await {
-            Ok(d) => done.push(d),
+    // In one order whatever the arrival (events by tenant and key, then
+    // runs by id), so that two processes' batches take their row locks in
+    // the same order and cannot deadlock on PostgreSQL.
+    let mut order: Vec<usize> = (0..writes.len()).collect();
+    order.sort_by(|a, b| lock_key(&writes[*a]).cmp(&lock_key(&writes[*b])));
+    let mut done: Vec<Option<Written>> = vec![None; writes.len()];
+    for i in order {
+        match apply(txn.conn(), &writes[i], now).await {
+            Ok(d) => done[i] = Some(d),
             Err(e) => {
-                let _ = txn.rollback().await;
+                drop(txn); // rolls back
                 return Together::WriteFailed(e);
             }
         }
     }
+    let done: Vec<Written> = done.into_iter().flatten().collect();
     match txn.commit().await {
         Ok(()) => Together::Committed(done),
-        Err(e) => Together::CommitFailed(e),
+        Err(StoreError::Db(e)) => Together::CommitFailed(e),
+        Err(e) => Together::CommitFailed(DbErr::Custom(e.to_string())),
+    }
+}
+
+/// The order a batch's writes take their locks in.
+fn lock_key(w: &Write) -> (u8, &str, &str) {
+    match w {
+        Write::Event(e) => (0, e.tenant.as_str(), e.dedupe_key.as_str()),
+        Write::Claim(c) => (1, c.id.as_str(), ""),
+        Write::Save(s) => (1, s.id.as_str(), ""),
     }
 }
 
 async fn alone(db: &Db, w: &Write, now: DateTime<Utc>) -> Result<Written, StoreError> {
-    let txn = db.conn.begin().await?;
-    let done = apply(&txn, w, now).await?;
+    let txn = db.begin().await?;
+    let done = apply(txn.conn(), w, now).await?;
     txn.commit().await?;
     Ok(done)
 }

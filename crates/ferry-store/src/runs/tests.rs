@@ -515,3 +515,60 @@ async fn a_batch_whose_commit_fails_fails_every_write_and_keeps_none() {
     let done = write_batch(&w.db, &[event("x"), event("y")], w.t0).await;
     assert!(done.iter().all(Result::is_ok), "{done:?}");
 }
+
+#[tokio::test]
+async fn one_failing_write_fails_alone_and_the_rest_of_its_batch_is_written_once() {
+    let w = world().await;
+    // A write refused by the database as it is made (not at commit).
+    w.db.conn
+        .execute_unprepared(
+            "CREATE TRIGGER refused BEFORE INSERT ON inbound_events WHEN NEW.dedupe_key = 'bad' \
+             BEGIN SELECT RAISE(ABORT, 'refused'); END",
+        )
+        .await
+        .unwrap();
+    let event = |key: &str| {
+        Write::Event(Box::new(EventToStore {
+            tenant: w.tenant.clone(),
+            connection_id: w.connection.clone(),
+            source: "hubspot".into(),
+            event_type: "contact.creation".into(),
+            dedupe_key: key.into(),
+            payload: "{}".into(),
+            correlation_key: None,
+            echo: false,
+            runs: vec![NewRun {
+                id: RunId::generate(),
+                workflow_id: w.workflow.clone(),
+                version: 1,
+                record_id: Some(key.to_owned()),
+                context: "{}".into(),
+                once_per_record: true,
+                held: false,
+            }],
+        }))
+    };
+    let done = write_batch(&w.db, &[event("x"), event("bad"), event("y")], w.t0).await;
+    assert!(done[0].is_ok() && done[2].is_ok(), "{done:?}");
+    assert!(done[1].is_err(), "{done:?}");
+    let events = inbound_event::Entity::find()
+        .count(&w.db.conn)
+        .await
+        .unwrap();
+    let runs = run::Entity::find().count(&w.db.conn).await.unwrap();
+    assert_eq!(
+        (events, runs),
+        (2, 2),
+        "x and y once each, with one run each"
+    );
+    // A later copy of x for the same record: stored as a repeat, no run.
+    let again = write_batch(&w.db, &[event("x")], w.t0).await;
+    assert!(matches!(
+        again[0],
+        Ok(Written::Event(Ingested {
+            stored: Stored::Duplicate(_),
+            ..
+        }))
+    ));
+    assert_eq!(run::Entity::find().count(&w.db.conn).await.unwrap(), 2);
+}
