@@ -69,7 +69,11 @@ impl Engine {
                 .map_err(|_| StoreError::Corrupt("runs.context"))?;
         // A paused workflow runs nothing (the run waits, held, for the
         // admin's choice); a deleted one's runs end here.
-        match runs::gate(&self.db, &tenant, &run.workflow_id).await? {
+        let gate = match claimed.gate {
+            Some(gate) => gate,
+            None => runs::gate(&self.db, &tenant, &run.workflow_id).await?,
+        };
+        match gate {
             runs::Gate::Open => {}
             runs::Gate::Paused => {
                 runs::hold(&self.db, &tenant, id, self.clock.now()).await?;

@@ -169,27 +169,245 @@ async fn together(db: &Db, writes: &[Write], now: DateTime<Utc>) -> Together {
         Err(StoreError::Db(e)) => return Together::CommitFailed(e),
         Err(e) => return Together::CommitFailed(DbErr::Custom(e.to_string())),
     };
-    // In one order whatever the arrival (events by tenant and key, then
-    // runs by id), so that two processes' batches take their row locks in
-    // the same order and cannot deadlock on PostgreSQL.
-    let mut order: Vec<usize> = (0..writes.len()).collect();
-    order.sort_by(|a, b| lock_key(&writes[*a]).cmp(&lock_key(&writes[*b])));
-    let mut done: Vec<Option<Written>> = vec![None; writes.len()];
-    for i in order {
-        match apply(txn.conn(), &writes[i], now).await {
-            Ok(d) => done[i] = Some(d),
-            Err(e) => {
-                drop(txn); // rolls back
-                return Together::WriteFailed(e);
-            }
+    let done = match bulk(txn.conn(), writes, now).await {
+        Ok(done) => done,
+        Err(e) => {
+            drop(txn); // rolls back
+            return Together::WriteFailed(e);
         }
-    }
-    let done: Vec<Written> = done.into_iter().flatten().collect();
+    };
     match txn.commit().await {
         Ok(()) => Together::Committed(done),
         Err(StoreError::Db(e)) => Together::CommitFailed(e),
         Err(e) => Together::CommitFailed(DbErr::Custom(e.to_string())),
     }
+}
+
+/// A batch's writes with as few statements as their kinds allow: the
+/// events in one insert (which copy of a key was kept is read back in one
+/// query), their runs in one insert, the claims in one update (and their
+/// workflows' gates in one query), the step attempts in one insert; each
+/// run's new state is its own update. Taken in one order whatever the
+/// arrival (events by tenant and key, then runs by id), so that two
+/// processes' batches take their row locks in the same order and cannot
+/// deadlock on PostgreSQL. Results in the order of `writes`.
+async fn bulk(
+    c: &impl ConnectionTrait,
+    writes: &[Write],
+    now: DateTime<Utc>,
+) -> Result<Vec<Written>, StoreError> {
+    let mut done: Vec<Option<Written>> = vec![None; writes.len()];
+    let mut order: Vec<usize> = (0..writes.len()).collect();
+    order.sort_by(|a, b| lock_key(&writes[*a]).cmp(&lock_key(&writes[*b])));
+    let mut events = Vec::new();
+    let mut claims = Vec::new();
+    let mut saves = Vec::new();
+    for i in order {
+        match &writes[i] {
+            Write::Event(e) => events.push((i, e.as_ref())),
+            Write::Claim(r) => claims.push((i, r)),
+            Write::Save(s) => saves.push((i, s.as_ref())),
+        }
+    }
+    // Events that resume waits, or start runs once per record, need the
+    // rows before them in the batch: one at a time.
+    let simple = events
+        .iter()
+        .all(|(_, e)| e.correlation_key.is_none() && e.runs.iter().all(|r| !r.once_per_record));
+    if simple {
+        store_events(c, &events, now, &mut done).await?;
+    } else {
+        for (i, e) in &events {
+            done[*i] = Some(Written::Event(store_event(c, e, now).await?));
+        }
+    }
+    claim_runs(c, &claims, now, &mut done).await?;
+    let steps: Vec<run_step::ActiveModel> = saves
+        .iter()
+        .filter_map(|(_, s)| s.attempt.as_ref().map(|a| step_row(&s.tenant, &s.id, a)))
+        .collect();
+    if !steps.is_empty() {
+        run_step::Entity::insert_many(steps)
+            .exec_without_returning(c)
+            .await?;
+    }
+    for (i, s) in &saves {
+        let held = save_update(s, now).exec(c).await?.rows_affected == 1;
+        done[*i] = Some(Written::Saved(held));
+    }
+    done.into_iter()
+        .map(|d| d.ok_or(StoreError::Corrupt("batch: a write without a result")))
+        .collect()
+}
+
+/// Events without waits or once-per-record runs, in two statements and
+/// one more for their runs.
+async fn store_events(
+    c: &impl ConnectionTrait,
+    events: &[(usize, &EventToStore)],
+    now: DateTime<Utc>,
+    done: &mut [Option<Written>],
+) -> Result<(), StoreError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<EventId> = events.iter().map(|_| EventId::generate()).collect();
+    let rows = events
+        .iter()
+        .zip(&ids)
+        .map(|((_, e), id)| event_row(e, id, now));
+    match inbound_event::Entity::insert_many(rows)
+        .on_conflict(
+            OnConflict::columns([
+                inbound_event::Column::TenantId,
+                inbound_event::Column::DedupeKey,
+            ])
+            .do_nothing()
+            .to_owned(),
+        )
+        .exec_without_returning(c)
+        .await
+    {
+        Ok(_) | Err(DbErr::RecordNotInserted) => {}
+        Err(e) => return Err(e.into()),
+    }
+    // Which copy of each key is stored: ours (new) or an earlier one.
+    let mut keys: Vec<&str> = events.iter().map(|(_, e)| e.dedupe_key.as_str()).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let kept: Vec<(String, String, String)> = inbound_event::Entity::find()
+        .select_only()
+        .column(inbound_event::Column::Id)
+        .column(inbound_event::Column::TenantId)
+        .column(inbound_event::Column::DedupeKey)
+        .filter(inbound_event::Column::DedupeKey.is_in(keys))
+        .into_tuple()
+        .all(c)
+        .await?;
+    let kept: std::collections::HashMap<(String, String), String> = kept
+        .into_iter()
+        .map(|(id, tenant, key)| ((tenant, key), id))
+        .collect();
+    let mut runs = Vec::new();
+    for ((i, e), id) in events.iter().zip(&ids) {
+        let first = kept
+            .get(&(e.tenant.to_string(), e.dedupe_key.clone()))
+            .ok_or(StoreError::NotFound)?;
+        let mut out = Ingested {
+            stored: Stored::New(id.clone()),
+            queued: vec![],
+            skipped: vec![],
+            held: vec![],
+            resumed: vec![],
+            echo: e.echo,
+        };
+        if *first != id.to_string() {
+            out.stored = Stored::Duplicate(
+                first
+                    .parse()
+                    .map_err(|_| StoreError::Corrupt("inbound_events.id"))?,
+            );
+            out.echo = false;
+        } else if !e.echo {
+            for r in &e.runs {
+                let status = if r.held {
+                    out.held.push(r.id.clone());
+                    RunStatus::Held
+                } else {
+                    out.queued.push(r.id.clone());
+                    RunStatus::Queued
+                };
+                runs.push(run_row(&e.tenant, id, r, status, None, now));
+            }
+        }
+        done[*i] = Some(Written::Event(out));
+    }
+    if !runs.is_empty() {
+        run::Entity::insert_many(runs)
+            .exec_without_returning(c)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The batch's claims in one update, and their workflows' gates in one
+/// query.
+async fn claim_runs(
+    c: &impl ConnectionTrait,
+    claims: &[(usize, &RunClaim)],
+    now: DateTime<Utc>,
+    done: &mut [Option<Written>],
+) -> Result<(), StoreError> {
+    let Some(lease) = claims.iter().map(|(_, r)| r.lease_until).max() else {
+        return Ok(());
+    };
+    let ids: Vec<String> = claims.iter().map(|(_, r)| r.id.to_string()).collect();
+    let mut tenants: Vec<String> = claims.iter().map(|(_, r)| r.tenant.to_string()).collect();
+    tenants.sort_unstable();
+    tenants.dedup();
+    let taken = run::Entity::update_many()
+        .col_expr(
+            run::Column::Status,
+            Expr::value(RunStatus::Running.as_str()),
+        )
+        .col_expr(run::Column::LeaseUntil, Expr::value(Some(lease)))
+        .col_expr(run::Column::UpdatedAt, Expr::value(now))
+        .filter(run::Column::Id.is_in(ids))
+        .filter(run::Column::TenantId.is_in(tenants))
+        .filter(run::Column::Status.eq(RunStatus::Queued.as_str()))
+        .filter(
+            Condition::any()
+                .add(run::Column::WakeAt.is_null())
+                .add(run::Column::WakeAt.lte(now)),
+        )
+        .exec_with_returning(c)
+        .await?;
+    let mut flows: Vec<String> = taken.iter().map(|m| m.workflow_id.clone()).collect();
+    flows.sort_unstable();
+    flows.dedup();
+    let gates: std::collections::HashMap<String, Gate> = if flows.is_empty() {
+        Default::default()
+    } else {
+        type Stamps = (String, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+        let rows: Vec<Stamps> = workflow::Entity::find()
+            .select_only()
+            .column(workflow::Column::Id)
+            .column(workflow::Column::PausedAt)
+            .column(workflow::Column::DeletedAt)
+            .filter(workflow::Column::Id.is_in(flows))
+            .into_tuple()
+            .all(c)
+            .await?;
+        rows.into_iter()
+            .map(|(id, paused, deleted)| {
+                let gate = match (paused, deleted) {
+                    (_, Some(_)) => Gate::Deleted,
+                    (Some(_), None) => Gate::Paused,
+                    (None, None) => Gate::Open,
+                };
+                (id, gate)
+            })
+            .collect()
+    };
+    let mut taken: std::collections::HashMap<String, run::Model> =
+        taken.into_iter().map(|m| (m.id.clone(), m)).collect();
+    for (i, r) in claims {
+        let claimed = match taken.remove(&r.id.to_string()) {
+            Some(m) if m.tenant_id == r.tenant.to_string() => {
+                let context = m.context.clone();
+                let gate = gates.get(&m.workflow_id).copied().unwrap_or(Gate::Deleted);
+                Some(Box::new(Claimed {
+                    run: m.try_into()?,
+                    context,
+                    tenant: r.tenant.clone(),
+                    gate: Some(gate),
+                }))
+            }
+            _ => None,
+        };
+        done[*i] = Some(Written::Claimed(claimed));
+    }
+    Ok(())
 }
 
 /// The order a batch's writes take their locks in.

@@ -152,28 +152,17 @@ pub(super) async fn store_event(
 ) -> Result<Ingested, StoreError> {
     let tenant = &e.tenant;
     let event_id = EventId::generate();
-    let inserted = inbound_event::Entity::insert(inbound_event::ActiveModel {
-        id: Set(event_id.to_string()),
-        tenant_id: Set(tenant.to_string()),
-        connection_id: Set(e.connection_id.to_string()),
-        source: Set(e.source.clone()),
-        event_type: Set(e.event_type.clone()),
-        dedupe_key: Set(e.dedupe_key.clone()),
-        payload: Set(e.payload.clone()),
-        status: Set(if e.echo { "echo" } else { "received" }.to_owned()),
-        received_at: Set(now),
-        correlation_key: Set(e.correlation_key.clone()),
-    })
-    .on_conflict(
-        OnConflict::columns([
-            inbound_event::Column::TenantId,
-            inbound_event::Column::DedupeKey,
-        ])
-        .do_nothing()
-        .to_owned(),
-    )
-    .exec_without_returning(c)
-    .await;
+    let inserted = inbound_event::Entity::insert(event_row(e, &event_id, now))
+        .on_conflict(
+            OnConflict::columns([
+                inbound_event::Column::TenantId,
+                inbound_event::Column::DedupeKey,
+            ])
+            .do_nothing()
+            .to_owned(),
+        )
+        .exec_without_returning(c)
+        .await;
     let duplicate = match inserted {
         Ok(n) => n == 0,
         Err(DbErr::RecordNotInserted) => true,
@@ -239,33 +228,7 @@ pub(super) async fn store_event(
                 None if r.held => (RunStatus::Held, None),
                 None => (RunStatus::Queued, None),
             };
-            rows.push(run::ActiveModel {
-                id: Set(r.id.to_string()),
-                tenant_id: Set(tenant.to_string()),
-                workflow_id: Set(r.workflow_id.to_string()),
-                version: Set(r.version),
-                event_id: Set(event_id.to_string()),
-                record_id: Set(r.record_id.clone()),
-                status: Set(status.as_str().to_owned()),
-                step_index: Set(0),
-                step_attempt: Set(0),
-                context: Set(r.context.clone()),
-                wait_key: Set(None),
-                wake_at: Set(None),
-                // The caller enqueues at once; the sweeper nudges only later
-                // (a held run waits for a person, not for the sweeper).
-                lease_until: Set(
-                    (status == RunStatus::Queued).then(|| now + chrono::Duration::seconds(60))
-                ),
-                error: Set(error),
-                replays: Set(0),
-                created_at: Set(now),
-                updated_at: Set(now),
-                finished_at: Set(status.is_final().then_some(now)),
-                record_label: Set(None),
-                search_keys: Set(None),
-                purged_at: Set(None),
-            });
+            rows.push(run_row(tenant, &event_id, r, status, error, now));
             match status {
                 RunStatus::Skipped => out.skipped.push(r.id.clone()),
                 RunStatus::Held => out.held.push(r.id.clone()),
@@ -282,6 +245,62 @@ pub(super) async fn store_event(
         out.resumed = resume_waiting_on(c, tenant, key, now).await?;
     }
     Ok(out)
+}
+
+/// A new run's row.
+pub(super) fn run_row(
+    tenant: &TenantId,
+    event_id: &EventId,
+    r: &NewRun,
+    status: RunStatus,
+    error: Option<String>,
+    now: DateTime<Utc>,
+) -> run::ActiveModel {
+    run::ActiveModel {
+        id: Set(r.id.to_string()),
+        tenant_id: Set(tenant.to_string()),
+        workflow_id: Set(r.workflow_id.to_string()),
+        version: Set(r.version),
+        event_id: Set(event_id.to_string()),
+        record_id: Set(r.record_id.clone()),
+        status: Set(status.as_str().to_owned()),
+        step_index: Set(0),
+        step_attempt: Set(0),
+        context: Set(r.context.clone()),
+        wait_key: Set(None),
+        wake_at: Set(None),
+        // The caller enqueues at once; the sweeper nudges only later (a
+        // held run waits for a person, not for the sweeper).
+        lease_until: Set((status == RunStatus::Queued).then(|| now + chrono::Duration::seconds(60))),
+        error: Set(error),
+        replays: Set(0),
+        created_at: Set(now),
+        updated_at: Set(now),
+        finished_at: Set(status.is_final().then_some(now)),
+        record_label: Set(None),
+        search_keys: Set(None),
+        purged_at: Set(None),
+    }
+}
+
+/// The row of an accepted event.
+pub(super) fn event_row(
+    e: &EventToStore,
+    id: &EventId,
+    now: DateTime<Utc>,
+) -> inbound_event::ActiveModel {
+    inbound_event::ActiveModel {
+        id: Set(id.to_string()),
+        tenant_id: Set(e.tenant.to_string()),
+        connection_id: Set(e.connection_id.to_string()),
+        source: Set(e.source.clone()),
+        event_type: Set(e.event_type.clone()),
+        dedupe_key: Set(e.dedupe_key.clone()),
+        payload: Set(e.payload.clone()),
+        status: Set(if e.echo { "echo" } else { "received" }.to_owned()),
+        received_at: Set(now),
+        correlation_key: Set(e.correlation_key.clone()),
+    }
 }
 
 /// Moves a tenant's runs waiting on `key` back to the queue; returns them.

@@ -54,6 +54,7 @@ pub(super) async fn claim_in(
         run: m.try_into()?,
         context,
         tenant,
+        gate: None,
     }))
 }
 
@@ -129,6 +130,16 @@ pub(super) async fn save_run(
     s: &RunSave,
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
+    if let Some(a) = &s.attempt {
+        run_step::Entity::insert(step_row(&s.tenant, &s.id, a))
+            .exec_without_returning(c)
+            .await?;
+    }
+    Ok(save_update(s, now).exec(c).await?.rows_affected == 1)
+}
+
+/// The update that leaves a held run as `s` says.
+pub(super) fn save_update(s: &RunSave, now: DateTime<Utc>) -> sea_orm::UpdateMany<run::Entity> {
     let mut q = run::Entity::update_many()
         .col_expr(run::Column::StepIndex, Expr::value(s.at.step_index))
         .col_expr(run::Column::StepAttempt, Expr::value(s.at.step_attempt))
@@ -159,16 +170,9 @@ pub(super) async fn save_run(
             .col_expr(run::Column::WaitKey, Expr::value(Option::<String>::None))
             .col_expr(run::Column::FinishedAt, Expr::value(Some(now))),
     };
-    let q = q
-        .filter(run::Column::Id.eq(s.id.to_string()))
+    q.filter(run::Column::Id.eq(s.id.to_string()))
         .filter(run::Column::TenantId.eq(s.tenant.to_string()))
-        .filter(run::Column::Status.eq(RunStatus::Running.as_str()));
-    if let Some(a) = &s.attempt {
-        run_step::Entity::insert(step_row(&s.tenant, &s.id, a))
-            .exec_without_returning(c)
-            .await?;
-    }
-    Ok(q.exec(c).await?.rows_affected == 1)
+        .filter(run::Column::Status.eq(RunStatus::Running.as_str()))
 }
 
 /// Moves a waiting run back to the queue if its event has arrived by now

@@ -185,6 +185,9 @@ pub struct Claimed {
     pub context: String,
     /// The tenant.
     pub tenant: TenantId,
+    /// Its workflow's gate, when the claim read it (a batch reads the
+    /// gates of all its claims at once).
+    pub gate: Option<Gate>,
 }
 
 #[cfg(test)]
