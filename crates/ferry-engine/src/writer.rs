@@ -14,6 +14,7 @@ use std::sync::{Arc, OnceLock};
 use tokio::sync::{mpsc, oneshot};
 
 type Reply = oneshot::Sender<Result<Written, StoreError>>;
+type Queue = mpsc::Sender<(Write, Reply)>;
 
 /// Writes the most in one transaction.
 pub const BATCH_MAX: usize = 256;
@@ -22,12 +23,19 @@ pub const BATCH_MAX: usize = 256;
 /// backpressure that keeps a flood of requests from filling memory).
 const QUEUE_MAX: usize = 4096;
 
-/// Hands writes to the writer task. Cheap to clone.
+/// Writer tasks on PostgreSQL: a commit there is a network round trip and
+/// a flush of the server's log, so several batches are in flight at once
+/// (their row locks are taken in one order, so they cannot deadlock).
+/// SQLite has one writer at a time: one task.
+const POSTGRES_WRITERS: usize = 4;
+
+/// Hands writes to the writer tasks. Cheap to clone.
 #[derive(Clone)]
 pub struct Writer {
     db: Db,
     clock: Arc<dyn Clock>,
-    queue: Arc<OnceLock<mpsc::Sender<(Write, Reply)>>>,
+    queues: Arc<OnceLock<Vec<Queue>>>,
+    turn: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Writer {
@@ -40,7 +48,8 @@ impl Writer {
         let writer = Self {
             db,
             clock,
-            queue: Arc::new(OnceLock::new()),
+            queues: Arc::new(OnceLock::new()),
+            turn: Arc::default(),
         };
         if tokio::runtime::Handle::try_current().is_ok() {
             writer.queue();
@@ -48,12 +57,22 @@ impl Writer {
         writer
     }
 
-    fn queue(&self) -> &mpsc::Sender<(Write, Reply)> {
-        self.queue.get_or_init(|| {
-            let (tx, rx) = mpsc::channel(QUEUE_MAX);
-            tokio::spawn(run(self.db.clone(), self.clock.clone(), rx));
-            tx
-        })
+    fn queue(&self) -> &Queue {
+        let queues = self.queues.get_or_init(|| {
+            let n = match self.db.backend() {
+                ferry_store::Backend::Postgres => POSTGRES_WRITERS,
+                ferry_store::Backend::Sqlite => 1,
+            };
+            (0..n)
+                .map(|_| {
+                    let (tx, rx) = mpsc::channel(QUEUE_MAX);
+                    tokio::spawn(run(self.db.clone(), self.clock.clone(), rx));
+                    tx
+                })
+                .collect()
+        });
+        let i = self.turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        &queues[i % queues.len()]
     }
 
     /// Writes `w` with whatever else is waiting; answers once it is

@@ -272,14 +272,19 @@ async fn store_events(
         Err(e) => return Err(e.into()),
     }
     // Which copy of each key is stored: ours (new) or an earlier one.
+    // Both columns of the unique index, so the lookup uses it.
     let mut keys: Vec<&str> = events.iter().map(|(_, e)| e.dedupe_key.as_str()).collect();
     keys.sort_unstable();
     keys.dedup();
+    let mut tenants: Vec<String> = events.iter().map(|(_, e)| e.tenant.to_string()).collect();
+    tenants.sort_unstable();
+    tenants.dedup();
     let kept: Vec<(String, String, String)> = inbound_event::Entity::find()
         .select_only()
         .column(inbound_event::Column::Id)
         .column(inbound_event::Column::TenantId)
         .column(inbound_event::Column::DedupeKey)
+        .filter(inbound_event::Column::TenantId.is_in(tenants))
         .filter(inbound_event::Column::DedupeKey.is_in(keys))
         .into_tuple()
         .all(c)
