@@ -254,7 +254,7 @@ impl Workflows {
             now,
         )
         .await?;
-        // Every workflow is watched from the start: the six rules, told to
+        // Every workflow is watched from the start: the seven rules, told to
         // its owner.
         ferry_store::alerts::create_defaults(&tx, &admin.tenant_id, &wf.id, &new.owner, now)
             .await?;
