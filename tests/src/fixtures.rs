@@ -140,6 +140,37 @@ impl TestApp {
         client.follow(&callback).await
     }
 
+    /// Creates a Standard Webhooks connection named `name` through its
+    /// form; returns its path (`/hooks/webhook/{id}`) and the signing
+    /// secret the page shows once.
+    pub async fn connect_webhook(&self, client: &TestClient, name: &str) -> (String, String) {
+        let created = client
+            .submit(
+                "/connections/new/webhook",
+                "/connections/new/webhook",
+                &[("name", name), ("environment", "production")],
+            )
+            .await;
+        assert_eq!(created.status, 201, "{}", created.body);
+        let secret: String = created
+            .body
+            .split("<code class=\"secret\">")
+            .nth(1)
+            .expect("the secret shown")
+            .chars()
+            .take_while(|c| *c != '<')
+            .collect();
+        let id: String = created
+            .body
+            .split(&format!("{}/hooks/webhook/", self.address))
+            .nth(1)
+            .expect("the webhook's URL shown")
+            .chars()
+            .take_while(|c| *c != '<')
+            .collect();
+        (format!("/hooks/webhook/{id}"), secret)
+    }
+
     /// Connects sandbox HubSpot end to end; returns the connection id.
     pub async fn connect_hubspot(&self, client: &TestClient) -> ferry_core::ConnectionId {
         let consent = self.start_hubspot(client, "HubSpot (sandbox)").await;

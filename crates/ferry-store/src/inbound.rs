@@ -6,7 +6,9 @@ use crate::entities::inbound_event;
 use crate::{Db, StoreError};
 use chrono::{DateTime, Utc};
 use ferry_core::{ConnectionId, EventId, TenantId};
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+};
 
 /// A new event to store.
 #[derive(Debug, Clone)]
@@ -39,21 +41,34 @@ pub enum Stored {
     Duplicate(EventId),
 }
 
-/// The id of the first stored copy of an event.
+/// The id of the first stored copy of an event, read through `c` (a
+/// batch's transaction sees the copy it stored itself).
 pub async fn first_copy(
-    db: &Db,
+    c: &impl ConnectionTrait,
     tenant: &TenantId,
     dedupe_key: &str,
 ) -> Result<EventId, StoreError> {
-    inbound_event::Entity::find()
+    let id: String = inbound_event::Entity::find()
+        .select_only()
+        .column(inbound_event::Column::Id)
         .filter(inbound_event::Column::TenantId.eq(tenant.to_string()))
         .filter(inbound_event::Column::DedupeKey.eq(dedupe_key))
-        .one(&db.conn)
+        .into_tuple()
+        .one(c)
         .await?
-        .ok_or(StoreError::NotFound)?
-        .id
-        .parse()
+        .ok_or(StoreError::NotFound)?;
+    id.parse()
         .map_err(|_| StoreError::Corrupt("inbound_events.id"))
+}
+
+/// An event's repeat (same tenant, same dedupe key) inserts nothing.
+pub(crate) fn repeat_inserts_nothing() -> sea_orm::sea_query::OnConflict {
+    sea_orm::sea_query::OnConflict::columns([
+        inbound_event::Column::TenantId,
+        inbound_event::Column::DedupeKey,
+    ])
+    .do_nothing()
+    .to_owned()
 }
 
 /// How many events arrived through a connection, and the latest arrival.

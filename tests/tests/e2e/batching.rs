@@ -6,35 +6,11 @@ use ferry_connectors::webhook::standard_webhook_signature;
 use ferry_core::Clock;
 use ferry_tests::{DbKind, TestApp, db_kind, spawn_app};
 
-/// A Standard Webhooks connection of `tenant_admin`'s tenant: its path and
+/// A Standard Webhooks connection of `admin`'s tenant: its path and
 /// signing secret.
 async fn webhook(app: &TestApp, admin: &ferry_tests::Account) -> (String, String) {
     let client = app.login(admin).await;
-    let created = client
-        .submit(
-            "/connections/new/webhook",
-            "/connections/new/webhook",
-            &[("name", "Partner feed"), ("environment", "production")],
-        )
-        .await;
-    assert_eq!(created.status, 201, "{}", created.body);
-    let secret: String = created
-        .body
-        .split("<code class=\"secret\">")
-        .nth(1)
-        .unwrap()
-        .chars()
-        .take_while(|c| *c != '<')
-        .collect();
-    let id: String = created
-        .body
-        .split(&format!("{}/hooks/webhook/", app.address))
-        .nth(1)
-        .unwrap()
-        .chars()
-        .take_while(|c| *c != '<')
-        .collect();
-    (format!("/hooks/webhook/{id}"), secret)
+    app.connect_webhook(&client, "Partner feed").await
 }
 
 /// Delivers `msg_id` signed now; its status and answer.

@@ -30,34 +30,8 @@ async fn a_standard_webhook_is_verified_stored_once_and_bad_signatures_get_401()
     let app = spawn_app().await;
     let (tenant, admin) = app.create_tenant("Acme").await;
     let client = app.login(&admin).await;
-    let created = client
-        .submit(
-            "/connections/new/webhook",
-            "/connections/new/webhook",
-            &[("name", "Partner feed"), ("environment", "production")],
-        )
-        .await;
-    assert_eq!(created.status, 201, "{}", created.body);
-    let secret: String = created
-        .body
-        .split("<code class=\"secret\">")
-        .nth(1)
-        .unwrap()
-        .chars()
-        .take_while(|c| *c != '<')
-        .collect();
+    let (path, secret) = app.connect_webhook(&client, "Partner feed").await;
     assert!(secret.starts_with("whsec_"));
-    let path: String = created
-        .body
-        .split(&format!("{}/hooks/webhook/", app.address))
-        .nth(1)
-        .map(|rest| {
-            format!(
-                "/hooks/webhook/{}",
-                rest.chars().take_while(|c| *c != '<').collect::<String>()
-            )
-        })
-        .unwrap();
     let id = path.trim_start_matches("/hooks/webhook/").to_owned();
     // Shown once only.
     assert!(
@@ -560,34 +534,7 @@ async fn webhook_dedupe_is_per_connection() {
     // same message id.
     let mut hooks = Vec::new();
     for name in ["Partner feed", "Other partner"] {
-        let created = client
-            .submit(
-                "/connections/new/webhook",
-                "/connections/new/webhook",
-                &[("name", name), ("environment", "production")],
-            )
-            .await;
-        assert_eq!(created.status, 201, "{}", created.body);
-        let secret: String = created
-            .body
-            .split("<code class=\"secret\">")
-            .nth(1)
-            .unwrap()
-            .chars()
-            .take_while(|c| *c != '<')
-            .collect();
-        let path: String = created
-            .body
-            .split(&format!("{}/hooks/webhook/", app.address))
-            .nth(1)
-            .map(|rest| {
-                format!(
-                    "/hooks/webhook/{}",
-                    rest.chars().take_while(|c| *c != '<').collect::<String>()
-                )
-            })
-            .unwrap();
-        hooks.push((path, secret));
+        hooks.push(app.connect_webhook(&client, name).await);
     }
     let body = br#"{"type":"client.onboarded"}"#.to_vec();
     let now = app.clock.now().timestamp();

@@ -64,17 +64,13 @@ impl Engine {
             .map(|r| (r.id.clone(), r.workflow_id.clone()))
             .collect();
         let echo = runs::is_echo(&self.db, tenant, echo, now).await?;
-        let write = runs::Write::Event(Box::new(runs::EventToStore {
-            tenant: tenant.clone(),
-            connection_id: event.connection_id.clone(),
-            source: event.source.to_owned(),
-            event_type: event.event_type.to_owned(),
-            dedupe_key: event.dedupe_key.to_owned(),
-            payload: event.payload.to_owned(),
-            correlation_key: correlation_key.map(str::to_owned),
+        let write = runs::Write::Event(Box::new(runs::EventToStore::new(
+            tenant,
+            &event,
+            correlation_key,
             echo,
-            runs: new_runs,
-        }));
+            new_runs,
+        )));
         // Stored with whatever else arrived meanwhile, in one transaction;
         // answered once committed.
         let runs::Written::Event(ingested) = self.writer.write(write).await? else {

@@ -162,8 +162,21 @@ impl Local {
         Some(next)
     }
 
-    fn waiting(&self) -> bool {
-        self.backlog.lock().is_ok_and(|b| !b.order.is_empty())
+    /// Starts the next waiting run if a permit is free: a run kept while
+    /// every permit was taken, and a permit freed while the run was being
+    /// kept, would otherwise miss each other (both sides call this after
+    /// their change).
+    fn start_waiting(&self) {
+        if self.backlog.lock().is_ok_and(|b| b.order.is_empty()) {
+            return;
+        }
+        if let Ok(permit) = self.permits.clone().try_acquire_owned()
+            && let Some((tenant, id)) = self.next()
+            && let Err(e) = self.starts.send((tenant, id, permit))
+        {
+            let (tenant, id, _) = e.0;
+            tracing::warn!(tenant_id = %tenant, run_id = %id, "could not start a run here; the sweeper will");
+        }
     }
 
     /// Keeps a run for the next free permit; false when the backlog is full.
@@ -196,32 +209,16 @@ async fn start_local(
         let engine = engine.clone();
         tokio::spawn(async move {
             let mut next = Some((tenant, id));
-            let mut permit = permit;
             // The permit goes on to the runs that waited for one.
-            loop {
-                while let Some((tenant, id)) = next {
-                    if let Err(e) = engine.execute(&tenant, &id).await {
-                        tracing::error!(run_id = %id, error = %e, "run execution failed; will be picked up again");
-                    }
-                    next = engine.local.as_ref().and_then(|l| l.next());
+            while let Some((tenant, id)) = next {
+                if let Err(e) = engine.execute(&tenant, &id).await {
+                    tracing::error!(run_id = %id, error = %e, "run execution failed; will be picked up again");
                 }
-                drop(permit);
-                // A run kept while this permit was still taken would wait
-                // for nobody: look again, with a permit if one is free.
-                let Some(local) = engine.local.as_ref() else {
-                    break;
-                };
-                if !local.waiting() {
-                    break;
-                }
-                let Ok(again) = local.permits.clone().try_acquire_owned() else {
-                    break;
-                };
-                permit = again;
-                next = local.next();
-                if next.is_none() {
-                    break;
-                }
+                next = engine.local.as_ref().and_then(|l| l.next());
+            }
+            drop(permit);
+            if let Some(local) = engine.local.as_ref() {
+                local.start_waiting();
             }
         });
     }
@@ -359,15 +356,7 @@ impl Engine {
                     return;
                 }
             } else if local.keep(tenant, id) {
-                // A permit freed meanwhile would not have seen it: take
-                // one now if there is one.
-                if let Ok(permit) = local.permits.clone().try_acquire_owned()
-                    && let Some((t, r)) = local.next()
-                    && let Err(e) = local.starts.send((t, r, permit))
-                {
-                    let (t, r, _) = e.0;
-                    tracing::warn!(tenant_id = %t, run_id = %r, "could not start a run here; the sweeper will");
-                }
+                local.start_waiting();
                 return;
             }
         }

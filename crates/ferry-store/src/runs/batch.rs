@@ -31,6 +31,29 @@ pub struct EventToStore {
     pub runs: Vec<NewRun>,
 }
 
+impl EventToStore {
+    /// An accepted event (its payload already sealed) with its runs.
+    pub fn new(
+        tenant: &TenantId,
+        event: &NewEvent<'_>,
+        correlation_key: Option<&str>,
+        echo: bool,
+        runs: Vec<NewRun>,
+    ) -> Self {
+        Self {
+            tenant: tenant.clone(),
+            connection_id: event.connection_id.clone(),
+            source: event.source.to_owned(),
+            event_type: event.event_type.to_owned(),
+            dedupe_key: event.dedupe_key.to_owned(),
+            payload: event.payload.to_owned(),
+            correlation_key: correlation_key.map(str::to_owned),
+            echo,
+            runs,
+        }
+    }
+}
+
 /// A step attempt that ended (if any) and its run's new state.
 #[derive(Debug, Clone)]
 pub struct RunSave {
@@ -98,6 +121,18 @@ async fn apply(
                 .map(Box::new),
         )),
     }
+}
+
+/// One write alone (in a transaction of its own).
+pub(super) async fn write_one(
+    db: &Db,
+    write: Write,
+    now: DateTime<Utc>,
+) -> Result<Written, StoreError> {
+    write_batch(db, std::slice::from_ref(&write), now)
+        .await
+        .pop()
+        .unwrap_or(Err(StoreError::Corrupt("a write without a result")))
 }
 
 /// Writes `writes` in one transaction and gives each its result, in order.
@@ -257,14 +292,7 @@ async fn store_events(
         .zip(&ids)
         .map(|((_, e), id)| event_row(e, id, now));
     match inbound_event::Entity::insert_many(rows)
-        .on_conflict(
-            OnConflict::columns([
-                inbound_event::Column::TenantId,
-                inbound_event::Column::DedupeKey,
-            ])
-            .do_nothing()
-            .to_owned(),
-        )
+        .on_conflict(crate::inbound::repeat_inserts_nothing())
         .exec_without_returning(c)
         .await
     {
@@ -350,21 +378,9 @@ async fn claim_runs(
     let mut tenants: Vec<String> = claims.iter().map(|(_, r)| r.tenant.to_string()).collect();
     tenants.sort_unstable();
     tenants.dedup();
-    let taken = run::Entity::update_many()
-        .col_expr(
-            run::Column::Status,
-            Expr::value(RunStatus::Running.as_str()),
-        )
-        .col_expr(run::Column::LeaseUntil, Expr::value(Some(lease)))
-        .col_expr(run::Column::UpdatedAt, Expr::value(now))
+    let taken = claim_update(now, lease)
         .filter(run::Column::Id.is_in(ids))
         .filter(run::Column::TenantId.is_in(tenants))
-        .filter(run::Column::Status.eq(RunStatus::Queued.as_str()))
-        .filter(
-            Condition::any()
-                .add(run::Column::WakeAt.is_null())
-                .add(run::Column::WakeAt.lte(now)),
-        )
         .exec_with_returning(c)
         .await?;
     let mut flows: Vec<String> = taken.iter().map(|m| m.workflow_id.clone()).collect();
@@ -384,14 +400,7 @@ async fn claim_runs(
             .all(c)
             .await?;
         rows.into_iter()
-            .map(|(id, paused, deleted)| {
-                let gate = match (paused, deleted) {
-                    (_, Some(_)) => Gate::Deleted,
-                    (Some(_), None) => Gate::Paused,
-                    (None, None) => Gate::Open,
-                };
-                (id, gate)
-            })
+            .map(|(id, paused, deleted)| (id, Gate::of(paused, deleted)))
             .collect()
     };
     let mut taken: std::collections::HashMap<String, run::Model> =

@@ -121,24 +121,16 @@ pub async fn ingest(
     now: DateTime<Utc>,
 ) -> Result<Ingested, StoreError> {
     let echo = is_echo(db, tenant, echo, now).await?;
-    let write = Write::Event(Box::new(EventToStore {
-        tenant: tenant.clone(),
-        connection_id: event.connection_id.clone(),
-        source: event.source.to_owned(),
-        event_type: event.event_type.to_owned(),
-        dedupe_key: event.dedupe_key.to_owned(),
-        payload: event.payload.to_owned(),
-        correlation_key: correlation_key.map(str::to_owned),
+    let write = Write::Event(Box::new(EventToStore::new(
+        tenant,
+        &event,
+        correlation_key,
         echo,
         runs,
-    }));
-    match write_batch(db, std::slice::from_ref(&write), now)
-        .await
-        .pop()
-    {
-        Some(Ok(Written::Event(i))) => Ok(i),
-        Some(Err(e)) => Err(e),
-        _ => Err(StoreError::Corrupt("ingest: no result")),
+    )));
+    match write_one(db, write, now).await? {
+        Written::Event(i) => Ok(i),
+        _ => Err(StoreError::Corrupt("ingest: not an event's result")),
     }
 }
 
@@ -153,14 +145,7 @@ pub(super) async fn store_event(
     let tenant = &e.tenant;
     let event_id = EventId::generate();
     let inserted = inbound_event::Entity::insert(event_row(e, &event_id, now))
-        .on_conflict(
-            OnConflict::columns([
-                inbound_event::Column::TenantId,
-                inbound_event::Column::DedupeKey,
-            ])
-            .do_nothing()
-            .to_owned(),
-        )
+        .on_conflict(crate::inbound::repeat_inserts_nothing())
         .exec_without_returning(c)
         .await;
     let duplicate = match inserted {
@@ -169,21 +154,8 @@ pub(super) async fn store_event(
         Err(e) => return Err(e.into()),
     };
     if duplicate {
-        let first: String = inbound_event::Entity::find()
-            .select_only()
-            .column(inbound_event::Column::Id)
-            .filter(inbound_event::Column::TenantId.eq(tenant.to_string()))
-            .filter(inbound_event::Column::DedupeKey.eq(e.dedupe_key.clone()))
-            .into_tuple()
-            .one(c)
-            .await?
-            .ok_or(StoreError::NotFound)?;
         return Ok(Ingested {
-            stored: Stored::Duplicate(
-                first
-                    .parse()
-                    .map_err(|_| StoreError::Corrupt("inbound_events.id"))?,
-            ),
+            stored: Stored::Duplicate(crate::inbound::first_copy(c, tenant, &e.dedupe_key).await?),
             queued: vec![],
             skipped: vec![],
             held: vec![],

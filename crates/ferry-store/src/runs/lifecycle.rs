@@ -24,21 +24,9 @@ pub(super) async fn claim_in(
     lease_until: DateTime<Utc>,
 ) -> Result<Option<Claimed>, StoreError> {
     // One statement: the compare-and-set and the row it leaves.
-    let Some(m) = run::Entity::update_many()
-        .col_expr(
-            run::Column::Status,
-            Expr::value(RunStatus::Running.as_str()),
-        )
-        .col_expr(run::Column::LeaseUntil, Expr::value(Some(lease_until)))
-        .col_expr(run::Column::UpdatedAt, Expr::value(now))
+    let Some(m) = claim_update(now, lease_until)
         .filter(run::Column::TenantId.eq(tenant.to_string()))
         .filter(run::Column::Id.eq(id.to_string()))
-        .filter(run::Column::Status.eq(RunStatus::Queued.as_str()))
-        .filter(
-            Condition::any()
-                .add(run::Column::WakeAt.is_null())
-                .add(run::Column::WakeAt.lte(now)),
-        )
         .exec_with_returning(c)
         .await?
         .pop()
@@ -56,6 +44,27 @@ pub(super) async fn claim_in(
         tenant,
         gate: None,
     }))
+}
+
+/// Takes the queued, due runs the caller filters to (the compare-and-set
+/// of every claim).
+pub(super) fn claim_update(
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+) -> sea_orm::UpdateMany<run::Entity> {
+    run::Entity::update_many()
+        .col_expr(
+            run::Column::Status,
+            Expr::value(RunStatus::Running.as_str()),
+        )
+        .col_expr(run::Column::LeaseUntil, Expr::value(Some(lease_until)))
+        .col_expr(run::Column::UpdatedAt, Expr::value(now))
+        .filter(run::Column::Status.eq(RunStatus::Queued.as_str()))
+        .filter(
+            Condition::any()
+                .add(run::Column::WakeAt.is_null())
+                .add(run::Column::WakeAt.lte(now)),
+        )
 }
 
 /// What a worker leaves a run as.
@@ -113,13 +122,9 @@ pub async fn save(
         outcome,
         error: error.map(str::to_owned),
     }));
-    match write_batch(db, std::slice::from_ref(&write), now)
-        .await
-        .pop()
-    {
-        Some(Ok(Written::Saved(held))) => Ok(held),
-        Some(Err(e)) => Err(e),
-        _ => Err(StoreError::Corrupt("save: no result")),
+    match write_one(db, write, now).await? {
+        Written::Saved(held) => Ok(held),
+        _ => Err(StoreError::Corrupt("save: not a save's result")),
     }
 }
 
@@ -400,11 +405,18 @@ pub async fn gate(db: &Db, tenant: &TenantId, workflow: &WorkflowId) -> Result<G
         .into_tuple()
         .one(&db.conn)
         .await?;
-    Ok(match row {
-        None | Some((_, Some(_))) => Gate::Deleted,
-        Some((Some(_), None)) => Gate::Paused,
-        Some((None, None)) => Gate::Open,
-    })
+    Ok(row.map_or(Gate::Deleted, |(paused, deleted)| Gate::of(paused, deleted)))
+}
+
+impl Gate {
+    /// The gate of a workflow paused and deleted when these say.
+    pub(super) fn of(paused: Option<DateTime<Utc>>, deleted: Option<DateTime<Utc>>) -> Self {
+        match (paused, deleted) {
+            (_, Some(_)) => Self::Deleted,
+            (Some(_), None) => Self::Paused,
+            (None, None) => Self::Open,
+        }
+    }
 }
 
 /// Puts a claimed run of a paused workflow back, held.

@@ -22,7 +22,7 @@ use crate::inbound::{NewEvent, Stored};
 use crate::{Db, StoreError};
 use chrono::{DateTime, Utc};
 use ferry_core::{ConnectionId, EventId, RunId, TenantId, WorkflowId};
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Order};
+use sea_orm::sea_query::{Expr, ExprTrait, Order};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
     QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,

@@ -111,18 +111,43 @@ impl World {
             None,
             None,
             vec![NewRun {
-                id: RunId::generate(),
-                workflow_id: self.workflow.clone(),
-                version: 1,
-                record_id: Some(key.to_owned()),
-                context: "{}".into(),
-                once_per_record: false,
                 held,
+                ..self.new_run(key, false)
             }],
             now,
         )
         .await
         .unwrap()
+    }
+
+    /// A run of the workflow for record `key`.
+    fn new_run(&self, key: &str, once_per_record: bool) -> NewRun {
+        NewRun {
+            id: RunId::generate(),
+            workflow_id: self.workflow.clone(),
+            version: 1,
+            record_id: Some(key.to_owned()),
+            context: "{}".into(),
+            once_per_record,
+            held: false,
+        }
+    }
+
+    /// The event `key` of `tenant`, with `runs`, as a write of a batch.
+    fn event(&self, tenant: &TenantId, key: &str, runs: Vec<NewRun>) -> Write {
+        Write::Event(Box::new(EventToStore::new(
+            tenant,
+            &NewEvent {
+                connection_id: &self.connection,
+                source: "hubspot",
+                event_type: "contact.creation",
+                dedupe_key: key,
+                payload: "{}",
+            },
+            None,
+            false,
+            runs,
+        )))
     }
 
     async fn status(&self, id: &RunId) -> RunStatus {
@@ -392,29 +417,12 @@ async fn a_draft_saved_from_a_stale_read_is_refused_and_held_runs_settle_once() 
 async fn a_batch_with_repeats_and_two_tenants_stores_each_event_once_with_one_run() {
     let w = world().await;
     let event = |tenant: &TenantId, key: &str, with_run: bool| {
-        Write::Event(Box::new(EventToStore {
-            tenant: tenant.clone(),
-            connection_id: w.connection.clone(),
-            source: "hubspot".into(),
-            event_type: "contact.creation".into(),
-            dedupe_key: key.into(),
-            payload: "{}".into(),
-            correlation_key: None,
-            echo: false,
-            runs: if with_run {
-                vec![NewRun {
-                    id: RunId::generate(),
-                    workflow_id: w.workflow.clone(),
-                    version: 1,
-                    record_id: Some(key.to_owned()),
-                    context: "{}".into(),
-                    once_per_record: false,
-                    held: false,
-                }]
-            } else {
-                vec![]
-            },
-        }))
+        let runs = if with_run {
+            vec![w.new_run(key, false)]
+        } else {
+            vec![]
+        };
+        w.event(tenant, key, runs)
     };
     let ingested = |r: &Result<Written, StoreError>| match r {
         Ok(Written::Event(i)) => i.clone(),
@@ -491,19 +499,7 @@ async fn a_batch_whose_commit_fails_fails_every_write_and_keeps_none() {
     ] {
         w.db.conn.execute_unprepared(sql).await.unwrap();
     }
-    let event = |key: &str| {
-        Write::Event(Box::new(EventToStore {
-            tenant: w.tenant.clone(),
-            connection_id: w.connection.clone(),
-            source: "hubspot".into(),
-            event_type: "contact.creation".into(),
-            dedupe_key: key.into(),
-            payload: "{}".into(),
-            correlation_key: None,
-            echo: false,
-            runs: vec![],
-        }))
-    };
+    let event = |key: &str| w.event(&w.tenant, key, vec![]);
     let done = write_batch(&w.db, &[event("x"), event("poison"), event("y")], w.t0).await;
     assert!(done.iter().all(Result::is_err), "{done:?}");
     let stored = inbound_event::Entity::find()
@@ -527,27 +523,7 @@ async fn one_failing_write_fails_alone_and_the_rest_of_its_batch_is_written_once
         )
         .await
         .unwrap();
-    let event = |key: &str| {
-        Write::Event(Box::new(EventToStore {
-            tenant: w.tenant.clone(),
-            connection_id: w.connection.clone(),
-            source: "hubspot".into(),
-            event_type: "contact.creation".into(),
-            dedupe_key: key.into(),
-            payload: "{}".into(),
-            correlation_key: None,
-            echo: false,
-            runs: vec![NewRun {
-                id: RunId::generate(),
-                workflow_id: w.workflow.clone(),
-                version: 1,
-                record_id: Some(key.to_owned()),
-                context: "{}".into(),
-                once_per_record: true,
-                held: false,
-            }],
-        }))
-    };
+    let event = |key: &str| w.event(&w.tenant, key, vec![w.new_run(key, true)]);
     let done = write_batch(&w.db, &[event("x"), event("bad"), event("y")], w.t0).await;
     assert!(done[0].is_ok() && done[2].is_ok(), "{done:?}");
     assert!(done[1].is_err(), "{done:?}");
