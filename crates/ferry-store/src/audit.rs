@@ -13,7 +13,7 @@ use ferry_core::{AuditEventId, TenantId, UserId};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, EntityTrait, NotSet, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set, TransactionSession, TransactionTrait,
+    QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -292,7 +292,7 @@ pub async fn record_about(
 ) -> Result<(), StoreError> {
     let chain = chain_of(event.tenant_id);
     let row = new_row(&event, about, now);
-    let txn = db.conn().begin().await?;
+    let txn = db.begin_write().await?;
     let head = lock_head(&txn, &chain, now).await?;
     append_locked(&txn, &chain, head, vec![row], now).await?;
     txn.commit().await?;
@@ -338,7 +338,7 @@ async fn seal_tenant(
     now: DateTime<Utc>,
 ) -> Result<usize, StoreError> {
     let tenant = tenant.to_owned();
-    let txn = db.conn().begin().await?;
+    let txn = db.begin_write().await?;
     let head = lock_head(&txn, &tenant, now).await?;
     // Read under the lock: another sealer's work is visible now.
     let steps = run_step::Entity::find()
@@ -441,7 +441,7 @@ pub async fn chain_existing(db: &impl Exec, now: DateTime<Utc>) -> Result<u64, S
     if audit_head::Entity::find().count(db.conn()).await? > 0 {
         return Ok(0);
     }
-    let txn = db.conn().begin().await?;
+    let txn = db.begin_write().await?;
     let old = audit_event::Entity::find()
         .filter(audit_event::Column::Chain.is_null())
         .order_by_asc(audit_event::Column::Seq)

@@ -62,6 +62,15 @@ pub trait Exec: Sync {
     fn conn(&self) -> &Self::Conn;
     /// The database engine.
     fn backend(&self) -> Backend;
+    /// Opens a transaction that will write. From the pool on SQLite it is
+    /// `BEGIN IMMEDIATE` (see [`Db::begin`]): a deferred transaction that
+    /// reads first cannot become a writer once another writer has committed,
+    /// and fails with "database is locked" whatever the busy timeout. Inside
+    /// a [`Tx`] it is a savepoint of that transaction.
+    #[doc(hidden)]
+    fn begin_write(
+        &self,
+    ) -> impl std::future::Future<Output = Result<DatabaseTransaction, sea_orm::DbErr>> + Send;
 }
 
 impl Exec for Db {
@@ -71,6 +80,20 @@ impl Exec for Db {
     }
     fn backend(&self) -> Backend {
         self.backend
+    }
+    async fn begin_write(&self) -> Result<DatabaseTransaction, sea_orm::DbErr> {
+        match self.backend {
+            Backend::Sqlite => {
+                self.conn
+                    .begin_with_options(sea_orm::TransactionOptions {
+                        isolation_level: None,
+                        access_mode: None,
+                        sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
+                    })
+                    .await
+            }
+            Backend::Postgres => self.conn.begin().await,
+        }
     }
 }
 
@@ -96,6 +119,9 @@ impl Exec for Tx {
     }
     fn backend(&self) -> Backend {
         self.backend
+    }
+    async fn begin_write(&self) -> Result<DatabaseTransaction, sea_orm::DbErr> {
+        self.conn.begin().await
     }
 }
 
@@ -192,18 +218,7 @@ impl Db {
     /// when another writer committed in between. Do no other writes through
     /// the pool meanwhile.
     pub async fn begin(&self) -> Result<Tx, StoreError> {
-        let conn = match self.backend {
-            Backend::Sqlite => {
-                self.conn
-                    .begin_with_options(sea_orm::TransactionOptions {
-                        isolation_level: None,
-                        access_mode: None,
-                        sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
-                    })
-                    .await?
-            }
-            Backend::Postgres => self.conn.begin().await?,
-        };
+        let conn = self.begin_write().await?;
         Ok(Tx {
             conn,
             backend: self.backend,
@@ -336,5 +351,68 @@ impl Db {
     pub async fn close(self) -> Result<(), StoreError> {
         self.conn.close().await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::{self, NewAuditEvent};
+    use crate::{tenants, users};
+    use ferry_core::{AuditAction, EmailAddress, Role, TenantName};
+
+    /// Transactions that read before they write, racing on one SQLite file
+    /// through several connections: each must wait its turn, never fail
+    /// with "database is locked" (a deferred transaction cannot become a
+    /// writer once another writer has committed since its first read).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writing_transactions_that_read_first_do_not_fail_on_a_busy_sqlite_file() {
+        let dir = std::env::temp_dir().join(format!("ferry-db-race-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("race.db");
+        let _ = std::fs::remove_file(&path);
+        let db = Db::connect(&format!("sqlite://{}?mode=rwc", path.display()), 4)
+            .await
+            .unwrap();
+        db.migrate().await.unwrap();
+        let now = chrono::Utc::now();
+        let name = TenantName::parse("name", "Race").unwrap();
+        let tenant = tenants::create(&db, &name, now).await.unwrap().id;
+        let mut tasks = Vec::new();
+        for i in 0..48 {
+            let (db, tenant) = (db.clone(), tenant.clone());
+            tasks.push(tokio::spawn(async move {
+                if i % 2 == 0 {
+                    // Reads (is the address taken?), then inserts.
+                    let email = EmailAddress::parse("email", &format!("p{i}@race.test")).unwrap();
+                    users::create_member(&db, &tenant, &email, "P", "h".into(), Role::Staff, now)
+                        .await
+                        .map(|_| ())
+                } else {
+                    // Reads the chain's head, then appends.
+                    audit::record(
+                        &db,
+                        NewAuditEvent {
+                            tenant_id: Some(&tenant),
+                            actor_user_id: None,
+                            actor_label: "test",
+                            action: AuditAction::RunStep,
+                            target_kind: "run",
+                            target_id: "r",
+                            details: serde_json::json!({}),
+                            client_ip: "-",
+                        },
+                        now,
+                    )
+                    .await
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        let members = users::members(&db, &tenant).await.unwrap();
+        assert_eq!(members.len(), 24);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

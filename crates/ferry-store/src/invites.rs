@@ -10,7 +10,6 @@ use ferry_core::{EmailAddress, InviteId, InviteKind, Role, TenantId, UserId, Use
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set,
-    TransactionSession, TransactionTrait,
 };
 
 /// A stored one-time link.
@@ -203,7 +202,7 @@ pub async fn redeem(
     password_hash: String,
     now: DateTime<Utc>,
 ) -> Result<User, StoreError> {
-    let txn = db.conn().begin().await?;
+    let txn = db.begin_write().await?;
     let found = invite::Entity::find()
         .filter(invite::Column::TokenHash.eq(token_hash))
         .one(&txn)

@@ -8,7 +8,7 @@ use ferry_core::{TenantId, TenantName, TenantStatus};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, TransactionSession, TransactionTrait,
+    QuerySelect, Set,
 };
 use std::collections::HashMap;
 
@@ -135,7 +135,7 @@ pub async fn set_status(
     status: TenantStatus,
     now: DateTime<Utc>,
 ) -> Result<Tenant, StoreError> {
-    let txn = db.conn().begin().await?;
+    let txn = db.begin_write().await?;
     let found = tenant::Entity::find_by_id(id.to_string())
         .one(&txn)
         .await?
@@ -161,7 +161,7 @@ pub async fn set_status(
 /// with this database any more; a backup taken before holds the wrapped key
 /// too, so backups expire on their own schedule). Audit events stay.
 pub async fn delete(db: &impl Exec, id: &TenantId) -> Result<(), StoreError> {
-    let txn = db.conn().begin().await?;
+    let txn = db.begin_write().await?;
     tenant::Entity::find_by_id(id.to_string())
         .one(&txn)
         .await?

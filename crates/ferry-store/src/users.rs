@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use ferry_core::{EmailAddress, Role, TenantId, UserId, UserStatus};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, Set, Statement, TransactionSession, TransactionTrait,
+    QueryOrder, Set, Statement,
 };
 
 /// A person who can log in.
@@ -177,7 +177,7 @@ pub async fn set_password(
     id: &UserId,
     password_hash: String,
 ) -> Result<(), StoreError> {
-    let txn = db.conn().begin().await?;
+    let txn = db.begin_write().await?;
     let found = user::Entity::find_by_id(id.to_string())
         .one(&txn)
         .await?
@@ -283,7 +283,7 @@ pub async fn set_role(
     id: &UserId,
     role: Role,
 ) -> Result<Member, StoreError> {
-    let txn = db.conn().begin().await?;
+    let txn = db.begin_write().await?;
     lock_tenant(db, &txn, tenant).await?;
     let current = member_in(&txn, tenant, id).await?;
     if current.role == Role::Admin
@@ -315,7 +315,7 @@ pub async fn set_member_status(
     id: &UserId,
     status: UserStatus,
 ) -> Result<Member, StoreError> {
-    let txn = db.conn().begin().await?;
+    let txn = db.begin_write().await?;
     lock_tenant(db, &txn, tenant).await?;
     let current = member_in(&txn, tenant, id).await?;
     if status == UserStatus::Deactivated
@@ -356,7 +356,7 @@ pub async fn create_member(
     role: Role,
     now: DateTime<Utc>,
 ) -> Result<User, StoreError> {
-    let txn = db.conn().begin().await?;
+    let txn = db.begin_write().await?;
     let user = insert_user(&txn, email.as_str(), name, Some(password_hash), false, now).await?;
     membership::ActiveModel {
         tenant_id: Set(tenant.to_string()),

@@ -6,14 +6,14 @@
 //! Rotating the master key re-wraps the data keys; secrets stay as they are.
 
 use crate::entities::tenant_key;
-use crate::{Db, StoreError};
+use crate::{Db, Exec, StoreError};
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD_NO_PAD as B64;
 use chrono::{DateTime, Utc};
 use ferry_core::TenantId;
-use sea_orm::{ActiveModelTrait, EntityTrait, Set, TransactionTrait};
+use sea_orm::{ActiveModelTrait, EntityTrait, Set};
 use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -252,7 +252,7 @@ pub async fn rotate_master_key(
     new: &MasterKey,
     now: DateTime<Utc>,
 ) -> Result<usize, StoreError> {
-    let txn = db.conn.begin().await?;
+    let txn = db.begin_write().await?;
     let rows = tenant_key::Entity::find().all(&txn).await?;
     let count = rows.len();
     for row in rows {

@@ -10,7 +10,6 @@ use ferry_core::{ConnectionId, Environment, TenantId, UserId, WorkflowId, Workfl
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-    TransactionSession, TransactionTrait,
 };
 use std::collections::BTreeMap;
 
@@ -346,7 +345,7 @@ pub async fn publish(
     publication: Publication<'_>,
     now: DateTime<Utc>,
 ) -> Result<i32, StoreError> {
-    let txn = db.conn().begin().await?;
+    let txn = db.begin_write().await?;
     let wf = workflow::Entity::find_by_id(id.to_string())
         .filter(workflow::Column::TenantId.eq(tenant.to_string()))
         .filter(workflow::Column::DeletedAt.is_null())

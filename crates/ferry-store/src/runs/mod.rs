@@ -19,13 +19,13 @@ pub use views::*;
 
 use crate::entities::{echo_guard, inbound_event, run, run_step, verification, workflow};
 use crate::inbound::{NewEvent, Stored};
-use crate::{Db, StoreError};
+use crate::{Db, Exec, StoreError};
 use chrono::{DateTime, Utc};
 use ferry_core::{ConnectionId, EventId, RunId, TenantId, WorkflowId};
 use sea_orm::sea_query::{Expr, ExprTrait, Order};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set,
 };
 use serde::Serialize;
 

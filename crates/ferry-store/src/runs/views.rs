@@ -194,7 +194,7 @@ pub async fn insert_history(
                 purged_at: Set(None),
             }
         });
-        let txn = db.conn.begin().await?;
+        let txn = db.begin_write().await?;
         run::Entity::insert_many(rows).exec(&txn).await?;
         txn.commit().await?;
         done += chunk;
@@ -278,7 +278,7 @@ pub async fn purge_payloads(
     now: DateTime<Utc>,
 ) -> Result<Purged, StoreError> {
     use sea_orm::sea_query::Query;
-    let txn = db.conn.begin().await?;
+    let txn = db.begin_write().await?;
     let old = Query::select()
         .column(run::Column::Id)
         .from(run::Entity)
