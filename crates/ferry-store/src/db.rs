@@ -194,7 +194,18 @@ impl Db {
                 .min_connections(0)
                 .connect_timeout(Duration::from_secs(10))
                 .acquire_timeout(Duration::from_secs(10))
-                .sqlx_logging(false);
+                .sqlx_logging(false)
+                // Statements are prepared once per connection, and after
+                // five runs PostgreSQL may switch a statement to a generic
+                // plan made from the statistics of that moment. On a young
+                // database (empty tables, or autovacuum off: never
+                // analysed) that plan finds a run by `tenant_id` or
+                // `status` instead of its primary key, then keeps it while
+                // the table grows: each update scanned every run of the
+                // tenant, and throughput fell window after window. Each
+                // execution is planned for its own values instead (tens of
+                // microseconds).
+                .map_sqlx_postgres_opts(|o| o.options([("plan_cache_mode", "force_custom_plan")]));
             Ok(Self {
                 conn: Database::connect(options).await?,
                 backend: Backend::Postgres,

@@ -23,6 +23,13 @@ impl RawSql {
         })
     }
 
+    /// Statements through the app's own pool (its connections' settings).
+    pub fn through(db: &Db) -> Self {
+        Self {
+            conn: db.conn.clone(),
+        }
+    }
+
     /// Runs statements (tests that tamper).
     pub async fn execute(&self, sql: &str) -> Result<(), StoreError> {
         self.conn.execute_unprepared(sql).await?;
