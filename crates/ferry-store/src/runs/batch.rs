@@ -275,32 +275,12 @@ async fn bulk(
         .collect()
 }
 
-/// Events without waits or once-per-record runs, in two statements and
-/// one more for their runs.
-async fn store_events(
+/// Which copy of each key is stored: ours (new) or an earlier one. Both
+/// columns of the unique index, so the lookup uses it.
+async fn kept_copies(
     c: &impl ConnectionTrait,
     events: &[(usize, &EventToStore)],
-    now: DateTime<Utc>,
-    done: &mut [Option<Written>],
-) -> Result<(), StoreError> {
-    if events.is_empty() {
-        return Ok(());
-    }
-    let ids: Vec<EventId> = events.iter().map(|_| EventId::generate()).collect();
-    let rows = events
-        .iter()
-        .zip(&ids)
-        .map(|((_, e), id)| event_row(e, id, now));
-    match inbound_event::Entity::insert_many(rows)
-        .on_conflict(crate::inbound::repeat_inserts_nothing())
-        .exec_without_returning(c)
-        .await
-    {
-        Ok(_) | Err(DbErr::RecordNotInserted) => {}
-        Err(e) => return Err(e.into()),
-    }
-    // Which copy of each key is stored: ours (new) or an earlier one.
-    // Both columns of the unique index, so the lookup uses it.
+) -> Result<std::collections::HashMap<(String, String), String>, StoreError> {
     let mut keys: Vec<&str> = events.iter().map(|(_, e)| e.dedupe_key.as_str()).collect();
     keys.sort_unstable();
     keys.dedup();
@@ -317,10 +297,49 @@ async fn store_events(
         .into_tuple()
         .all(c)
         .await?;
-    let kept: std::collections::HashMap<(String, String), String> = kept
+    Ok(kept
         .into_iter()
         .map(|(id, tenant, key)| ((tenant, key), id))
-        .collect();
+        .collect())
+}
+
+/// Events without waits or once-per-record runs, in one statement (two
+/// when a key was stored before or repeats within the batch) and
+/// one more for their runs.
+async fn store_events(
+    c: &impl ConnectionTrait,
+    events: &[(usize, &EventToStore)],
+    now: DateTime<Utc>,
+    done: &mut [Option<Written>],
+) -> Result<(), StoreError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<EventId> = events.iter().map(|_| EventId::generate()).collect();
+    let rows = events
+        .iter()
+        .zip(&ids)
+        .map(|((_, e), id)| event_row(e, id, now));
+    let inserted: u64 = match inbound_event::Entity::insert_many(rows)
+        .on_conflict(crate::inbound::repeat_inserts_nothing())
+        .exec_without_returning(c)
+        .await
+    {
+        Ok(n) => n,
+        Err(DbErr::RecordNotInserted) => 0,
+        Err(e) => return Err(e.into()),
+    };
+    let kept = if inserted == events.len() as u64 {
+        // Every copy was new (so every key distinct): each kept copy is
+        // ours, and there is nothing to read back.
+        events
+            .iter()
+            .zip(&ids)
+            .map(|((_, e), id)| ((e.tenant.to_string(), e.dedupe_key.clone()), id.to_string()))
+            .collect()
+    } else {
+        kept_copies(c, events).await?
+    };
     let mut runs = Vec::new();
     for ((i, e), id) in events.iter().zip(&ids) {
         let first = kept
