@@ -226,8 +226,10 @@ impl Db {
     /// Opens a transaction. On SQLite it is `BEGIN IMMEDIATE`: it takes the
     /// write lock at once (waiting for another writer within the busy
     /// timeout), so a transaction that reads before it writes cannot fail
-    /// when another writer committed in between. Do no other writes through
-    /// the pool meanwhile.
+    /// when another writer committed in between. Meanwhile, pass this `Tx`
+    /// to every store function: one given the pool would wait for the
+    /// write lock this transaction holds (on SQLite, until the busy
+    /// timeout), even to read.
     pub async fn begin(&self) -> Result<Tx, StoreError> {
         let conn = self.begin_write().await?;
         Ok(Tx {
