@@ -380,10 +380,8 @@ mod tests {
     /// writer once another writer has committed since its first read).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn writing_transactions_that_read_first_do_not_fail_on_a_busy_sqlite_file() {
-        let dir = std::env::temp_dir().join(format!("ferry-db-race-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("race.db");
-        let _ = std::fs::remove_file(&path);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("race.db");
         let db = Db::connect(&format!("sqlite://{}?mode=rwc", path.display()), 4)
             .await
             .unwrap();
@@ -426,6 +424,5 @@ mod tests {
         }
         let members = users::members(&db, &tenant).await.unwrap();
         assert_eq!(members.len(), 24);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -220,12 +220,12 @@ async fn together(db: &Db, writes: &[Write], now: DateTime<Utc>) -> Together {
 
 /// A batch's writes with as few statements as their kinds allow: the
 /// events in one insert (when a key was already stored or repeats, which
-/// copy was kept is read back in one query), their runs in one insert, the claims in one update (and their
-/// workflows' gates in one query), the step attempts in one insert; each
-/// run's new state is its own update. Taken in one order whatever the
-/// arrival (events by tenant and key, then runs by id), so that two
-/// processes' batches take their row locks in the same order and cannot
-/// deadlock on PostgreSQL. Results in the order of `writes`.
+/// copy was kept is read back in one query), their runs in one insert, the
+/// claims in one update (and their workflows' gates in one query), the
+/// step attempts in one insert; each run's new state is its own update.
+/// Taken in one order whatever the arrival (events by tenant and key, then
+/// runs by id), so that two processes' batches take their row locks in
+/// the same order and cannot deadlock on PostgreSQL. Results in the order of `writes`.
 async fn bulk(
     c: &impl ConnectionTrait,
     writes: &[Write],

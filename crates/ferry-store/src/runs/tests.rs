@@ -101,13 +101,7 @@ impl World {
         ingest(
             &self.db,
             &self.tenant,
-            NewEvent {
-                connection_id: &self.connection,
-                source: "hubspot",
-                event_type: "contact.creation",
-                dedupe_key: key,
-                payload: "{}",
-            },
+            self.new_event(key),
             None,
             None,
             vec![NewRun {
@@ -118,6 +112,17 @@ impl World {
         )
         .await
         .unwrap()
+    }
+
+    /// The new-contact event `key` from the world's connection.
+    fn new_event<'a>(&'a self, key: &'a str) -> NewEvent<'a> {
+        NewEvent {
+            connection_id: &self.connection,
+            source: "hubspot",
+            event_type: "contact.creation",
+            dedupe_key: key,
+            payload: "{}",
+        }
     }
 
     /// A run of the workflow for record `key`.
@@ -137,13 +142,7 @@ impl World {
     fn event(&self, tenant: &TenantId, key: &str, runs: Vec<NewRun>) -> Write {
         Write::Event(Box::new(EventToStore::new(
             tenant,
-            &NewEvent {
-                connection_id: &self.connection,
-                source: "hubspot",
-                event_type: "contact.creation",
-                dedupe_key: key,
-                payload: "{}",
-            },
+            &self.new_event(key),
             None,
             false,
             runs,
